@@ -1,0 +1,103 @@
+"""Settings: environment variables `POSGATE_*`, then `posgate.toml` (in the working directory or
+`POSGATE_CONFIG`), then defaults. One `Settings` object is built by `bootstrap` and passed down.
+
+Issuers are configuration, not code: each `[[issuers]]` table names a bank, its BIN prefixes, the address
+of its host and its zone keys. Issuers may also live in the store (the demo fixture puts them there).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+_HEX32 = r"^[0-9A-Fa-f]{32}$"
+
+
+class IssuerConfig(BaseModel):
+    """One issuing bank as the acquirer host sees it."""
+
+    name: str = Field(min_length=1, max_length=64)
+    bins: list[str] = Field(min_length=1)
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
+    zpk: str = Field(pattern=_HEX32, description="zone PIN key, clear hex (test keys) — 32 hex")
+    zak: str = Field(pattern=_HEX32, description="zone MAC key, clear hex — 32 hex")
+    mac: bool = True
+    kind: str = Field(default="debit", pattern="^(debit|credit|mixed)$")
+
+    @field_validator("bins")
+    @classmethod
+    def _bins_are_digits(cls, bins: list[str]) -> list[str]:
+        for prefix in bins:
+            if not prefix.isdigit() or not 1 <= len(prefix) <= 11:
+                raise ValueError(f"BIN prefix {prefix!r} must be 1-11 digits")
+        return bins
+
+
+class Settings(BaseSettings):
+    """Every knob of posgate. Names map to `POSGATE_<NAME>` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="POSGATE_", extra="forbid", toml_file="posgate.toml")
+
+    env: str = Field(default="development", pattern="^(development|test|production)$")
+    data_dir: Path = Path("posgate-data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite in the data directory"
+    )
+    listen_host: str = "127.0.0.1"
+    pos_port: int = Field(default=5000, ge=0, le=65535)
+    console_port: int = Field(default=8000, ge=0, le=65535)
+    issuer_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [6001, 6002])
+    acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
+    issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    issuer_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    echo_interval_s: float = Field(default=30.0, gt=0)
+    reconnect_max_s: float = Field(default=10.0, gt=0)
+    saf_retry_s: float = Field(default=5.0, gt=0, description="store-and-forward reversal retry interval")
+    max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
+    idle_timeout_s: float = Field(default=300.0, gt=0)
+    db_threads: int = Field(default=8, ge=1, le=64)
+    issuers: list[IssuerConfig] = Field(default_factory=list)
+    log_level: str = "INFO"
+
+    @field_validator("issuer_ports", mode="before")
+    @classmethod
+    def _split_ports(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get("POSGATE_CONFIG", "posgate.toml"))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL to use: the configured one, else SQLite in the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'posgate.sqlite').resolve()}"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.data_dir / "master.key"

@@ -1,0 +1,1 @@
+"""The store: SQLAlchemy models, engine set-up (SQLite WAL or PostgreSQL), Alembic migrations, fixture loading."""

@@ -1,0 +1,225 @@
+"""SQLAlchemy models: the acquirer's records (merchants, terminals, issuer routes, transactions, the
+store-and-forward queue, sealed keys) and the issuer simulator's books (banks, cards, accounts, authorizations).
+
+Card data at rest: a PAN is kept only as AES-GCM ciphertext + keyed hash (look-up) + masked form. No track,
+CVV, PIN or PIN block is ever a column. Keys are sealed under the local master key (`security.at_rest`).
+Money is integer fen (`*_fen`, BIGINT) with an ISO 4217 numeric currency. Times are UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Merchant(Base):
+    __tablename__ = "merchants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mid: Mapped[str] = mapped_column(String(15), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    mcc: Mapped[str] = mapped_column(String(4))
+    status: Mapped[str] = mapped_column(String(20), default="live")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Terminal(Base):
+    __tablename__ = "terminals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8), unique=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    nii: Mapped[str] = mapped_column(String(4), default="0003")
+    status: Mapped[str] = mapped_column(String(20), default="live")
+    batch_no: Mapped[str] = mapped_column(String(6), default="000001")
+    signed_in_period: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    signed_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SealedKey(Base):
+    """A key sealed (AES-GCM) under the master key; `label` = owner_kind/owner_ref/purpose is the AAD."""
+
+    __tablename__ = "keys"
+    __table_args__ = (UniqueConstraint("owner_kind", "owner_ref", "purpose", name="uq_keys_owner_purpose"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_kind: Mapped[str] = mapped_column(String(20))
+    owner_ref: Mapped[str] = mapped_column(String(64))
+    purpose: Mapped[str] = mapped_column(String(16))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    kcv: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class HostState(Base):
+    """Single-row table: the current working-key period (bumped to force every terminal to sign in again)."""
+
+    __tablename__ = "host_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_period: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IssuerRoute(Base):
+    """An issuing bank as the acquirer host routes to it (configuration, not code)."""
+
+    __tablename__ = "issuer_routes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    bins: Mapped[str] = mapped_column(Text)  # comma-separated prefixes
+    host: Mapped[str] = mapped_column(String(255), default="127.0.0.1")
+    port: Mapped[int] = mapped_column(Integer)
+    mac_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    kind: Mapped[str] = mapped_column(String(10), default="debit")
+
+
+class Transaction(Base):
+    """One POS request as the host handled it; the unique key is the duplicate check."""
+
+    __tablename__ = "transactions"
+    __table_args__ = (
+        UniqueConstraint(
+            "tid", "batch_no", "stan", "mti", "processing_code", "business_date", name="uq_txn_duplicate"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8), index=True)
+    mid: Mapped[str] = mapped_column(String(15), index=True)
+    batch_no: Mapped[str] = mapped_column(String(6))
+    stan: Mapped[str] = mapped_column(String(6))
+    mti: Mapped[str] = mapped_column(String(4))
+    processing_code: Mapped[str] = mapped_column(String(6))
+    business_date: Mapped[dt.date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    currency: Mapped[str] = mapped_column(String(3), default="156")
+    pan_ciphertext: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    pan_hash: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    pan_masked: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    entry_mode: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    issuer_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    network_stan: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    transmission_dt: Mapped[str | None] = mapped_column(String(10), nullable=True)
+    rrn: Mapped[str | None] = mapped_column(String(12), unique=True, nullable=True)
+    auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    response_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), nullable=True)
+    response_fields: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, never card data
+    trace: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class SafEntry(Base):
+    """Store-and-forward queue: a 0420 reversal to deliver to an issuer until it answers."""
+
+    __tablename__ = "saf_entries"
+    __table_args__ = (UniqueConstraint("transaction_id", "mti", name="uq_saf_txn_mti"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    issuer_name: Mapped[str] = mapped_column(String(64), index=True)
+    mti: Mapped[str] = mapped_column(String(4), default="0420")
+    reason_code: Mapped[str] = mapped_column(String(2))
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# ---- issuer simulator's books --------------------------------------------------------------------------
+
+
+class SimBank(Base):
+    __tablename__ = "sim_banks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    bins: Mapped[str] = mapped_column(Text)
+    port: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    mac_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SimAccount(Base):
+    __tablename__ = "sim_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # debit | credit
+    currency: Mapped[str] = mapped_column(String(3), default="156")
+    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # debit: funds; credit: used (owed)
+    credit_limit_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    held_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class SimCard(Base):
+    __tablename__ = "sim_cards"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64), index=True)
+    pan_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    pan_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    pan_masked: Mapped[str] = mapped_column(String(19))
+    expiry: Mapped[str] = mapped_column(String(4))
+    service_code: Mapped[str] = mapped_column(String(3))
+    psn: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    state: Mapped[str] = mapped_column(String(10), default="active")  # active | lost | stolen | blocked
+    pin_offset: Mapped[str] = mapped_column(String(12))
+    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
+    account_id: Mapped[int] = mapped_column(ForeignKey("sim_accounts.id"))
+
+
+class SimAuthorization(Base):
+    """What the issuer simulator approved; a reversal finds it by (bank, acquirer, STAN, date-time, MTI)."""
+
+    __tablename__ = "sim_authorizations"
+    __table_args__ = (
+        UniqueConstraint(
+            "bank", "acquirer_id", "stan", "transmission_dt", "mti", name="uq_sim_auth_original"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    bank: Mapped[str] = mapped_column(String(64))
+    acquirer_id: Mapped[str] = mapped_column(String(11))
+    stan: Mapped[str] = mapped_column(String(6))
+    transmission_dt: Mapped[str] = mapped_column(String(10))
+    mti: Mapped[str] = mapped_column(String(4))
+    processing_code: Mapped[str] = mapped_column(String(6))
+    rrn: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("sim_accounts.id"), nullable=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    effect: Mapped[str] = mapped_column(String(8), default="none")  # none | debit | hold | credit
+    state: Mapped[str] = mapped_column(String(10), default="approved")  # approved | declined | reversed
+    response_code: Mapped[str] = mapped_column(String(2))
+    auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    reversed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

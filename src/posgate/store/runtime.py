@@ -1,0 +1,43 @@
+"""`Store`: the asyncio shells' door to the database. Work is a plain function of a `Session`, run in a
+dedicated thread pool inside one transaction (commit on return, rollback on exception) — one unit of work."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from posgate.store.db import session_factory
+
+T = TypeVar("T")
+
+
+class Store:
+    """An engine, a session factory and the thread pool that runs units of work off the event loop."""
+
+    def __init__(self, engine: Engine, threads: int = 4) -> None:
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="posgate-db")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def transact(self, work: Callable[[Session], T]) -> T:
+        """Run `work(session)` in one transaction, synchronously."""
+        with self.sessions() as session, session.begin():
+            return work(session)
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        """Run `work(session)` in one transaction on the store's thread pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.transact, work)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=False)
+        self.engine.dispose()
