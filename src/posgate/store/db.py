@@ -42,6 +42,13 @@ def make_engine(url: str, pool_size: int = 8) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+            # let SQLAlchemy issue BEGIN itself (below) instead of pysqlite's deferred implicit one
+            dbapi_connection.isolation_level = None
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin_immediate(connection):  # type: ignore[no-untyped-def]
+            # take the write lock at BEGIN: read-modify-write units of work never hit SQLITE_BUSY mid-way
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
