@@ -45,8 +45,8 @@ def luhn_check_digit(partial: str) -> str:
 def is_luhn_valid(pan: str) -> bool:
     """True when the last digit of `pan` is its Luhn check digit; False for anything that is not digits.
 
-    >>> is_luhn_valid("6229990000000012"), is_luhn_valid("6229990000000013"), is_luhn_valid("62299900000000x2")
-    (True, False, False)
+    >>> [is_luhn_valid(pan) for pan in ("6229990000000012", "6229990000000013", "62299900000000x2")]
+    [True, False, False]
     """
     if len(pan) < 2 or not pan.isascii() or not pan.isdigit():
         return False

@@ -40,7 +40,8 @@ def encode_tlv(tags: Mapping[str, bytes]) -> bytes:
     """
     for tag, value in tags.items():
         if not isinstance(value, bytes | bytearray):
-            raise EncodeError(f"field 55: tag {tag!r} value must be bytes, not {type(value).__name__}", field=55)
+            kind = type(value).__name__
+            raise EncodeError(f"field 55: tag {tag!r} value must be bytes, not {kind}", field=55)
     try:
         return pyemv.tlv.encode(tags)
     except pyemv.tlv.EncodeError as exc:

@@ -30,7 +30,10 @@ class Track2:
     discretionary: str
 
     def __repr__(self) -> str:
-        return f"Track2(pan={mask_pan(self.pan)!r}, expiry='****', service_code={self.service_code!r}, discretionary='***')"
+        return (
+            f"Track2(pan={mask_pan(self.pan)!r}, expiry='****', "
+            f"service_code={self.service_code!r}, discretionary='***')"
+        )
 
     def encode(self) -> str:
         """The track with `D` as separator, as field 35 carries it.

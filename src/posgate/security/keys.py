@@ -1,4 +1,4 @@
-"""Key hierarchy primitives: random 3DES keys, key check values, and keys encrypted under a key-encrypting key.
+"""Key hierarchy primitives: random 3DES keys, key check values, keys encrypted under a key-encrypting key.
 
 Every 3DES operation goes through psec (`psec.des`); this module only checks lengths so that a wrong key
 gives a `SecurityError` naming the key's role, never its value.
@@ -17,7 +17,7 @@ TDES_KEY_LENGTHS = (16, 24)
 
 
 def check_key(key: bytes, role: str, lengths: tuple[int, ...] = TDES_KEY_LENGTHS) -> None:
-    """Raise `SecurityError` unless `key` is bytes of one of `lengths` (the message names `role`, not the key).
+    """Raise `SecurityError` unless `key` is bytes of one of `lengths`; the message names `role`, not the key.
 
     >>> check_key(bytes(8), "PIK")
     Traceback (most recent call last):
@@ -78,7 +78,8 @@ def encrypt_under(kek: bytes, key: bytes) -> bytes:
 def decrypt_under(kek: bytes, cryptogram: bytes) -> bytes:
     """The clear key from its 3DES-ECB `cryptogram` under `kek`.
 
-    >>> decrypt_under(bytes.fromhex("44" * 16), bytes.fromhex("84C5491C3834928E7B26B5409A942BCF")).hex().upper()
+    >>> tmk = bytes.fromhex("44" * 16)
+    >>> decrypt_under(tmk, bytes.fromhex("84C5491C3834928E7B26B5409A942BCF")).hex().upper()
     '4567C298FB0B045DAB54BF499E10EFCD'
     """
     check_key(kek, "key-encrypting key")

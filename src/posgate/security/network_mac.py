@@ -18,8 +18,11 @@ MAC_LENGTH = 8
 def network_mac(zak: bytes, data: bytes) -> bytes:
     """The 8-byte retail MAC of `data` under the double-length `zak` (left half K1, right half K2).
 
-    >>> network_mac(bytes.fromhex("89ABCDEF0123456776543210FEDCBA98"), b"0200").hex().upper()
-    'FCD65A0F8A9CF05C'
+    The ISO/IEC 9797-1 example (key K ‖ K', "Now is the time for all "):
+
+    >>> zak = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+    >>> network_mac(zak, b"Now is the time for all ").hex().upper()
+    'A1C72E74EA3FA9B6'
     """
     check_key(zak, "ZAK", (16,))
     zak = bytes(zak)

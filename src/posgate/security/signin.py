@@ -28,8 +28,16 @@ class WorkingKeys:
     tdk: bytes | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
-        tdk = "None" if self.tdk is None else f"<kcv {kcv(self.tdk)}>"
-        return f"WorkingKeys(pik=<kcv {kcv(self.pik)}>, mak=<kcv {kcv(self.mak)}>, tdk={tdk})"
+        tdk = "None" if self.tdk is None else _check_value(self.tdk)
+        return f"WorkingKeys(pik={_check_value(self.pik)}, mak={_check_value(self.mak)}, tdk={tdk})"
+
+
+def _check_value(key: bytes) -> str:
+    """`<kcv XXXXXXXX>` for a repr; never raises (a malformed key shows as `<invalid key>`)."""
+    try:
+        return f"<kcv {kcv(key)}>"
+    except SecurityError:
+        return "<invalid key>"
 
 
 def issue_working_keys(tmk: bytes, with_tdk: bool) -> tuple[WorkingKeys, bytes]:
