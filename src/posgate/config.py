@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
     issuer_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [6001, 6002])
+    timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
     acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
     issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)
     issuer_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)

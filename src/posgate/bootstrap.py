@@ -1,0 +1,106 @@
+"""The one composition root: builds the store, the card vault, issuer links, the host's steps and the issuer
+simulator from `Settings`. Used by every command (`posgate up|host|issuer|demo|bench`) and by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass, field
+
+from posgate.config import Settings
+from posgate.errors import ConfigError
+from posgate.fixtures.document import read_demo_fixture
+from posgate.host.links import IssuerLink, IssuerLinks
+from posgate.host.routing import BinTable
+from posgate.host.saf import SafForwarder
+from posgate.host.server import PosServer
+from posgate.host.steps.base import HostServices
+from posgate.security.at_rest import CardVault, load_or_create_master_key
+from posgate.security.keys import kcv
+from posgate.seed import load_demo_fixture, store_is_empty
+from posgate.store.acquirer import current_key_period, load_routes, upsert_route
+from posgate.store.db import make_engine, migrate
+from posgate.store.runtime import Store
+
+log = logging.getLogger("posgate")
+
+
+@dataclass
+class StoreHandle:
+    store: Store
+    vault: CardVault
+
+
+def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
+    """Engine + migrations + master key; load the demo fixture into an empty store when asked."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
+    migrate(engine)
+    vault = CardVault(load_or_create_master_key(settings.master_key_path))
+    store = Store(engine, threads=settings.db_threads)
+    for issuer in settings.issuers:
+        zpk, zak = bytes.fromhex(issuer.zpk), bytes.fromhex(issuer.zak)
+        store.transact(
+            lambda s, i=issuer, zpk=zpk, zak=zak: upsert_route(
+                s, vault, i.name, i.bins, i.host, i.port, i.mac, i.kind, (zpk, kcv(zpk)), (zak, kcv(zak))
+            )
+        )
+    if load_demo and store.transact(store_is_empty):
+        if settings.env == "production":
+            raise ConfigError("the store is empty and the demo fixture is refused when POSGATE_ENV=production")
+        fixture = read_demo_fixture()
+        store.transact(lambda s: load_demo_fixture(s, vault, fixture, settings.env))
+        log.info("empty store: loaded the demo fixture (test keys)")
+    store.transact(current_key_period)
+    return StoreHandle(store, vault)
+
+
+@dataclass
+class HostRuntime:
+    services: HostServices
+    server: PosServer
+    address: tuple[str, int]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+        await self.services.saf.stop()
+        await self.services.links.stop()
+
+
+async def start_host(
+    settings: Settings, handle: StoreHandle, issuer_ports: dict[str, int] | None = None
+) -> HostRuntime:
+    """Issuer links (from the routes in the store), the SAF forwarder and the POS server, started."""
+    routes = await handle.store.run(lambda s: load_routes(s, handle.vault))
+    if issuer_ports:
+        routes = [dataclasses.replace(r, port=issuer_ports.get(r.name, r.port)) for r in routes]
+    links = IssuerLinks(
+        [
+            IssuerLink(
+                route,
+                settings.acquirer_id,
+                connect_timeout_s=settings.issuer_connect_timeout_s,
+                echo_interval_s=settings.echo_interval_s,
+                reconnect_max_s=settings.reconnect_max_s,
+            )
+            for route in routes
+        ]
+    )
+    saf = SafForwarder(
+        handle.store,
+        handle.vault,
+        links,
+        settings.acquirer_id,
+        retry_s=settings.saf_retry_s,
+        timeout_s=settings.issuer_timeout_s,
+    )
+    services = HostServices(
+        settings=settings, store=handle.store, vault=handle.vault, links=links, bins=BinTable(routes), saf=saf
+    )
+    links.start()
+    saf.start()
+    server = PosServer(services, timezone=settings.timezone)
+    address = await server.start(settings.listen_host, settings.pos_port)
+    return HostRuntime(services=services, server=server, address=address)

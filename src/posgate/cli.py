@@ -1,0 +1,139 @@
+"""`posgate` command line (Typer): up, host, issuer, decode, terminal, demo, bench, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from posgate.config import Settings
+from posgate.errors import ConfigError, PosgateError
+from posgate.terminal.cli import app as terminal_app
+
+app = typer.Typer(help="posgate — bank-card acquiring host, issuer and terminal simulators.", no_args_is_help=True)
+app.add_typer(terminal_app, name="terminal", help="POS terminal simulator.")
+keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory [POSGATE_DATA_DIR]")]
+PosPort = Annotated[int | None, typer.Option("--pos-port", help="POS port [POSGATE_POS_PORT]")]
+ConsolePort = Annotated[int | None, typer.Option("--console-port", help="console port [POSGATE_CONSOLE_PORT]")]
+IssuerPorts = Annotated[
+    str | None, typer.Option("--issuer-ports", help="issuer simulator ports, e.g. 6001,6002")
+]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="[POSGATE_DATABASE_URL]")]
+
+
+def build_settings(**overrides: Any) -> Settings:
+    """Settings from the environment / posgate.toml, with the command line's options on top."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except Exception as exc:  # pydantic ValidationError: name the setting
+        typer.echo(f"posgate: invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(coro: Any) -> None:
+    try:
+        asyncio.run(coro)
+    except KeyboardInterrupt:
+        pass
+    except (ConfigError, PosgateError) as exc:
+        typer.echo(f"posgate: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    data_dir: DataDir = None,
+    pos_port: PosPort = None,
+    console_port: ConsolePort = None,
+    issuer_ports: IssuerPorts = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the host and the issuer simulators in one process (demo fixture loaded into an empty store)."""
+    settings = build_settings(
+        data_dir=data_dir,
+        pos_port=pos_port,
+        console_port=console_port,
+        issuer_ports=issuer_ports,
+        database_url=database_url,
+    )
+    _run(_serve(settings, host=True, issuers=True))
+
+
+@app.command()
+def host(data_dir: DataDir = None, pos_port: PosPort = None, database_url: DatabaseUrl = None) -> None:
+    """Run the acquirer host alone (issuers reached as configured)."""
+    settings = build_settings(data_dir=data_dir, pos_port=pos_port, database_url=database_url)
+    _run(_serve(settings, host=True, issuers=False))
+
+
+@app.command()
+def issuer(
+    data_dir: DataDir = None, issuer_ports: IssuerPorts = None, database_url: DatabaseUrl = None
+) -> None:
+    """Run the issuer simulator alone (one port per bank)."""
+    settings = build_settings(data_dir=data_dir, issuer_ports=issuer_ports, database_url=database_url)
+    _run(_serve(settings, host=False, issuers=True))
+
+
+async def _serve(settings: Settings, host: bool, issuers: bool) -> None:
+    from posgate.logs import configure_logging
+    from posgate.services import serve_forever, start_all
+
+    configure_logging(settings.data_dir, settings.log_level)
+    running = await start_all(settings, host=host, issuers=issuers)
+    if running.issuers is not None:
+        ports = ",".join(f"{name}={port}" for name, port in sorted(running.issuers.ports.items()))
+        print(f"posgate issuers {ports}", flush=True)
+    if running.host is not None:
+        address = running.pos_address
+        print(f"posgate ready pos={address[0]}:{address[1]}", flush=True)
+    await serve_forever(running)
+
+
+@app.command()
+def decode(
+    hex_text: Annotated[str, typer.Argument(metavar="HEX", help="the message (or frame) as hex")],
+    dialect: Annotated[str, typer.Option("--dialect", help="pos or network")] = "pos",
+    frame: Annotated[bool, typer.Option("--frame", help="HEX starts with length (+ TPDU and header)")] = False,
+    reveal: Annotated[bool, typer.Option("--reveal", help="show PAN and track data in clear")] = False,
+) -> None:
+    """Decode a POS or network ISO 8583 message and print its fields as JSON."""
+    from posgate.iso8583.inspect import describe
+
+    if dialect not in ("pos", "network"):
+        typer.echo(f"posgate decode: --dialect must be pos or network, got {dialect!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        result = describe(hex_text, dialect, framed=frame, reveal=reveal)
+    except PosgateError as exc:
+        typer.echo(f"posgate decode: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(json.dumps(result, indent=2))
+
+
+@keys_app.command("rotate")
+def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
+    """Start a new working-key period: every terminal gets 97 until it signs in again."""
+    from posgate.bootstrap import open_store
+    from posgate.store.acquirer import rotate_key_period
+
+    settings = build_settings(data_dir=data_dir, database_url=database_url)
+    handle = open_store(settings, load_demo=False)
+    period = handle.store.transact(rotate_key_period)
+    handle.store.close()
+    typer.echo(f"key period is now {period}")
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,152 @@
+"""Per-message state of one pipeline run: a typed context, the result (declines as data) and the trace."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from posgate.iso8583.framing import PosFrame
+from posgate.iso8583.reasons import Reason, pos_code
+from posgate.security.signin import WorkingKeys
+
+Message = dict[str, str]
+
+
+class Kind(Enum):
+    """What a POS request is, from its MTI, processing code and field 60.1."""
+
+    SIGN_IN = "sign-in"
+    SIGN_OUT = "sign-out"
+    ECHO = "echo"
+    BALANCE = "balance"
+    SALE = "sale"
+    REVERSAL = "reversal"
+    UNSUPPORTED = "unsupported"
+
+    @property
+    def financial(self) -> bool:
+        return self in (Kind.BALANCE, Kind.SALE, Kind.REVERSAL)
+
+
+@dataclass
+class Result:
+    """The outcome so far. Steps call `decline(reason)`; the first decline wins."""
+
+    reason: Reason | None = None
+    processing_requirement: int = 0
+
+    def decline(self, reason: Reason) -> None:
+        if self.reason is None or self.reason is Reason.APPROVED:
+            self.reason = reason
+
+    def approve(self) -> None:
+        if self.reason is None:
+            self.reason = Reason.APPROVED
+
+    @property
+    def declined(self) -> bool:
+        return self.reason is not None and self.reason is not Reason.APPROVED
+
+    @property
+    def approved(self) -> bool:
+        return self.reason is Reason.APPROVED
+
+    @property
+    def code(self) -> str:
+        return pos_code(self.reason or Reason.SYSTEM_ERROR)
+
+
+@dataclass(frozen=True)
+class TerminalView:
+    """What the host knows of the sending terminal for this message."""
+
+    id: int
+    tid: str
+    mid: str
+    merchant_id: int
+    merchant_name: str
+    status: str
+    merchant_status: str
+    batch_no: str
+    signed_in: bool
+    signed_in_at: dt.datetime | None
+
+
+@dataclass(frozen=True, repr=False)
+class CardView:
+    """The card as read from the request (clear PAN lives only in memory, only for this message)."""
+
+    pan: str
+    masked: str
+    expiry: str | None
+    service_code: str | None
+    track2: str | None
+
+    def __repr__(self) -> str:
+        return f"CardView({self.masked})"
+
+
+@dataclass(frozen=True)
+class Route:
+    issuer_name: str
+    mac_enabled: bool
+
+
+@dataclass
+class TraceEntry:
+    step: str
+    outcome: str
+    micros: int
+
+
+@dataclass
+class TxnContext:
+    """Everything one pipeline run reads and writes. Created by the server, filled by the steps."""
+
+    frame: PosFrame
+    request: Message
+    received_at: dt.datetime  # UTC
+    local_now: dt.datetime  # the acquirer's local time, for fields 12/13/15
+    kind: Kind = Kind.UNSUPPORTED
+    terminal: TerminalView | None = None
+    keys: WorkingKeys | None = None
+    card: CardView | None = None
+    route: Route | None = None
+    pin_block_zpk: bytes | None = None
+    txn_id: int | None = None
+    rrn: str | None = None
+    network_stan: str | None = None
+    transmission_dt: str | None = None
+    issuer_reply: Message | None = None
+    auth_code: str | None = None
+    balance_field: str | None = None
+    replay: Message | None = None  # a duplicate: the first answer to send again
+    response_extra: dict[str, str] = field(default_factory=dict)
+    result: Result = field(default_factory=Result)
+    trace: list[TraceEntry] = field(default_factory=list)
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tid(self) -> str:
+        return self.request.get("41", "")
+
+    @property
+    def stan(self) -> str:
+        return self.request.get("11", "")
+
+    @property
+    def mti(self) -> str:
+        return self.request.get("t", "")
+
+    @property
+    def batch_no(self) -> str:
+        return self.request.get("60", "00000000")[2:8]
+
+    @property
+    def business_date(self) -> dt.date:
+        return self.local_now.date()
+
+    def trace_text(self) -> str:
+        return " ".join(f"{t.step}:{t.outcome}:{t.micros}us" for t in self.trace)

@@ -1,0 +1,226 @@
+"""Issuer links: one persistent TCP connection per issuer speaking the network dialect.
+
+Each link signs on (0800, 70 = 001) when it connects, echoes (70 = 301) every `echo_interval_s`, reconnects
+with exponential back-off, matches replies to requests by (MTI, field 11), MACs requests and verifies
+replies when the route says so. A link that is down refuses at once (`IssuerUnavailable` → 91); a request
+with no answer in time raises `IssuerTimeout` (→ 98 and a queued reversal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import logging
+from collections.abc import Callable
+
+from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError, ProtocolError
+from posgate.iso8583.codec import decode_network, encode_network, encode_network_with_mac, response_mti
+from posgate.iso8583.framing import FrameBuffer, build_network_frame
+from posgate.security.network_mac import network_mac, verify_network_mac
+from posgate.store.acquirer import RouteRecord
+
+log = logging.getLogger("posgate.host.link")
+
+Message = dict[str, str]
+
+
+class IssuerLink:
+    """The host's connection to one issuer."""
+
+    def __init__(
+        self,
+        route: RouteRecord,
+        acquirer_id: str,
+        connect_timeout_s: float = 2.0,
+        echo_interval_s: float = 30.0,
+        reconnect_max_s: float = 10.0,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.route = route
+        self.acquirer_id = acquirer_id
+        self.connect_timeout_s = connect_timeout_s
+        self.echo_interval_s = echo_interval_s
+        self.reconnect_max_s = reconnect_max_s
+        self.clock = clock
+        self.up = asyncio.Event()
+        self.on_up: list[Callable[[], None]] = []
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[tuple[str, str], asyncio.Future[Message]] = {}
+        self._admin_stan = itertools.cycle(range(900001, 1000000))
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def name(self) -> str:
+        return self.route.name
+
+    @property
+    def is_up(self) -> bool:
+        return self.up.is_set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._maintain(), name=f"link-{self.name}")
+
+    async def stop(self) -> None:
+        self._closing = True
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        self._drop_connection()
+
+    # -- requests ---------------------------------------------------------------------------------------------
+
+    async def request(self, msg: Message, timeout_s: float) -> Message:
+        """Send one request and wait for its reply; refuse at once when the link is down."""
+        if not self.is_up:
+            raise IssuerUnavailable(f"issuer {self.name} link is down")
+        return await self._send(msg, timeout_s)
+
+    async def _send(self, msg: Message, timeout_s: float) -> Message:
+        writer = self._writer
+        if writer is None:
+            raise IssuerUnavailable(f"issuer {self.name} link is down")
+        key = (response_mti(msg["t"]), msg["11"])
+        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            writer.write(build_network_frame(self._encode(msg)))
+            try:
+                return await asyncio.wait_for(future, timeout_s)
+            except TimeoutError:
+                raise IssuerTimeout(f"issuer {self.name} did not answer {msg['t']} in {timeout_s}s") from None
+        finally:
+            self._pending.pop(key, None)
+
+    def _encode(self, msg: Message) -> bytes:
+        if self.route.mac_enabled and msg["t"][:2] != "08":
+            return encode_network_with_mac(msg, lambda data: network_mac(self.route.zak, data))
+        return encode_network(msg)
+
+    # -- connection upkeep -----------------------------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        backoff = 0.2
+        while not self._closing:
+            try:
+                reader, writer = await asyncio.wait_for(
+                    asyncio.open_connection(self.route.host, self.route.port), self.connect_timeout_s
+                )
+            except (OSError, TimeoutError) as exc:
+                log.info("issuer %s unreachable at %s:%s: %s", self.name, self.route.host, self.route.port, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+                continue
+            self._writer = writer
+            reader_task = asyncio.create_task(self._read(reader))
+            try:
+                await self._sign_on()
+                backoff = 0.2
+                self.up.set()
+                log.info("issuer %s link up", self.name)
+                for callback in self.on_up:
+                    callback()
+                await self._echo_until_broken(reader_task)
+            except (IssuerTimeout, IssuerUnavailable, OSError, PosgateError) as exc:
+                log.warning("issuer %s link broken: %s", self.name, exc)
+            finally:
+                self.up.clear()
+                reader_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader_task
+                self._drop_connection()
+            if not self._closing:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+
+    async def _sign_on(self) -> None:
+        reply = await self._admin("001")
+        if reply.get("39") != "00":
+            raise IssuerUnavailable(f"issuer {self.name} refused sign-on with {reply.get('39')}")
+
+    async def _echo_until_broken(self, reader_task: asyncio.Task[None]) -> None:
+        while not reader_task.done():
+            done, _ = await asyncio.wait({reader_task}, timeout=self.echo_interval_s)
+            if done:
+                return
+            await self._admin("301")
+
+    async def _admin(self, code: str) -> Message:
+        now = self.clock()
+        msg = {
+            "t": "0800",
+            "7": now.strftime("%m%d%H%M%S"),
+            "11": f"{next(self._admin_stan):06d}",
+            "70": code,
+        }
+        return await self._send(msg, self.connect_timeout_s)
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        buffer = FrameBuffer(max_frame_bytes=8192)
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            buffer.receive_data(data)
+            while (body := buffer.next_frame()) is not None:
+                self._deliver(body)
+
+    def _deliver(self, body: bytes) -> None:
+        try:
+            msg = decode_network(body)
+        except ProtocolError as exc:
+            log.warning("issuer %s sent an undecodable message: %s", self.name, exc)
+            return
+        if self.route.mac_enabled and msg["t"][:2] != "08" and not self._mac_ok(body, msg):
+            log.warning("issuer %s reply %s/%s failed MAC verification", self.name, msg["t"], msg.get("11"))
+            msg = {**msg, "39": "A0"}
+        future = self._pending.get((msg["t"], msg.get("11", "")))
+        if future is not None and not future.done():
+            future.set_result(msg)
+        else:
+            log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
+
+    def _mac_ok(self, body: bytes, msg: Message) -> bool:
+        mac_hex = msg.get("64")
+        if not mac_hex:
+            return False
+        return verify_network_mac(self.route.zak, body[:-16], bytes.fromhex(mac_hex))
+
+    def _drop_connection(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        for future in self._pending.values():
+            if not future.done():  # it was sent: the issuer may have acted on it, so it needs a reversal
+                future.set_exception(IssuerTimeout(f"issuer {self.name} link closed before the answer"))
+        self._pending.clear()
+
+
+class IssuerLinks:
+    """All links, by issuer name."""
+
+    def __init__(self, links: list[IssuerLink]) -> None:
+        self.by_name = {link.name: link for link in links}
+
+    def get(self, name: str) -> IssuerLink:
+        return self.by_name[name]
+
+    def start(self) -> None:
+        for link in self.by_name.values():
+            link.start()
+
+    async def stop(self) -> None:
+        for link in self.by_name.values():
+            await link.stop()
+
+    async def wait_up(self, timeout_s: float) -> bool:
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(link.up.wait() for link in self.by_name.values())), timeout_s
+            )
+            return True
+        except TimeoutError:
+            return False

@@ -1,0 +1,85 @@
+"""Network-dialect requests the host sends to issuers (network-8583.md), built from what the pipeline
+knows. Pure: the clock and the card data come in as arguments."""
+
+from __future__ import annotations
+
+from posgate.host.context import TxnContext
+
+Message = dict[str, str]
+
+# POS fields passed to the issuer unchanged when present
+_PASSED = ("3", "4", "22", "23", "25", "41", "42", "49", "55")
+
+
+def acquirer_field32(acquirer_id: str) -> str:
+    return acquirer_id
+
+
+def authorization_request(ctx: TxnContext, acquirer_id: str) -> Message:
+    """0100/0200 to the issuer for a POS request, with the host's own STAN and RRN."""
+    assert ctx.card is not None and ctx.network_stan and ctx.rrn and ctx.transmission_dt
+    request = ctx.request
+    msg: Message = {
+        "t": request["t"],
+        "2": ctx.card.pan,
+        "7": ctx.transmission_dt,
+        "11": ctx.network_stan,
+        "12": ctx.local_now.strftime("%H%M%S"),
+        "13": ctx.local_now.strftime("%m%d"),
+        "32": acquirer_field32(acquirer_id),
+        "37": ctx.rrn,
+    }
+    for field in _PASSED:
+        if field in request:
+            msg[field] = request[field]
+    if ctx.card.expiry:
+        msg["14"] = ctx.card.expiry
+    if ctx.card.track2:
+        msg["35"] = ctx.card.track2.replace("D", "=")
+    if ctx.pin_block_zpk is not None:
+        msg["52"] = ctx.pin_block_zpk.hex().upper()
+    return msg
+
+
+def reversal_request(
+    *,
+    original_mti: str,
+    pan: str | None,
+    processing_code: str,
+    amount_fen: int,
+    currency: str,
+    network_stan: str,
+    original_transmission_dt: str,
+    transmission_dt: str,
+    rrn: str,
+    tid: str,
+    mid: str,
+    reason_code: str,
+    acquirer_id: str,
+) -> Message:
+    """0420 for an original the host sent: field 90 = original MTI + STAN + date-time + acquirer + forwarder.
+
+    >>> m = reversal_request(original_mti="0200", pan=None, processing_code="000000", amount_fen=100,
+    ...     currency="156", network_stan="000042", original_transmission_dt="1126101500",
+    ...     transmission_dt="1126101510", rrn="000000000042", tid="10000001", mid="898440153110001",
+    ...     reason_code="98", acquirer_id="49990000")
+    >>> m["90"]
+    '020000004211261015000000499900000000000000'
+    """
+    msg: Message = {
+        "t": "0420",
+        "3": processing_code,
+        "4": f"{amount_fen:012d}",
+        "7": transmission_dt,
+        "11": network_stan,
+        "32": acquirer_field32(acquirer_id),
+        "37": rrn,
+        "39": reason_code,
+        "41": tid,
+        "42": mid,
+        "49": currency,
+        "90": original_mti + network_stan + original_transmission_dt + f"{int(acquirer_id):011d}" + "0" * 11,
+    }
+    if pan:
+        msg["2"] = pan
+    return msg

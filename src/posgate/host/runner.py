@@ -1,0 +1,49 @@
+"""Runs one pipeline over a context: steps in order until a decline, the trace, aborts on a bug (→ 96),
+then the finishing steps. Knows nothing of sockets."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from posgate.host.context import Kind, TraceEntry, TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.reasons import Reason
+
+log = logging.getLogger("posgate.host")
+
+
+async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext) -> None:
+    if ctx.kind is Kind.UNSUPPORTED:
+        ctx.result.decline(Reason.FUNCTION_NOT_SUPPORTED)
+    done: list[Step] = []
+    try:
+        for step in steps:
+            if ctx.result.declined or ctx.replay is not None:
+                break
+            await _timed(step, ctx)
+            done.append(step)
+        if ctx.replay is None:
+            ctx.result.approve()
+    except Exception:
+        log.exception("step failed on %s STAN %s TID %s", ctx.kind.value, ctx.stan, ctx.tid)
+        ctx.result.reason = Reason.SYSTEM_ERROR
+        for step in reversed(done):
+            try:
+                await step.abort(ctx)
+            except Exception:
+                log.exception("abort of %s failed", step.name)
+    for step in finishing:
+        try:
+            await _timed(step, ctx)
+        except Exception:
+            log.exception("finishing step %s failed", step.name)
+            ctx.result.reason = Reason.SYSTEM_ERROR
+
+
+async def _timed(step: Step, ctx: TxnContext) -> None:
+    started = time.perf_counter_ns()
+    before = ctx.result.reason
+    await step.prepare(ctx)
+    outcome = "ok" if ctx.result.reason is before else (ctx.result.code if ctx.result.reason else "ok")
+    ctx.trace.append(TraceEntry(step.name, outcome, (time.perf_counter_ns() - started) // 1000))

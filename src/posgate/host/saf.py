@@ -1,0 +1,124 @@
+"""Store-and-forward: deliver queued 0420 reversals to issuers until each is answered.
+
+The queue is the `saf_entries` table, so it survives a restart and any host node can drain it; the issuer
+applies a reversal at most once, so a reversal sent twice by two nodes does no harm. The forwarder wakes on
+`kick()` (a new entry, a link coming up) and every `saf_retry_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Callable
+
+from posgate.errors import IssuerTimeout, IssuerUnavailable
+from posgate.host.links import IssuerLinks
+from posgate.host.network_messages import reversal_request
+from posgate.security.at_rest import CardVault
+from posgate.store.acquirer import SafItem, due_saf_entries, saf_delivered, saf_failed
+from posgate.store.runtime import Store
+
+log = logging.getLogger("posgate.host.saf")
+
+
+class SafForwarder:
+    def __init__(
+        self,
+        store: Store,
+        vault: CardVault,
+        links: IssuerLinks,
+        acquirer_id: str,
+        retry_s: float,
+        timeout_s: float,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.store, self.vault, self.links = store, vault, links
+        self.acquirer_id, self.retry_s, self.timeout_s, self.clock = acquirer_id, retry_s, timeout_s, clock
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: set[int] = set()
+
+    def start(self) -> None:
+        for link in self.links.by_name.values():
+            link.on_up.append(self.kick)
+        self._task = asyncio.create_task(self._run(), name="saf-forwarder")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def deliver_for(self, transaction_id: int, timeout_s: float) -> bool:
+        """Try now to deliver the queued reversal of one transaction; True when the issuer answered."""
+        now = self._now()
+        items = await self.store.run(lambda s: due_saf_entries(s, now, limit=1000))
+        delivered = False
+        for item in items:
+            if item.transaction_id == transaction_id:
+                delivered = await asyncio.wait_for(self._deliver(item), timeout_s + 1)
+        return delivered
+
+    async def drain_once(self) -> int:
+        """Deliver every due entry whose link is up; return how many were delivered."""
+        now = self._now()
+        items = await self.store.run(lambda s: due_saf_entries(s, now))
+        results = await asyncio.gather(*(self._deliver(item) for item in items))
+        return sum(results)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.drain_once()
+            except Exception:  # keep forwarding whatever one bad entry does
+                log.exception("store-and-forward pass failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.retry_s)
+            self._wake.clear()
+
+    async def _deliver(self, item: SafItem) -> bool:
+        if item.id in self._in_flight:
+            return False
+        link = self.links.by_name.get(item.issuer_name)
+        if link is None or not link.is_up:
+            return False
+        self._in_flight.add(item.id)
+        try:
+            pan = self.vault.reveal_pan(item.pan_ciphertext) if item.pan_ciphertext else None
+            request = reversal_request(
+                original_mti=item.original_mti,
+                pan=pan,
+                processing_code=item.processing_code,
+                amount_fen=item.amount_fen,
+                currency=item.currency,
+                network_stan=item.network_stan,
+                original_transmission_dt=item.transmission_dt,
+                transmission_dt=self.clock().strftime("%m%d%H%M%S"),
+                rrn=item.rrn,
+                tid=item.tid,
+                mid=item.mid,
+                reason_code=item.reason_code,
+                acquirer_id=self.acquirer_id,
+            )
+            try:
+                reply = await link.request(request, self.timeout_s)
+            except (IssuerUnavailable, IssuerTimeout) as exc:
+                retry_at = self._now() + dt.timedelta(seconds=self.retry_s)
+                await self.store.run(lambda s: saf_failed(s, item.id, str(exc), retry_at))
+                return False
+            now = self._now()
+            await self.store.run(lambda s: saf_delivered(s, item.id, now))
+            log.info(
+                "reversal of RRN %s delivered to %s (answer %s)", item.rrn, item.issuer_name, reply.get("39")
+            )
+            return True
+        finally:
+            self._in_flight.discard(item.id)
+
+    def _now(self) -> dt.datetime:
+        return self.clock().replace(tzinfo=None)

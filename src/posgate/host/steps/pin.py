@@ -1,0 +1,27 @@
+"""TranslatePin: PIN block from the terminal's PIK to the issuer's ZPK (the clear block never leaves
+`security.pin.translate_pin_block`)."""
+
+from __future__ import annotations
+
+from posgate.errors import SecurityError
+from posgate.host.context import TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.reasons import Reason
+from posgate.security.pin import translate_pin_block
+
+
+class TranslatePin(Step):
+    """Needs: field 52 (optional), ctx.keys, ctx.card, ctx.route. Provides: ctx.pin_block_zpk.
+    Declines: 55 when the PIN block does not decrypt to a well-formed format-0 block for this PAN."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        if "52" not in ctx.request:
+            return
+        assert ctx.keys is not None and ctx.card is not None and ctx.route is not None
+        zpk = self.services.links.get(ctx.route.issuer_name).route.zpk
+        try:
+            ctx.pin_block_zpk = translate_pin_block(
+                bytes.fromhex(ctx.request["52"]), ctx.card.pan, ctx.keys.pik, zpk
+            )
+        except SecurityError:
+            ctx.result.decline(Reason.WRONG_PIN)

@@ -1,0 +1,107 @@
+"""RecordRequest (the duplicate check, by database constraint) and RecordOutcome (the answer, stored)."""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from posgate.host.context import Kind, TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.reasons import Reason
+from posgate.store.acquirer import Existing, find_duplicate, finish_transaction, insert_transaction
+
+MTI_KIND = {Kind.BALANCE: "balance", Kind.SALE: "sale", Kind.REVERSAL: "reversal"}
+
+
+def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str, object]:
+    request = ctx.request
+    values: dict[str, object] = {
+        "tid": ctx.tid,
+        "mid": request.get("42", ctx.terminal.mid if ctx.terminal else ""),
+        "batch_no": ctx.batch_no,
+        "stan": ctx.stan,
+        "mti": ctx.mti,
+        "processing_code": request.get("3", "000000"),
+        "business_date": ctx.business_date,
+        "kind": MTI_KIND.get(ctx.kind, ctx.kind.value),
+        "amount_fen": int(request.get("4", "0")),
+        "currency": request.get("49", "156"),
+        "entry_mode": request.get("22"),
+        "state": state,
+        "created_at": ctx.received_at.replace(tzinfo=None),
+        "transmission_dt": ctx.received_at.strftime("%m%d%H%M%S"),
+    }
+    if ctx.route is not None:
+        values["issuer_name"] = ctx.route.issuer_name
+    if ctx.card is not None:
+        protected = services_vault.protect_pan(ctx.card.pan)  # type: ignore[attr-defined]
+        values |= {
+            "pan_ciphertext": protected.ciphertext,
+            "pan_hash": protected.pan_hash,
+            "pan_masked": protected.masked,
+        }
+    return values
+
+
+class RecordRequest(Step):
+    """Needs: a verified terminal (and card/route when the kind has them). Provides: ctx.txn_id, ctx.rrn,
+    ctx.network_stan, ctx.transmission_dt — or ctx.replay when this is a duplicate of an answered request.
+    Declines: 94 when the same request is still being processed. The unique key (TID, batch, STAN, MTI,
+    processing code, business date) is a database constraint, so any host node sees the same answer."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        values = _row_values(ctx, self.services.vault, "pending")
+        try:
+            recorded = await self.services.store.run(lambda s: insert_transaction(s, **values))
+        except IntegrityError:
+            existing = await self.services.store.run(
+                lambda s: find_duplicate(
+                    s,
+                    ctx.tid,
+                    ctx.batch_no,
+                    ctx.stan,
+                    ctx.mti,
+                    str(values["processing_code"]),
+                    ctx.business_date,
+                )
+            )
+            self._replay(ctx, existing)
+            return
+        ctx.txn_id, ctx.rrn, ctx.network_stan = recorded.id, recorded.rrn, recorded.network_stan
+        ctx.transmission_dt = str(values["transmission_dt"])
+
+    @staticmethod
+    def _replay(ctx: TxnContext, existing: Existing | None) -> None:
+        if existing is None or existing.response is None:
+            ctx.result.decline(Reason.DUPLICATE)
+            return
+        ctx.replay = existing.response
+        ctx.notes["duplicate_of"] = existing.id
+
+
+STATE_BY_CODE = {"00": "approved", "98": "timed_out"}
+
+
+class RecordOutcome(Step):
+    """Needs: ctx.notes["response_fields"] (built by ComposeResponse), ctx.txn_id. Stores the outcome and the
+    answer (which a duplicate gets again). Requests declined before RecordRequest (97, A0, 30, 14, 15 …) are
+    not transactions: the log line with the trace is their record, and the terminal may retry them."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        if ctx.replay is not None or ctx.txn_id is None:
+            return
+        response = ctx.notes["response_fields"]
+        code = ctx.result.code
+        state = STATE_BY_CODE.get(code, "declined")
+        trace = ctx.trace_text()
+        txn_id = ctx.txn_id
+        await self.services.store.run(
+            lambda s: finish_transaction(
+                s,
+                txn_id,
+                state=state,
+                response_code=code,
+                auth_code=ctx.auth_code,
+                response=response,
+                trace=trace,
+            )
+        )

@@ -1,0 +1,48 @@
+"""ComposeResponse: the answer's fields (no card data — this is also what a duplicate gets again)."""
+
+from __future__ import annotations
+
+from posgate.host.context import Kind, TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.codec import response_mti
+
+# request fields echoed in the response, per kind
+ECHOED: dict[Kind, tuple[str, ...]] = {
+    Kind.SIGN_IN: ("11", "41", "42", "60"),
+    Kind.SIGN_OUT: ("11", "41", "42", "60"),
+    Kind.ECHO: ("11", "41", "42", "60"),
+    Kind.BALANCE: ("3", "11", "25", "41", "42", "49", "60"),
+    Kind.SALE: ("3", "4", "11", "25", "41", "42", "49", "60"),
+    Kind.REVERSAL: ("3", "4", "11", "25", "41", "42", "49", "60"),
+    Kind.UNSUPPORTED: ("3", "4", "11", "41", "42", "49", "60"),
+}
+
+
+class ComposeResponse(Step):
+    """Provides: ctx.notes["response_fields"] — MTI, echoed fields, 12/13/15 (acquirer local time),
+    32, 37, 38, 39, 54 (balance), 55 (issuer's ICC data), 62 (sign-in keys), 63 (`CUP`)."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        request = ctx.request
+        fields: dict[str, str] = {"t": response_mti(request["t"])}
+        for field in ECHOED[ctx.kind]:
+            if field in request:
+                fields[field] = request[field]
+        fields["12"] = ctx.local_now.strftime("%H%M%S")
+        fields["13"] = ctx.local_now.strftime("%m%d")
+        if ctx.kind.financial:
+            fields["15"] = ctx.local_now.strftime("%m%d")
+            fields["32"] = self.services.settings.acquirer_id
+        if ctx.rrn:
+            fields["37"] = ctx.rrn
+        if ctx.result.approved and ctx.auth_code:
+            fields["38"] = ctx.auth_code
+        fields["39"] = ctx.result.code
+        if ctx.result.approved and ctx.balance_field:
+            fields["54"] = ctx.balance_field
+        if ctx.issuer_reply is not None and "55" in ctx.issuer_reply:
+            fields["55"] = ctx.issuer_reply["55"]
+        if ctx.result.approved and ctx.kind in (Kind.SALE, Kind.BALANCE):
+            fields["63"] = "CUP"
+        fields |= ctx.response_extra
+        ctx.notes["response_fields"] = fields

@@ -1,0 +1,39 @@
+"""ReverseOriginal: a terminal's 0400 undoes its original at the issuer, exactly once."""
+
+from __future__ import annotations
+
+from posgate.host.context import TxnContext
+from posgate.host.steps.base import Step
+from posgate.store.acquirer import find_original, reverse_transaction
+
+REVERSIBLE_MTIS = ("0200", "0100")
+REVERSIBLE_KINDS = ("sale",)
+
+
+class ReverseOriginal(Step):
+    """Needs: fields 3, 11, 39 (reason) of the 0400, the recorded 0400 (ctx.txn_id). Finds the original by
+    TID + STAN + processing code + business date; marks it reversed and queues its 0420 in one unit of work
+    (a conditional update: a second, third … 0400 finds it already reversed), then tries to deliver the 0420
+    at once (the store-and-forward queue retries until the issuer answers). Always approves: the answer is
+    `00` whether or not the original was seen (pos-8583.md)."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        request = ctx.request
+        reason_code = request.get("39", "98")
+        now = self.services.clock().replace(tzinfo=None)
+
+        def reverse(session) -> int | None:  # type: ignore[no-untyped-def]
+            original = find_original(
+                session, ctx.tid, ctx.stan, ctx.business_date, request["3"], REVERSIBLE_MTIS
+            )
+            if original is None or original.kind not in REVERSIBLE_KINDS:
+                return None
+            ctx.notes["original_rrn"] = original.rrn
+            if reverse_transaction(session, original.id, reason_code, now):
+                return original.id
+            return None
+
+        original_id = await self.services.store.run(reverse)
+        if original_id is not None:
+            await self.services.saf.deliver_for(original_id, self.services.settings.issuer_timeout_s)
+        ctx.result.approve()

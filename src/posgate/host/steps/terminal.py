@@ -1,0 +1,82 @@
+"""Who sent it: IdentifyTerminal, RequireSignIn, VerifyMac."""
+
+from __future__ import annotations
+
+from posgate.host.context import TerminalView, TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.codec import mac_payload
+from posgate.iso8583.reasons import Reason
+from posgate.security.pos_mac import verify_cup_ecb_mac
+from posgate.security.signin import WorkingKeys
+from posgate.store.acquirer import load_terminal, terminal_keys
+
+LIVE = "live"
+
+
+class IdentifyTerminal(Step):
+    """Needs: field 41 (and 42 when present). Provides: ctx.terminal, ctx.keys (when signed in).
+    Declines: 97 unknown terminal, 03 merchant id does not match or merchant/terminal not live."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        record = await self.services.store.run(lambda s: load_terminal(s, ctx.tid))
+        if record is None:
+            ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
+            return
+        signed_in = record.signed_in_period == record.key_period
+        ctx.terminal = TerminalView(
+            id=record.id,
+            tid=record.tid,
+            mid=record.mid,
+            merchant_id=record.merchant_id,
+            merchant_name=record.merchant_name,
+            status=record.status,
+            merchant_status=record.merchant_status,
+            batch_no=record.batch_no,
+            signed_in=signed_in,
+            signed_in_at=record.signed_in_at,
+        )
+        if signed_in:
+            ctx.keys = await self._working_keys(record.tid, record.signed_in_at)
+        if "42" in ctx.request and ctx.request["42"] != record.mid:
+            ctx.result.decline(Reason.INVALID_MERCHANT)
+        elif record.status != LIVE or record.merchant_status != LIVE:
+            ctx.result.decline(Reason.INVALID_MERCHANT)
+
+    async def _working_keys(self, tid: str, signed_in_at: object) -> WorkingKeys | None:
+        cache = self.services.key_cache
+        cache_key = (tid, signed_in_at)
+        keys = cache.get(cache_key)  # type: ignore[arg-type]
+        if keys is None:
+            opened = await self.services.store.run(lambda s: terminal_keys(s, self.services.vault, tid))
+            if "PIK" not in opened or "MAK" not in opened:
+                return None
+            keys = WorkingKeys(pik=opened["PIK"], mak=opened["MAK"], tdk=opened.get("TDK"))
+            for stale in [k for k in cache if k[0] == tid]:
+                del cache[stale]
+            cache[cache_key] = keys  # type: ignore[index]
+        return keys
+
+
+class RequireSignIn(Step):
+    """Needs: ctx.terminal. Declines: 97 when the terminal has not signed in during the current key period;
+    sets the header's processing requirement to 3 (sign in again)."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        if ctx.terminal is None or not ctx.terminal.signed_in or ctx.keys is None:
+            ctx.result.processing_requirement = 3
+            ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
+
+
+class VerifyMac(Step):
+    """Needs: ctx.keys, field 64. Declines: A0 when field 64 is missing or does not verify with the MAK."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        mac_hex = ctx.request.get("64")
+        if ctx.keys is None or mac_hex is None:
+            ctx.result.decline(Reason.MAC_ERROR)
+            return
+        payload = ctx.frame.payload
+        # field 64 is the last field of a primary-bitmap message: the MAC covers all before its 8 bytes
+        covered = payload[:-8] if not payload[2] & 0x80 else mac_payload(payload)
+        if not verify_cup_ecb_mac(ctx.keys.mak, covered, bytes.fromhex(mac_hex)):
+            ctx.result.decline(Reason.MAC_ERROR)

@@ -1,0 +1,67 @@
+"""Long-running service sets: `run_up` (host + issuer simulator in one process) and their graceful stop.
+Shared by `posgate up`, `posgate host`, `posgate issuer`, `posgate demo` and the end-to-end tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
+from posgate.config import Settings
+from posgate.issuer.server import IssuerSimulator
+
+
+@dataclass
+class Running:
+    """What `start_all` started."""
+
+    handle: StoreHandle
+    issuers: IssuerSimulator | None
+    host: HostRuntime | None
+
+    @property
+    def pos_address(self) -> tuple[str, int]:
+        assert self.host is not None
+        return self.host.address
+
+    async def stop(self) -> None:
+        if self.host is not None:
+            await self.host.stop()
+        if self.issuers is not None:
+            await self.issuers.stop()
+        self.handle.store.close()
+
+
+def sim_bank_ports(settings: Settings, bank_names: list[str]) -> dict[str, int] | None:
+    """`--issuer-ports 6001,6002` maps onto the simulator's banks in name order."""
+    if not settings.issuer_ports:
+        return None
+    return dict(zip(sorted(bank_names), settings.issuer_ports, strict=False))
+
+
+async def start_all(settings: Settings, host: bool = True, issuers: bool = True) -> Running:
+    handle = await asyncio.to_thread(open_store, settings)
+    simulator = None
+    ports: dict[str, int] | None = None
+    if issuers:
+        simulator = IssuerSimulator(handle.store, handle.vault, host=settings.listen_host)
+        names = await simulator.bank_names()
+        await simulator.start(ports=sim_bank_ports(settings, names))
+        ports = dict(simulator.ports)
+    runtime = await start_host(settings, handle, issuer_ports=ports) if host else None
+    if runtime is not None:
+        await runtime.services.links.wait_up(settings.issuer_connect_timeout_s * 2)
+    return Running(handle=handle, issuers=simulator, host=runtime)
+
+
+async def serve_forever(running: Running) -> None:
+    """Block until SIGINT/SIGTERM, then stop cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await running.stop()

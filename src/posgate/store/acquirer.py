@@ -1,0 +1,382 @@
+"""The acquirer host's records: terminals and their working keys, transactions (with the duplicate key),
+issuer routes and the store-and-forward reversal queue. Plain functions of a Session; callers own the unit
+of work (`Store.run`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from posgate.store.keys import KeySealer, get_keys, put_key
+from posgate.store.models import HostState, IssuerRoute, Merchant, SafEntry, Terminal, Transaction, utcnow
+
+REVERSIBLE_STATES = ("approved",)
+
+
+# ---- host state and terminals ------------------------------------------------------------------------------
+
+
+def current_key_period(session: Session) -> int:
+    state = session.get(HostState, 1)
+    if state is None:
+        state = HostState(id=1, key_period=1)
+        session.add(state)
+        session.flush()
+    return state.key_period
+
+
+def rotate_key_period(session: Session) -> int:
+    """Start a new working-key period: every terminal must sign in again (97 until it does)."""
+    period = current_key_period(session) + 1
+    session.execute(update(HostState).where(HostState.id == 1).values(key_period=period))
+    return period
+
+
+@dataclass(frozen=True)
+class TerminalRecord:
+    id: int
+    tid: str
+    mid: str
+    merchant_id: int
+    merchant_name: str
+    status: str
+    merchant_status: str
+    batch_no: str
+    signed_in_period: int | None
+    signed_in_at: dt.datetime | None
+    key_period: int
+
+
+def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
+    row = session.execute(
+        select(Terminal, Merchant).join(Merchant, Merchant.id == Terminal.merchant_id).where(Terminal.tid == tid)
+    ).first()
+    if row is None:
+        return None
+    terminal, merchant = row
+    return TerminalRecord(
+        id=terminal.id,
+        tid=terminal.tid,
+        mid=merchant.mid,
+        merchant_id=merchant.id,
+        merchant_name=merchant.name,
+        status=terminal.status,
+        merchant_status=merchant.status,
+        batch_no=terminal.batch_no,
+        signed_in_period=terminal.signed_in_period,
+        signed_in_at=terminal.signed_in_at,
+        key_period=current_key_period(session),
+    )
+
+
+def terminal_keys(session: Session, sealer: KeySealer, tid: str) -> dict[str, bytes]:
+    return get_keys(session, sealer, "terminal", tid)
+
+
+def record_sign_in(
+    session: Session,
+    sealer: KeySealer,
+    tid: str,
+    working_keys: dict[str, tuple[bytes, str]],
+    batch_no: str,
+    now: dt.datetime,
+) -> None:
+    """Store fresh working keys (sealed) and mark the terminal signed in for the current period."""
+    for purpose, (key, kcv) in working_keys.items():
+        put_key(session, sealer, "terminal", tid, purpose, key, kcv)
+    session.execute(
+        update(Terminal)
+        .where(Terminal.tid == tid)
+        .values(signed_in_period=current_key_period(session), signed_in_at=now, batch_no=batch_no)
+    )
+
+
+def record_sign_out(session: Session, tid: str) -> None:
+    session.execute(update(Terminal).where(Terminal.tid == tid).values(signed_in_period=None))
+
+
+# ---- transactions -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A freshly inserted pending transaction."""
+
+    id: int
+    rrn: str
+    network_stan: str
+
+
+@dataclass(frozen=True)
+class Existing:
+    """The duplicate key hit an earlier transaction."""
+
+    id: int
+    state: str
+    response: dict[str, str] | None
+
+
+def insert_transaction(session: Session, **values: Any) -> Recorded:
+    """Insert a transaction row; raises IntegrityError on a duplicate (caller then calls `find_duplicate`)."""
+    row = Transaction(**values)
+    session.add(row)
+    session.flush()
+    row.rrn = f"{row.id:012d}"
+    row.network_stan = f"{row.id % 1_000_000:06d}"
+    return Recorded(id=row.id, rrn=row.rrn, network_stan=row.network_stan)
+
+
+def find_duplicate(
+    session: Session, tid: str, batch_no: str, stan: str, mti: str, processing_code: str, business_date: dt.date
+) -> Existing | None:
+    row = session.scalar(
+        select(Transaction).where(
+            Transaction.tid == tid,
+            Transaction.batch_no == batch_no,
+            Transaction.stan == stan,
+            Transaction.mti == mti,
+            Transaction.processing_code == processing_code,
+            Transaction.business_date == business_date,
+        )
+    )
+    if row is None:
+        return None
+    response = json.loads(row.response_fields) if row.response_fields else None
+    return Existing(id=row.id, state=row.state, response=response)
+
+
+def finish_transaction(
+    session: Session,
+    txn_id: int,
+    state: str,
+    response_code: str,
+    auth_code: str | None,
+    response: dict[str, str],
+    trace: str,
+    issuer_name: str | None = None,
+    transmission_dt: str | None = None,
+) -> None:
+    """Record the outcome and the answer sent (no card data in `response`)."""
+    values: dict[str, Any] = {
+        "state": state,
+        "response_code": response_code,
+        "auth_code": auth_code,
+        "response_fields": json.dumps(response, sort_keys=True),
+        "trace": trace,
+        "updated_at": utcnow(),
+    }
+    if issuer_name is not None:
+        values["issuer_name"] = issuer_name
+    if transmission_dt is not None:
+        values["transmission_dt"] = transmission_dt
+    # a reversal that arrived while we waited for the issuer wins: never overwrite 'reversed'
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id, Transaction.state.in_(("pending",)))
+        .values(**values)
+    )
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id, Transaction.state != "pending")
+        .values(response_fields=values["response_fields"], trace=trace)
+    )
+
+
+def find_original(
+    session: Session, tid: str, stan: str, business_date: dt.date, processing_code: str, mtis: tuple[str, ...]
+) -> Transaction | None:
+    return session.scalar(
+        select(Transaction)
+        .where(
+            Transaction.tid == tid,
+            Transaction.stan == stan,
+            Transaction.business_date == business_date,
+            Transaction.processing_code == processing_code,
+            Transaction.mti.in_(mtis),
+        )
+        .order_by(Transaction.id.desc())
+        .limit(1)
+    )
+
+
+def reverse_transaction(session: Session, txn_id: int, reason_code: str, now: dt.datetime) -> bool:
+    """Mark an approved, in-flight or timed-out transaction reversed and queue its 0420 — exactly once.
+
+    Returns True when this call queued the reversal (a conditional UPDATE decides, so concurrent callers
+    and repeated terminal reversals cannot queue it twice)."""
+    changed = session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id, Transaction.state.in_(("approved", "pending", "timed_out")))
+        .values(state="reversed", updated_at=now)
+    ).rowcount
+    if not changed:
+        return False
+    txn = session.get(Transaction, txn_id)
+    assert txn is not None
+    if txn.issuer_name and txn.transmission_dt:
+        _queue_reversal(session, txn, reason_code, now)
+    return True
+
+
+def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> None:
+    """The issuer did not answer: mark the transaction timed out and queue its 0420 (reason 98)."""
+    changed = session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id, Transaction.state == "pending")
+        .values(state="timed_out", response_code="98", updated_at=now)
+    ).rowcount
+    txn = session.get(Transaction, txn_id)
+    if changed and txn is not None:
+        _queue_reversal(session, txn, "98", now)
+
+
+def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: dt.datetime) -> None:
+    exists = session.scalar(
+        select(SafEntry.id).where(SafEntry.transaction_id == txn.id, SafEntry.mti == "0420")
+    )
+    if exists is None:
+        session.add(
+            SafEntry(
+                transaction_id=txn.id,
+                issuer_name=txn.issuer_name or "",
+                mti="0420",
+                reason_code=reason_code,
+                next_attempt_at=now,
+            )
+        )
+
+
+# ---- store-and-forward -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SafItem:
+    id: int
+    issuer_name: str
+    reason_code: str
+    attempts: int
+    transaction_id: int
+    original_mti: str
+    processing_code: str
+    amount_fen: int
+    currency: str
+    network_stan: str
+    transmission_dt: str
+    rrn: str
+    tid: str
+    mid: str
+    pan_ciphertext: bytes | None
+
+
+def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> list[SafItem]:
+    rows = session.execute(
+        select(SafEntry, Transaction)
+        .join(Transaction, Transaction.id == SafEntry.transaction_id)
+        .where(SafEntry.status == "pending", SafEntry.next_attempt_at <= now)
+        .order_by(SafEntry.id)
+        .limit(limit)
+    ).all()
+    return [
+        SafItem(
+            id=entry.id,
+            issuer_name=entry.issuer_name,
+            reason_code=entry.reason_code,
+            attempts=entry.attempts,
+            transaction_id=txn.id,
+            original_mti=txn.mti,
+            processing_code=txn.processing_code,
+            amount_fen=txn.amount_fen,
+            currency=txn.currency,
+            network_stan=txn.network_stan or "000000",
+            transmission_dt=txn.transmission_dt or "0000000000",
+            rrn=txn.rrn or "",
+            tid=txn.tid,
+            mid=txn.mid,
+            pan_ciphertext=txn.pan_ciphertext,
+        )
+        for entry, txn in rows
+    ]
+
+
+def saf_delivered(session: Session, entry_id: int, now: dt.datetime) -> None:
+    session.execute(
+        update(SafEntry)
+        .where(SafEntry.id == entry_id)
+        .values(status="done", completed_at=now, attempts=SafEntry.attempts + 1, last_error=None)
+    )
+
+
+def saf_failed(session: Session, entry_id: int, error: str, next_attempt_at: dt.datetime) -> None:
+    session.execute(
+        update(SafEntry)
+        .where(SafEntry.id == entry_id)
+        .values(attempts=SafEntry.attempts + 1, last_error=error[:200], next_attempt_at=next_attempt_at)
+    )
+
+
+def pending_saf_count(session: Session) -> int:
+    return len(session.scalars(select(SafEntry.id).where(SafEntry.status == "pending")).all())
+
+
+# ---- issuer routes -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class RouteRecord:
+    name: str
+    bins: tuple[str, ...]
+    host: str
+    port: int
+    mac_enabled: bool
+    kind: str
+    zpk: bytes
+    zak: bytes
+
+    def __repr__(self) -> str:
+        return f"RouteRecord({self.name!r}, bins={self.bins}, {self.host}:{self.port})"
+
+
+def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
+    routes = []
+    for row in session.scalars(select(IssuerRoute).order_by(IssuerRoute.name)):
+        keys = get_keys(session, sealer, "issuer", row.name)
+        routes.append(
+            RouteRecord(
+                name=row.name,
+                bins=tuple(b.strip() for b in row.bins.split(",") if b.strip()),
+                host=row.host,
+                port=row.port,
+                mac_enabled=row.mac_enabled,
+                kind=row.kind,
+                zpk=keys["ZPK"],
+                zak=keys["ZAK"],
+            )
+        )
+    return routes
+
+
+def upsert_route(
+    session: Session,
+    sealer: KeySealer,
+    name: str,
+    bins: list[str],
+    host: str,
+    port: int,
+    mac_enabled: bool,
+    kind: str,
+    zpk: tuple[bytes, str],
+    zak: tuple[bytes, str],
+) -> None:
+    """Create or update an issuer route from configuration (`[[issuers]]` in posgate.toml)."""
+    row = session.scalar(select(IssuerRoute).where(IssuerRoute.name == name))
+    if row is None:
+        row = IssuerRoute(name=name, bins="", host=host, port=port)
+        session.add(row)
+    row.bins, row.host, row.port, row.mac_enabled, row.kind = ",".join(bins), host, port, mac_enabled, kind
+    put_key(session, sealer, "issuer", name, "ZPK", *zpk)
+    put_key(session, sealer, "issuer", name, "ZAK", *zak)
