@@ -119,6 +119,35 @@ def decode(
     typer.echo(json.dumps(result, indent=2))
 
 
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    pos_port: PosPort = None,
+    issuer_ports: IssuerPorts = None,
+    keep_running: Annotated[bool, typer.Option("--keep-running", help="leave everything up afterwards")] = False,
+) -> None:
+    """The guided end-to-end demo on a fresh SQLite store (what `make demo` runs)."""
+    from rich.console import Console
+
+    from posgate.demo import fresh_demo_dir, run_demo
+    from posgate.logs import configure_logging
+
+    base = build_settings(data_dir=data_dir, pos_port=pos_port, issuer_ports=issuer_ports)
+    demo_dir = fresh_demo_dir(base.data_dir / "demo")
+    settings = base.model_copy(update={"data_dir": demo_dir, "database_url": None})
+    configure_logging(demo_dir, "WARNING", console=False)
+    console = Console()
+    passed = False
+
+    async def main() -> None:
+        nonlocal passed
+        passed = await run_demo(settings, keep_running, console)
+
+    _run(main())
+    console.print(f"logs: {demo_dir / 'posgate.log'}")
+    raise typer.Exit(0 if passed else 1)
+
+
 @keys_app.command("rotate")
 def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Start a new working-key period: every terminal gets 97 until it signs in again."""

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from enum import Enum
 
+from posgate.iso8583.pos_dialect import POS_RESPONSE_TEXT
+
+__all__ = ["POS_RESPONSE_TEXT", "Reason", "network_code", "pos_code", "reason_from_network_code"]
+
 
 class Reason(Enum):
     APPROVED = "approved"
@@ -82,8 +86,6 @@ POS_RESPONSE_CODES: dict[Reason, str] = {
 NETWORK_RESPONSE_CODES: dict[Reason, str] = dict(POS_RESPONSE_CODES)
 
 _FROM_NETWORK = {code: reason for reason, code in NETWORK_RESPONSE_CODES.items()}
-
-POS_RESPONSE_TEXT: dict[str, str] = {code: reason.value for reason, code in POS_RESPONSE_CODES.items()}
 
 
 def pos_code(reason: Reason) -> str:

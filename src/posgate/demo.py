@@ -1,0 +1,160 @@
+"""`posgate demo`: start the stack on a fresh SQLite store, sign the demo terminal in and play a short
+scripted story, each step with the response code the demo fixture predicts; print a table of results.
+
+The story is data (`STORY`): adding a step is adding a line.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from posgate.config import Settings
+from posgate.services import Running, serve_forever, start_all
+from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
+
+
+def yuan(fen: int | None) -> str:
+    """Integer fen as a CNY amount string (no float ever).
+
+    >>> yuan(1234567), yuan(5), yuan(None)
+    ('12,345.67', '0.05', '')
+    """
+    if fen is None:
+        return ""
+    sign = "-" if fen < 0 else ""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{sign}{whole:,}.{cents:02d}"
+
+
+@dataclass(frozen=True)
+class StoryStep:
+    title: str
+    card: str | None  # PAN or profile of the demo fixture
+    expected: str
+    action: Callable[[TerminalClient], Awaitable[TxnResult]]
+    expected_balance_fen: int | None = None
+
+
+def _sale(card: str, amount_fen: int, pin: str | None = None) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.sale(profile, pin or profile.default_pin, amount_fen)
+
+
+def _balance(card: str) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.balance(profile, profile.default_pin)
+
+
+def _reverse() -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    return lambda t: t.reverse_last("96")
+
+
+async def _sign_in(t: TerminalClient) -> TxnResult:
+    return await t.sign_in()
+
+
+STORY: list[StoryStep] = [
+    StoryStep("sign in terminal 10000001", None, "00", _sign_in),
+    StoryStep("balance inquiry", "6229990000000012", "00", _balance("6229990000000012"), 1_000_000),
+    StoryStep("sale 123.45", "6229990000000012", "00", _sale("6229990000000012", 12_345)),
+    StoryStep("balance after the sale", "6229990000000012", "00", _balance("6229990000000012"), 987_655),
+    StoryStep("sale 20.00 on a 10.00 balance", "6229990000000020", "51", _sale("6229990000000020", 2_000)),
+    StoryStep("sale with a wrong PIN", "6229990000000012", "55", _sale("6229990000000012", 100, "000000")),
+    StoryStep("sale on an expired card", "6229990000000038", "54", _sale("6229990000000038", 100)),
+    StoryStep("sale on a card reported lost", "6229990000000046", "41", _sale("6229990000000046", 100)),
+    StoryStep("sale 88.80 with PIN 888888", "6229990000000053", "00", _sale("6229990000000053", 8_880)),
+    StoryStep("credit card sale 500.00", "6228880000000024", "00", _sale("6228880000000024", 50_000)),
+    StoryStep("balance after the credit sale", "6228880000000024", "00", _balance("6228880000000024"), 150_000),
+    StoryStep("reversal of that sale", "6228880000000024", "00", _reverse()),
+    StoryStep("credit restored by the reversal", "6228880000000024", "00", _balance("6228880000000024"), 200_000),
+]
+
+
+@dataclass
+class StoryOutcome:
+    step: StoryStep
+    result: TxnResult | None
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        if self.result is None or self.result.response_code != self.step.expected:
+            return False
+        if self.step.expected == "00" and self.result.mac_ok is False:
+            return False
+        return self.step.expected_balance_fen is None or self.result.balance_fen == self.step.expected_balance_fen
+
+
+async def play_story(client: TerminalClient, console: Console) -> list[StoryOutcome]:
+    outcomes: list[StoryOutcome] = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("playing the demo story", total=len(STORY))
+        for step in STORY:
+            try:
+                outcomes.append(StoryOutcome(step, await step.action(client), None))
+            except Exception as exc:  # shown in the table, never hidden
+                outcomes.append(StoryOutcome(step, None, str(exc)))
+            progress.advance(task)
+    return outcomes
+
+
+def story_table(outcomes: list[StoryOutcome]) -> Table:
+    table = Table(title="posgate demo — terminal 10000001 at Demo Supermarket")
+    for column in ("#", "step", "card", "expected", "got", "response", "RRN", "balance", ""):
+        table.add_column(column)
+    for number, outcome in enumerate(outcomes, 1):
+        result = outcome.result
+        masked = demo_card(outcome.step.card).masked_pan if outcome.step.card else ""
+        table.add_row(
+            str(number),
+            outcome.step.title,
+            masked,
+            outcome.step.expected,
+            result.response_code if result else "—",
+            result.response_text if result else (outcome.error or ""),
+            (result.rrn or "") if result else "",
+            yuan(result.balance_fen) if result else "",
+            "[green]✓[/]" if outcome.ok else "[red]✗[/]",
+        )
+    return table
+
+
+async def run_demo(settings: Settings, keep_running: bool, console: Console) -> bool:
+    """Start everything on a fresh store, play the story, print the table. True when every step matched."""
+    running: Running = await start_all(settings)
+    try:
+        host, port = running.pos_address
+        console.print(f"posgate ready pos={host}:{port}  (store: {settings.resolved_database_url})")
+        state = demo_terminal_state()
+        async with TerminalClient(host, port, state, timeout_s=10) as client:
+            outcomes = await play_story(client, console)
+        console.print(story_table(outcomes))
+        passed = all(o.ok for o in outcomes)
+        console.print(
+            "[green]every step answered as the demo fixture predicts[/]"
+            if passed
+            else "[red]some steps did not answer as predicted[/]"
+        )
+        if keep_running:
+            console.print("still running (Ctrl-C to stop): try `posgate terminal sale 12.34`")
+            await serve_forever(running)
+            return passed
+        return passed
+    finally:
+        if not keep_running:
+            await running.stop()
+
+
+def fresh_demo_dir(path: Path) -> Path:
+    """The demo starts from an empty store every time."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    return path

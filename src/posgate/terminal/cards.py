@@ -1,0 +1,109 @@
+"""The cards the terminal simulator reads: a swiped demo card (its track 2 as the issuer wrote it) or a
+key-entered one.
+
+`demo_card` computes what the demo fixture's issuer would have encoded on the stripe: the IBM 3624 PIN offset
+of the card's PIN under the bank's PVK, the CVV under its CVK, then the demo track 2 layout
+(`PAN D expiry service-code 1 offset CVV 00`, see shared/spec/demo-fixture.md). `manual_card` is a card typed
+in on the keypad: PAN and expiry only, no track.
+
+A `CardProfile`'s `repr()` shows the masked PAN only: never the track, the expiry or the PIN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from posgate.cards.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, mask_pan
+from posgate.cards.track2 import build_demo_track2
+from posgate.errors import ConfigError, EncodeError
+from posgate.fixtures.document import DemoFixture, read_demo_fixture
+from posgate.security.cvv import card_verification_value
+from posgate.security.pin import pin_offset
+
+#: The PIN typed for a key-entered card that is not in the demo fixture.
+DEFAULT_MANUAL_PIN = "123456"
+
+
+@dataclass(frozen=True)
+class CardProfile:
+    """What the terminal reads from a card (and the PIN the simulated cardholder types by default).
+
+    `track2` is the track as field 35 carries it (`D` separator), or None for a key-entered card;
+    `service_code` is "" when unknown (key entry); `psn` is the chip's PAN sequence number, if any.
+    """
+
+    pan: str
+    expiry: str
+    service_code: str
+    track2: str | None
+    psn: str | None
+    default_pin: str
+
+    def __repr__(self) -> str:
+        return (
+            f"CardProfile(pan={mask_pan(self.pan)!r}, service_code={self.service_code!r}, "
+            f"psn={self.psn!r}, track2={'<set>' if self.track2 else None})"
+        )
+
+    @property
+    def masked_pan(self) -> str:
+        return mask_pan(self.pan)
+
+    @property
+    def is_chip(self) -> bool:
+        """True for a chip card (service code starting with 2 or 6)."""
+        return self.service_code[:1] in ("2", "6")
+
+
+@lru_cache(maxsize=1)
+def _fixture() -> DemoFixture:
+    return read_demo_fixture()
+
+
+def demo_card(pan_or_profile: str) -> CardProfile:
+    """The demo fixture's card with that PAN or profile name (e.g. `debit-ok`), as its stripe reads.
+
+    Raises `ConfigError` for an unknown card.
+
+    >>> card = demo_card("debit-ok")
+    >>> card.track2 == "6229990000000012D3012101136169110300", card
+    (True, CardProfile(pan='622999******0012', service_code='101', psn=None, track2=<set>))
+    """
+    fixture = _fixture()
+    card = fixture.card(pan_or_profile)
+    bank = fixture.bank(card.bank)
+    offset = pin_offset(bytes.fromhex(bank.pvk), card.pin, card.pan)
+    cvv = card_verification_value(bytes.fromhex(bank.cvk), card.pan, card.expiry, card.service_code)
+    track2 = build_demo_track2(card.pan, card.expiry, card.service_code, offset, cvv)
+    return CardProfile(
+        pan=card.pan,
+        expiry=card.expiry,
+        service_code=card.service_code,
+        track2=track2,
+        psn=card.psn,
+        default_pin=card.pin,
+    )
+
+
+def manual_card(pan: str, expiry: str, default_pin: str | None = None) -> CardProfile:
+    """A key-entered card (POS entry mode 01x: fields 2 and 14, no track).
+
+    The PAN is not Luhn-checked (so the host's `14` can be tried). `default_pin` defaults to the demo
+    fixture's PIN for that PAN, else `123456`. Raises `EncodeError` for a malformed PAN or expiry.
+
+    >>> manual_card("6229990000000012", "3012")
+    CardProfile(pan='622999******0012', service_code='', psn=None, track2=None)
+    """
+    if not (pan.isascii() and pan.isdigit() and PAN_MIN_DIGITS <= len(pan) <= PAN_MAX_DIGITS):
+        raise EncodeError(f"PAN must be {PAN_MIN_DIGITS} to {PAN_MAX_DIGITS} digits", field=2)
+    if not (expiry.isascii() and expiry.isdigit() and len(expiry) == 4):
+        raise EncodeError("expiry must be 4 digits (YYMM)", field=14)
+    if default_pin is None:
+        try:
+            default_pin = _fixture().card(pan).pin
+        except ConfigError:
+            default_pin = DEFAULT_MANUAL_PIN
+    return CardProfile(
+        pan=pan, expiry=expiry, service_code="", track2=None, psn=None, default_pin=default_pin
+    )

@@ -1,0 +1,95 @@
+"""The customer receipt the simulator prints (pure text, 32 columns like a thermal printer).
+
+Only the masked PAN appears; amounts are integer fen shown as CNY `12.34`; `now` is the terminal's local time,
+passed in (receipts are one of the few places where local time belongs).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from posgate.terminal.result import TxnResult
+
+WIDTH = 32
+_LABEL = 10
+
+_KINDS = {
+    ("0210", "000000"): "SALE",
+    ("0210", "310000"): "BALANCE INQUIRY",
+    ("0210", "200000"): "VOID",
+    ("0230", "200000"): "REFUND",
+    ("0110", "030000"): "PRE-AUTHORIZATION",
+}
+_KINDS_BY_MTI = {"0410": "REVERSAL", "0510": "SETTLEMENT", "0810": "SIGN-IN", "0830": "NETWORK TEST"}
+
+
+def format_fen(amount_fen: int) -> str:
+    """An amount in fen as yuan with two decimals, by integer arithmetic.
+
+    >>> format_fen(1234), format_fen(1), format_fen(120000), format_fen(-150)
+    ('12.34', '0.01', '1200.00', '-1.50')
+    """
+    sign = "-" if amount_fen < 0 else ""
+    yuan, fen = divmod(abs(amount_fen), 100)
+    return f"{sign}{yuan}.{fen:02d}"
+
+
+def transaction_kind(result: TxnResult) -> str:
+    """What the receipt calls the transaction, from the response MTI and processing code."""
+    kind = _KINDS.get((result.mti, result.fields.get("3", "")))
+    return kind or _KINDS_BY_MTI.get(result.mti, f"MTI {result.mti}")
+
+
+def _line(label: str, value: str) -> str:
+    return f"{label:<{_LABEL}}{value}"
+
+
+def format_receipt(result: TxnResult, merchant_name: str, tid: str, mid: str, now: datetime) -> str:
+    """The receipt of one transaction.
+
+    >>> from posgate.terminal.result import result_from_message
+    >>> fields = {"t": "0210", "3": "000000", "4": "000000001234", "11": "000007", "37": "123456789012",
+    ...           "38": "A1B2C3", "39": "00"}
+    >>> result = result_from_message(fields, mac_ok=True, masked_pan="622999******0012")
+    >>> print(format_receipt(result, "Demo Supermarket", "10000001", "898440153110001",
+    ...                      datetime(2025, 11, 26, 10, 30, 5)))
+    ================================
+            Demo Supermarket
+    ================================
+    MERCHANT  898440153110001
+    TERMINAL  10000001
+    CARD      622999******0012
+    TYPE      SALE
+    DATE      2025-11-26 10:30:05
+    STAN      000007
+    RRN       123456789012
+    AUTH CODE A1B2C3
+    AMOUNT    CNY 12.34
+    --------------------------------
+    APPROVED  00 approved
+    ================================
+    """
+    lines = ["=" * WIDTH, merchant_name[:WIDTH].center(WIDTH).rstrip(), "=" * WIDTH]
+    lines.append(_line("MERCHANT", mid))
+    lines.append(_line("TERMINAL", tid))
+    if result.masked_pan:
+        lines.append(_line("CARD", result.masked_pan))
+    lines.append(_line("TYPE", transaction_kind(result)))
+    lines.append(_line("DATE", now.strftime("%Y-%m-%d %H:%M:%S")))
+    if result.stan:
+        lines.append(_line("STAN", result.stan))
+    if result.rrn:
+        lines.append(_line("RRN", result.rrn))
+    if result.auth_code:
+        lines.append(_line("AUTH CODE", result.auth_code))
+    if result.amount_fen is not None:
+        lines.append(_line("AMOUNT", f"CNY {format_fen(result.amount_fen)}"))
+    if result.balance_fen is not None and result.approved:
+        lines.append(_line("BALANCE", f"CNY {format_fen(result.balance_fen)}"))
+    lines.append("-" * WIDTH)
+    verdict = "APPROVED" if result.approved else "DECLINED"
+    lines.append(_line(verdict, f"{result.response_code} {result.response_text}"))
+    if result.mac_ok is False:
+        lines.append("MAC CHECK FAILED - REVERSE IT")
+    lines.append("=" * WIDTH)
+    return "\n".join(lines)
