@@ -148,6 +148,42 @@ def demo(
     raise typer.Exit(0 if passed else 1)
 
 
+bench_app = typer.Typer(help="Benchmarks (the figures quoted in the docs come from these).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("auth")
+def bench_auth(
+    terminals: Annotated[int, typer.Option("--terminals", min=1, max=500, help="concurrent terminals")] = 16,
+    duration: Annotated[float, typer.Option("--duration", min=1, help="measured seconds")] = 20,
+    warmup: Annotated[float, typer.Option("--warmup", min=0, help="unmeasured seconds first")] = 3,
+    cards: Annotated[int, typer.Option("--cards", min=1, max=999, help="distinct card accounts")] = 200,
+    database_url: DatabaseUrl = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Approved sales per second and latency percentiles with N terminals against `posgate up`."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from posgate.bench import run_auth_bench
+
+    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir)
+    table = Table(title=f"posgate bench auth — {terminals} terminals, {duration:g} s")
+    for column in ("approved", "TPS", "p50 ms", "p95 ms", "p99 ms", "other codes", "errors"):
+        table.add_column(column)
+    others = ", ".join(f"{c}×{n}" for c, n in sorted(report.codes.items()) if c != "00") or "—"
+    table.add_row(
+        str(report.approved),
+        f"{report.tps:.0f}",
+        f"{report.percentile(50):.1f}",
+        f"{report.percentile(95):.1f}",
+        f"{report.percentile(99):.1f}",
+        others,
+        str(report.errors),
+    )
+    Console().print(table)
+
+
 @keys_app.command("rotate")
 def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> None:
     """Start a new working-key period: every terminal gets 97 until it signs in again."""

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from posgate.errors import ConfigError
-from posgate.fixtures.document import DemoFixture
+from posgate.fixtures.document import DemoFixture, FixtureCard
 from posgate.security.at_rest import CardVault
 from posgate.security.keys import kcv
 from posgate.security.pin import pin_offset
@@ -54,7 +54,12 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
             if value:
                 key = bytes.fromhex(value)
                 put_key(session, vault, "sim_bank", b.name, purpose.upper(), key, kcv(key))
-    for c in fixture.cards:
+    add_cards(session, vault, fixture, fixture.cards)
+
+
+def add_cards(session: Session, vault: CardVault, fixture: DemoFixture, cards: list[FixtureCard]) -> None:
+    """Issue cards at the simulator's banks: an account each, PAN protected, PIN kept as its offset."""
+    for c in cards:
         bank = fixture.bank(c.bank)
         account = SimAccount(
             bank=bank.name,

@@ -380,3 +380,12 @@ def upsert_route(
     row.bins, row.host, row.port, row.mac_enabled, row.kind = ",".join(bins), host, port, mac_enabled, kind
     put_key(session, sealer, "issuer", name, "ZPK", *zpk)
     put_key(session, sealer, "issuer", name, "ZAK", *zak)
+
+
+def provision_terminal(session: Session, sealer: KeySealer, tid: str, mid: str, tmk: bytes, kcv: str) -> None:
+    """Create a live terminal of merchant `mid` with its TMK sealed (caller commits)."""
+    merchant = session.scalar(select(Merchant).where(Merchant.mid == mid))
+    if merchant is None:
+        raise LookupError(f"no merchant with MID {mid}")
+    session.add(Terminal(tid=tid, merchant_id=merchant.id, status="live"))
+    put_key(session, sealer, "terminal", tid, "TMK", tmk, kcv)

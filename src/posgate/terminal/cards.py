@@ -17,7 +17,7 @@ from functools import lru_cache
 from posgate.cards.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, mask_pan
 from posgate.cards.track2 import build_demo_track2
 from posgate.errors import ConfigError, EncodeError
-from posgate.fixtures.document import DemoFixture, read_demo_fixture
+from posgate.fixtures.document import DemoFixture, FixtureBank, FixtureCard, read_demo_fixture
 from posgate.security.cvv import card_verification_value
 from posgate.security.pin import pin_offset
 
@@ -72,7 +72,11 @@ def demo_card(pan_or_profile: str) -> CardProfile:
     """
     fixture = _fixture()
     card = fixture.card(pan_or_profile)
-    bank = fixture.bank(card.bank)
+    return card_profile(card, fixture.bank(card.bank))
+
+
+def card_profile(card: FixtureCard, bank: FixtureBank) -> CardProfile:
+    """The stripe of a fixture-style card of `bank` (also used for generated bench cards)."""
     offset = pin_offset(bytes.fromhex(bank.pvk), card.pin, card.pan)
     cvv = card_verification_value(bytes.fromhex(bank.cvk), card.pan, card.expiry, card.service_code)
     track2 = build_demo_track2(card.pan, card.expiry, card.service_code, offset, cvv)

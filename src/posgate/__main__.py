@@ -1,0 +1,5 @@
+"""`python -m posgate` = the `posgate` command."""
+
+from posgate.cli import main
+
+main()

@@ -1,0 +1,184 @@
+"""`posgate bench auth`: a load generator and its report (TPS, latency percentiles).
+
+The stack under test runs as its own process (`posgate up`, on a fresh SQLite store or the PostgreSQL
+database given), so the load generator in this process does not share its interpreter. Before starting it,
+the bench provisions N terminals (TIDs 9xxxxxxx, fresh TMKs) and M cards at Demo Bank A (generated PANs in
+BIN 622999 with a large balance), then N terminal simulators sign in and send sales of 0.01 CNY back to back
+for the duration. Latency is measured at the terminal: request written → answer read and MAC-verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from posgate.cards.pan import luhn_check_digit
+from posgate.config import Settings
+from posgate.fixtures.document import FixtureCard, read_demo_fixture
+from posgate.security.keys import generate_key, kcv
+from posgate.terminal import TerminalClient, TerminalState
+from posgate.terminal.cards import CardProfile, card_profile
+
+BENCH_MID = "898440153110001"
+BENCH_PIN = "123456"
+
+
+def bench_pans(count: int) -> list[str]:
+    """Luhn-valid PANs in Demo Bank A's BIN, outside the demo fixture's range.
+
+    >>> bench_pans(2)
+    ['6229997000000004', '6229997000000012']
+    """
+    return [(partial := f"622999700000{n:03d}") + luhn_check_digit(partial) for n in range(count)]
+
+
+def provision(settings: Settings, terminals: int, cards: int) -> tuple[list[TerminalState], list[CardProfile]]:
+    """Create the bench's terminals and cards in the store `settings` points at (demo fixture first)."""
+    from posgate.bootstrap import open_store
+    from posgate.seed import add_cards
+    from posgate.store.acquirer import provision_terminal
+
+    handle = open_store(settings)
+    fixture = read_demo_fixture()
+    bank = fixture.bank("Demo Bank A")
+    card_docs = [
+        FixtureCard(
+            pan=pan, bank=bank.name, profile=f"bench-{i}", pin=BENCH_PIN, expiry="3012",
+            service_code="101", balance_fen=10**12,
+        )
+        for i, pan in enumerate(bench_pans(cards))
+    ]
+    states = []
+    tmks = {f"9{n:07d}": generate_key() for n in range(1, terminals + 1)}
+
+    def work(session):  # type: ignore[no-untyped-def]
+        add_cards(session, handle.vault, fixture, card_docs)
+        for tid, tmk in tmks.items():
+            provision_terminal(session, handle.vault, tid, BENCH_MID, tmk, kcv(tmk))
+
+    handle.store.transact(work)
+    handle.store.close()
+    for tid, tmk in tmks.items():
+        states.append(TerminalState(tid=tid, mid=BENCH_MID, tmk_hex=tmk.hex().upper()))
+    return states, [card_profile(c, bank) for c in card_docs]
+
+
+@dataclass
+class BenchReport:
+    duration_s: float
+    latencies_ms: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+
+    @property
+    def approved(self) -> int:
+        return self.codes.get("00", 0)
+
+    @property
+    def tps(self) -> float:
+        return self.approved / self.duration_s if self.duration_s else 0.0
+
+    def percentile(self, p: float) -> float:
+        """Nearest-rank percentile of the latencies, in ms."""
+        if not self.latencies_ms:
+            return 0.0
+        ordered = sorted(self.latencies_ms)
+        rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
+        return ordered[rank]
+
+
+async def _terminal_loop(
+    host: str, port: int, state: TerminalState, cards: list[CardProfile], until: float, report: BenchReport,
+    warmup_until: float,
+) -> None:
+    rng = random.Random(state.tid)
+    async with TerminalClient(host, port, state, timeout_s=10) as client:
+        signed = await client.sign_in()
+        if not signed.approved:
+            raise RuntimeError(f"bench terminal {state.tid} could not sign in: {signed.response_code}")
+        while (now := time.monotonic()) < until:
+            card = rng.choice(cards)
+            try:
+                result = await client.sale(card, BENCH_PIN, 1)
+            except Exception:
+                report.errors += 1
+                continue
+            if now >= warmup_until:
+                report.codes[result.response_code] = report.codes.get(result.response_code, 0) + 1
+                if result.approved and result.mac_ok:
+                    report.latencies_ms.append(result.elapsed_ms)
+
+
+async def generate_load(
+    host: str, port: int, states: list[TerminalState], cards: list[CardProfile], duration_s: float,
+    warmup_s: float,
+) -> BenchReport:
+    start = time.monotonic()
+    warmup_until = start + warmup_s
+    until = warmup_until + duration_s
+    report = BenchReport(duration_s=duration_s)
+    await asyncio.gather(
+        *(_terminal_loop(host, port, s, cards, until, report, warmup_until) for s in states)
+    )
+    return report
+
+
+def start_stack(settings: Settings) -> tuple[subprocess.Popen[str], str, int]:
+    """`posgate up` as a child process on the bench's store; waits for its ready line."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "POSGATE_DATA_DIR": str(settings.data_dir),
+            "POSGATE_POS_PORT": "0",
+            "POSGATE_ISSUER_PORTS": "0,0",
+            "POSGATE_LOG_LEVEL": "WARNING",
+        }
+    )
+    if settings.database_url:
+        env["POSGATE_DATABASE_URL"] = settings.database_url
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "posgate", "up"], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith("posgate ready pos="):
+            host, port = line.split("=", 1)[1].strip().rsplit(":", 1)
+            return proc, host, int(port)
+    proc.kill()
+    raise RuntimeError("posgate up did not print its ready line within 60 s")
+
+
+def stop_stack(proc: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def run_auth_bench(
+    terminals: int, duration_s: float, warmup_s: float, cards: int, database_url: str | None,
+    data_dir: Path | None,
+) -> BenchReport:
+    workdir = data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))
+    settings = Settings(data_dir=workdir, database_url=database_url, env="test")
+    states, profiles = provision(settings, terminals, cards)
+    proc, host, port = start_stack(settings)
+    try:
+        return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s))
+    finally:
+        stop_stack(proc)
