@@ -41,7 +41,9 @@ def bench_pans(count: int) -> list[str]:
     return [(partial := f"622999700000{n:03d}") + luhn_check_digit(partial) for n in range(count)]
 
 
-def provision(settings: Settings, terminals: int, cards: int) -> tuple[list[TerminalState], list[CardProfile]]:
+def provision(
+    settings: Settings, terminals: int, cards: int
+) -> tuple[list[TerminalState], list[CardProfile]]:
     """Create the bench's terminals and cards in the store `settings` points at (demo fixture first)."""
     from posgate.bootstrap import open_store
     from posgate.seed import add_cards
@@ -52,8 +54,13 @@ def provision(settings: Settings, terminals: int, cards: int) -> tuple[list[Term
     bank = fixture.bank("Demo Bank A")
     card_docs = [
         FixtureCard(
-            pan=pan, bank=bank.name, profile=f"bench-{i}", pin=BENCH_PIN, expiry="3012",
-            service_code="101", balance_fen=10**12,
+            pan=pan,
+            bank=bank.name,
+            profile=f"bench-{i}",
+            pin=BENCH_PIN,
+            expiry="3012",
+            service_code="101",
+            balance_fen=10**12,
         )
         for i, pan in enumerate(bench_pans(cards))
     ]
@@ -97,7 +104,12 @@ class BenchReport:
 
 
 async def _terminal_loop(
-    host: str, port: int, state: TerminalState, cards: list[CardProfile], until: float, report: BenchReport,
+    host: str,
+    port: int,
+    state: TerminalState,
+    cards: list[CardProfile],
+    until: float,
+    report: BenchReport,
     warmup_until: float,
 ) -> None:
     rng = random.Random(state.tid)
@@ -119,16 +131,18 @@ async def _terminal_loop(
 
 
 async def generate_load(
-    host: str, port: int, states: list[TerminalState], cards: list[CardProfile], duration_s: float,
+    host: str,
+    port: int,
+    states: list[TerminalState],
+    cards: list[CardProfile],
+    duration_s: float,
     warmup_s: float,
 ) -> BenchReport:
     start = time.monotonic()
     warmup_until = start + warmup_s
     until = warmup_until + duration_s
     report = BenchReport(duration_s=duration_s)
-    await asyncio.gather(
-        *(_terminal_loop(host, port, s, cards, until, report, warmup_until) for s in states)
-    )
+    await asyncio.gather(*(_terminal_loop(host, port, s, cards, until, report, warmup_until) for s in states))
     return report
 
 
@@ -171,7 +185,11 @@ def stop_stack(proc: subprocess.Popen[str]) -> None:
 
 
 def run_auth_bench(
-    terminals: int, duration_s: float, warmup_s: float, cards: int, database_url: str | None,
+    terminals: int,
+    duration_s: float,
+    warmup_s: float,
+    cards: int,
+    database_url: str | None,
     data_dir: Path | None,
 ) -> BenchReport:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))

@@ -38,7 +38,10 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
     migrate(engine)
     vault = CardVault(load_or_create_master_key(settings.master_key_path))
-    store = Store(engine, threads=settings.db_threads)
+    # SQLite has one writer at a time: one thread serializes units of work without lock waits (its busy
+    # handler sleeps in growing steps, which would wreck latency); PostgreSQL gets the configured pool.
+    threads = 1 if engine.dialect.name == "sqlite" else settings.db_threads
+    store = Store(engine, threads=threads)
     for issuer in settings.issuers:
         zpk, zak = bytes.fromhex(issuer.zpk), bytes.fromhex(issuer.zak)
         store.transact(
@@ -48,7 +51,9 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
         )
     if load_demo and store.transact(store_is_empty):
         if settings.env == "production":
-            raise ConfigError("the store is empty and the demo fixture is refused when POSGATE_ENV=production")
+            raise ConfigError(
+                "the store is empty and the demo fixture is refused when POSGATE_ENV=production"
+            )
         fixture = read_demo_fixture()
         store.transact(lambda s: load_demo_fixture(s, vault, fixture, settings.env))
         log.info("empty store: loaded the demo fixture (test keys)")

@@ -14,14 +14,18 @@ from posgate.config import Settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.terminal.cli import app as terminal_app
 
-app = typer.Typer(help="posgate — bank-card acquiring host, issuer and terminal simulators.", no_args_is_help=True)
+app = typer.Typer(
+    help="posgate — bank-card acquiring host, issuer and terminal simulators.", no_args_is_help=True
+)
 app.add_typer(terminal_app, name="terminal", help="POS terminal simulator.")
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory [POSGATE_DATA_DIR]")]
 PosPort = Annotated[int | None, typer.Option("--pos-port", help="POS port [POSGATE_POS_PORT]")]
-ConsolePort = Annotated[int | None, typer.Option("--console-port", help="console port [POSGATE_CONSOLE_PORT]")]
+ConsolePort = Annotated[
+    int | None, typer.Option("--console-port", help="console port [POSGATE_CONSOLE_PORT]")
+]
 IssuerPorts = Annotated[
     str | None, typer.Option("--issuer-ports", help="issuer simulator ports, e.g. 6001,6002")
 ]
@@ -102,7 +106,9 @@ async def _serve(settings: Settings, host: bool, issuers: bool) -> None:
 def decode(
     hex_text: Annotated[str, typer.Argument(metavar="HEX", help="the message (or frame) as hex")],
     dialect: Annotated[str, typer.Option("--dialect", help="pos or network")] = "pos",
-    frame: Annotated[bool, typer.Option("--frame", help="HEX starts with length (+ TPDU and header)")] = False,
+    frame: Annotated[
+        bool, typer.Option("--frame", help="HEX starts with length (+ TPDU and header)")
+    ] = False,
     reveal: Annotated[bool, typer.Option("--reveal", help="show PAN and track data in clear")] = False,
 ) -> None:
     """Decode a POS or network ISO 8583 message and print its fields as JSON."""
@@ -124,7 +130,9 @@ def demo(
     data_dir: DataDir = None,
     pos_port: PosPort = None,
     issuer_ports: IssuerPorts = None,
-    keep_running: Annotated[bool, typer.Option("--keep-running", help="leave everything up afterwards")] = False,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="leave everything up afterwards")
+    ] = False,
 ) -> None:
     """The guided end-to-end demo on a fresh SQLite store (what `make demo` runs)."""
     from rich.console import Console
@@ -148,7 +156,9 @@ def demo(
     raise typer.Exit(0 if passed else 1)
 
 
-bench_app = typer.Typer(help="Benchmarks (the figures quoted in the docs come from these).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (the figures quoted in the docs come from these).", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 

@@ -42,7 +42,9 @@ class StoryStep:
     expected_balance_fen: int | None = None
 
 
-def _sale(card: str, amount_fen: int, pin: str | None = None) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+def _sale(
+    card: str, amount_fen: int, pin: str | None = None
+) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
     profile = demo_card(card)
     return lambda t: t.sale(profile, pin or profile.default_pin, amount_fen)
 
@@ -71,9 +73,13 @@ STORY: list[StoryStep] = [
     StoryStep("sale on a card reported lost", "6229990000000046", "41", _sale("6229990000000046", 100)),
     StoryStep("sale 88.80 with PIN 888888", "6229990000000053", "00", _sale("6229990000000053", 8_880)),
     StoryStep("credit card sale 500.00", "6228880000000024", "00", _sale("6228880000000024", 50_000)),
-    StoryStep("balance after the credit sale", "6228880000000024", "00", _balance("6228880000000024"), 150_000),
+    StoryStep(
+        "balance after the credit sale", "6228880000000024", "00", _balance("6228880000000024"), 150_000
+    ),
     StoryStep("reversal of that sale", "6228880000000024", "00", _reverse()),
-    StoryStep("credit restored by the reversal", "6228880000000024", "00", _balance("6228880000000024"), 200_000),
+    StoryStep(
+        "credit restored by the reversal", "6228880000000024", "00", _balance("6228880000000024"), 200_000
+    ),
 ]
 
 
@@ -89,7 +95,10 @@ class StoryOutcome:
             return False
         if self.step.expected == "00" and self.result.mac_ok is False:
             return False
-        return self.step.expected_balance_fen is None or self.result.balance_fen == self.step.expected_balance_fen
+        return (
+            self.step.expected_balance_fen is None
+            or self.result.balance_fen == self.step.expected_balance_fen
+        )
 
 
 async def play_story(client: TerminalClient, console: Console) -> list[StoryOutcome]:

@@ -20,9 +20,10 @@ from posgate.store.models import IssuerRoute, Merchant, SimAccount, SimBank, Sim
 
 
 def store_is_empty(session: Session) -> bool:
-    return session.scalar(select(Terminal.id).limit(1)) is None and session.scalar(
-        select(SimBank.id).limit(1)
-    ) is None
+    return (
+        session.scalar(select(Terminal.id).limit(1)) is None
+        and session.scalar(select(SimBank.id).limit(1)) is None
+    )
 
 
 def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, env: str) -> None:

@@ -71,7 +71,7 @@ class IssuerLink:
                 await self._task
         self._drop_connection()
 
-    # -- requests ---------------------------------------------------------------------------------------------
+    # -- requests ----------
 
     async def request(self, msg: Message, timeout_s: float) -> Message:
         """Send one request and wait for its reply; refuse at once when the link is down."""
@@ -100,7 +100,7 @@ class IssuerLink:
             return encode_network_with_mac(msg, lambda data: network_mac(self.route.zak, data))
         return encode_network(msg)
 
-    # -- connection upkeep -----------------------------------------------------------------------------------
+    # -- connection upkeep ----------
 
     async def _maintain(self) -> None:
         backoff = 0.2
@@ -110,7 +110,9 @@ class IssuerLink:
                     asyncio.open_connection(self.route.host, self.route.port), self.connect_timeout_s
                 )
             except (OSError, TimeoutError) as exc:
-                log.info("issuer %s unreachable at %s:%s: %s", self.name, self.route.host, self.route.port, exc)
+                log.info(
+                    "issuer %s unreachable at %s:%s: %s", self.name, self.route.host, self.route.port, exc
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
                 continue

@@ -108,8 +108,8 @@ class SafForwarder:
             try:
                 reply = await link.request(request, self.timeout_s)
             except (IssuerUnavailable, IssuerTimeout) as exc:
-                retry_at = self._now() + dt.timedelta(seconds=self.retry_s)
-                await self.store.run(lambda s: saf_failed(s, item.id, str(exc), retry_at))
+                error, retry_at = str(exc), self._now() + dt.timedelta(seconds=self.retry_s)
+                await self.store.run(lambda s: saf_failed(s, item.id, error, retry_at))
                 return False
             now = self._now()
             await self.store.run(lambda s: saf_delivered(s, item.id, now))

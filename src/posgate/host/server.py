@@ -20,8 +20,14 @@ from posgate.host.pipeline import classify, finishing_steps, pipelines
 from posgate.host.runner import run_pipeline
 from posgate.host.steps.base import HostServices
 from posgate.iso8583.codec import decode_pos, encode_pos, encode_pos_with_mac, response_mti, salvage_pos
-from posgate.iso8583.framing import FrameBuffer, PosFrame, build_pos_frame, response_header, response_tpdu
-from posgate.iso8583.framing import split_pos_frame
+from posgate.iso8583.framing import (
+    FrameBuffer,
+    PosFrame,
+    build_pos_frame,
+    response_header,
+    response_tpdu,
+    split_pos_frame,
+)
 from posgate.security.pos_mac import cup_ecb_mac
 from posgate.security.signin import WorkingKeys
 
@@ -146,7 +152,9 @@ class PosServer:
             return
         log.warning("format error in %s stan=%s tid=%s: %s", mti, salvaged["11"], salvaged["41"], exc)
         fields = {"t": response_mti(mti), "11": salvaged["11"], "39": "30", "41": salvaged["41"]}
-        writer.write(build_pos_frame(response_tpdu(frame.tpdu), response_header(frame.header), encode_pos(fields)))
+        writer.write(
+            build_pos_frame(response_tpdu(frame.tpdu), response_header(frame.header), encode_pos(fields))
+        )
 
 
 def utc_now() -> dt.datetime:

@@ -1,1 +1,2 @@
-"""The store: SQLAlchemy models, engine set-up (SQLite WAL or PostgreSQL), Alembic migrations, fixture loading."""
+"""The store: SQLAlchemy models, engine set-up (SQLite WAL or PostgreSQL), Alembic migrations,
+repositories."""

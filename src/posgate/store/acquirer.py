@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
 from posgate.store.keys import KeySealer, get_keys, put_key
@@ -18,7 +18,7 @@ from posgate.store.models import HostState, IssuerRoute, Merchant, SafEntry, Ter
 REVERSIBLE_STATES = ("approved",)
 
 
-# ---- host state and terminals ------------------------------------------------------------------------------
+# ---- host state and terminals ----------
 
 
 def current_key_period(session: Session) -> int:
@@ -52,26 +52,30 @@ class TerminalRecord:
     key_period: int
 
 
+_TERMINAL_QUERY = (
+    select(
+        Terminal.id,
+        Terminal.tid,
+        Merchant.mid,
+        Merchant.id,
+        Merchant.name,
+        Terminal.status,
+        Merchant.status,
+        Terminal.batch_no,
+        Terminal.signed_in_period,
+        Terminal.signed_in_at,
+        select(HostState.key_period).where(HostState.id == 1).scalar_subquery(),
+    )
+    .join(Merchant, Merchant.id == Terminal.merchant_id)
+    .where(Terminal.tid == bindparam("tid"))
+)
+
+
 def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
-    row = session.execute(
-        select(Terminal, Merchant).join(Merchant, Merchant.id == Terminal.merchant_id).where(Terminal.tid == tid)
-    ).first()
+    row = session.execute(_TERMINAL_QUERY, {"tid": tid}).first()
     if row is None:
         return None
-    terminal, merchant = row
-    return TerminalRecord(
-        id=terminal.id,
-        tid=terminal.tid,
-        mid=merchant.mid,
-        merchant_id=merchant.id,
-        merchant_name=merchant.name,
-        status=terminal.status,
-        merchant_status=merchant.status,
-        batch_no=terminal.batch_no,
-        signed_in_period=terminal.signed_in_period,
-        signed_in_at=terminal.signed_in_at,
-        key_period=current_key_period(session),
-    )
+    return TerminalRecord(*row[:-1], key_period=row[-1] or 1)
 
 
 def terminal_keys(session: Session, sealer: KeySealer, tid: str) -> dict[str, bytes]:
@@ -100,7 +104,7 @@ def record_sign_out(session: Session, tid: str) -> None:
     session.execute(update(Terminal).where(Terminal.tid == tid).values(signed_in_period=None))
 
 
-# ---- transactions -------------------------------------------------------------------------------------------
+# ---- transactions ----------
 
 
 @dataclass(frozen=True)
@@ -123,16 +127,25 @@ class Existing:
 
 def insert_transaction(session: Session, **values: Any) -> Recorded:
     """Insert a transaction row; raises IntegrityError on a duplicate (caller then calls `find_duplicate`)."""
-    row = Transaction(**values)
-    session.add(row)
-    session.flush()
-    row.rrn = f"{row.id:012d}"
-    row.network_stan = f"{row.id % 1_000_000:06d}"
-    return Recorded(id=row.id, rrn=row.rrn, network_stan=row.network_stan)
+    txn_id = session.execute(insert(Transaction).values(**values).returning(Transaction.id)).scalar_one()
+    rrn, network_stan = f"{txn_id:012d}", f"{txn_id % 1_000_000:06d}"
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id)
+        .values(rrn=rrn, network_stan=network_stan)
+        .execution_options(synchronize_session=False)
+    )
+    return Recorded(id=txn_id, rrn=rrn, network_stan=network_stan)
 
 
 def find_duplicate(
-    session: Session, tid: str, batch_no: str, stan: str, mti: str, processing_code: str, business_date: dt.date
+    session: Session,
+    tid: str,
+    batch_no: str,
+    stan: str,
+    mti: str,
+    processing_code: str,
+    business_date: dt.date,
 ) -> Existing | None:
     row = session.scalar(
         select(Transaction).where(
@@ -175,15 +188,15 @@ def finish_transaction(
     if transmission_dt is not None:
         values["transmission_dt"] = transmission_dt
     # a reversal that arrived while we waited for the issuer wins: never overwrite 'reversed'
+    for column in ("state", "response_code", "auth_code"):
+        values[column] = case(
+            (Transaction.state == "pending", values[column]), else_=getattr(Transaction, column)
+        )
     session.execute(
         update(Transaction)
-        .where(Transaction.id == txn_id, Transaction.state.in_(("pending",)))
+        .where(Transaction.id == txn_id)
         .values(**values)
-    )
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == txn_id, Transaction.state != "pending")
-        .values(response_fields=values["response_fields"], trace=trace)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -251,7 +264,7 @@ def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: d
         )
 
 
-# ---- store-and-forward -------------------------------------------------------------------------------------
+# ---- store-and-forward ----------
 
 
 @dataclass(frozen=True)
@@ -323,7 +336,7 @@ def pending_saf_count(session: Session) -> int:
     return len(session.scalars(select(SafEntry.id).where(SafEntry.status == "pending")).all())
 
 
-# ---- issuer routes -------------------------------------------------------------------------------------------
+# ---- issuer routes ----------
 
 
 @dataclass(frozen=True, repr=False)

@@ -56,5 +56,6 @@ def get_keys(session: Session, sealer: KeySealer, owner_kind: str, owner_ref: st
         select(SealedKey).where(SealedKey.owner_kind == owner_kind, SealedKey.owner_ref == owner_ref)
     )
     return {
-        row.purpose: sealer.open_key(row.sealed, key_label(owner_kind, owner_ref, row.purpose)) for row in rows
+        row.purpose: sealer.open_key(row.sealed, key_label(owner_kind, owner_ref, row.purpose))
+        for row in rows
     }

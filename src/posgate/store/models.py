@@ -1,5 +1,6 @@
 """SQLAlchemy models: the acquirer's records (merchants, terminals, issuer routes, transactions, the
-store-and-forward queue, sealed keys) and the issuer simulator's books (banks, cards, accounts, authorizations).
+store-and-forward queue, sealed keys) and the issuer simulator's books (banks, cards, accounts,
+authorizations).
 
 Card data at rest: a PAN is kept only as AES-GCM ciphertext + keyed hash (look-up) + masked form. No track,
 CVV, PIN or PIN block is ever a column. Keys are sealed under the local master key (`security.at_rest`).

@@ -31,9 +31,7 @@ class IssueWorkingKeys(Step):
         if keys.tdk is not None:
             working["TDK"] = (keys.tdk, kcv(keys.tdk))
         now = ctx.received_at.replace(tzinfo=None)
-        await services.store.run(
-            lambda s: record_sign_in(s, services.vault, tid, working, ctx.batch_no, now)
-        )
+        await services.store.run(lambda s: record_sign_in(s, services.vault, tid, working, ctx.batch_no, now))
         ctx.response_extra["62"] = field62.hex().upper()
         ctx.result.approve()
 

@@ -37,9 +37,11 @@ class IdentifyTerminal(Step):
         )
         if signed_in:
             ctx.keys = await self._working_keys(record.tid, record.signed_in_at)
-        if "42" in ctx.request and ctx.request["42"] != record.mid:
-            ctx.result.decline(Reason.INVALID_MERCHANT)
-        elif record.status != LIVE or record.merchant_status != LIVE:
+        if (
+            ("42" in ctx.request and ctx.request["42"] != record.mid)
+            or record.status != LIVE
+            or record.merchant_status != LIVE
+        ):
             ctx.result.decline(Reason.INVALID_MERCHANT)
 
     async def _working_keys(self, tid: str, signed_in_at: object) -> WorkingKeys | None:

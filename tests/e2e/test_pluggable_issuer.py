@@ -1,0 +1,119 @@
+"""Issuers are configuration: an issuer host written here with nothing but pyiso8583 and psec (no posgate
+code) is plugged in through `[[issuers]]` settings, and a sale on its BIN reaches it with the PIN block
+under its own ZPK. Also: a reversal queued while an issuer is silent survives a host restart."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import iso8583
+import psec
+import pytest
+
+from posgate.config import IssuerConfig
+from posgate.logs import configure_logging
+from posgate.services import start_all
+from posgate.store.acquirer import pending_saf_count
+from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
+
+from .conftest import stack_settings
+from .helpers import available_fen, eventually
+
+PLAIN_ZPK = bytes.fromhex("1C1C1C1C1C1C1C1C2A2A2A2A2A2A2A2A")
+PLAIN_PAN = "6212340000000001"
+
+
+class PlainIssuer:
+    """A minimal network-8583 issuer: approves every financial request, remembers what it saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, str]] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server:
+            self.server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                (length,) = struct.unpack(">H", await reader.readexactly(2))
+                msg, _ = iso8583.decode(await reader.readexactly(length), iso8583.specs.default_ascii)
+                self.seen.append(msg)
+                reply = {"t": msg["t"][:2] + str(int(msg["t"][2]) + 1) + msg["t"][3], "39": "00"}
+                for field in ("3", "4", "7", "11", "32", "37", "41", "42", "49", "70"):
+                    if field in msg:
+                        reply[field] = msg[field]
+                if msg["t"] in ("0100", "0200"):
+                    reply["38"] = "654321"
+                encoded, _ = iso8583.encode(reply, iso8583.specs.default_ascii)
+                writer.write(struct.pack(">H", len(encoded)) + bytes(encoded))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+@pytest.fixture
+async def plain_issuer() -> AsyncIterator[PlainIssuer]:
+    issuer = PlainIssuer()
+    yield issuer
+    await issuer.stop()
+
+
+async def test_an_issuer_host_written_with_any_iso8583_library_plugs_in_by_configuration(
+    tmp_path: Path, database_url: str, plain_issuer: PlainIssuer
+) -> None:
+    port = await plain_issuer.start()
+    plain = IssuerConfig(
+        name="Plain Bank", bins=["621234"], port=port, zpk=PLAIN_ZPK.hex(), zak="22" * 16, mac=False
+    )
+    settings = stack_settings(tmp_path, database_url, issuers=[plain])
+    running = await start_all(settings)
+    try:
+        host, pos_port = running.pos_address
+        async with TerminalClient(host, pos_port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            card = manual_card(PLAIN_PAN, "3012", default_pin="246810")
+            result = await terminal.sale(card, "246810", 1_234, entry="manual")
+        assert result.response_code == "00" and result.auth_code == "654321" and result.mac_ok
+        sale = next(m for m in plain_issuer.seen if m["t"] == "0200")
+        assert sale["2"] == PLAIN_PAN and sale["4"] == "000000001234" and sale["32"] == "49990000"
+        clear_block = psec.des.decrypt_tdes_ecb(PLAIN_ZPK, bytes.fromhex(sale["52"]))
+        assert psec.pinblock.decode_pinblock_iso_0(clear_block, PLAIN_PAN) == "246810"
+        assert any(m["t"] == "0800" and m.get("70") == "001" for m in plain_issuer.seen)  # signed on
+    finally:
+        await running.stop()
+
+
+async def test_a_queued_reversal_survives_a_host_restart(tmp_path: Path, database_url: str) -> None:
+    settings = stack_settings(tmp_path, database_url, saf_retry_s=0.2)
+    configure_logging(settings.data_dir, "INFO", console=False)
+    card = demo_card("6229990000000012")
+    first = await start_all(settings)
+    assert first.issuers is not None
+    first.issuers.set_fault("Demo Bank A", "drop_replies")
+    host, port = first.pos_address
+    async with TerminalClient(host, port, demo_terminal_state()) as terminal:
+        assert (await terminal.sign_in()).approved
+        assert (await terminal.sale(card, "123456", 3_000)).response_code == "98"
+    await first.stop()  # the host goes away with the reversal still queued
+
+    second = await start_all(settings)  # same store; the simulator answers again
+    try:
+        assert await eventually(lambda: _saf_empty(second), timeout_s=10)
+        host, port = second.pos_address
+        async with TerminalClient(host, port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            assert await available_fen(terminal, card) == 1_000_000
+    finally:
+        await second.stop()
+
+
+async def _saf_empty(running) -> bool:  # type: ignore[no-untyped-def]
+    return await running.handle.store.run(pending_saf_count) == 0
