@@ -72,7 +72,7 @@ _TERMINAL_QUERY = (
 
 
 def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
-    row = session.execute(_TERMINAL_QUERY, {"tid": tid}).first()
+    row = session.connection().execute(_TERMINAL_QUERY, {"tid": tid}).first()
     if row is None:
         return None
     return TerminalRecord(*row[:-1], key_period=row[-1] or 1)
@@ -125,17 +125,29 @@ class Existing:
     response: dict[str, str] | None
 
 
+_TXN = Transaction.__table__
+_INSERT_TXN = insert(_TXN).returning(_TXN.c.id)
+
+
+def rrn_of(txn_id: int) -> str:
+    """The RRN the host gives a transaction: its row id, 12 digits (unique across host nodes).
+
+    >>> rrn_of(42)
+    '000000000042'
+    """
+    return f"{txn_id:012d}"
+
+
+def network_stan_of(txn_id: int) -> str:
+    """The STAN the host uses towards the issuer: unique per link per day below a million transactions."""
+    return f"{txn_id % 1_000_000:06d}"
+
+
 def insert_transaction(session: Session, **values: Any) -> Recorded:
-    """Insert a transaction row; raises IntegrityError on a duplicate (caller then calls `find_duplicate`)."""
-    txn_id = session.execute(insert(Transaction).values(**values).returning(Transaction.id)).scalar_one()
-    rrn, network_stan = f"{txn_id:012d}", f"{txn_id % 1_000_000:06d}"
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == txn_id)
-        .values(rrn=rrn, network_stan=network_stan)
-        .execution_options(synchronize_session=False)
-    )
-    return Recorded(id=txn_id, rrn=rrn, network_stan=network_stan)
+    """Insert a transaction row; raises IntegrityError on a duplicate (caller then calls `find_duplicate`).
+    Its RRN and network STAN derive from the row id; `finish_transaction` writes the RRN column."""
+    txn_id = session.connection().execute(_INSERT_TXN, values).scalar_one()
+    return Recorded(id=txn_id, rrn=rrn_of(txn_id), network_stan=network_stan_of(txn_id))
 
 
 def find_duplicate(
@@ -163,6 +175,28 @@ def find_duplicate(
     return Existing(id=row.id, state=row.state, response=response)
 
 
+def _unless_settled(column: str) -> Any:
+    """Write the new value only while the row is pending: a reversal that arrived while we waited for the
+    issuer wins, and 'reversed' is never overwritten."""
+    return case((_TXN.c.state == "pending", bindparam(f"new_{column}")), else_=_TXN.c[column])
+
+
+_FINISH_TXN = (
+    update(_TXN)
+    .where(_TXN.c.id == bindparam("txn_id"))
+    .values(
+        state=_unless_settled("state"),
+        response_code=_unless_settled("response_code"),
+        auth_code=_unless_settled("auth_code"),
+        rrn=bindparam("new_rrn"),
+        network_stan=bindparam("new_network_stan"),
+        response_fields=bindparam("new_response_fields"),
+        trace=bindparam("new_trace"),
+        updated_at=bindparam("new_updated_at"),
+    )
+)
+
+
 def finish_transaction(
     session: Session,
     txn_id: int,
@@ -171,32 +205,21 @@ def finish_transaction(
     auth_code: str | None,
     response: dict[str, str],
     trace: str,
-    issuer_name: str | None = None,
-    transmission_dt: str | None = None,
 ) -> None:
     """Record the outcome and the answer sent (no card data in `response`)."""
-    values: dict[str, Any] = {
-        "state": state,
-        "response_code": response_code,
-        "auth_code": auth_code,
-        "response_fields": json.dumps(response, sort_keys=True),
-        "trace": trace,
-        "updated_at": utcnow(),
-    }
-    if issuer_name is not None:
-        values["issuer_name"] = issuer_name
-    if transmission_dt is not None:
-        values["transmission_dt"] = transmission_dt
-    # a reversal that arrived while we waited for the issuer wins: never overwrite 'reversed'
-    for column in ("state", "response_code", "auth_code"):
-        values[column] = case(
-            (Transaction.state == "pending", values[column]), else_=getattr(Transaction, column)
-        )
-    session.execute(
-        update(Transaction)
-        .where(Transaction.id == txn_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    session.connection().execute(
+        _FINISH_TXN,
+        {
+            "txn_id": txn_id,
+            "new_state": state,
+            "new_response_code": response_code,
+            "new_auth_code": auth_code,
+            "new_rrn": rrn_of(txn_id),
+            "new_network_stan": network_stan_of(txn_id),
+            "new_response_fields": json.dumps(response, sort_keys=True),
+            "new_trace": trace,
+            "new_updated_at": utcnow(),
+        },
     )
 
 
@@ -225,7 +248,7 @@ def reverse_transaction(session: Session, txn_id: int, reason_code: str, now: dt
     changed = session.execute(
         update(Transaction)
         .where(Transaction.id == txn_id, Transaction.state.in_(("approved", "pending", "timed_out")))
-        .values(state="reversed", updated_at=now)
+        .values(state="reversed", updated_at=now, rrn=rrn_of(txn_id))
     ).rowcount
     if not changed:
         return False
@@ -241,7 +264,7 @@ def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> Non
     changed = session.execute(
         update(Transaction)
         .where(Transaction.id == txn_id, Transaction.state == "pending")
-        .values(state="timed_out", response_code="98", updated_at=now)
+        .values(state="timed_out", response_code="98", updated_at=now, rrn=rrn_of(txn_id))
     ).rowcount
     txn = session.get(Transaction, txn_id)
     if changed and txn is not None:
@@ -305,9 +328,9 @@ def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> lis
             processing_code=txn.processing_code,
             amount_fen=txn.amount_fen,
             currency=txn.currency,
-            network_stan=txn.network_stan or "000000",
+            network_stan=network_stan_of(txn.id),
             transmission_dt=txn.transmission_dt or "0000000000",
-            rrn=txn.rrn or "",
+            rrn=rrn_of(txn.id),
             tid=txn.tid,
             mid=txn.mid,
             pan_ciphertext=txn.pan_ciphertext,

@@ -19,9 +19,10 @@ T = TypeVar("T")
 class Store:
     """An engine, a session factory and the thread pool that runs units of work off the event loop."""
 
-    def __init__(self, engine: Engine, threads: int = 4) -> None:
+    def __init__(self, engine: Engine, threads: int = 4, inline: bool = False) -> None:
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        self.inline = inline
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="posgate-db")
 
     @property
@@ -34,7 +35,11 @@ class Store:
             return work(session)
 
     async def run(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in one transaction on the store's thread pool."""
+        """Run `work(session)` in one transaction on the store's thread pool — or, for an embedded store
+        (`inline`), right here on the event loop: SQLite calls are short CPU work, and handing them to a
+        thread only adds GIL hand-offs."""
+        if self.inline:
+            return self.transact(work)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self.transact, work)
 
