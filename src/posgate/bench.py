@@ -18,8 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from sqlalchemy import select
 
 from posgate.cards.pan import luhn_check_digit
 from posgate.config import Settings
@@ -48,6 +51,8 @@ def provision(
     from posgate.bootstrap import open_store
     from posgate.seed import add_cards
     from posgate.store.acquirer import provision_terminal
+    from posgate.store.keys import put_key
+    from posgate.store.models import SimCard, Terminal
 
     handle = open_store(settings)
     fixture = read_demo_fixture()
@@ -68,9 +73,14 @@ def provision(
     tmks = {f"9{n:07d}": generate_key() for n in range(1, terminals + 1)}
 
     def work(session):  # type: ignore[no-untyped-def]
-        add_cards(session, handle.vault, fixture, card_docs)
+        known = set(session.scalars(select(SimCard.pan_hash)))
+        new_cards = [c for c in card_docs if handle.vault.pan_hash(c.pan) not in known]
+        add_cards(session, handle.vault, fixture, new_cards)
         for tid, tmk in tmks.items():
-            provision_terminal(session, handle.vault, tid, BENCH_MID, tmk, kcv(tmk))
+            if session.scalar(select(Terminal.id).where(Terminal.tid == tid)) is None:
+                provision_terminal(session, handle.vault, tid, BENCH_MID, tmk, kcv(tmk))
+            else:  # a store reused from an earlier run: give the terminal a fresh TMK
+                put_key(session, handle.vault, "terminal", tid, "TMK", tmk, kcv(tmk))
 
     handle.store.transact(work)
     handle.store.close()
@@ -146,8 +156,25 @@ async def generate_load(
     return report
 
 
-def start_stack(settings: Settings) -> tuple[subprocess.Popen[str], str, int]:
-    """`posgate up` as a child process on the bench's store; waits for its ready line."""
+def _spawn(command: str, env: dict[str, str], ready_prefix: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "posgate", command], env=env, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if line.startswith(ready_prefix):
+            return proc, line.strip()
+    proc.kill()
+    raise RuntimeError(f"posgate {command} did not print {ready_prefix!r} within 60 s")
+
+
+def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subprocess.Popen[str]], str, int]:
+    """The stack under test as child processes on the bench's store: `posgate up` (single), or
+    `posgate issuer` and `posgate host` (split: two interpreters, two cores). Waits for the ready line."""
     env = dict(os.environ)
     env.update(
         {
@@ -159,29 +186,27 @@ def start_stack(settings: Settings) -> tuple[subprocess.Popen[str], str, int]:
     )
     if settings.database_url:
         env["POSGATE_DATABASE_URL"] = settings.database_url
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "posgate", "up"], env=env, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("posgate ready pos="):
-            host, port = line.split("=", 1)[1].strip().rsplit(":", 1)
-            return proc, host, int(port)
-    proc.kill()
-    raise RuntimeError("posgate up did not print its ready line within 60 s")
+    procs = []
+    if topology == "split":
+        issuer, line = _spawn("issuer", env, "posgate issuers ")
+        procs.append(issuer)
+        # the simulator's bound ports become the host's routes (bank names in the ready line, name order)
+        ports = [part.rsplit("=", 1)[1] for part in line.removeprefix("posgate issuers ").split(",")]
+        env["POSGATE_ISSUER_PORTS"] = ",".join(ports)
+    proc, line = _spawn("host" if topology == "split" else "up", env, "posgate ready pos=")
+    procs.append(proc)
+    host, port = line.split("=", 1)[1].rsplit(":", 1)
+    return procs, host, int(port)
 
 
-def stop_stack(proc: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def stop_stack(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in reversed(procs):
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run_auth_bench(
@@ -191,12 +216,38 @@ def run_auth_bench(
     cards: int,
     database_url: str | None,
     data_dir: Path | None,
+    topology: str = "single",
 ) -> BenchReport:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))
-    settings = Settings(data_dir=workdir, database_url=database_url, env="test")
-    states, profiles = provision(settings, terminals, cards)
-    proc, host, port = start_stack(settings)
+    with scratch_database(database_url) as url:
+        settings = Settings(data_dir=workdir, database_url=url, env="test")
+        states, profiles = provision(settings, terminals, cards)
+        procs, host, port = start_stack(settings, topology)
+        try:
+            return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s))
+        finally:
+            stop_stack(procs)
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """For PostgreSQL, a fresh database on the server `server_url` names, dropped afterwards: the bench
+    never writes into an existing store. SQLite (None): a new file in the bench's data directory."""
+    if not server_url or not server_url.startswith("postgres"):
+        yield server_url
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from posgate.store.db import normalize_url
+
+    admin = create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT")
+    name = f"posgate_bench_{os.getpid()}_{int(time.time())}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s))
+        yield make_url(normalize_url(server_url)).set(database=name).render_as_string(hide_password=False)
     finally:
-        stop_stack(proc)
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

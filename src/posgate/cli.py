@@ -72,9 +72,17 @@ def up(
 
 
 @app.command()
-def host(data_dir: DataDir = None, pos_port: PosPort = None, database_url: DatabaseUrl = None) -> None:
-    """Run the acquirer host alone (issuers reached as configured)."""
-    settings = build_settings(data_dir=data_dir, pos_port=pos_port, database_url=database_url)
+def host(
+    data_dir: DataDir = None,
+    pos_port: PosPort = None,
+    issuer_ports: IssuerPorts = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Run the acquirer host alone (issuers reached as configured; --issuer-ports points the simulator's
+    banks' routes at other ports)."""
+    settings = build_settings(
+        data_dir=data_dir, pos_port=pos_port, issuer_ports=issuer_ports, database_url=database_url
+    )
     _run(_serve(settings, host=True, issuers=False))
 
 
@@ -170,15 +178,22 @@ def bench_auth(
     cards: Annotated[int, typer.Option("--cards", min=1, max=999, help="distinct card accounts")] = 200,
     database_url: DatabaseUrl = None,
     data_dir: DataDir = None,
+    topology: Annotated[
+        str, typer.Option("--topology", help="single: `posgate up`; split: `posgate issuer` + `posgate host`")
+    ] = "single",
 ) -> None:
-    """Approved sales per second and latency percentiles with N terminals against `posgate up`."""
+    """Approved sales per second and latency percentiles with N terminals against the stack."""
     from rich.console import Console
     from rich.table import Table
 
     from posgate.bench import run_auth_bench
 
-    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir)
-    table = Table(title=f"posgate bench auth — {terminals} terminals, {duration:g} s")
+    if topology not in ("single", "split"):
+        typer.echo(f"posgate bench: --topology must be single or split, got {topology!r}", err=True)
+        raise typer.Exit(2)
+    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir, topology)
+    store = "PostgreSQL" if database_url else "SQLite"
+    table = Table(title=f"posgate bench auth — {terminals} terminals, {duration:g} s, {store}, {topology}")
     for column in ("approved", "TPS", "p50 ms", "p95 ms", "p99 ms", "other codes", "errors"):
         table.add_column(column)
     others = ", ".join(f"{c}×{n}" for c, n in sorted(report.codes.items()) if c != "00") or "—"

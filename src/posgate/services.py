@@ -8,9 +8,13 @@ import contextlib
 import signal
 from dataclasses import dataclass
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
 from posgate.config import Settings
 from posgate.issuer.server import IssuerSimulator
+from posgate.store.models import SimBank
 
 
 @dataclass
@@ -41,6 +45,10 @@ def sim_bank_ports(settings: Settings, bank_names: list[str]) -> dict[str, int] 
     return dict(zip(sorted(bank_names), settings.issuer_ports, strict=False))
 
 
+def simulated_bank_names(session: Session) -> list[str]:
+    return list(session.scalars(select(SimBank.name)))
+
+
 async def start_all(settings: Settings, host: bool = True, issuers: bool = True) -> Running:
     handle = await asyncio.to_thread(open_store, settings)
     simulator = None
@@ -50,6 +58,9 @@ async def start_all(settings: Settings, host: bool = True, issuers: bool = True)
         names = await simulator.bank_names()
         await simulator.start(ports=sim_bank_ports(settings, names))
         ports = dict(simulator.ports)
+    elif "issuer_ports" in settings.model_fields_set:
+        # host alone, told where the simulator listens: its banks' routes take those ports (name order)
+        ports = sim_bank_ports(settings, await handle.store.run(simulated_bank_names))
     runtime = await start_host(settings, handle, issuer_ports=ports) if host else None
     if runtime is not None:
         await runtime.services.links.wait_up(settings.issuer_connect_timeout_s * 2)
