@@ -95,8 +95,15 @@ class IssuerRoute(Base):
     port: Mapped[int] = mapped_column(Integer)
     mac_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     kind: Mapped[str] = mapped_column(String(10), default="debit")
+    # stand-in: approve within these limits while the issuer is down (None = no stand-in)
+    stand_in_max_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stand_in_card_daily_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
+# Transaction.kind: balance, sale, void, refund, preauth, preauth_void, completion, completion_void,
+#   reversal, settlement, batch_upload
+# Transaction.state: pending, approved, declined, timed_out, reversed, voided (a sale or completion that a
+#   void cancelled), completed (a pre-authorization a completion used), cancelled (a voided pre-authorization)
 class Transaction(Base):
     """One POS request as the host handled it; the unique key is the duplicate check."""
 
@@ -130,14 +137,70 @@ class Transaction(Base):
     response_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
     state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), nullable=True)
+    condition_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    card_seq: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    card_kind: Mapped[str | None] = mapped_column(String(10), nullable=True)  # debit | credit
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    stand_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    refunded_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # on an original: refunds so far
+    settlement_id: Mapped[int | None] = mapped_column(ForeignKey("batch_settlements.id"), nullable=True)
     response_fields: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, never card data
     trace: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 
+class BatchSettlement(Base):
+    """A terminal's 0500 settlement of one batch: its totals, the host's, and the outcome."""
+
+    __tablename__ = "batch_settlements"
+    __table_args__ = (UniqueConstraint("tid", "batch_no", "business_date", name="uq_settlement_batch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tid: Mapped[str] = mapped_column(String(8), index=True)
+    mid: Mapped[str] = mapped_column(String(15))
+    batch_no: Mapped[str] = mapped_column(String(6))
+    business_date: Mapped[dt.date] = mapped_column(Date)
+    terminal_totals: Mapped[str] = mapped_column(String(62))  # field 48 as sent
+    host_totals: Mapped[str] = mapped_column(String(62))
+    result: Mapped[str] = mapped_column(String(12))  # balanced | unbalanced | reconciled
+    differences: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class BatchUploadRecord(Base):
+    """One transaction as the terminal reported it in batch upload (0320); PAN only as hash + mask."""
+
+    __tablename__ = "batch_upload_records"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("batch_settlements.id"), index=True)
+    card_org: Mapped[str] = mapped_column(String(2))
+    stan: Mapped[str] = mapped_column(String(6))
+    pan_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    pan_masked: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    record_type: Mapped[str] = mapped_column(String(3))  # 201 magstripe | 203 IC
+
+
+class ReconciliationItem(Base):
+    """A difference found between the terminal's batch and the host's record."""
+
+    __tablename__ = "reconciliation_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("batch_settlements.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(24))  # missing_on_host | missing_on_terminal | amount_differs
+    stan: Mapped[str] = mapped_column(String(6))
+    rrn: Mapped[str | None] = mapped_column(String(12), nullable=True)
+    host_amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    terminal_amount_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class SafEntry(Base):
-    """Store-and-forward queue: a 0420 reversal to deliver to an issuer until it answers."""
+    """Store-and-forward queue: a 0420 reversal (or a 0220 stand-in advice) to deliver to an issuer until
+    it answers."""
 
     __tablename__ = "saf_entries"
     __table_args__ = (UniqueConstraint("transaction_id", "mti", name="uq_saf_txn_mti"),)
