@@ -32,7 +32,16 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
         raise ConfigError("the demo fixture holds test keys and is refused when POSGATE_ENV=production")
     merchant_ids: dict[str, int] = {}
     for m in fixture.merchants:
-        row = Merchant(mid=m.mid, name=m.name, mcc=m.mcc, status="live")
+        row = Merchant(
+            mid=m.mid,
+            name=m.name,
+            mcc=m.mcc,
+            status="live",
+            mdr_debit_ppm=m.mdr_debit_ppm,
+            mdr_debit_cap_fen=m.mdr_debit_cap_fen,
+            mdr_credit_ppm=m.mdr_credit_ppm,
+            settlement_cycle=m.settlement,
+        )
         session.add(row)
         session.flush()
         merchant_ids[m.mid] = row.id

@@ -42,9 +42,17 @@ class Merchant(Base):
     name: Mapped[str] = mapped_column(String(120))
     mcc: Mapped[str] = mapped_column(String(4))
     status: Mapped[str] = mapped_column(String(20), default="live")
+    # fee plan (MDR) in parts per million of the amount: 0.50 % = 5000 ppm; caps in fen
+    mdr_debit_ppm: Mapped[int] = mapped_column(Integer, default=5000)
+    mdr_debit_cap_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mdr_credit_ppm: Mapped[int] = mapped_column(Integer, default=6000)
+    settlement_cycle: Mapped[str] = mapped_column(String(4), default="T+1")  # T+1 | D0
+    d0_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+# Merchant.status: live | testing (terminal provisioned, test swipe pending) | suspended | closed
+# Terminal.status: live | testing | suspended | closed
 class Terminal(Base):
     __tablename__ = "terminals"
 
@@ -287,3 +295,7 @@ class SimAuthorization(Base):
     auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     reversed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+# the other capabilities' tables join the same metadata (and so the migrations' autogenerate check)
+from posgate.store import models_ledger, models_onboarding  # noqa: E402, F401

@@ -5,9 +5,8 @@ Revises: 0001
 Create Date: 2026-11-26 10:24:26.241245
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = "0002"
 down_revision = "0001"
@@ -76,6 +75,15 @@ def upgrade() -> None:
             batch_op.f("ix_reconciliation_items_settlement_id"), ["settlement_id"], unique=False
         )
 
+    with op.batch_alter_table("merchants", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("mdr_debit_ppm", sa.Integer(), nullable=False, server_default="5000"))
+        batch_op.add_column(sa.Column("mdr_debit_cap_fen", sa.BigInteger(), nullable=True))
+        batch_op.add_column(sa.Column("mdr_credit_ppm", sa.Integer(), nullable=False, server_default="6000"))
+        batch_op.add_column(
+            sa.Column("settlement_cycle", sa.String(length=4), nullable=False, server_default="T+1")
+        )
+        batch_op.add_column(sa.Column("d0_allowed", sa.Boolean(), nullable=False, server_default=sa.false()))
+
     with op.batch_alter_table("issuer_routes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("stand_in_max_fen", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("stand_in_card_daily_fen", sa.BigInteger(), nullable=True))
@@ -103,6 +111,16 @@ def downgrade() -> None:
         batch_op.drop_column("card_kind")
         batch_op.drop_column("card_seq")
         batch_op.drop_column("condition_code")
+
+    with op.batch_alter_table("merchants", schema=None) as batch_op:
+        for column in (
+            "d0_allowed",
+            "settlement_cycle",
+            "mdr_credit_ppm",
+            "mdr_debit_cap_fen",
+            "mdr_debit_ppm",
+        ):
+            batch_op.drop_column(column)
 
     with op.batch_alter_table("issuer_routes", schema=None) as batch_op:
         batch_op.drop_column("stand_in_card_daily_fen")
