@@ -47,7 +47,17 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
         zpk, zak = bytes.fromhex(issuer.zpk), bytes.fromhex(issuer.zak)
         store.transact(
             lambda s, i=issuer, zpk=zpk, zak=zak: upsert_route(
-                s, vault, i.name, i.bins, i.host, i.port, i.mac, i.kind, (zpk, kcv(zpk)), (zak, kcv(zak))
+                s,
+                vault,
+                i.name,
+                i.bins,
+                i.host,
+                i.port,
+                i.mac,
+                i.kind,
+                (zpk, kcv(zpk)),
+                (zak, kcv(zak)),
+                (i.stand_in_max_fen, i.stand_in_card_daily_fen),
             )
         )
     if load_demo and store.transact(store_is_empty):

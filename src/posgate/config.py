@@ -34,6 +34,10 @@ class IssuerConfig(BaseModel):
     zak: str = Field(pattern=_HEX32, description="zone MAC key, clear hex — 32 hex")
     mac: bool = True
     kind: str = Field(default="debit", pattern="^(debit|credit|mixed)$")
+    stand_in_max_fen: int | None = Field(
+        default=None, ge=0, description="stand-in: approve up to this per transaction while the link is down"
+    )
+    stand_in_card_daily_fen: int | None = Field(default=None, ge=0, description="stand-in: per card per day")
 
     @field_validator("bins")
     @classmethod

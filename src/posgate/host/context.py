@@ -22,12 +22,49 @@ class Kind(Enum):
     ECHO = "echo"
     BALANCE = "balance"
     SALE = "sale"
+    VOID = "void"
+    REFUND = "refund"
+    PREAUTH = "preauth"
+    PREAUTH_VOID = "preauth_void"
+    COMPLETION = "completion"
+    COMPLETION_VOID = "completion_void"
     REVERSAL = "reversal"
+    SETTLEMENT = "settlement"
+    BATCH_UPLOAD = "batch_upload"
     UNSUPPORTED = "unsupported"
 
     @property
     def financial(self) -> bool:
-        return self in (Kind.BALANCE, Kind.SALE, Kind.REVERSAL)
+        """Recorded as a transaction (and duplicate-checked)."""
+        return self not in (Kind.SIGN_IN, Kind.SIGN_OUT, Kind.ECHO, Kind.UNSUPPORTED)
+
+    @property
+    def needs_original(self) -> bool:
+        return self in (Kind.VOID, Kind.REFUND, Kind.PREAUTH_VOID, Kind.COMPLETION, Kind.COMPLETION_VOID)
+
+
+@dataclass(frozen=True)
+class OriginalView:
+    """The transaction a void, refund, completion or pre-auth void refers to."""
+
+    id: int
+    mti: str
+    kind: str
+    state: str
+    tid: str
+    mid: str
+    batch_no: str
+    stan: str
+    amount_fen: int
+    refunded_fen: int
+    pan_hash: str | None
+    issuer_name: str | None
+    auth_code: str | None
+    rrn: str
+    network_stan: str
+    transmission_dt: str | None
+    settled: bool
+    business_date: dt.date
 
 
 @dataclass
@@ -92,6 +129,9 @@ class CardView:
 class Route:
     issuer_name: str
     mac_enabled: bool
+    card_kind: str = "debit"
+    stand_in_max_fen: int | None = None
+    stand_in_card_daily_fen: int | None = None
 
 
 @dataclass
@@ -114,6 +154,7 @@ class TxnContext:
     keys: WorkingKeys | None = None
     card: CardView | None = None
     route: Route | None = None
+    original: OriginalView | None = None
     pin_block_zpk: bytes | None = None
     txn_id: int | None = None
     rrn: str | None = None
@@ -121,6 +162,7 @@ class TxnContext:
     transmission_dt: str | None = None
     issuer_reply: Message | None = None
     auth_code: str | None = None
+    stand_in: bool = False
     balance_field: str | None = None
     replay: Message | None = None  # a duplicate: the first answer to send again
     response_extra: dict[str, str] = field(default_factory=dict)

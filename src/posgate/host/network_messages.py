@@ -7,12 +7,21 @@ from posgate.host.context import TxnContext
 
 Message = dict[str, str]
 
-# POS fields passed to the issuer unchanged when present
-_PASSED = ("3", "4", "22", "23", "25", "41", "42", "49", "55")
+# POS fields passed to the issuer unchanged when present (38: the original's authorization code)
+_PASSED = ("3", "4", "22", "23", "25", "38", "41", "42", "49", "55")
 
 
 def acquirer_field32(acquirer_id: str) -> str:
     return acquirer_id
+
+
+def original_data(mti: str, network_stan: str, transmission_dt: str, acquirer_id: str) -> str:
+    """Field 90: original MTI n4 + STAN n6 + transmission date-time n10 + acquirer n11 + forwarder n11.
+
+    >>> original_data("0200", "000042", "1126101500", "49990000")
+    '020000004211261015000000499900000000000000'
+    """
+    return mti + network_stan + transmission_dt + f"{int(acquirer_id):011d}" + "0" * 11
 
 
 def authorization_request(ctx: TxnContext, acquirer_id: str) -> Message:
@@ -38,6 +47,53 @@ def authorization_request(ctx: TxnContext, acquirer_id: str) -> Message:
         msg["35"] = ctx.card.track2.replace("D", "=")
     if ctx.pin_block_zpk is not None:
         msg["52"] = ctx.pin_block_zpk.hex().upper()
+    if ctx.original is not None and ctx.original.transmission_dt:
+        original = ctx.original
+        msg["90"] = original_data(original.mti, original.network_stan, original.transmission_dt, acquirer_id)
+    return msg
+
+
+def advice_request(
+    *,
+    pan: str | None,
+    processing_code: str,
+    condition_code: str | None,
+    entry_mode: str | None,
+    amount_fen: int,
+    currency: str,
+    network_stan: str,
+    transmission_dt: str,
+    rrn: str,
+    auth_code: str | None,
+    tid: str,
+    mid: str,
+    acquirer_id: str,
+    original: tuple[str, str, str] | None,
+) -> Message:
+    """0220 advice of something the host already decided (a refund, a stand-in approval). The same STAN
+    and date-time on every retry: the issuer books an advice once."""
+    msg: Message = {
+        "t": "0220",
+        "3": processing_code,
+        "4": f"{amount_fen:012d}",
+        "7": transmission_dt,
+        "11": network_stan,
+        "32": acquirer_field32(acquirer_id),
+        "37": rrn,
+        "41": tid,
+        "42": mid,
+        "49": currency,
+    }
+    if pan:
+        msg["2"] = pan
+    if condition_code:
+        msg["25"] = condition_code
+    if entry_mode:
+        msg["22"] = entry_mode
+    if auth_code:
+        msg["38"] = auth_code
+    if original is not None:
+        msg["90"] = original_data(*original, acquirer_id)
     return msg
 
 
@@ -78,7 +134,7 @@ def reversal_request(
         "41": tid,
         "42": mid,
         "49": currency,
-        "90": original_mti + network_stan + original_transmission_dt + f"{int(acquirer_id):011d}" + "0" * 11,
+        "90": original_data(original_mti, network_stan, original_transmission_dt, acquirer_id),
     }
     if pan:
         msg["2"] = pan

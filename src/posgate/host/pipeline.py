@@ -6,89 +6,119 @@ and RequireSignIn. Every run ends with ComposeResponse and RecordOutcome, declin
 
 from __future__ import annotations
 
+from posgate.errors import PosgateError
 from posgate.host.context import Kind, Message
 from posgate.host.steps.base import HostServices, Step
 from posgate.host.steps.card import ReadCard
 from posgate.host.steps.fields import CheckFields
 from posgate.host.steps.issuer import AskIssuer
+from posgate.host.steps.original import FindOriginal
 from posgate.host.steps.pin import TranslatePin
-from posgate.host.steps.record import RecordOutcome, RecordRequest
+from posgate.host.steps.record import RecordOutcome, RecordRequest, ReserveRefund
 from posgate.host.steps.respond import ComposeResponse
 from posgate.host.steps.reversal import ReverseOriginal
 from posgate.host.steps.routing import SelectIssuer
+from posgate.host.steps.settlement import SettleBatch, UploadBatch
 from posgate.host.steps.signin import Echo, IssueWorkingKeys, SignOut
-from posgate.host.steps.terminal import IdentifyTerminal, RequireSignIn, VerifyMac
+from posgate.host.steps.terminal import CompleteTestSwipe, IdentifyTerminal, RequireSignIn, VerifyMac
 from posgate.iso8583.private_fields import parse_field60
+
+# (MTI, processing code, condition code) → kind; None = any
+_KINDS: dict[tuple[str, str | None, str | None], Kind] = {
+    ("0200", "310000", None): Kind.BALANCE,
+    ("0200", "000000", "00"): Kind.SALE,
+    ("0200", "200000", "00"): Kind.VOID,
+    ("0200", "000000", "06"): Kind.COMPLETION,
+    ("0200", "200000", "06"): Kind.COMPLETION_VOID,
+    ("0220", "200000", None): Kind.REFUND,
+    ("0100", "030000", None): Kind.PREAUTH,
+    ("0100", "200000", None): Kind.PREAUTH_VOID,
+    ("0400", None, None): Kind.REVERSAL,
+    ("0500", None, None): Kind.SETTLEMENT,
+    ("0320", None, None): Kind.BATCH_UPLOAD,
+}
+_NETWORK_MANAGEMENT = {
+    ("0800", "003"): Kind.SIGN_IN,
+    ("0800", "004"): Kind.SIGN_IN,
+    ("0820", "002"): Kind.SIGN_OUT,
+    ("0820", "301"): Kind.ECHO,
+}
 
 
 def classify(request: Message) -> Kind:
-    """What a request is, from MTI, processing code (3), condition code (25) and 60.1 / 60.3.
+    """What a request is, from its MTI, processing code (3), condition code (25) and 60.3.
 
     >>> classify({"t": "0200", "3": "000000", "25": "00", "60": "22000001000"})
     <Kind.SALE: 'sale'>
+    >>> classify({"t": "0200", "3": "000000", "25": "06", "60": "20000001000"})
+    <Kind.COMPLETION: 'completion'>
     >>> classify({"t": "0820", "60": "00000001301"})
     <Kind.ECHO: 'echo'>
     """
-    mti = request.get("t")
-    try:
-        f60 = parse_field60(request["60"]) if "60" in request else None
-    except Exception:
-        f60 = None
-    processing = request.get("3", "")
-    condition = request.get("25", "")
-    if mti == "0800" and f60 and f60.nmc in ("003", "004"):
-        return Kind.SIGN_IN
-    if mti == "0820" and f60 and f60.nmc == "002":
-        return Kind.SIGN_OUT
-    if mti == "0820" and f60 and f60.nmc == "301":
-        return Kind.ECHO
-    if mti == "0200" and processing == "310000":
-        return Kind.BALANCE
-    if mti == "0200" and processing == "000000" and condition == "00":
-        return Kind.SALE
-    if mti == "0400":
-        return Kind.REVERSAL
+    mti = request.get("t", "")
+    if mti in ("0800", "0820"):
+        try:
+            nmc = parse_field60(request["60"]).nmc if "60" in request else ""
+        except PosgateError:
+            nmc = ""
+        return _NETWORK_MANAGEMENT.get((mti, nmc), Kind.UNSUPPORTED)
+    processing, condition = request.get("3"), request.get("25")
+    for key in ((mti, processing, condition), (mti, processing, None), (mti, None, None)):
+        if key in _KINDS:
+            return _KINDS[key]
     return Kind.UNSUPPORTED
 
 
 def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
     """The decide-and-act steps per kind; a decline stops the list."""
+    terminal = [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s)]
+    authorize = [ReadCard(s), SelectIssuer(s), RecordRequest(s), TranslatePin(s), AskIssuer(s)]
+    with_original = [ReadCard(s), SelectIssuer(s), RecordRequest(s), FindOriginal(s)]
     return {
         Kind.SIGN_IN: [CheckFields(s, Kind.SIGN_IN), IdentifyTerminal(s), IssueWorkingKeys(s)],
         Kind.SIGN_OUT: [CheckFields(s, Kind.SIGN_OUT), IdentifyTerminal(s), SignOut(s)],
         Kind.ECHO: [CheckFields(s, Kind.ECHO), IdentifyTerminal(s), Echo(s)],
-        Kind.BALANCE: [
-            CheckFields(s, Kind.BALANCE),
-            IdentifyTerminal(s),
-            RequireSignIn(s),
-            VerifyMac(s),
-            ReadCard(s),
-            SelectIssuer(s),
-            RecordRequest(s),
+        Kind.BALANCE: [CheckFields(s, Kind.BALANCE), *terminal, *authorize],
+        Kind.SALE: [CheckFields(s, Kind.SALE), *terminal, *authorize],
+        Kind.PREAUTH: [CheckFields(s, Kind.PREAUTH), *terminal, *authorize],
+        Kind.VOID: [
+            CheckFields(s, Kind.VOID),
+            *terminal,
+            *with_original,
             TranslatePin(s),
             AskIssuer(s),
+            CompleteTestSwipe(s),
         ],
-        Kind.SALE: [
-            CheckFields(s, Kind.SALE),
-            IdentifyTerminal(s),
-            RequireSignIn(s),
-            VerifyMac(s),
-            ReadCard(s),
-            SelectIssuer(s),
-            RecordRequest(s),
-            TranslatePin(s),
-            AskIssuer(s),
-        ],
+        Kind.COMPLETION_VOID: [CheckFields(s, Kind.COMPLETION_VOID), *terminal, *with_original, AskIssuer(s)],
+        Kind.PREAUTH_VOID: [CheckFields(s, Kind.PREAUTH_VOID), *terminal, *with_original, AskIssuer(s)],
+        Kind.COMPLETION: [CheckFields(s, Kind.COMPLETION), *terminal, *with_original, AskIssuer(s)],
+        Kind.REFUND: [CheckFields(s, Kind.REFUND), *terminal, *with_original, ReserveRefund(s), AskIssuer(s)],
         Kind.REVERSAL: [
             CheckFields(s, Kind.REVERSAL),
-            IdentifyTerminal(s),
-            RequireSignIn(s),
-            VerifyMac(s),
+            *terminal,
             RecordRequest(s),
             ReverseOriginal(s),
+            CompleteTestSwipe(s),
+        ],
+        Kind.SETTLEMENT: [
+            CheckFields(s, Kind.SETTLEMENT),
+            *terminal_optional_mac(s),
+            RecordRequest(s),
+            SettleBatch(s),
+        ],
+        Kind.BATCH_UPLOAD: [
+            CheckFields(s, Kind.BATCH_UPLOAD),
+            *terminal_optional_mac(s),
+            RecordRequest(s),
+            UploadBatch(s),
         ],
         Kind.UNSUPPORTED: [],
     }
+
+
+def terminal_optional_mac(s: HostServices) -> list[Step]:
+    """0500 and 0320: the MAC is verified when present (pos-8583.md), not required."""
+    return [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s, required=False)]
 
 
 def finishing_steps(s: HostServices) -> list[Step]:

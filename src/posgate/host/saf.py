@@ -15,9 +15,15 @@ from collections.abc import Callable
 
 from posgate.errors import IssuerTimeout, IssuerUnavailable
 from posgate.host.links import IssuerLinks
-from posgate.host.network_messages import reversal_request
+from posgate.host.network_messages import advice_request, reversal_request
 from posgate.security.at_rest import CardVault
-from posgate.store.acquirer import SafItem, due_saf_entries, saf_delivered, saf_failed
+from posgate.store.acquirer import (
+    SafItem,
+    due_saf_entries,
+    original_network_data,
+    saf_delivered,
+    saf_failed,
+)
 from posgate.store.runtime import Store
 
 log = logging.getLogger("posgate.host.saf")
@@ -90,21 +96,7 @@ class SafForwarder:
         self._in_flight.add(item.id)
         try:
             pan = self.vault.reveal_pan(item.pan_ciphertext) if item.pan_ciphertext else None
-            request = reversal_request(
-                original_mti=item.original_mti,
-                pan=pan,
-                processing_code=item.processing_code,
-                amount_fen=item.amount_fen,
-                currency=item.currency,
-                network_stan=item.network_stan,
-                original_transmission_dt=item.transmission_dt,
-                transmission_dt=self.clock().strftime("%m%d%H%M%S"),
-                rrn=item.rrn,
-                tid=item.tid,
-                mid=item.mid,
-                reason_code=item.reason_code,
-                acquirer_id=self.acquirer_id,
-            )
+            request = await self._request_for(item, pan)
             try:
                 reply = await link.request(request, self.timeout_s)
             except (IssuerUnavailable, IssuerTimeout) as exc:
@@ -114,11 +106,55 @@ class SafForwarder:
             now = self._now()
             await self.store.run(lambda s: saf_delivered(s, item.id, now))
             log.info(
-                "reversal of RRN %s delivered to %s (answer %s)", item.rrn, item.issuer_name, reply.get("39")
+                "%s of RRN %s delivered to %s (answer %s)",
+                "reversal" if item.mti == "0420" else "advice",
+                item.rrn,
+                item.issuer_name,
+                reply.get("39"),
             )
             return True
         finally:
             self._in_flight.discard(item.id)
+
+    async def _request_for(self, item: SafItem, pan: str | None) -> dict[str, str]:
+        if item.mti == "0220":
+            original_id = item.original_id
+            original = (
+                await self.store.run(lambda s: original_network_data(s, original_id))
+                if original_id is not None
+                else None
+            )
+            return advice_request(
+                pan=pan,
+                processing_code=item.processing_code,
+                condition_code=item.condition_code,
+                entry_mode=item.entry_mode,
+                amount_fen=item.amount_fen,
+                currency=item.currency,
+                network_stan=item.network_stan,
+                transmission_dt=item.transmission_dt,
+                rrn=item.rrn,
+                auth_code=item.auth_code,
+                tid=item.tid,
+                mid=item.mid,
+                acquirer_id=self.acquirer_id,
+                original=original,
+            )
+        return reversal_request(
+            original_mti=item.original_mti,
+            pan=pan,
+            processing_code=item.processing_code,
+            amount_fen=item.amount_fen,
+            currency=item.currency,
+            network_stan=item.network_stan,
+            original_transmission_dt=item.transmission_dt,
+            transmission_dt=self.clock().strftime("%m%d%H%M%S"),
+            rrn=item.rrn,
+            tid=item.tid,
+            mid=item.mid,
+            reason_code=item.reason_code,
+            acquirer_id=self.acquirer_id,
+        )
 
     def _now(self) -> dt.datetime:
         return self.clock().replace(tzinfo=None)

@@ -100,6 +100,18 @@ def record_sign_in(
     )
 
 
+def complete_test_swipe(session: Session, tid: str) -> None:
+    """The terminal's test sale was voided or reversed: the terminal, and its merchant if it was waiting
+    for this test swipe, go live."""
+    terminal = session.scalar(select(Terminal).where(Terminal.tid == tid))
+    if terminal is None or terminal.status != "testing":
+        return
+    terminal.status = "live"
+    merchant = session.get(Merchant, terminal.merchant_id)
+    if merchant is not None and merchant.status == "testing":
+        merchant.status = "live"
+
+
 def record_sign_out(session: Session, tid: str) -> None:
     session.execute(update(Terminal).where(Terminal.tid == tid).values(signed_in_period=None))
 
@@ -193,6 +205,8 @@ _FINISH_TXN = (
         response_fields=bindparam("new_response_fields"),
         trace=bindparam("new_trace"),
         updated_at=bindparam("new_updated_at"),
+        stand_in=bindparam("new_stand_in"),
+        original_id=bindparam("new_original_id"),
     )
 )
 
@@ -205,6 +219,8 @@ def finish_transaction(
     auth_code: str | None,
     response: dict[str, str],
     trace: str,
+    stand_in: bool = False,
+    original_id: int | None = None,
 ) -> None:
     """Record the outcome and the answer sent (no card data in `response`)."""
     session.connection().execute(
@@ -219,8 +235,14 @@ def finish_transaction(
             "new_response_fields": json.dumps(response, sort_keys=True),
             "new_trace": trace,
             "new_updated_at": utcnow(),
+            "new_stand_in": stand_in,
+            "new_original_id": original_id,
         },
     )
+
+
+def transaction_state(session: Session, txn_id: int) -> str | None:
+    return session.scalar(select(Transaction.state).where(Transaction.id == txn_id))
 
 
 def find_original(
@@ -272,15 +294,30 @@ def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> Non
 
 
 def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: dt.datetime) -> None:
-    exists = session.scalar(
-        select(SafEntry.id).where(SafEntry.transaction_id == txn.id, SafEntry.mti == "0420")
+    _queue(session, txn.id, txn.issuer_name or "", "0420", reason_code, now)
+    # an advice not yet delivered is moot once its transaction is reversed: the 0420 undoes it
+    session.execute(
+        update(SafEntry)
+        .where(SafEntry.transaction_id == txn.id, SafEntry.mti == "0220", SafEntry.status == "pending")
+        .values(status="superseded", completed_at=now)
     )
+
+
+def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.datetime) -> None:
+    """A 0220 advice (a refund the issuer did not answer, a stand-in approval) to deliver until answered."""
+    _queue(session, txn_id, issuer_name, "0220", "00", now)
+
+
+def _queue(
+    session: Session, txn_id: int, issuer_name: str, mti: str, reason_code: str, now: dt.datetime
+) -> None:
+    exists = session.scalar(select(SafEntry.id).where(SafEntry.transaction_id == txn_id, SafEntry.mti == mti))
     if exists is None:
         session.add(
             SafEntry(
-                transaction_id=txn.id,
-                issuer_name=txn.issuer_name or "",
-                mti="0420",
+                transaction_id=txn_id,
+                issuer_name=issuer_name,
+                mti=mti,
                 reason_code=reason_code,
                 next_attempt_at=now,
             )
@@ -293,6 +330,7 @@ def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: d
 @dataclass(frozen=True)
 class SafItem:
     id: int
+    mti: str  # 0420 reversal | 0220 advice
     issuer_name: str
     reason_code: str
     attempts: int
@@ -307,6 +345,10 @@ class SafItem:
     tid: str
     mid: str
     pan_ciphertext: bytes | None
+    condition_code: str | None = None
+    entry_mode: str | None = None
+    auth_code: str | None = None
+    original_id: int | None = None
 
 
 def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> list[SafItem]:
@@ -320,6 +362,7 @@ def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> lis
     return [
         SafItem(
             id=entry.id,
+            mti=entry.mti,
             issuer_name=entry.issuer_name,
             reason_code=entry.reason_code,
             attempts=entry.attempts,
@@ -334,6 +377,10 @@ def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> lis
             tid=txn.tid,
             mid=txn.mid,
             pan_ciphertext=txn.pan_ciphertext,
+            condition_code=txn.condition_code,
+            entry_mode=txn.entry_mode,
+            auth_code=txn.auth_code,
+            original_id=txn.original_id,
         )
         for entry, txn in rows
     ]
@@ -355,8 +402,19 @@ def saf_failed(session: Session, entry_id: int, error: str, next_attempt_at: dt.
     )
 
 
-def pending_saf_count(session: Session) -> int:
-    return len(session.scalars(select(SafEntry.id).where(SafEntry.status == "pending")).all())
+def pending_saf_count(session: Session, mti: str | None = None) -> int:
+    query = select(SafEntry.id).where(SafEntry.status == "pending")
+    if mti is not None:
+        query = query.where(SafEntry.mti == mti)
+    return len(session.scalars(query).all())
+
+
+def original_network_data(session: Session, original_id: int) -> tuple[str, str, str] | None:
+    """(MTI, network STAN, transmission date-time) of an original, for field 90."""
+    row = session.get(Transaction, original_id)
+    if row is None:
+        return None
+    return row.mti, network_stan_of(row.id), row.transmission_dt or "0000000000"
 
 
 # ---- issuer routes ----------
@@ -372,6 +430,8 @@ class RouteRecord:
     kind: str
     zpk: bytes
     zak: bytes
+    stand_in_max_fen: int | None = None
+    stand_in_card_daily_fen: int | None = None
 
     def __repr__(self) -> str:
         return f"RouteRecord({self.name!r}, bins={self.bins}, {self.host}:{self.port})"
@@ -391,6 +451,8 @@ def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
                 kind=row.kind,
                 zpk=keys["ZPK"],
                 zak=keys["ZAK"],
+                stand_in_max_fen=row.stand_in_max_fen,
+                stand_in_card_daily_fen=row.stand_in_card_daily_fen,
             )
         )
     return routes
@@ -407,6 +469,7 @@ def upsert_route(
     kind: str,
     zpk: tuple[bytes, str],
     zak: tuple[bytes, str],
+    stand_in: tuple[int | None, int | None] = (None, None),
 ) -> None:
     """Create or update an issuer route from configuration (`[[issuers]]` in posgate.toml)."""
     row = session.scalar(select(IssuerRoute).where(IssuerRoute.name == name))
@@ -414,6 +477,7 @@ def upsert_route(
         row = IssuerRoute(name=name, bins="", host=host, port=port)
         session.add(row)
     row.bins, row.host, row.port, row.mac_enabled, row.kind = ",".join(bins), host, port, mac_enabled, kind
+    row.stand_in_max_fen, row.stand_in_card_daily_fen = stand_in
     put_key(session, sealer, "issuer", name, "ZPK", *zpk)
     put_key(session, sealer, "issuer", name, "ZAK", *zak)
 

@@ -12,8 +12,26 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     Kind.ECHO: ("11", "41", "60"),
     Kind.BALANCE: ("3", "11", "22", "25", "41", "42", "49", "60"),
     Kind.SALE: ("3", "4", "11", "22", "25", "41", "42", "49", "60"),
+    Kind.VOID: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
+    Kind.REFUND: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
+    Kind.PREAUTH: ("3", "4", "11", "22", "25", "41", "42", "49", "60"),
+    Kind.PREAUTH_VOID: ("3", "4", "11", "22", "25", "37", "38", "41", "42", "49", "60"),
+    Kind.COMPLETION: ("3", "4", "11", "22", "25", "37", "38", "41", "42", "49", "60", "61"),
+    Kind.COMPLETION_VOID: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
     Kind.REVERSAL: ("3", "11", "25", "39", "41", "42", "60"),
+    Kind.SETTLEMENT: ("11", "41", "42", "48", "60"),
+    Kind.BATCH_UPLOAD: ("11", "41", "42", "48", "60"),
 }
+CARD_KINDS = (
+    Kind.BALANCE,
+    Kind.SALE,
+    Kind.VOID,
+    Kind.REFUND,
+    Kind.PREAUTH,
+    Kind.PREAUTH_VOID,
+    Kind.COMPLETION,
+    Kind.COMPLETION_VOID,
+)
 SUPPORTED_CURRENCIES = ("156",)
 
 
@@ -24,8 +42,8 @@ class CheckFields(Step):
     def __init__(self, services: HostServices, kind: Kind) -> None:
         super().__init__(services)
         self.required = REQUIRED[kind]
-        self.needs_card = kind in (Kind.BALANCE, Kind.SALE)
-        self.needs_amount = kind is Kind.SALE
+        self.needs_card = kind in CARD_KINDS
+        self.needs_amount = kind in CARD_KINDS and kind is not Kind.BALANCE
 
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request

@@ -7,9 +7,14 @@ from sqlalchemy.exc import IntegrityError
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.reasons import Reason
-from posgate.store.acquirer import Existing, find_duplicate, finish_transaction, insert_transaction
-
-MTI_KIND = {Kind.BALANCE: "balance", Kind.SALE: "sale", Kind.REVERSAL: "reversal"}
+from posgate.store.acquirer import (
+    Existing,
+    find_duplicate,
+    finish_transaction,
+    insert_transaction,
+    transaction_state,
+)
+from posgate.store.originals import move_original, release_refund, reserve_refund
 
 
 def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str, object]:
@@ -22,16 +27,20 @@ def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str
         "mti": ctx.mti,
         "processing_code": request.get("3", "000000"),
         "business_date": ctx.business_date,
-        "kind": MTI_KIND.get(ctx.kind, ctx.kind.value),
+        "kind": ctx.kind.value,
         "amount_fen": int(request.get("4", "0")),
         "currency": request.get("49", "156"),
         "entry_mode": request.get("22"),
         "state": state,
         "created_at": ctx.received_at.replace(tzinfo=None),
         "transmission_dt": ctx.received_at.strftime("%m%d%H%M%S"),
+        "condition_code": request.get("25"),
+        "card_seq": request.get("23"),
+        "fallback": request.get("22", "")[:2] == "80",
     }
     if ctx.route is not None:
         values["issuer_name"] = ctx.route.issuer_name
+        values["card_kind"] = ctx.route.card_kind
     if ctx.card is not None:
         protected = services_vault.protect_pan(ctx.card.pan)  # type: ignore[attr-defined]
         values |= {
@@ -78,7 +87,29 @@ class RecordRequest(Step):
         ctx.notes["duplicate_of"] = existing.id
 
 
+class ReserveRefund(Step):
+    """Needs: ctx.original (a sale or completion), field 4. Takes the refund's amount from what is left of
+    the original (a conditional UPDATE: concurrent refunds cannot together exceed it); RecordOutcome gives
+    it back if the refund is then declined. Declines: 64 nothing left for this amount."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        assert ctx.original is not None
+        original_id, amount = ctx.original.id, int(ctx.request["4"])
+        reserved = await self.services.store.run(lambda s: reserve_refund(s, original_id, amount))
+        ctx.notes["refund_reserved"] = reserved
+        if not reserved:
+            ctx.result.decline(Reason.AMOUNT_DIFFERS)
+
+
 STATE_BY_CODE = {"00": "approved", "98": "timed_out"}
+
+# what an approved request does to its original (from state, to state)
+ORIGINAL_EFFECT: dict[Kind, tuple[str, str]] = {
+    Kind.VOID: ("approved", "voided"),
+    Kind.COMPLETION_VOID: ("approved", "voided"),
+    Kind.COMPLETION: ("approved", "completed"),
+    Kind.PREAUTH_VOID: ("approved", "cancelled"),
+}
 
 
 class RecordOutcome(Step):
@@ -94,14 +125,25 @@ class RecordOutcome(Step):
         state = STATE_BY_CODE.get(code, "declined")
         trace = ctx.trace_text()
         txn_id = ctx.txn_id
-        await self.services.store.run(
-            lambda s: finish_transaction(
-                s,
+        approved = ctx.result.approved
+        effect = ORIGINAL_EFFECT.get(ctx.kind) if approved and ctx.original is not None else None
+        release = ctx.notes.get("refund_reserved") and not approved
+
+        def finish(session):  # type: ignore[no-untyped-def]
+            finish_transaction(
+                session,
                 txn_id,
                 state=state,
                 response_code=code,
                 auth_code=ctx.auth_code,
                 response=response,
                 trace=trace,
+                stand_in=ctx.stand_in,
+                original_id=ctx.original.id if ctx.original is not None else None,
             )
-        )
+            if effect is not None and transaction_state(session, txn_id) == "approved":
+                move_original(session, ctx.original.id, *effect)  # type: ignore[union-attr]
+            if release:
+                release_refund(session, ctx.original.id, int(ctx.request["4"]))  # type: ignore[union-attr]
+
+        await self.services.store.run(finish)

@@ -13,9 +13,18 @@ ECHOED: dict[Kind, tuple[str, ...]] = {
     Kind.ECHO: ("11", "41", "42", "60"),
     Kind.BALANCE: ("3", "11", "25", "41", "42", "49", "60"),
     Kind.SALE: ("3", "4", "11", "25", "41", "42", "49", "60"),
+    Kind.VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
+    Kind.REFUND: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
+    Kind.PREAUTH: ("3", "4", "11", "25", "41", "42", "49", "60"),
+    Kind.PREAUTH_VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
+    Kind.COMPLETION: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
+    Kind.COMPLETION_VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
     Kind.REVERSAL: ("3", "4", "11", "25", "41", "42", "49", "60"),
+    Kind.SETTLEMENT: ("11", "41", "42", "49", "60"),
+    Kind.BATCH_UPLOAD: ("11", "41", "42", "48", "60"),
     Kind.UNSUPPORTED: ("3", "4", "11", "41", "42", "49", "60"),
 }
+SLIP_KINDS = (Kind.SALE, Kind.BALANCE, Kind.PREAUTH, Kind.COMPLETION, Kind.VOID, Kind.REFUND)
 
 
 class ComposeResponse(Step):
@@ -32,7 +41,8 @@ class ComposeResponse(Step):
         fields["13"] = ctx.local_now.strftime("%m%d")
         if ctx.kind.financial:
             fields["15"] = ctx.local_now.strftime("%m%d")
-            fields["32"] = self.services.settings.acquirer_id
+            if ctx.kind not in (Kind.SETTLEMENT, Kind.BATCH_UPLOAD):
+                fields["32"] = self.services.settings.acquirer_id
         if ctx.rrn:
             fields["37"] = ctx.rrn
         if ctx.result.approved and ctx.auth_code:
@@ -42,7 +52,7 @@ class ComposeResponse(Step):
             fields["54"] = ctx.balance_field
         if ctx.issuer_reply is not None and "55" in ctx.issuer_reply:
             fields["55"] = ctx.issuer_reply["55"]
-        if ctx.result.approved and ctx.kind in (Kind.SALE, Kind.BALANCE):
+        if ctx.result.approved and ctx.kind in SLIP_KINDS:
             fields["63"] = "CUP"
         fields |= ctx.response_extra
         ctx.notes["response_fields"] = fields

@@ -5,9 +5,17 @@ from __future__ import annotations
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
 from posgate.store.acquirer import find_original, reverse_transaction
+from posgate.store.originals import move_original
 
 REVERSIBLE_MTIS = ("0200", "0100")
-REVERSIBLE_KINDS = ("sale",)
+REVERSIBLE_KINDS = ("sale", "void", "preauth", "preauth_void", "completion", "completion_void")
+# reversing one of these gives its original back its approved state
+RESTORES_ORIGINAL = {
+    "void": "voided",
+    "completion_void": "voided",
+    "completion": "completed",
+    "preauth_void": "cancelled",
+}
 
 
 class ReverseOriginal(Step):
@@ -28,10 +36,12 @@ class ReverseOriginal(Step):
             )
             if original is None or original.kind not in REVERSIBLE_KINDS:
                 return None
-            ctx.notes["original_rrn"] = original.rrn
-            if reverse_transaction(session, original.id, reason_code, now):
-                return original.id
-            return None
+            ctx.notes["reversed_kind"] = original.kind
+            if not reverse_transaction(session, original.id, reason_code, now):
+                return None
+            if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
+                move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
+            return original.id
 
         original_id = await self.services.store.run(reverse)
         if original_id is not None:

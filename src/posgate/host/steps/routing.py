@@ -16,4 +16,10 @@ class SelectIssuer(Step):
         if route is None:
             ctx.result.decline(Reason.NO_SUCH_ISSUER)
             return
-        ctx.route = Route(issuer_name=route.name, mac_enabled=route.mac_enabled)
+        ctx.route = Route(
+            issuer_name=route.name,
+            mac_enabled=route.mac_enabled,
+            card_kind=route.kind,
+            stand_in_max_fen=route.stand_in_max_fen,
+            stand_in_card_daily_fen=route.stand_in_card_daily_fen,
+        )

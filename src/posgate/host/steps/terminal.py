@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
-from posgate.host.context import TerminalView, TxnContext
-from posgate.host.steps.base import Step
+from posgate.host.context import Kind, TerminalView, TxnContext
+from posgate.host.steps.base import HostServices, Step
 from posgate.iso8583.codec import mac_payload
 from posgate.iso8583.reasons import Reason
 from posgate.security.pos_mac import verify_cup_ecb_mac
 from posgate.security.signin import WorkingKeys
-from posgate.store.acquirer import load_terminal, terminal_keys
+from posgate.store.acquirer import complete_test_swipe, load_terminal, terminal_keys
 
-LIVE = "live"
+LIVE, TESTING = "live", "testing"
+# before going live a terminal makes a test swipe: a small sale, then its void or its reversal
+TEST_SALE_MAX_FEN = 100
+TEST_SWIPE_KINDS = (Kind.SIGN_IN, Kind.SIGN_OUT, Kind.ECHO, Kind.VOID, Kind.REVERSAL)
+
+
+def allowed_in_status(ctx: TxnContext, terminal_status: str, merchant_status: str) -> bool:
+    """Live: everything. Testing (provisioned, test swipe pending): key management, a sale of at most
+    1.00 CNY, its void or its reversal — anything else is real traffic and gets 03. Suspended, closed: 03."""
+    statuses = {terminal_status, merchant_status}
+    if statuses == {LIVE}:
+        return True
+    if not statuses <= {LIVE, TESTING}:
+        return False
+    if ctx.kind is Kind.SALE:
+        return int(ctx.request.get("4", "0")) <= TEST_SALE_MAX_FEN
+    return ctx.kind in TEST_SWIPE_KINDS
 
 
 class IdentifyTerminal(Step):
@@ -70,10 +86,17 @@ class RequireSignIn(Step):
 
 
 class VerifyMac(Step):
-    """Needs: ctx.keys, field 64. Declines: A0 when field 64 is missing or does not verify with the MAK."""
+    """Needs: ctx.keys, field 64. Declines: A0 when field 64 is missing (where `required`) or does not
+    verify with the MAK."""
+
+    def __init__(self, services: HostServices, required: bool = True) -> None:
+        super().__init__(services)
+        self.required = required
 
     async def prepare(self, ctx: TxnContext) -> None:
         mac_hex = ctx.request.get("64")
+        if mac_hex is None and not self.required:
+            return
         if ctx.keys is None or mac_hex is None:
             ctx.result.decline(Reason.MAC_ERROR)
             return
@@ -82,3 +105,17 @@ class VerifyMac(Step):
         covered = payload[:-8] if not payload[2] & 0x80 else mac_payload(payload)
         if not verify_cup_ecb_mac(ctx.keys.mak, covered, bytes.fromhex(mac_hex)):
             ctx.result.decline(Reason.MAC_ERROR)
+
+
+class CompleteTestSwipe(Step):
+    """Needs: an approved void or reversal from a terminal in `testing`. Its test sale is undone, so the
+    test swipe is complete: the terminal and its merchant go live."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        terminal = ctx.terminal
+        if terminal is None or TESTING not in (terminal.status, terminal.merchant_status):
+            return
+        if ctx.kind is Kind.REVERSAL and ctx.notes.get("reversed_kind") != "sale":
+            return
+        tid = terminal.tid
+        await self.services.store.run(lambda s: complete_test_swipe(s, tid))

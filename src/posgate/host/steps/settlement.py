@@ -1,0 +1,78 @@
+"""End of day at the terminal: SettleBatch (0500) and UploadBatch (0320 records and batch end)."""
+
+from __future__ import annotations
+
+from posgate.cards.pan import mask_pan
+from posgate.host.context import TxnContext
+from posgate.host.steps.base import Step
+from posgate.iso8583.private_fields import parse_field60
+from posgate.iso8583.reasons import Reason
+from posgate.store.batches import (
+    open_settlement,
+    parse_upload_records,
+    reconcile_batch,
+    settle_batch,
+    store_upload,
+)
+
+MAGSTRIPE_RECORDS, IC_RECORDS, BATCH_END = "201", "203", "207"
+
+
+class SettleBatch(Step):
+    """Needs: field 48 (the terminal's totals: 62 digits), 60.2 (batch). Compares them with the host's
+    totals of that batch. Balanced: the batch closes (its transactions can no longer be voided) and the
+    terminal's batch number advances. Unbalanced: answered `2` in both code digits of field 48; the batch
+    stays open for the batch upload. Declines: 30 when field 48 is not 62 digits."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        field48 = ctx.request.get("48", "")
+        if len(field48) != 62:
+            ctx.notes["format"] = "field 48 must carry 62 digits of totals"
+            ctx.result.decline(Reason.FORMAT_ERROR)
+            return
+        assert ctx.terminal is not None
+        tid, mid, batch, day = ctx.tid, ctx.terminal.mid, ctx.batch_no, ctx.business_date
+        now = ctx.received_at.replace(tzinfo=None)
+        outcome = await self.services.store.run(lambda s: settle_batch(s, tid, mid, batch, day, field48, now))
+        ctx.response_extra["48"] = outcome.host_field48
+        ctx.notes["settlement"] = "balanced" if outcome.balanced else "unbalanced"
+        ctx.result.approve()
+
+
+class UploadBatch(Step):
+    """Needs: 60.3 (201 magstripe records, 203 IC records, 207 batch end), field 48 (records: n2 count +
+    40-digit records; batch end: n4 total). Records are kept (PAN as keyed hash + mask); the batch end
+    reconciles the upload against the host's batch, stores every difference and closes the batch.
+    Declines: 25 no unbalanced settlement of this batch awaits an upload, 30 malformed field 48."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        code = parse_field60(ctx.request["60"]).nmc
+        tid, batch = ctx.tid, ctx.batch_no
+        vault = self.services.vault
+        now = ctx.received_at.replace(tzinfo=None)
+        field48 = ctx.request.get("48", "")
+        try:
+            records = parse_upload_records(field48) if code != BATCH_END else []
+        except ValueError as exc:
+            ctx.notes["format"] = str(exc)
+            ctx.result.decline(Reason.FORMAT_ERROR)
+            return
+
+        def upload(session) -> int | None:  # type: ignore[no-untyped-def]
+            settlement = open_settlement(session, tid, batch)
+            if settlement is None:
+                return None
+            if code == BATCH_END:
+                return reconcile_batch(session, settlement.id, now)
+            store_upload(
+                session, settlement.id, records, code, lambda pan: (vault.pan_hash(pan), mask_pan(pan))
+            )
+            return 0
+
+        differences = await self.services.store.run(upload)
+        if differences is None:
+            ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
+            return
+        if code == BATCH_END:
+            ctx.notes["differences"] = differences
+        ctx.result.approve()
