@@ -39,7 +39,7 @@ def bench_pans(count: int) -> list[str]:
     """Luhn-valid PANs in Demo Bank A's BIN, outside the demo fixture's range.
 
     >>> bench_pans(2)
-    ['6229997000000004', '6229997000000012']
+    ['6229997000000009', '6229997000000017']
     """
     return [(partial := f"622999700000{n:03d}") + luhn_check_digit(partial) for n in range(count)]
 

@@ -9,7 +9,6 @@ import logging
 from dataclasses import dataclass, field
 
 from posgate.config import Settings
-from posgate.errors import ConfigError
 from posgate.fixtures.document import read_demo_fixture
 from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.routing import BinTable
@@ -43,8 +42,16 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     # PostgreSQL answers over a socket: its units of work run on a pool of threads.
     embedded = engine.dialect.name == "sqlite"
     store = Store(engine, threads=1 if embedded else settings.db_threads, inline=embedded)
+    if load_demo and store.transact(store_is_empty):
+        if settings.env == "production":
+            log.warning("empty store: the demo fixture holds test keys and is not loaded in production")
+        else:
+            fixture = read_demo_fixture()
+            store.transact(lambda s: load_demo_fixture(s, vault, fixture, settings.env))
+            log.info("empty store: loaded the demo fixture (test keys)")
+    # configured issuers last: they may override a fixture bank's route (same name)
     for issuer in settings.issuers:
-        zpk, zak = bytes.fromhex(issuer.zpk), bytes.fromhex(issuer.zak)
+        zpk, zak = bytes.fromhex(issuer.zpk.get_secret_value()), bytes.fromhex(issuer.zak.get_secret_value())
         store.transact(
             lambda s, i=issuer, zpk=zpk, zak=zak: upsert_route(
                 s,
@@ -60,14 +67,6 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
                 (i.stand_in_max_fen, i.stand_in_card_daily_fen),
             )
         )
-    if load_demo and store.transact(store_is_empty):
-        if settings.env == "production":
-            raise ConfigError(
-                "the store is empty and the demo fixture is refused when POSGATE_ENV=production"
-            )
-        fixture = read_demo_fixture()
-        store.transact(lambda s: load_demo_fixture(s, vault, fixture, settings.env))
-        log.info("empty store: loaded the demo fixture (test keys)")
     store.transact(current_key_period)
     return StoreHandle(store, vault)
 

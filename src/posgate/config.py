@@ -8,10 +8,11 @@ of its host and its zone keys. Issuers may also live in the store (the demo fixt
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -19,6 +20,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from posgate.errors import ConfigError
 
 _HEX32 = r"^[0-9A-Fa-f]{32}$"
 
@@ -30,14 +33,21 @@ class IssuerConfig(BaseModel):
     bins: list[str] = Field(min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
-    zpk: str = Field(pattern=_HEX32, description="zone PIN key, clear hex (test keys) — 32 hex")
-    zak: str = Field(pattern=_HEX32, description="zone MAC key, clear hex — 32 hex")
+    zpk: SecretStr = Field(description="zone PIN key, clear hex (test keys) — 32 hex")
+    zak: SecretStr = Field(description="zone MAC key, clear hex — 32 hex")
     mac: bool = True
     kind: str = Field(default="debit", pattern="^(debit|credit|mixed)$")
     stand_in_max_fen: int | None = Field(
         default=None, ge=0, description="stand-in: approve up to this per transaction while the link is down"
     )
     stand_in_card_daily_fen: int | None = Field(default=None, ge=0, description="stand-in: per card per day")
+
+    @field_validator("zpk", "zak")
+    @classmethod
+    def _key_is_hex32(cls, key: SecretStr) -> SecretStr:
+        if not re.fullmatch(_HEX32, key.get_secret_value()):
+            raise ValueError("must be 32 hex digits (a double-length 3DES key)")  # never echo the key
+        return key
 
     @field_validator("bins")
     @classmethod
@@ -93,7 +103,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get("POSGATE_CONFIG", "posgate.toml"))
+        explicit = os.environ.get("POSGATE_CONFIG")
+        toml_path = Path(explicit or "posgate.toml")
+        if explicit and not toml_path.is_file():
+            raise ConfigError(f"POSGATE_CONFIG names {toml_path}, which is not a file")
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     @property

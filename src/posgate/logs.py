@@ -1,6 +1,6 @@
 """Logging set-up for the long-running commands: one line per event to stderr and to `posgate.log` in the
-data directory. Card data never reaches a log: messages carry masked PANs only, and a filter scrubs any
-PAN-like digits that slip through."""
+data directory. Card data never reaches a log: messages carry masked PANs only, and the formatter scrubs
+any PAN-like digits that slip through — in the message and in exception tracebacks alike."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 from posgate.errors import mask_card_data
 
 
-class MaskCardData(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_card_data(record.getMessage())
-        record.args = None
-        return True
+class MaskingFormatter(logging.Formatter):
+    """Formats as usual, then masks PANs and tracks anywhere in the line (tracebacks included)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return mask_card_data(super().format(record))
 
 
 def configure_logging(data_dir: Path, level: str = "INFO", console: bool = True) -> None:
@@ -22,12 +22,11 @@ def configure_logging(data_dir: Path, level: str = "INFO", console: bool = True)
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    formatter = MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
     data_dir.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = [logging.FileHandler(data_dir / "posgate.log", encoding="utf-8")]
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:
         handler.setFormatter(formatter)
-        handler.addFilter(MaskCardData())
         root.addHandler(handler)

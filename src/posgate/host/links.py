@@ -16,7 +16,13 @@ import logging
 from collections.abc import Callable
 
 from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError, ProtocolError
-from posgate.iso8583.codec import decode_network, encode_network, encode_network_with_mac, response_mti
+from posgate.iso8583.codec import (
+    decode_network,
+    encode_network,
+    encode_network_with_mac,
+    network_mac_payload,
+    response_mti,
+)
 from posgate.iso8583.framing import FrameBuffer, build_network_frame
 from posgate.security.network_mac import network_mac, verify_network_mac
 from posgate.store.acquirer import RouteRecord
@@ -128,6 +134,8 @@ class IssuerLink:
                 await self._echo_until_broken(reader_task)
             except (IssuerTimeout, IssuerUnavailable, OSError, PosgateError) as exc:
                 log.warning("issuer %s link broken: %s", self.name, exc)
+            else:
+                log.warning("issuer %s closed the link", self.name)
             finally:
                 self.up.clear()
                 reader_task.cancel()
@@ -189,7 +197,9 @@ class IssuerLink:
         mac_hex = msg.get("64")
         if not mac_hex:
             return False
-        return verify_network_mac(self.route.zak, body[:-16], bytes.fromhex(mac_hex))
+        has_secondary = any(int(field) > 64 for field in msg if field.isdigit())
+        covered = network_mac_payload(body) if has_secondary else body[:-16]
+        return verify_network_mac(self.route.zak, covered, bytes.fromhex(mac_hex))
 
     def _drop_connection(self) -> None:
         writer, self._writer = self._writer, None

@@ -19,7 +19,7 @@ def original_data(mti: str, network_stan: str, transmission_dt: str, acquirer_id
     """Field 90: original MTI n4 + STAN n6 + transmission date-time n10 + acquirer n11 + forwarder n11.
 
     >>> original_data("0200", "000042", "1126101500", "49990000")
-    '020000004211261015000000499900000000000000'
+    '020000004211261015000004999000000000000000'
     """
     return mti + network_stan + transmission_dt + f"{int(acquirer_id):011d}" + "0" * 11
 
@@ -120,7 +120,7 @@ def reversal_request(
     ...     transmission_dt="1126101510", rrn="000000000042", tid="10000001", mid="898440153110001",
     ...     reason_code="98", acquirer_id="49990000")
     >>> m["90"]
-    '020000004211261015000000499900000000000000'
+    '020000004211261015000004999000000000000000'
     """
     msg: Message = {
         "t": "0420",

@@ -28,17 +28,26 @@ async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext
     except Exception:
         log.exception("step failed on %s STAN %s TID %s", ctx.kind.value, ctx.stan, ctx.tid)
         ctx.result.reason = Reason.SYSTEM_ERROR
-        for step in reversed(done):
-            try:
-                await step.abort(ctx)
-            except Exception:
-                log.exception("abort of %s failed", step.name)
+        await _abort(done, ctx)
     for step in finishing:
         try:
             await _timed(step, ctx)
         except Exception:
-            log.exception("finishing step %s failed", step.name)
+            # the answer cannot be composed or kept: whatever was approved is undone, the terminal gets 96
+            log.exception("finishing step %s failed on %s STAN %s", step.name, ctx.kind.value, ctx.stan)
+            if ctx.result.approved:
+                await _abort(done, ctx)
             ctx.result.reason = Reason.SYSTEM_ERROR
+            ctx.notes.pop("response_fields", None)
+            break
+
+
+async def _abort(done: list[Step], ctx: TxnContext) -> None:
+    for step in reversed(done):
+        try:
+            await step.abort(ctx)
+        except Exception:
+            log.exception("abort of %s failed", step.name)
 
 
 async def _timed(step: Step, ctx: TxnContext) -> None:

@@ -248,12 +248,14 @@ def transaction_state(session: Session, txn_id: int) -> str | None:
 def find_original(
     session: Session, tid: str, stan: str, business_date: dt.date, processing_code: str, mtis: tuple[str, ...]
 ) -> Transaction | None:
+    """The latest transaction of this terminal with this STAN and processing code, of today or yesterday
+    (a reversal sent just after local midnight still finds a sale made just before it)."""
     return session.scalar(
         select(Transaction)
         .where(
             Transaction.tid == tid,
             Transaction.stan == stan,
-            Transaction.business_date == business_date,
+            Transaction.business_date.in_((business_date, business_date - dt.timedelta(days=1))),
             Transaction.processing_code == processing_code,
             Transaction.mti.in_(mtis),
         )
