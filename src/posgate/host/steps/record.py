@@ -139,7 +139,7 @@ class RecordOutcome(Step):
                 response=response,
                 trace=trace,
                 stand_in=ctx.stand_in,
-                original_id=ctx.original.id if ctx.original is not None else None,
+                original_id=ctx.original.id if ctx.original is not None else ctx.notes.get("original_id"),
             )
             if effect is not None and transaction_state(session, txn_id) == "approved":
                 move_original(session, ctx.original.id, *effect)  # type: ignore[union-attr]

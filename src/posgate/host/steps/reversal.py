@@ -36,7 +36,7 @@ class ReverseOriginal(Step):
             )
             if original is None or original.kind not in REVERSIBLE_KINDS:
                 return None
-            ctx.notes["reversed_kind"] = original.kind
+            ctx.notes["reversed_kind"], ctx.notes["original_id"] = original.kind, original.id
             if not reverse_transaction(session, original.id, reason_code, now):
                 return None
             if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
