@@ -1,0 +1,235 @@
+"""The whole POS transaction set end to end (terminal simulator → host → issuer simulator), on SQLite and
+PostgreSQL: chip and contactless with ARQC/ARPC, voids, refunds, pre-authorization and completion, their
+voids and reversals, settlement with batch upload, stand-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from posgate.config import IssuerConfig
+from posgate.services import Running, start_all
+from posgate.store.acquirer import pending_saf_count
+from posgate.store.models import ReconciliationItem, Terminal, Transaction
+from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+
+from .conftest import stack_settings
+from .helpers import available_fen, eventually
+
+DEBIT = demo_card("6229990000000012")  # 10,000.00
+CHIP = demo_card("6228880000000016")  # credit, chip, limit 50,000.00
+CREDIT = demo_card("6228880000000024")  # credit, magstripe, limit 2,000.00
+
+
+async def _txn(stack: Running, rrn: str) -> Transaction:
+    return await stack.handle.store.run(lambda s: s.get(Transaction, int(rrn)))
+
+
+async def test_chip_and_contactless_sales_carry_an_arqc_and_the_terminal_checks_the_arpc(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    chip = await terminal.sale(CHIP, "123456", 10_000, entry="chip")
+    assert chip.response_code == "00" and chip.mac_ok and chip.arpc_ok is True
+    tap = await terminal.sale(CHIP, "123456", 2_000, entry="contactless")
+    assert tap.response_code == "00" and tap.arpc_ok is True
+    fallback = await terminal.sale(CHIP, "123456", 3_000, entry="fallback")
+    assert fallback.response_code == "00"
+    recorded = await _txn(stack, chip.rrn or "")
+    assert (recorded.entry_mode[:2], recorded.card_seq) == ("05", "001")
+    assert (await _txn(stack, tap.rrn or "")).entry_mode[:2] == "07"
+    assert (await _txn(stack, fallback.rrn or "")).fallback is True
+    assert await available_fen(terminal, CHIP) == 5_000_000 - 15_000
+
+
+async def test_a_tampered_arqc_is_declined_05(terminal: TerminalClient) -> None:
+    result = await terminal.sale(CHIP, "123456", 10_000, entry="chip", tamper_arqc=True)
+    assert result.response_code == "05"
+    assert await available_fen(terminal, CHIP) == 5_000_000
+
+
+async def test_void_undoes_a_sale_once_and_checks_the_original(terminal: TerminalClient) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 5_000)
+    assert sale.approved and sale.rrn
+    wrong_amount = await terminal.exchange(_void_message(terminal, sale.rrn, 4_000))
+    assert wrong_amount.response_code == "64"
+    unknown = await terminal.exchange(_void_message(terminal, "000000999999", 5_000))
+    assert unknown.response_code == "25"
+    void = await terminal.void(sale.rrn, DEBIT)
+    assert void.response_code == "00" and void.mac_ok
+    assert await available_fen(terminal, DEBIT) == 1_000_000
+    again = await terminal.exchange(_void_message(terminal, sale.rrn, 5_000))
+    assert again.response_code == "12"  # already voided
+
+
+async def test_refunds_are_partial_summed_and_capped_at_the_original(terminal: TerminalClient) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 10_000)
+    assert sale.rrn
+    assert (await terminal.refund(sale.rrn, DEBIT, 3_000)).response_code == "00"
+    assert (await terminal.refund(sale.rrn, DEBIT, 6_000)).response_code == "00"
+    assert (await terminal.refund(sale.rrn, DEBIT, 1_001)).response_code == "64"  # only 10.00 left
+    assert (await terminal.refund(sale.rrn, DEBIT, 1_000)).response_code == "00"
+    assert await available_fen(terminal, DEBIT) == 1_000_000
+
+
+async def test_preauth_holds_completion_takes_up_to_115_percent_and_releases_the_rest(
+    terminal: TerminalClient,
+) -> None:
+    preauth = await terminal.preauth(CREDIT, "123456", 100_000)
+    assert preauth.response_code == "00" and preauth.rrn
+    assert await available_fen(terminal, CREDIT) == 200_000 - 100_000
+    over = await terminal.exchange(_completion_message(terminal, preauth, 115_001))
+    assert over.response_code == "64"
+    completion = await terminal.complete(preauth.rrn, CREDIT, 110_000)
+    assert completion.response_code == "00" and completion.mac_ok
+    assert await available_fen(terminal, CREDIT) == 200_000 - 110_000  # hold released, 1,100.00 used
+    assert completion.rrn
+    assert (await terminal.complete_void(completion.rrn, CREDIT)).response_code == "00"
+    assert await available_fen(terminal, CREDIT) == 200_000
+
+
+async def test_preauth_void_releases_the_hold(terminal: TerminalClient) -> None:
+    preauth = await terminal.preauth(CREDIT, "123456", 50_000)
+    assert preauth.rrn
+    assert await available_fen(terminal, CREDIT) == 150_000
+    assert (await terminal.preauth_void(preauth.rrn, CREDIT)).response_code == "00"
+    assert await available_fen(terminal, CREDIT) == 200_000
+
+
+async def test_reversal_of_each_reversible_kind_restores_the_account(terminal: TerminalClient) -> None:
+    preauth = await terminal.preauth(CREDIT, "123456", 40_000)
+    assert preauth.approved
+    assert (await terminal.reverse_last("98")).response_code == "00"
+    assert await available_fen(terminal, CREDIT) == 200_000
+
+    sale = await terminal.sale(DEBIT, "123456", 7_000)
+    assert sale.rrn
+    assert (await terminal.void(sale.rrn, DEBIT)).approved
+    assert (await terminal.reverse_last("98")).response_code == "00"  # the void is undone: the sale stands
+    assert await available_fen(terminal, DEBIT) == 1_000_000 - 7_000
+    again = await terminal.void(sale.rrn, DEBIT)  # and can be voided again
+    assert again.response_code == "00"
+    assert await available_fen(terminal, DEBIT) == 1_000_000
+
+
+async def test_settlement_balanced_closes_the_batch_and_voids_of_it_are_refused(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 1_500)
+    refund_of = await terminal.sale(DEBIT, "123456", 2_500)
+    assert sale.rrn and refund_of.rrn
+    assert (await terminal.refund(refund_of.rrn, DEBIT, 500)).approved
+    settled = await terminal.settle()
+    assert settled.balanced and settled.settled and settled.uploaded == 0
+    tid_batch = await stack.handle.store.run(
+        lambda s: s.scalar(select(Terminal.batch_no).where(Terminal.tid == "10000001"))
+    )
+    assert tid_batch == "000002" == terminal.state.batch
+    late_void = await terminal.exchange(
+        _void_message(terminal, sale.rrn, 1_500, batch="000001", stan=sale.stan)
+    )
+    assert late_void.response_code == "12"
+
+
+async def test_an_unbalanced_batch_is_uploaded_and_every_difference_is_reported(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    first = await terminal.sale(DEBIT, "123456", 1_000)
+    second = await terminal.sale(DEBIT, "123456", 2_000)
+    assert first.approved and second.approved
+    # the host approved a sale the terminal never recorded (its answer was lost, say)
+    lost = await terminal.sale(DEBIT, "123456", 3_000)
+    assert lost.approved
+    terminal.state.journal.remove(_entry(terminal, lost.rrn or ""))
+    settled = await terminal.settle()
+    assert not settled.balanced and settled.settled and settled.uploaded == 2
+    items = await stack.handle.store.run(lambda s: list(s.scalars(select(ReconciliationItem))))
+    assert [(i.kind, i.host_amount_fen) for i in items] == [("missing_on_terminal", 3_000)]
+
+
+async def test_stand_in_approves_within_limits_while_the_issuer_is_down_and_advises_it_later(
+    tmp_path: Path, database_url: str
+) -> None:
+    from posgate.fixtures.document import read_demo_fixture
+
+    bank = read_demo_fixture().bank("Demo Bank A")
+    stand_in = IssuerConfig(
+        name=bank.name,
+        bins=bank.bins,
+        port=bank.port,
+        zpk=bank.zpk,
+        zak=bank.zak,
+        stand_in_max_fen=5_000,
+        stand_in_card_daily_fen=8_000,
+    )
+    running = await start_all(stack_settings(tmp_path, database_url, issuers=[stand_in]))
+    try:
+        assert running.issuers is not None and running.host is not None
+        host, port = running.pos_address
+        async with TerminalClient(host, port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            await running.issuers.set_online(bank.name, False)
+            link = running.host.services.links.get(bank.name)
+            assert await eventually(lambda: _false(link.is_up), timeout_s=3)
+            first = await terminal.sale(DEBIT, "123456", 5_000)
+            assert first.response_code == "00"
+            assert (await _txn(running, first.rrn or "")).stand_in is True
+            assert (await terminal.sale(DEBIT, "123456", 5_001)).response_code == "91"  # over per transaction
+            assert (
+                await terminal.sale(DEBIT, "123456", 4_000)
+            ).response_code == "91"  # over per card per day
+            await running.issuers.set_online(bank.name, True)
+            assert await eventually(lambda: _no_pending_advice(running), timeout_s=10)
+            assert await available_fen(terminal, DEBIT) == 1_000_000 - 5_000
+    finally:
+        await running.stop()
+
+
+# ---- helpers: hand-built requests for the checks the simulator's own API would refuse to send ----------
+
+
+def _entry(terminal: TerminalClient, rrn: str):  # type: ignore[no-untyped-def]
+    return next(e for e in terminal.state.journal if e.rrn == rrn)
+
+
+def _void_message(
+    terminal: TerminalClient, rrn: str, amount_fen: int, batch: str | None = None, stan: str | None = None
+) -> dict:
+    from posgate.terminal.messages import sale_request
+
+    known = [e for e in terminal.state.journal if e.rrn == rrn]
+    stan = stan or (known[0].stan if known else "000001")
+    msg = sale_request(terminal.state, terminal.state.next_stan(), DEBIT, amount_fen, None, "magstripe", None)
+    msg.update({"3": "200000", "37": rrn, "61": (batch or terminal.state.batch) + stan})
+    msg["60"] = "23" + msg["60"][2:]
+    return msg
+
+
+def _completion_message(terminal: TerminalClient, preauth, amount_fen: int) -> dict:  # type: ignore[no-untyped-def]
+    from posgate.terminal.messages import sale_request
+
+    msg = sale_request(
+        terminal.state, terminal.state.next_stan(), CREDIT, amount_fen, None, "magstripe", None
+    )
+    original = _entry(terminal, preauth.rrn)
+    msg.update(
+        {
+            "25": "06",
+            "37": preauth.rrn,
+            "38": preauth.auth_code,
+            "61": original.batch + original.stan + original.date,
+        }
+    )
+    msg["60"] = "20" + msg["60"][2:]
+    return msg
+
+
+async def _false(value: bool) -> bool:
+    return not value
+
+
+async def _no_pending_advice(running: Running) -> bool:
+    return await running.handle.store.run(lambda s: pending_saf_count(s, "0220")) == 0
+
+
+__all__ = ["update"]
