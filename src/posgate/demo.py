@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from rich.console import Console
 from rich.progress import Progress
@@ -58,6 +59,56 @@ def _reverse() -> Callable[[TerminalClient], Awaitable[TxnResult]]:
     return lambda t: t.reverse_last("96")
 
 
+def _chip_sale(
+    card: str, amount_fen: int, entry: str = "chip"
+) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.sale(profile, profile.default_pin, amount_fen, entry=entry)
+
+
+class _Story:
+    """Steps that refer to an earlier step's RRN (void, refund, completion) read it from here."""
+
+    rrns: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def remember(cls, name: str, action: Callable[[TerminalClient], Awaitable[TxnResult]]):  # type: ignore[no-untyped-def]
+        async def run(t: TerminalClient) -> TxnResult:
+            result = await action(t)
+            if result.rrn:
+                cls.rrns[name] = result.rrn
+            return result
+
+        return run
+
+
+def _void(name: str, card: str) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.void(_Story.rrns[name], profile)
+
+
+def _refund(name: str, card: str, amount_fen: int) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.refund(_Story.rrns[name], profile, amount_fen)
+
+
+def _preauth(card: str, amount_fen: int) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.preauth(profile, profile.default_pin, amount_fen)
+
+
+def _complete(name: str, card: str, amount_fen: int) -> Callable[[TerminalClient], Awaitable[TxnResult]]:
+    profile = demo_card(card)
+    return lambda t: t.complete(_Story.rrns[name], profile, amount_fen)
+
+
+async def _settle(t: TerminalClient) -> TxnResult:
+    settled = await t.settle()
+    if not settled.balanced:
+        raise RuntimeError(f"settlement of batch {settled.batch} did not balance")
+    return settled.responses[0]
+
+
 async def _sign_in(t: TerminalClient) -> TxnResult:
     return await t.sign_in()
 
@@ -80,6 +131,48 @@ STORY: list[StoryStep] = [
     StoryStep(
         "credit restored by the reversal", "6228880000000024", "00", _balance("6228880000000024"), 200_000
     ),
+    StoryStep(
+        "chip sale 300.00 (ARQC, ARPC)",
+        "6228880000000016",
+        "00",
+        _Story.remember("chip", _chip_sale("6228880000000016", 30_000)),
+    ),
+    StoryStep(
+        "contactless sale 45.00",
+        "6228880000000032",
+        "00",
+        _chip_sale("6228880000000032", 4_500, "contactless"),
+    ),
+    StoryStep("void of the chip sale", "6228880000000016", "00", _void("chip", "6228880000000016")),
+    StoryStep(
+        "sale 200.00 to refund",
+        "6229990000000012",
+        "00",
+        _Story.remember("to refund", _sale("6229990000000012", 20_000)),
+    ),
+    StoryStep(
+        "partial refund 50.00", "6229990000000012", "00", _refund("to refund", "6229990000000012", 5_000)
+    ),
+    StoryStep(
+        "refund beyond what is left",
+        "6229990000000012",
+        "64",
+        _refund("to refund", "6229990000000012", 15_001),
+    ),
+    StoryStep(
+        "pre-authorization 800.00 (hotel)",
+        "6228880000000016",
+        "00",
+        _Story.remember("hotel", _preauth("6228880000000016", 80_000)),
+    ),
+    StoryStep(
+        "credit held by the pre-auth", "6228880000000016", "00", _balance("6228880000000016"), 4_920_000
+    ),
+    StoryStep(
+        "completion 880.00 (110 %)", "6228880000000016", "00", _complete("hotel", "6228880000000016", 88_000)
+    ),
+    StoryStep("credit after completion", "6228880000000016", "00", _balance("6228880000000016"), 4_912_000),
+    StoryStep("settlement: totals balance", None, "00", _settle),
 ]
 
 
@@ -103,6 +196,7 @@ class StoryOutcome:
 
 async def play_story(client: TerminalClient, console: Console) -> list[StoryOutcome]:
     outcomes: list[StoryOutcome] = []
+    _Story.rrns.clear()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("playing the demo story", total=len(STORY))
         for step in STORY:
