@@ -1,11 +1,14 @@
-"""The issuer simulator's books on a real SQLite store: claims, guarded money moves, reversals, tombstones."""
+"""The issuer simulator's books on a real store (SQLite and PostgreSQL): claims, guarded money moves,
+reversals, tombstones."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import pathlib
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -19,7 +22,7 @@ from posgate.issuer.rules import Decision, Effect
 from posgate.security.at_rest import CardVault
 from posgate.seed import load_demo_fixture
 from posgate.store.db import make_engine, migrate
-from posgate.store.models import SimAccount, SimAuthorization
+from posgate.store.models import SimAccount, SimAuthorization, SimCard
 from posgate.store.runtime import Store
 
 BANK = "Demo Bank A"
@@ -27,8 +30,8 @@ NOW = dt.datetime(2026, 11, 26, 10, 15)
 
 
 @pytest.fixture
-def store(tmp_path: pathlib.Path) -> Iterator[tuple[Store, CardVault]]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'books.sqlite'}")
+def store(database_url: str) -> Iterator[tuple[Store, CardVault]]:
+    engine = make_engine(database_url)
     migrate(engine)
     vault = CardVault(os.urandom(32))
     store = Store(engine)
@@ -53,7 +56,11 @@ def test_find_card_by_pan_and_bank(store: tuple[Store, CardVault]) -> None:
     st, vault = store
     with st.sessions() as session:
         card = books.find_card(session, vault, BANK, "6229990000000046")
-        assert card is not None and card.state == "lost" and card.pan_masked == "622999******0046"
+        assert card is not None and card.snapshot.state == "lost"
+        row = session.get(SimCard, card.id)
+        assert row is not None and row.pan_masked == "622999******0046" and row.account_id == card.account_id
+        account = session.get(SimAccount, card.account_id)
+        assert account is not None and card.account.balance_fen == account.balance_fen
         assert books.find_card(session, vault, "Demo Bank B", "6229990000000046") is None
         assert books.find_card(session, vault, BANK, "6229990000000095") is None
 
@@ -61,13 +68,49 @@ def test_find_card_by_pan_and_bank(store: tuple[Store, CardVault]) -> None:
 def test_claim_takes_a_key_once(store: tuple[Store, CardVault]) -> None:
     st, _ = store
 
-    def work(session: Session) -> tuple[bool, bool]:
+    def work(session: Session) -> tuple[bool, bool, bool]:
         first = books.claim(session, key("000001"), "000000", 100, None)
         second = books.claim(session, key("000001"), "000000", 100, None)
-        return first is not None, second is not None
+        other = books.claim(session, key("000002"), "000000", 100, None)  # the transaction goes on
+        return first is not None, second is not None, other is not None
 
-    assert st.transact(work) == (True, False)
+    assert st.transact(work) == (True, False, True)
     assert st.transact(lambda session: books.claim(session, key("000001"), "000000", 100, None)) is None
+
+
+class Abort(Exception):
+    pass
+
+
+@pytest.mark.parametrize("first_commits", [True, False], ids=["first commits", "first rolls back"])
+def test_a_concurrent_claim_waits_for_the_first_holder_of_the_key(
+    store: tuple[Store, CardVault], first_commits: bool
+) -> None:
+    st, _ = store
+    claimed, go_on = threading.Event(), threading.Event()
+
+    def first(session: Session) -> int | None:
+        auth_id = books.claim(session, key("000030"), "000000", 100, None)
+        claimed.set()
+        go_on.wait(10)
+        if not first_commits:
+            raise Abort
+        return auth_id
+
+    with ThreadPoolExecutor(2) as pool:
+        holder = pool.submit(st.transact, first)
+        assert claimed.wait(10)
+        second = pool.submit(st.transact, lambda s: books.claim(s, key("000030"), "000000", 100, None))
+        time.sleep(0.3)
+        assert not second.done()  # blocked on the key (PostgreSQL) or on the write lock (SQLite)
+        go_on.set()
+        if first_commits:
+            assert holder.result(10) is not None
+            assert second.result(10) is None
+        else:
+            with pytest.raises(Abort):
+                holder.result(10)
+            assert second.result(10) is not None
 
 
 def test_debit_is_guarded_against_a_stale_snapshot(store: tuple[Store, CardVault]) -> None:
@@ -75,8 +118,10 @@ def test_debit_is_guarded_against_a_stale_snapshot(store: tuple[Store, CardVault
 
     def work(session: Session) -> tuple[Reason | None, Reason | None, int]:
         account = account_of(session, vault, "6229990000000020")  # 1000 fen
-        first = books.apply_effect(session, account, Decision(Reason.APPROVED, Effect.DEBIT, 800))
-        second = books.apply_effect(session, account, Decision(Reason.APPROVED, Effect.DEBIT, 800))
+        first = books.apply_effect(session, account.id, "debit", Decision(Reason.APPROVED, Effect.DEBIT, 800))
+        second = books.apply_effect(
+            session, account.id, "debit", Decision(Reason.APPROVED, Effect.DEBIT, 800)
+        )
         session.refresh(account)
         return first, second, account.balance_fen
 
@@ -89,7 +134,7 @@ def test_forced_debit_may_overdraw(store: tuple[Store, CardVault]) -> None:
     def work(session: Session) -> int:
         account = account_of(session, vault, "6229990000000020")
         decision = Decision(Reason.APPROVED, Effect.DEBIT, 1500, forced=True)
-        assert books.apply_effect(session, account, decision) is None
+        assert books.apply_effect(session, account.id, "debit", decision) is None
         session.refresh(account)
         return account.balance_fen
 
@@ -104,10 +149,12 @@ def test_hold_and_credit_on_a_credit_account(store: tuple[Store, CardVault]) -> 
     def moves(session: Session) -> tuple[int, int]:
         account = session.get(SimAccount, account_id)
         assert account is not None
-        assert books.apply_effect(session, account, Decision(Reason.APPROVED, Effect.HOLD, 150_000)) is None
-        refused = books.apply_effect(session, account, Decision(Reason.APPROVED, Effect.DEBIT, 50_001))
-        assert refused is Reason.INSUFFICIENT_FUNDS
-        assert books.apply_effect(session, account, Decision(Reason.APPROVED, Effect.CREDIT, 1_000)) is None
+        hold = Decision(Reason.APPROVED, Effect.HOLD, 150_000)
+        assert books.apply_effect(session, account.id, "credit", hold) is None
+        debit = Decision(Reason.APPROVED, Effect.DEBIT, 50_001)
+        assert books.apply_effect(session, account.id, "credit", debit) is Reason.INSUFFICIENT_FUNDS
+        credit = Decision(Reason.APPROVED, Effect.CREDIT, 1_000)
+        assert books.apply_effect(session, account.id, "credit", credit) is None
         session.refresh(account)
         return account.balance_fen, account.held_fen
 
@@ -127,11 +174,11 @@ def test_reverse_undoes_once_then_nothing(store: tuple[Store, CardVault]) -> Non
 
     def sale(session: Session) -> None:
         account = account_of(session, vault, "6229990000000012")
-        row = books.claim(session, key("000010"), "000000", 2_000, None)
-        assert row is not None
+        auth_id = books.claim(session, key("000010"), "000000", 2_000, None)
+        assert auth_id is not None
         decision = Decision(Reason.APPROVED, Effect.DEBIT, 2_000)
-        assert books.apply_effect(session, account, decision) is None
-        books.finish(row, decision, "123456", account.id)
+        assert books.apply_effect(session, account.id, account.kind, decision) is None
+        books.finish(session, auth_id, decision, "123456", account.id)
 
     st.transact(sale)
     outcomes = [
@@ -167,7 +214,8 @@ def test_pin_failures_are_stored(store: tuple[Store, CardVault]) -> None:
         card = books.find_card(session, vault, BANK, "6229990000000053", lock=True)
         assert card is not None
         books.set_pin_failures(session, card.id, 2)
-        session.refresh(card)
-        return card.pin_failures
+        again = books.find_card(session, vault, BANK, "6229990000000053")
+        assert again is not None
+        return again.snapshot.pin_failures
 
     assert st.transact(work) == 2

@@ -468,6 +468,27 @@ async def test_bad_or_missing_mac_is_a0_and_not_applied(harness: Harness) -> Non
         assert await available(client, pan) == 1_000_000
 
 
+async def test_the_mac_covers_every_field_before_64_with_or_without_a_secondary_bitmap(
+    harness: Harness,
+) -> None:
+    pan = "6229990000000012"
+    async with harness.client() as client:
+        sale = financial(pan, 100, pin="123456")
+        mac = encode(sale, ZAK[BANK_A])[-16:].decode()
+        forged = {**sale, "4": f"{200:012d}", "64": mac}  # the MAC of the 100 fen sale on a 200 fen one
+        await client.send_raw(encode(forged, None))
+        assert (await client.answer(sale["11"]))["39"] == "A0"
+        assert await available(client, pan) == 1_000_000
+
+        assert (await client.call(sale))["39"] == "00"
+        reversal = reversal_of(sale)  # field 90: a secondary bitmap, field 64 is not the last field
+        await client.send_raw(encode(reversal, ZAK[BANK_B]))  # MACed under another bank's key
+        assert (await client.answer(reversal["11"]))["39"] == "A0"
+        assert await available(client, pan) == 1_000_000 - 100
+        assert (await client.call(reversal))["39"] == "00"
+        assert await available(client, pan) == 1_000_000
+
+
 # ---- chip
 
 

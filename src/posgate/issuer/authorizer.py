@@ -1,10 +1,12 @@
 """One request, one unit of work: what the issuer simulator does with a financial request or a reversal,
 as plain functions of a SQLAlchemy `Session` (the server runs them through `Store.run`).
 
-`authorize` reads top to bottom: find the card → verify chip data → repeated request? (answer as before)
-→ claim the request's key → find the pre-authorization it refers to → check CVV and PIN → `rules.decide`
-→ count PIN failures → book the effect (`books.apply_effect`, which may still decline 51) → record the
-answer. `reverse` undoes an original exactly once (`books.reverse`); a reversal is always answered `00`.
+`authorize` reads top to bottom: find the card and its account → verify chip data → claim the request's
+key (taken: a repeated request, answered as before) → find the pre-authorization it refers to → check CVV
+and PIN → `rules.decide` → count PIN failures → book the effect (`books.apply_effect`, which may still
+decline 51) → record the answer. `reverse` undoes an original exactly once (`books.reverse`); a reversal is
+always answered `00`. A sale is four statements besides BEGIN and COMMIT, all prebuilt in `books`: the
+card and account (one joined SELECT), the claim (INSERT), the money move and the answer (two UPDATEs).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from posgate.iso8583.reasons import Reason, network_code
@@ -21,7 +25,6 @@ from posgate.issuer.card_checks import ChipCheck, arpc_field, check_arqc, check_
 from posgate.issuer.messages import FinancialRequest, OriginalData, balance_field
 from posgate.issuer.rules import AuthRequest, Check, Effect, Kind, classify, decide
 from posgate.security.at_rest import CardVault
-from posgate.store.models import SimAccount, SimAuthorization
 
 
 @dataclass(frozen=True)
@@ -80,31 +83,22 @@ def authorize(
 ) -> Answer:
     """Decide and book one 0100/0200/0220; a repeat of a request already answered gets the same answer."""
     card = books.find_card(session, vault, bank, request.pan, lock=request.pin_block is not None)
-    account = session.get(SimAccount, card.account_id) if card is not None else None
     chip = ChipCheck(Check.ABSENT)  # an unknown card is declined 14, with no ARPC
     if card is not None:
         chip = check_arqc(request.icc, request.pan, card.psn or request.psn, keys.imk_ac)
 
     key = request.key(bank)
-    existing = books.find_authorization(session, key)
-    row = (
-        None
-        if existing is not None
-        else books.claim(session, key, request.processing_code, request.amount_fen, request.rrn)
-    )
-    if row is None:
-        existing = existing or books.find_authorization(session, key)
-        return _repeat(existing, request, account, chip)
+    auth_id = books.claim(session, key, request.processing_code, request.amount_fen, request.rrn)
+    if auth_id is None:
+        return _repeat(books.find_authorization(session, key), request, card, chip)
 
     kind = classify(request.mti, request.processing_code, request.condition_code)
     preauth = None
     if card is not None and kind in (Kind.COMPLETION, Kind.PREAUTH_VOID) and request.auth_code_ref:
         preauth = books.find_preauth(session, bank, card.account_id, request.auth_code_ref)
 
-    snapshot = None
     pin = cvv = Check.ABSENT
-    if card is not None and account is not None:
-        snapshot = books.snapshot(card, account)
+    if card is not None:
         cvv = check_track_cvv(request.track, keys.cvk)
         pin = check_pin(request.pin_block, request.pan, keys.zpk, keys.pvk, card.pin_offset)
     auth_request = AuthRequest(
@@ -118,12 +112,12 @@ def authorize(
         arqc=chip.check,
         pin=pin,
     )
-    decision = decide(auth_request, snapshot, today_yymm)
+    decision = decide(auth_request, card.snapshot if card is not None else None, today_yymm)
 
     if card is not None and decision.pin_failures is not None:
         books.set_pin_failures(session, card.id, decision.pin_failures)
-    if decision.approved and account is not None:
-        refusal = books.apply_effect(session, account, decision, preauth)
+    if decision.approved and card is not None:
+        refusal = books.apply_effect(session, card.account_id, card.account.kind, decision, preauth)
         if refusal is not None:
             decision = decision.declined(refusal)
 
@@ -131,15 +125,15 @@ def authorize(
     if decision.approved:
         releases = decision.effect in (Effect.COMPLETE, Effect.RELEASE) and preauth is not None
         auth_code = preauth.auth_code if releases and preauth is not None else new_auth_code()
-    books.finish(row, decision, auth_code, account.id if account is not None else None)
+    books.finish(session, auth_id, decision, auth_code, card.account_id if card is not None else None)
     balance = None
-    if decision.approved and kind is Kind.BALANCE and snapshot is not None:
-        balance = balance_field(snapshot.account.kind, snapshot.account.available_fen)
+    if decision.approved and kind is Kind.BALANCE and card is not None:
+        balance = balance_field(card.account.kind, card.account.available_fen)
     return Answer(decision.response_code, auth_code, balance, arpc_field(chip, decision.response_code))
 
 
 def _repeat(
-    existing: SimAuthorization | None, request: FinancialRequest, account: SimAccount | None, chip: ChipCheck
+    existing: Row[Any] | None, request: FinancialRequest, card: books.CardOnFile | None, chip: ChipCheck
 ) -> Answer:
     """The answer to a request whose key is taken: the first answer, or a decline when the key belongs to
     a reversed authorization (a late original) or to a different request (`DUPLICATE`)."""
@@ -153,9 +147,8 @@ def _repeat(
         code = existing.response_code
         balance = None
         kind = classify(request.mti, request.processing_code, request.condition_code)
-        if code == "00" and kind is Kind.BALANCE and account is not None:
-            available = books.account_snapshot(account)
-            balance = balance_field(available.kind, available.available_fen)
+        if code == "00" and kind is Kind.BALANCE and card is not None:
+            balance = balance_field(card.account.kind, card.account.available_fen)
         return Answer(code, existing.auth_code, balance, arpc_field(chip, code))
     return Answer(code, None, None, arpc_field(chip, code))
 

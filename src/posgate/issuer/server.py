@@ -6,9 +6,11 @@ field 11). 0800 sign-on / sign-off / echo are answered here; financial requests 
 reversals (0420) go to `authorizer` as one unit of work each through `Store.run`.
 
 When the bank has `mac_enabled`, a financial request or reversal must carry a good field 64 (an 0800's is
-checked when present) — else `A0`, nothing applied — and every response is MACed. An undecodable message
-is answered `30` when its MTI and field 11 can be read, else its connection is closed; a bad frame length
-closes the connection. Nothing crashes the server, and no log line carries fields 2, 35, 52 or 55.
+checked when present) — else `A0`, nothing applied — and every response is MACed. The MAC covers the bytes
+before field 64: the frame minus its last 16 characters, unless a secondary bitmap puts fields after it.
+An undecodable message is answered `30` when its MTI and field 11 can be read, else its connection is
+closed; a bad frame length closes the connection. Nothing crashes the server, and no log line carries
+fields 2, 35, 52 or 55.
 
 Fault injection, for testing the acquirer's time-outs and outages (`set_fault`):
 - `none`: normal service;
@@ -64,6 +66,10 @@ NETWORK_MANAGEMENT_MTI = "0800"
 REVERSAL_MTI = "0420"
 FINANCIAL_MTIS = frozenset({"0100", "0200", "0220", REVERSAL_MTI})
 _READ_CHUNK = 65536
+MTI_CHARS = 4
+MAC_CHARS = 16
+#: The first hex digit of a bitmap without bit 1 (no secondary bitmap, so no field above 64).
+_PRIMARY_ONLY = b"01234567"
 
 
 @dataclass(eq=False)
@@ -91,6 +97,17 @@ class _Bank:
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _mac_payload(frame: bytes) -> bytes:
+    """The bytes the MAC of a network message that decoded with a field 64 covers: all before field 64.
+
+    Without a secondary bitmap (first bitmap digit below 8) field 64 is the last field, 16 ASCII hex
+    characters, so it is the frame's tail: no second decode. Otherwise the codec finds where it starts.
+    """
+    if frame[MTI_CHARS] in _PRIMARY_ONLY:
+        return frame[:-MAC_CHARS]
+    return network_mac_payload(frame)
 
 
 class IssuerSimulator:
@@ -331,7 +348,7 @@ class IssuerSimulator:
         if bank.keys.zak is None:
             return False
         try:
-            payload = network_mac_payload(frame)
+            payload = _mac_payload(frame)
         except DecodeError:
             return False
         return verify_network_mac(bank.keys.zak, payload, bytes.fromhex(msg["64"]))
