@@ -53,11 +53,8 @@ class IdentifyTerminal(Step):
         )
         if signed_in:
             ctx.keys = await self._working_keys(record.tid, record.signed_in_at)
-        if (
-            ("42" in ctx.request and ctx.request["42"] != record.mid)
-            or record.status != LIVE
-            or record.merchant_status != LIVE
-        ):
+        wrong_merchant = "42" in ctx.request and ctx.request["42"] != record.mid
+        if wrong_merchant or not allowed_in_status(ctx, record.status, record.merchant_status):
             ctx.result.decline(Reason.INVALID_MERCHANT)
 
     async def _working_keys(self, tid: str, signed_in_at: object) -> WorkingKeys | None:
