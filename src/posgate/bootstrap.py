@@ -14,7 +14,7 @@ from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.routing import BinTable
 from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
-from posgate.host.steps.base import HostServices
+from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.security.keys import kcv
 from posgate.seed import load_demo_fixture, store_is_empty
@@ -112,7 +112,13 @@ async def start_host(
         timeout_s=settings.issuer_timeout_s,
     )
     services = HostServices(
-        settings=settings, store=handle.store, vault=handle.vault, links=links, bins=BinTable(routes), saf=saf
+        settings=settings,
+        store=handle.store,
+        vault=handle.vault,
+        links=links,
+        bins=BinTable(routes),
+        saf=saf,
+        terminals=TerminalCache(settings.terminal_cache_s),
     )
     links.start()
     saf.start()

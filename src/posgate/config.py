@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     saf_retry_s: float = Field(default=5.0, gt=0, description="store-and-forward reversal retry interval")
     max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
     idle_timeout_s: float = Field(default=300.0, gt=0)
+    terminal_cache_s: float = Field(
+        default=1.0, ge=0, le=60, description="how long the host trusts a terminal record it read (0: never)"
+    )
     db_threads: int = Field(default=8, ge=1, le=64)
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"

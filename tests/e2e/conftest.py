@@ -25,6 +25,7 @@ def stack_settings(tmp_path: Path, database_url: str, **overrides: object) -> Se
         "saf_retry_s": 0.3,
         "reconnect_max_s": 0.5,
         "env": "test",
+        "terminal_cache_s": 0.0,  # tests change statuses in the store directly; see test_multi_node.py
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

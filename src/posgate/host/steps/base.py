@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -12,12 +13,35 @@ from posgate.host.context import TxnContext
 from posgate.host.routing import BinTable
 from posgate.security.at_rest import CardVault
 from posgate.security.signin import WorkingKeys
-from posgate.store.acquirer import RouteRecord
+from posgate.store.acquirer import RouteRecord, TerminalRecord
 from posgate.store.runtime import Store
 
 if TYPE_CHECKING:
     from posgate.host.links import IssuerLinks
     from posgate.host.saf import SafForwarder
+
+
+class TerminalCache:
+    """Terminal records for `ttl_s` seconds: saves a database read per message. Another host node's change
+    (a sign-in, a suspension) is seen within `ttl_s`; a MAC that fails on a cached record is checked again
+    on a fresh one, so a sign-in elsewhere never causes a false A0. Changes made here invalidate at once."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._records: dict[str, tuple[float, TerminalRecord]] = {}
+
+    def get(self, tid: str) -> TerminalRecord | None:
+        hit = self._records.get(tid)
+        if hit is None or hit[0] < time.monotonic():
+            return None
+        return hit[1]
+
+    def put(self, record: TerminalRecord) -> None:
+        if self.ttl_s > 0:
+            self._records[record.tid] = (time.monotonic() + self.ttl_s, record)
+
+    def forget(self, tid: str) -> None:
+        self._records.pop(tid, None)
 
 
 @dataclass
@@ -33,6 +57,7 @@ class HostServices:
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     # (tid, signed_in_at) → opened working keys; the row's signed_in_at invalidates it on re-sign-in
     key_cache: dict[tuple[str, dt.datetime | None], WorkingKeys] = field(default_factory=dict)
+    terminals: TerminalCache = field(default_factory=lambda: TerminalCache(ttl_s=0.0))
 
 
 class Step:

@@ -32,6 +32,7 @@ class IssueWorkingKeys(Step):
             working["TDK"] = (keys.tdk, kcv(keys.tdk))
         now = ctx.received_at.replace(tzinfo=None)
         await services.store.run(lambda s: record_sign_in(s, services.vault, tid, working, ctx.batch_no, now))
+        services.terminals.forget(tid)
         ctx.response_extra["62"] = field62.hex().upper()
         ctx.result.approve()
 
@@ -43,6 +44,7 @@ class SignOut(Step):
         assert ctx.terminal is not None
         tid = ctx.terminal.tid
         await self.services.store.run(lambda s: record_sign_out(s, tid))
+        self.services.terminals.forget(tid)
         ctx.result.approve()
 
 
