@@ -8,7 +8,9 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("name", ["cards", "state", "messages", "result", "receipt", "cli"])
+@pytest.mark.parametrize(
+    "name", ["cards", "chip", "journal", "state", "messages", "result", "receipt", "cli"]
+)
 def test_terminal_doctests(name: str) -> None:
     module = importlib.import_module(f"posgate.terminal.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -90,7 +90,7 @@ def test_sale_magstripe_with_pin(state: TerminalState) -> None:
     assert decoded["49"] == "156"
     assert decoded["52"] == _pin_block(card.pan)
     assert decoded["53"] == "2600000000000000"
-    assert decoded["60"] == "22000001000"
+    assert decoded["60"] == "2200000100060"
     assert "2" not in decoded and "23" not in decoded and "64" not in decoded
 
 
@@ -115,7 +115,7 @@ def test_sale_chip_entry_carries_the_psn_and_icc_data(state: TerminalState) -> N
     card = demo_card("credit-chip")
     msg = _round_trip(sale_request(state, "000014", card, 500, None, "chip", icc_data_hex="9f360200019c0100"))
     assert (msg["22"], msg["23"], msg["55"]) == ("052", "001", "9F360200019C0100")
-    assert msg["60"] == "2200000100050"
+    assert msg["60"] == "2200000100060"
 
 
 def test_sale_rejects_bad_amounts_and_modes(state: TerminalState) -> None:
@@ -125,7 +125,7 @@ def test_sale_rejects_bad_amounts_and_modes(state: TerminalState) -> None:
             sale_request(state, "000001", card, amount, None)  # type: ignore[arg-type]
         assert info.value.field == 4
     with pytest.raises(EncodeError, match="entry mode must be one of"):
-        sale_request(state, "000001", card, 1, None, "contactless")
+        sale_request(state, "000001", card, 1, None, "nfc")
     with pytest.raises(EncodeError, match="track 2"):
         sale_request(state, "000001", manual_card("6229990000000012", "3012"), 1, None, "magstripe")
     with pytest.raises(EncodeError, match="STAN"):
@@ -135,19 +135,24 @@ def test_sale_rejects_bad_amounts_and_modes(state: TerminalState) -> None:
 def test_balance_request(state: TerminalState) -> None:
     card = demo_card("debit-low")
     msg = _round_trip(balance_request(state, "000020", card, _pin_block(card.pan), "magstripe"))
-    assert (msg["t"], msg["3"], msg["25"], msg["60"]) == ("0200", "310000", "00", "01000001000")
+    assert (msg["t"], msg["3"], msg["25"], msg["60"]) == ("0200", "310000", "00", "0100000100060")
     assert (msg["22"], msg["26"], msg["53"]) == ("021", "12", "2600000000000000")
     assert "4" not in msg
 
 
 def test_entry_mode_table() -> None:
-    assert [entry_mode(e, p) for e in ("manual", "magstripe", "chip") for p in (True, False)] == [
+    modes = ("manual", "magstripe", "chip", "contactless", "fallback")
+    assert [entry_mode(e, p) for e in modes for p in (True, False)] == [
         "011",
         "012",
         "021",
         "022",
         "051",
         "052",
+        "071",
+        "072",
+        "801",
+        "802",
     ]
 
 
@@ -179,7 +184,7 @@ def test_reversal_carries_the_original_codes_and_no_card_data(state: TerminalSta
         "41": "10000001",
         "42": "898440153110001",
         "49": "156",
-        "60": "22000001000",
+        "60": "2200000100060",
     }
     assert reversal_request(state, last)["39"] == "98"
     with pytest.raises(EncodeError):

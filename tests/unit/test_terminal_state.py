@@ -60,7 +60,7 @@ def test_state_file_round_trips_without_card_data(tmp_path: Path) -> None:
     assert isinstance(loaded.last, LastTransaction)
     assert loaded.last.stan == "000001"
     assert loaded.last.amount_fen == 1234
-    assert json.loads(text)["last"]["field60"] == "22000001000"
+    assert json.loads(text)["last"]["field60"] == "2200000100060"
 
 
 def test_save_replaces_the_file(tmp_path: Path) -> None:

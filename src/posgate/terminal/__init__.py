@@ -1,35 +1,51 @@
 """The POS terminal simulator: demo cards, terminal state, request builders, the asyncio client and the CLI.
 
-Pure core: `cards` (what the terminal reads from a card), `state` (keys, STAN, the reversal record),
-`messages` (requests per shared/spec/pos-8583.md), `result` (a response read and MAC-checked), `receipt`.
-Shells: `client.TerminalClient` (one pipelined TCP connection to the host) and `cli.app` (`posgate terminal`).
+Pure core: `cards` (what the terminal reads from a card), `chip` (the card's ARQC, field 55, the ARPC
+check), `state` (keys, STAN, batch, ATCs, the reversal record), `journal` (approved transactions, settlement
+totals, batch upload records; PANs sealed), `messages` (requests per shared/spec/pos-8583.md), `result`
+(a response read and MAC-checked), `receipt`. Shells: `client.TerminalClient` (one pipelined TCP connection
+to the host), `day.play_day` (a mixed trading day on a client) and `cli.app` (`posgate terminal`).
 The CLI is not imported here, so the library does not pull in Typer.
 """
 
 from posgate.terminal.cards import CardProfile, demo_card, manual_card
+from posgate.terminal.chip import ChipCard
 from posgate.terminal.client import (
     NothingToReverse,
     NotSignedIn,
+    PendingReversal,
+    SettlementResult,
     TerminalClient,
     TerminalConnectionError,
     TerminalError,
     TerminalTimeout,
+    UnknownOriginal,
 )
+from posgate.terminal.day import DayReport, play_day
+from posgate.terminal.journal import BatchTotals, JournalEntry
 from posgate.terminal.result import TxnResult
 from posgate.terminal.state import LastTransaction, TerminalState, demo_terminal_state
 
 __all__ = [
+    "BatchTotals",
     "CardProfile",
+    "ChipCard",
+    "DayReport",
+    "JournalEntry",
     "LastTransaction",
     "NotSignedIn",
     "NothingToReverse",
+    "PendingReversal",
+    "SettlementResult",
     "TerminalClient",
     "TerminalConnectionError",
     "TerminalError",
     "TerminalState",
     "TerminalTimeout",
     "TxnResult",
+    "UnknownOriginal",
     "demo_card",
     "demo_terminal_state",
     "manual_card",
+    "play_day",
 ]

@@ -3,10 +3,12 @@ key-entered one.
 
 `demo_card` computes what the demo fixture's issuer would have encoded on the stripe: the IBM 3624 PIN offset
 of the card's PIN under the bank's PVK, the CVV under its CVK, then the demo track 2 layout
-(`PAN D expiry service-code 1 offset CVV 00`, see shared/spec/demo-fixture.md). `manual_card` is a card typed
-in on the keypad: PAN and expiry only, no track.
+(`PAN D expiry service-code 1 offset CVV 00`, see shared/spec/demo-fixture.md). A chip card (service code
+2xx) of a bank with an IMK-AC also gets its chip (`chip.ChipCard`: the ICC master key the issuer derived),
+so the simulator can compute the card's ARQC. `manual_card` is a card typed in on the keypad: PAN and expiry
+only, no track, no chip.
 
-A `CardProfile`'s `repr()` shows the masked PAN only: never the track, the expiry or the PIN.
+A `CardProfile`'s `repr()` shows the masked PAN only: never the track, the expiry, the PIN or chip keys.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ from posgate.errors import ConfigError, EncodeError
 from posgate.fixtures.document import DemoFixture, FixtureBank, FixtureCard, read_demo_fixture
 from posgate.security.cvv import card_verification_value
 from posgate.security.pin import pin_offset
+from posgate.terminal.chip import ChipCard
 
 #: The PIN typed for a key-entered card that is not in the demo fixture.
 DEFAULT_MANUAL_PIN = "123456"
+#: First digits of a service code that say "this card has a chip: read it first".
+CHIP_SERVICE_CODES = ("2", "6")
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,8 @@ class CardProfile:
     """What the terminal reads from a card (and the PIN the simulated cardholder types by default).
 
     `track2` is the track as field 35 carries it (`D` separator), or None for a key-entered card;
-    `service_code` is "" when unknown (key entry); `psn` is the chip's PAN sequence number, if any.
+    `service_code` is "" when unknown (key entry); `psn` is the chip's PAN sequence number, if any;
+    `chip` is the card's chip when the simulator can stand in for it (its issuer's IMK-AC is known).
     """
 
     pan: str
@@ -39,11 +45,13 @@ class CardProfile:
     track2: str | None
     psn: str | None
     default_pin: str
+    chip: ChipCard | None = None
 
     def __repr__(self) -> str:
+        chip = ", chip=<set>" if self.chip is not None else ""
         return (
             f"CardProfile(pan={mask_pan(self.pan)!r}, service_code={self.service_code!r}, "
-            f"psn={self.psn!r}, track2={'<set>' if self.track2 else None})"
+            f"psn={self.psn!r}, track2={'<set>' if self.track2 else None}{chip})"
         )
 
     @property
@@ -53,7 +61,7 @@ class CardProfile:
     @property
     def is_chip(self) -> bool:
         """True for a chip card (service code starting with 2 or 6)."""
-        return self.service_code[:1] in ("2", "6")
+        return self.service_code[:1] in CHIP_SERVICE_CODES
 
 
 @lru_cache(maxsize=1)
@@ -76,10 +84,18 @@ def demo_card(pan_or_profile: str) -> CardProfile:
 
 
 def card_profile(card: FixtureCard, bank: FixtureBank) -> CardProfile:
-    """The stripe of a fixture-style card of `bank` (also used for generated bench cards)."""
+    """The stripe (and chip) of a fixture-style card of `bank` (also used for generated bench cards).
+
+    >>> chip = demo_card("credit-chip")
+    >>> chip.is_chip, chip.chip
+    (True, ChipCard(psn='01'))
+    """
     offset = pin_offset(bytes.fromhex(bank.pvk), card.pin, card.pan)
     cvv = card_verification_value(bytes.fromhex(bank.cvk), card.pan, card.expiry, card.service_code)
     track2 = build_demo_track2(card.pan, card.expiry, card.service_code, offset, cvv)
+    chip = None
+    if card.service_code[:1] in CHIP_SERVICE_CODES and card.psn and bank.imk_ac:
+        chip = ChipCard.from_issuer(bytes.fromhex(bank.imk_ac), card.pan, card.psn)
     return CardProfile(
         pan=card.pan,
         expiry=card.expiry,
@@ -87,6 +103,7 @@ def card_profile(card: FixtureCard, bank: FixtureBank) -> CardProfile:
         track2=track2,
         psn=card.psn,
         default_pin=card.pin,
+        chip=chip,
     )
 
 

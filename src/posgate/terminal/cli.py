@@ -1,19 +1,27 @@
 """`posgate terminal …`: the POS terminal simulator on the command line (a thin Typer shell over
-`TerminalClient`).
+`TerminalClient` and `day.play_day`).
 
-The terminal's state (keys, STAN, batch, the last sale for reversal) lives in a JSON file, by default
-`posgate-data/terminal-<tid>.json`, created from the demo fixture's terminal on first use; it is saved after
-every run. Commands sign in by themselves when the terminal has no working keys (and once more if the host
-answers `97`). A sale with no response is reversed at once (`98`); an approval whose MAC fails is reversed
-(`A0`) and reported as a decline.
+The terminal's state (keys, STAN, batch, the last reversible transaction, the journal of the open batch,
+the chips' ATCs) lives in a JSON file, by default `posgate-data/terminal-<tid>.json`, created from the demo
+fixture's terminal on first use; it is saved after every run. Commands sign in by themselves when the
+terminal has no working keys (and once more if the host answers `97`). A reversible transaction with no
+response is reversed at once (`98`); an approval whose MAC (or chip ARPC) fails is reversed (`A0` / `96`)
+and reported as a decline.
 
-Exit codes: 0 approved · 1 declined (or the host refused the step) · 2 usage error (bad amount, card, PIN,
-state file) · 3 the host cannot be reached, the connection broke or no response came in time.
+Transactions on an original (`void`, `refund`, `complete`, `preauth-void`, `complete-void`) find it in the
+journal by RRN; the card defaults to the original's (the cashier asks for the same card).
+`--entry` is how the card is read: magstripe, chip, contactless, fallback or manual (default: the chip of a
+chip card, else the stripe).
+
+Exit codes: 0 approved (settle: the batch closed; day: the settlement balanced) · 1 declined (or the host
+refused the step) · 2 usage error (bad amount, card, PIN, RRN, state file) · 3 the host cannot be reached,
+the connection broke or no response came in time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -23,6 +31,7 @@ from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
+from rich.table import Table
 from rich.text import Text
 
 from posgate.errors import ConfigError, EncodeError, PosgateError, SecurityError
@@ -32,14 +41,19 @@ from posgate.terminal.cards import CardProfile, demo_card, manual_card
 from posgate.terminal.client import (
     NothingToReverse,
     NotSignedIn,
+    SettlementResult,
     TerminalClient,
     TerminalConnectionError,
     TerminalError,
     TerminalTimeout,
+    UnknownOriginal,
+    default_entry,
 )
+from posgate.terminal.day import DayReport, play_day
+from posgate.terminal.journal import open_pan
 from posgate.terminal.messages import AMOUNT_MAX_FEN
-from posgate.terminal.receipt import format_receipt
-from posgate.terminal.result import TxnResult
+from posgate.terminal.receipt import format_fen, format_receipt
+from posgate.terminal.result import TxnResult, response_text
 from posgate.terminal.state import DEMO_TID, TerminalState, demo_terminal_state
 
 EXIT_APPROVED = 0
@@ -49,13 +63,19 @@ EXIT_CONNECTION = 3
 
 DEFAULT_STATE_DIR = Path("posgate-data")
 DEFAULT_CARD = "debit-ok"
+DEFAULT_DAY_CARDS = "debit-ok,debit-low,debit-pin888,credit-ok,credit-chip,credit-chip-2"
 
 _AMOUNT = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,2}))?")
 _PIN = re.compile(r"[0-9]{4,12}")
+_RRN = re.compile(r"[0-9A-Za-z]{12}")
+_MMDD = re.compile(r"(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])")
 
 app = typer.Typer(
     name="terminal",
-    help="POS terminal simulator: sign in, balance inquiry, sale, reversal and echo against posgate host.",
+    help=(
+        "POS terminal simulator against posgate host: sign in, balance, sale, void, refund, pre-authorization"
+        " and completion (and their voids), reversal, settlement, echo, and a whole trading day."
+    ),
     no_args_is_help=True,
     add_completion=False,
 )
@@ -65,6 +85,9 @@ err = Console(stderr=True, highlight=False)
 
 class EntryMode(StrEnum):
     magstripe = "magstripe"
+    chip = "chip"
+    contactless = "contactless"
+    fallback = "fallback"
     manual = "manual"
 
 
@@ -108,7 +131,20 @@ TidOpt = Annotated[
 CardOpt = Annotated[str, typer.Option("--card", help="demo card: PAN or profile (debit-ok, credit-ok, …)")]
 PinOpt = Annotated[str | None, typer.Option("--pin", help="PIN to type [default: the card's fixture PIN]")]
 NoPinOpt = Annotated[bool, typer.Option("--no-pin", help="send no PIN block (field 22 = 0x2)")]
-EntryOpt = Annotated[EntryMode, typer.Option("--entry", help="how the card is read")]
+EntryOpt = Annotated[
+    EntryMode | None,
+    typer.Option("--entry", help="how the card is read [default: the chip of a chip card, else the stripe]"),
+]
+OriginalCardOpt = Annotated[
+    str | None,
+    typer.Option("--card", help="demo card: PAN or profile [default: the original transaction's card]"),
+]
+RrnArg = Annotated[str, typer.Argument(help="the original's retrieval reference number (12 characters)")]
+AmountArg = Annotated[str, typer.Argument(help="amount in yuan, e.g. 12.34 or 12")]
+OriginalDateOpt = Annotated[
+    str | None,
+    typer.Option("--original-date", help="MMDD of the original, when it is not in the journal"),
+]
 ExpiryOpt = Annotated[
     str | None, typer.Option("--expiry", help="YYMM for --entry manual with a card not in the demo fixture")
 ]
@@ -142,7 +178,7 @@ def _merchant_name(mid: str) -> str:
     return "posgate terminal"
 
 
-def _resolve_card(card_ref: str, entry: EntryMode, expiry: str | None) -> CardProfile:
+def _resolve_card(card_ref: str, entry: EntryMode | None, expiry: str | None) -> CardProfile:
     try:
         card = demo_card(card_ref)
     except ConfigError:
@@ -156,6 +192,45 @@ def _resolve_card(card_ref: str, entry: EntryMode, expiry: str | None) -> CardPr
     if entry is EntryMode.manual:
         return manual_card(card.pan, expiry or card.expiry, card.default_pin)
     return card
+
+
+def _entry(card: CardProfile, entry: EntryMode | None) -> str:
+    return entry.value if entry is not None else default_entry(card)
+
+
+def _amount_or_fail(amount: str) -> int:
+    try:
+        return parse_amount_fen(amount)
+    except ValueError as exc:
+        _fail(EXIT_USAGE, str(exc))
+
+
+def _check_rrn(rrn: str) -> None:
+    if not _RRN.fullmatch(rrn):
+        _fail(EXIT_USAGE, f"RRN must be 12 letters or digits, got {rrn!r}")
+
+
+def _check_mmdd(date: str | None) -> None:
+    if date is not None and not _MMDD.fullmatch(date):
+        _fail(EXIT_USAGE, f"--original-date must be MMDD, got {date!r}")
+
+
+def _card_of_original(
+    state: TerminalState, rrn: str, card_ref: str | None, entry: EntryMode | None, expiry: str | None
+) -> CardProfile:
+    """The card given with --card, else the card of the journal entry with that RRN (a demo card)."""
+    if card_ref is not None:
+        return _resolve_card(card_ref, entry, expiry)
+    for record in reversed(state.journal):
+        if record.rrn == rrn:
+            pan = open_pan(state.journal_key, record.pan_sealed, state.tid)
+            try:
+                return _resolve_card(pan, entry, expiry)
+            except ConfigError:
+                raise ConfigError(f"the card of RRN {rrn} is not a demo card: give --card") from None
+    raise UnknownOriginal(
+        f"no transaction with RRN {rrn} in the journal of terminal {state.tid}: give --card"
+    )
 
 
 def _resolve_pin(card: CardProfile, pin: str | None, no_pin: bool) -> str | None:
@@ -184,6 +259,8 @@ def _run(state_file: Path | None, tid: str, action: Callable[[TerminalState], Aw
         code = asyncio.run(action(state))
     except (TerminalConnectionError, TerminalTimeout) as exc:
         _fail(EXIT_CONNECTION, str(exc))
+    except UnknownOriginal as exc:
+        _fail(EXIT_USAGE, str(exc))
     except (NotSignedIn, NothingToReverse, SecurityError, TerminalError) as exc:
         _fail(EXIT_DECLINED, str(exc))
     except (EncodeError, ConfigError) as exc:
@@ -292,7 +369,7 @@ def balance_command(
     card: CardOpt = DEFAULT_CARD,
     pin: PinOpt = None,
     no_pin: NoPinOpt = False,
-    entry: EntryOpt = EntryMode.magstripe,
+    entry: EntryOpt = None,
     expiry: ExpiryOpt = None,
     timeout: TimeoutOpt = 10.0,
 ) -> None:
@@ -308,7 +385,7 @@ def balance_command(
             if not await _signed_in(client):
                 return EXIT_DECLINED
             result = await _with_sign_in_retry(
-                client, lambda: client.balance(profile, typed_pin, entry.value)
+                client, lambda: client.balance(profile, typed_pin, _entry(profile, entry))
             )
         return _print_result(result, state)
 
@@ -317,7 +394,7 @@ def balance_command(
 
 @app.command("sale")
 def sale_command(
-    amount: Annotated[str, typer.Argument(help="amount in yuan, e.g. 12.34 or 12")],
+    amount: AmountArg,
     host: HostOpt = "127.0.0.1",
     port: PortOpt = 5000,
     state_file: StateFileOpt = None,
@@ -325,37 +402,363 @@ def sale_command(
     card: CardOpt = DEFAULT_CARD,
     pin: PinOpt = None,
     no_pin: NoPinOpt = False,
-    entry: EntryOpt = EntryMode.magstripe,
+    entry: EntryOpt = None,
     expiry: ExpiryOpt = None,
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Sale (0200, 3 = 000000) of AMOUNT yuan: prints the receipt."""
-    try:
-        amount_fen = parse_amount_fen(amount)
-    except ValueError as exc:
-        _fail(EXIT_USAGE, str(exc))
+    amount_fen = _amount_or_fail(amount)
     try:
         profile = _resolve_card(card, entry, expiry)
         typed_pin = _resolve_pin(profile, pin, no_pin)
     except PosgateError as exc:
         _fail(EXIT_USAGE, str(exc))
+    mode = _entry(profile, entry)
+    _run_reversible(
+        state_file, tid, host, port, timeout, lambda c: c.sale(profile, typed_pin, amount_fen, mode)
+    )
+
+
+@app.command("preauth")
+def preauth_command(
+    amount: AmountArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: CardOpt = DEFAULT_CARD,
+    pin: PinOpt = None,
+    no_pin: NoPinOpt = False,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Pre-authorization (0100, 3 = 030000) of AMOUNT yuan: the issuer holds it until completion or void."""
+    amount_fen = _amount_or_fail(amount)
+    try:
+        profile = _resolve_card(card, entry, expiry)
+        typed_pin = _resolve_pin(profile, pin, no_pin)
+    except PosgateError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    mode = _entry(profile, entry)
+    _run_reversible(
+        state_file, tid, host, port, timeout, lambda c: c.preauth(profile, typed_pin, amount_fen, mode)
+    )
+
+
+def _run_reversible(
+    state_file: Path | None,
+    tid: str,
+    host: str,
+    port: int,
+    timeout: float,
+    send: Callable[[TerminalClient], Awaitable[TxnResult]],
+    reversible: bool = True,
+) -> NoReturn:
+    """Sign in if needed, send, reverse on a time-out (98) or a failed MAC / ARPC, print the receipt."""
 
     async def action(state: TerminalState) -> int:
         async with TerminalClient(host, port, state, timeout) as client:
             if not await _signed_in(client):
                 return EXIT_DECLINED
             try:
-                result = await _with_sign_in_retry(
-                    client, lambda: client.sale(profile, typed_pin, amount_fen, entry.value)
-                )
+                result = await _with_sign_in_retry(client, lambda: send(client))
             except TerminalTimeout as exc:
-                err.print(Text(f"{exc}; reversing it (98)"))
-                await _reverse_quietly(client, "98")
+                if reversible:
+                    err.print(Text(f"{exc}; reversing it (98)"))
+                    await _reverse_quietly(client, "98")
                 raise
             if result.needs_reversal:
-                err.print(Text("the approval's MAC does not verify: reversing it (A0)"))
-                await _reverse_quietly(client, "A0")
+                what = "MAC" if result.mac_ok is False else "ARPC"
+                err.print(
+                    Text(f"the approval's {what} does not verify: reversing it ({result.reversal_reason})")
+                )
+                await _reverse_quietly(client, result.reversal_reason)
         return _print_result(result, state)
+
+    _run(state_file, tid, action)
+
+
+def _run_on_original(
+    rrn: str,
+    state_file: Path | None,
+    tid: str,
+    host: str,
+    port: int,
+    timeout: float,
+    card: str | None,
+    entry: EntryMode | None,
+    expiry: str | None,
+    send: Callable[[TerminalClient, CardProfile, str], Awaitable[TxnResult]],
+    reversible: bool = True,
+) -> NoReturn:
+    """A transaction on the original with this RRN: the card defaults to the original's (from the journal)."""
+    _check_rrn(rrn)
+    path = _state_path(state_file, tid)
+    try:
+        state = _load_state(path, tid)
+        profile = _card_of_original(state, rrn, card, entry, expiry)
+    except UnknownOriginal as exc:
+        _fail(EXIT_USAGE, str(exc))
+    except PosgateError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    mode = _entry(profile, entry)
+    _run_reversible(state_file, tid, host, port, timeout, lambda c: send(c, profile, mode), reversible)
+
+
+@app.command("void")
+def void_command(
+    rrn: RrnArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: OriginalCardOpt = None,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Void (0200, 3 = 200000) of the sale with this RRN, for its full amount, in the open batch."""
+    _run_on_original(
+        rrn,
+        state_file,
+        tid,
+        host,
+        port,
+        timeout,
+        card,
+        entry,
+        expiry,
+        lambda c, profile, mode: c.void(rrn, profile, entry=mode),
+    )
+
+
+@app.command("refund")
+def refund_command(
+    rrn: RrnArg,
+    amount: AmountArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: OriginalCardOpt = None,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    original_date: OriginalDateOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Refund (0220, 3 = 200000) of AMOUNT yuan (partial allowed) of the sale with this RRN."""
+    amount_fen = _amount_or_fail(amount)
+    _check_mmdd(original_date)
+    _run_on_original(
+        rrn,
+        state_file,
+        tid,
+        host,
+        port,
+        timeout,
+        card,
+        entry,
+        expiry,
+        lambda c, profile, mode: c.refund(rrn, profile, amount_fen, original_date, entry=mode),
+        reversible=False,
+    )
+
+
+@app.command("complete")
+def complete_command(
+    rrn: RrnArg,
+    amount: AmountArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: OriginalCardOpt = None,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    auth_code: Annotated[
+        str | None, typer.Option("--auth-code", help="the pre-authorization's code, when not in the journal")
+    ] = None,
+    original_date: OriginalDateOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Completion (0200, 3 = 000000, 25 = 06) of AMOUNT yuan (up to 115 %) of the pre-authorization RRN."""
+    amount_fen = _amount_or_fail(amount)
+    _check_mmdd(original_date)
+    _run_on_original(
+        rrn,
+        state_file,
+        tid,
+        host,
+        port,
+        timeout,
+        card,
+        entry,
+        expiry,
+        lambda c, profile, mode: c.complete(
+            rrn, profile, amount_fen, entry=mode, auth_code=auth_code, original_date=original_date
+        ),
+    )
+
+
+@app.command("preauth-void")
+def preauth_void_command(
+    rrn: RrnArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: OriginalCardOpt = None,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Pre-authorization void (0100, 3 = 200000): releases the hold of the pre-authorization RRN."""
+    _run_on_original(
+        rrn,
+        state_file,
+        tid,
+        host,
+        port,
+        timeout,
+        card,
+        entry,
+        expiry,
+        lambda c, profile, mode: c.preauth_void(rrn, profile, entry=mode),
+    )
+
+
+@app.command("complete-void")
+def complete_void_command(
+    rrn: RrnArg,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    card: OriginalCardOpt = None,
+    entry: EntryOpt = None,
+    expiry: ExpiryOpt = None,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Completion void (0200, 3 = 200000, 25 = 06) of the completion with this RRN."""
+    _run_on_original(
+        rrn,
+        state_file,
+        tid,
+        host,
+        port,
+        timeout,
+        card,
+        entry,
+        expiry,
+        lambda c, profile, mode: c.complete_void(rrn, profile, entry=mode),
+    )
+
+
+def _print_settlement(result: SettlementResult) -> None:
+    totals = result.totals
+    out.print(
+        Text(
+            f"batch {result.batch}: debit {totals.debit_count} / CNY {format_fen(totals.debit_fen)}, "
+            f"credit {totals.credit_count} / CNY {format_fen(totals.credit_fen)}"
+        )
+    )
+    if not result.settled:
+        last = result.responses[-1] if result.responses else None
+        why = f"{last.mti} {last.response_code} {last.response_text}" if last else "no answer"
+        out.print(Text(f"settlement not completed ({why}); the batch stays open"))
+    elif result.balanced:
+        out.print(Text("settlement balanced"))
+    else:
+        out.print(Text(f"settlement unbalanced: {result.uploaded} records uploaded, batch closed"))
+
+
+@app.command("settle")
+def settle_command(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Settlement (0500) of the open batch; batch upload (0320) when the host's totals differ. Exit 0 when
+    the batch closed (balanced, or reconciled by the upload)."""
+
+    async def action(state: TerminalState) -> int:
+        async with TerminalClient(host, port, state, timeout) as client:
+            if not await _signed_in(client):
+                return EXIT_DECLINED
+            result = await client.settle()
+            if result.response_code == "97":
+                state.clear_keys()
+                if await _signed_in(client):
+                    result = await client.settle()
+        _print_settlement(result)
+        return EXIT_APPROVED if result.settled else EXIT_DECLINED
+
+    _run(state_file, tid, action)
+
+
+def _print_day(report: DayReport) -> None:
+    table = Table(title=f"trading day: {report.transactions} transactions")
+    table.add_column("kind")
+    table.add_column("code")
+    table.add_column("meaning")
+    table.add_column("count", justify="right")
+    for kind, code, count in report.rows():
+        meaning = response_text(code.rstrip("!")) if code[:2].isalnum() and len(code.rstrip("!")) == 2 else ""
+        if code.endswith("!"):
+            meaning += " (MAC/ARPC failed: reversed)"
+        table.add_row(kind, code, meaning, str(count))
+    out.print(table)
+    for result in report.settlements:
+        _print_settlement(result)
+    cards = Table(title="expected issuer-side effect of the day")
+    cards.add_column("card")
+    cards.add_column("posted (CNY)", justify="right")
+    cards.add_column("held (CNY)", justify="right")
+    for card, effect in report.effect_fen.items():
+        cards.add_row(card.masked_pan, format_fen(effect), format_fen(report.held_fen.get(card, 0)))
+    out.print(cards)
+    if report.unresolved:
+        out.print(Text(f"{report.unresolved} transaction(s) could not be reversed: run `reverse` again"))
+
+
+@app.command("day")
+def day_command(
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 5000,
+    state_file: StateFileOpt = None,
+    tid: TidOpt = DEMO_TID,
+    transactions: Annotated[
+        int, typer.Option("--transactions", min=1, max=100_000, help="transactions to play")
+    ] = 100,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="random seed (the same seed replays the day)")
+    ] = None,
+    cards: Annotated[
+        str, typer.Option("--cards", help="comma-separated demo cards (PAN or profile)")
+    ] = DEFAULT_DAY_CARDS,
+    batch_limit: Annotated[
+        int, typer.Option("--batch-limit", min=1, max=999, help="settle when the batch holds this many")
+    ] = 500,
+    timeout: TimeoutOpt = 10.0,
+) -> None:
+    """Play a realistic trading day on this terminal (sales, declines, voids, refunds, pre-authorizations
+    and completions, reversals), then settle; prints a summary. Exit 0 when the settlement balanced."""
+    try:
+        profiles = [demo_card(ref.strip()) for ref in cards.split(",") if ref.strip()]
+    except PosgateError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    if not profiles:
+        _fail(EXIT_USAGE, "--cards names no card")
+    rng = random.Random(seed)
+
+    async def action(state: TerminalState) -> int:
+        async with TerminalClient(host, port, state, timeout) as client:
+            report = await play_day(client, profiles, transactions, rng, batch_limit=batch_limit)
+        _print_day(report)
+        return EXIT_APPROVED if report.balanced else EXIT_DECLINED
 
     _run(state_file, tid, action)
 
@@ -380,7 +783,7 @@ def reverse_command(
     ] = "98",
     timeout: TimeoutOpt = 10.0,
 ) -> None:
-    """Reverse the terminal's last sale (0400, same STAN)."""
+    """Reverse the terminal's last reversible transaction (0400, same STAN)."""
 
     async def action(state: TerminalState) -> int:
         if state.last is None:

@@ -6,9 +6,18 @@ frames and hands each response to the request waiting for it, matched by field 1
 field 41 (TID) — so several tasks may have requests in flight at once and the host may answer out of order.
 Frames that match nothing (late answers, answers to `send_raw`) go to a small queue that `send_raw` reads.
 
-The client changes its `TerminalState` (STAN, working keys, the reversal record `last`) but never writes it:
-the caller saves it. It never reverses on its own either: a response with `mac_ok = False` or a
-`TerminalTimeout` on a sale means the caller must call `reverse_last("A0")` / `reverse_last("98")`.
+The client changes its `TerminalState` (STAN, working keys, the reversal record `last`, the journal, the
+chips' ATCs, the batch) but never writes it: the caller saves it. It never reverses on its own either: a
+result with `needs_reversal` (the MAC or the ARPC failed) or a `TerminalTimeout` on a reversible transaction
+means the caller must call `reverse_last(result.reversal_reason)` / `reverse_last("98")`.
+
+Transactions: `balance`, `sale`, `preauth` (read the card: magstripe, chip, contactless, fallback or manual;
+a chip read sends the card's ARQC in field 55), and on an original found in the journal by its RRN: `void`,
+`refund`, `preauth_void`, `complete`, `complete_void`; then `reverse_last` and `settle` (0500, and on an
+unbalanced answer the batch upload and batch end, then the next batch; a transaction still waiting for its
+reversal must be reversed first). Every approved reversible
+transaction and every approved refund goes into the journal; an approved reversal marks its original
+reversed; an approved void marks the sale (or completion) it voids.
 """
 
 from __future__ import annotations
@@ -18,45 +27,74 @@ import contextlib
 import errno
 import logging
 import os
+import secrets
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 
 from posgate.cards.pan import mask_pan
-from posgate.errors import DecodeError, FramingError, PosgateError, SecurityError
+from posgate.errors import DecodeError, EncodeError, FramingError, PosgateError, SecurityError
 from posgate.iso8583.codec import decode_pos, encode_pos, encode_pos_with_mac
 from posgate.iso8583.framing import MAX_FRAME_BYTES, FrameBuffer, build_pos_frame, split_pos_frame
 from posgate.security.pin import encode_pin_block
 from posgate.security.pos_mac import cup_ecb_mac
 from posgate.security.signin import unwrap_working_keys
 from posgate.terminal.cards import CardProfile
+from posgate.terminal.chip import IccRequest, arpc_verdict, icc_request
+from posgate.terminal.journal import (
+    COMPLETION,
+    COMPLETION_VOID,
+    PREAUTH,
+    PREAUTH_VOID,
+    REFUND,
+    SALE,
+    VOID,
+    BatchTotals,
+    JournalEntry,
+    batch_totals,
+    is_balanced,
+    open_pan,
+    seal_pan,
+    settlement_codes,
+    upload_groups,
+)
 from posgate.terminal.messages import (
+    CHIP_ENTRIES,
     MAC_OPTIONAL_MTIS,
     MAC_REQUIRED_MTIS,
     REQUEST_HEADER,
+    TXN_TYPES,
     Message,
-    balance_request,
+    Original,
+    batch_end_request,
+    batch_upload_request,
     echo_request,
+    financial_request,
     last_transaction,
     request_tpdu,
     response_mti,
     reversal_request,
-    sale_request,
+    settlement_request,
     sign_in_request,
     sign_out_request,
 )
 from posgate.terminal.result import SIGN_IN_AGAIN, TxnResult, response_mac_ok, result_from_message
-from posgate.terminal.state import TerminalState
+from posgate.terminal.state import LastTransaction, TerminalState
 
 __all__ = [
     "NotSignedIn",
     "NothingToReverse",
+    "PendingReversal",
+    "SettlementResult",
     "TerminalClient",
     "TerminalConnectionError",
     "TerminalError",
     "TerminalTimeout",
     "TxnResult",
+    "UnknownOriginal",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +121,33 @@ class NotSignedIn(TerminalError):
 
 class NothingToReverse(TerminalError):
     """`reverse_last` was called but the state holds no reversible transaction."""
+
+
+class PendingReversal(TerminalError):
+    """The last reversible transaction never got an answer and is not reversed yet: reverse it before
+    settling (its batch would close without it)."""
+
+
+class UnknownOriginal(TerminalError):
+    """A void, refund or completion names an RRN the journal does not hold (or no longer can act on)."""
+
+
+@dataclass
+class SettlementResult:
+    """What `settle` did. `settled`: the host accepted the settlement (balanced, or the batch upload and batch
+    end went through) and the terminal moved to the next batch; `balanced`: the 0510 said `1`; `uploaded`:
+    records sent in 0320s; `responses`: every response, 0510 first; `batch`: the batch settled."""
+
+    balanced: bool
+    uploaded: int
+    responses: list[TxnResult] = field(repr=False)
+    settled: bool = False
+    batch: str = ""
+    totals: BatchTotals = field(default_factory=BatchTotals)
+
+    @property
+    def response_code(self) -> str:
+        return self.responses[0].response_code if self.responses else ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +186,10 @@ class TerminalClient:
         state: TerminalState,
         timeout_s: float = 10.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        clock: Callable[[], datetime] = datetime.now,
     ) -> None:
+        """`clock` gives the terminal's local time (field 55's 9A, the journal's dates)."""
+        self.clock = clock
         self.host = host
         self.port = port
         self.state = state
@@ -356,12 +424,18 @@ class TerminalClient:
         return encode_pin_block(pin, card.pan, pik).hex().upper()
 
     async def balance(
-        self, card: CardProfile, pin: str | None, entry: str = "magstripe", icc_data_hex: str | None = None
+        self,
+        card: CardProfile,
+        pin: str | None,
+        entry: str = "magstripe",
+        icc_data_hex: str | None = None,
+        *,
+        tamper_arqc: bool = False,
     ) -> TxnResult:
         """0200 balance inquiry; `balance_fen` holds the available amount when approved. Not reversible."""
-        pin_block = self._pin_block_hex(card, pin)
-        msg = balance_request(self.state, self.state.next_stan(), card, pin_block, entry, icc_data_hex)
-        return await self.exchange(msg)
+        return await self._transact(
+            "balance", card, pin=pin, entry=entry, icc_data_hex=icc_data_hex, tamper_arqc=tamper_arqc
+        )
 
     async def sale(
         self,
@@ -370,30 +444,393 @@ class TerminalClient:
         amount_fen: int,
         entry: str = "magstripe",
         icc_data_hex: str | None = None,
+        *,
+        tamper_arqc: bool = False,
     ) -> TxnResult:
         """0200 sale of `amount_fen`. `state.last` is set before sending (so a time-out can be reversed) and
-        completed with the response code, RRN and authorization code."""
-        pin_block = self._pin_block_hex(card, pin)
-        msg = sale_request(
-            self.state, self.state.next_stan(), card, amount_fen, pin_block, entry, icc_data_hex
+        completed with the response code, RRN and authorization code.
+
+        With `entry` chip or contactless the card computes its ARQC (field 55; the ATC advances) unless
+        `icc_data_hex` gives field 55 as is; `tamper_arqc` flips a bit of the ARQC (the issuer answers `05`).
+        """
+        return await self._transact(
+            "sale",
+            card,
+            pin=pin,
+            amount_fen=amount_fen,
+            entry=entry,
+            icc_data_hex=icc_data_hex,
+            tamper_arqc=tamper_arqc,
         )
-        record = last_transaction(msg)
-        self.state.last = record
+
+    async def preauth(
+        self,
+        card: CardProfile,
+        pin: str | None,
+        amount_fen: int,
+        entry: str = "magstripe",
+        icc_data_hex: str | None = None,
+        *,
+        tamper_arqc: bool = False,
+    ) -> TxnResult:
+        """0100 pre-authorization: the issuer holds `amount_fen` until a completion or a pre-auth void."""
+        return await self._transact(
+            "preauth",
+            card,
+            pin=pin,
+            amount_fen=amount_fen,
+            entry=entry,
+            icc_data_hex=icc_data_hex,
+            tamper_arqc=tamper_arqc,
+        )
+
+    async def void(
+        self,
+        rrn: str,
+        card: CardProfile,
+        amount_fen: int | None = None,
+        *,
+        pin: str | None = None,
+        entry: str | None = None,
+    ) -> TxnResult:
+        """0200 void of the sale with this RRN in the journal (amount, STAN, batch, auth code from there;
+        `amount_fen` overrides the amount). Raises `UnknownOriginal` if the journal holds no such sale that
+        is neither reversed nor voided, or the card is not the sale's."""
+        sale = self._original(rrn, SALE, card, "void")
+        if sale.refunded_fen:
+            raise UnknownOriginal(f"the sale with RRN {rrn} is partly refunded: it cannot be voided")
+        return await self._transact(
+            VOID,
+            card,
+            pin=pin,
+            amount_fen=sale.amount_fen if amount_fen is None else amount_fen,
+            entry=entry,
+            original=_original_of(sale),
+            original_entry=sale,
+        )
+
+    async def refund(
+        self,
+        rrn: str,
+        card: CardProfile,
+        amount_fen: int,
+        original_date: str | None = None,
+        *,
+        entry: str | None = None,
+    ) -> TxnResult:
+        """0220 refund of `amount_fen` (partial allowed) of the sale with this RRN. From the journal when it
+        is there (batch, STAN, date); otherwise (a sale of an earlier batch) `original_date` MMDD is needed
+        and 61 carries zeros for the batch and STAN. Not reversible; an approved refund counts in credit."""
+        sale = self._find(rrn, SALE)
+        if sale is not None:
+            self._check_card(sale, card)
+            if sale.reversed or sale.voided:
+                raise UnknownOriginal(
+                    f"the sale with RRN {rrn} is {'reversed' if sale.reversed else 'voided'}"
+                )
+            original = _original_of(sale)
+            if original_date is not None:
+                original = Original(original.rrn, original.batch, original.stan, None, original_date)
+        elif original_date is not None:
+            original = Original(rrn, "000000", "000000", None, original_date)
+        else:
+            raise UnknownOriginal(
+                f"no sale with RRN {rrn} in the journal: give the original date (MMDD) to refund it"
+            )
+        return await self._transact(
+            REFUND, card, amount_fen=amount_fen, entry=entry, original=original, original_entry=sale
+        )
+
+    async def preauth_void(
+        self, rrn: str, card: CardProfile, *, pin: str | None = None, entry: str | None = None
+    ) -> TxnResult:
+        """0100 void of the pre-authorization with this RRN (its amount, code, batch, STAN and date)."""
+        preauth = self._original(rrn, PREAUTH, card, "void")
+        if preauth.completed:
+            raise UnknownOriginal(f"the pre-authorization with RRN {rrn} is completed: void the completion")
+        return await self._transact(
+            PREAUTH_VOID,
+            card,
+            pin=pin,
+            amount_fen=preauth.amount_fen,
+            entry=entry,
+            original=_original_of(preauth),
+            original_entry=preauth,
+        )
+
+    async def complete(
+        self,
+        rrn: str,
+        card: CardProfile,
+        amount_fen: int,
+        *,
+        entry: str | None = None,
+        auth_code: str | None = None,
+        original_date: str | None = None,
+    ) -> TxnResult:
+        """0200 completion of `amount_fen` (the host allows up to 115 % of the hold) of the pre-authorization
+        with this RRN. From the journal when it is there; otherwise `auth_code` and `original_date` are
+        needed (61 then carries zeros for the batch and STAN)."""
+        preauth = self._find(rrn, PREAUTH)
+        if preauth is not None:
+            self._check_card(preauth, card)
+            if preauth.reversed or preauth.voided or preauth.completed:
+                state = "reversed" if preauth.reversed else "voided" if preauth.voided else "completed"
+                raise UnknownOriginal(f"the pre-authorization with RRN {rrn} is {state}")
+            original = _original_of(preauth)
+        elif auth_code is not None and original_date is not None:
+            original = Original(rrn, "000000", "000000", auth_code, original_date)
+        else:
+            raise UnknownOriginal(
+                f"no pre-authorization with RRN {rrn} in the journal: give its authorization code and date"
+            )
+        return await self._transact(
+            COMPLETION, card, amount_fen=amount_fen, entry=entry, original=original, original_entry=preauth
+        )
+
+    async def complete_void(
+        self, rrn: str, card: CardProfile, *, pin: str | None = None, entry: str | None = None
+    ) -> TxnResult:
+        """0200 void of the completion with this RRN (its amount, code, batch and STAN)."""
+        completion = self._original(rrn, COMPLETION, card, "void")
+        return await self._transact(
+            COMPLETION_VOID,
+            card,
+            pin=pin,
+            amount_fen=completion.amount_fen,
+            entry=entry,
+            original=_original_of(completion),
+            original_entry=completion,
+        )
+
+    # ------------------------------------------------------------------------------------------ internals
+
+    def _find(self, rrn: str, kind: str) -> JournalEntry | None:
+        for entry in reversed(self.state.journal):
+            if entry.rrn == rrn and entry.kind == kind:
+                return entry
+        return None
+
+    def _check_card(self, entry: JournalEntry, card: CardProfile) -> None:
+        if open_pan(self.state.journal_key, entry.pan_sealed, self.state.tid) != card.pan:
+            raise UnknownOriginal(f"the card read is not the original's ({entry.masked_pan})")
+
+    def _original(self, rrn: str, kind: str, card: CardProfile, action: str) -> JournalEntry:
+        entry = self._find(rrn, kind)
+        if entry is None:
+            raise UnknownOriginal(f"no {kind.replace('_', ' ')} with RRN {rrn} in the journal to {action}")
+        if entry.reversed or entry.voided:
+            state = "reversed" if entry.reversed else "voided"
+            raise UnknownOriginal(f"the {kind.replace('_', ' ')} with RRN {rrn} is already {state}")
+        self._check_card(entry, card)
+        return entry
+
+    def _icc(
+        self, kind: str, card: CardProfile, amount_fen: int | None, pin: str | None, tamper: bool
+    ) -> IccRequest:
+        if card.chip is None:
+            raise EncodeError(
+                f"field 55: the card {card.masked_pan} has no chip the simulator can read", field=55
+            )
+        txn_type = TXN_TYPES[kind].icc_type
+        assert txn_type is not None
+        return icc_request(
+            card.chip,
+            amount_fen=amount_fen or 0,
+            txn_date=self.clock().date(),
+            txn_type=txn_type,
+            unpredictable_number=secrets.token_bytes(4),
+            atc=self.state.next_atc(card.pan),
+            pin_entered=pin is not None,
+            tamper=tamper,
+        )
+
+    async def _transact(
+        self,
+        kind: str,
+        card: CardProfile,
+        *,
+        pin: str | None = None,
+        amount_fen: int | None = None,
+        entry: str | None = "magstripe",
+        icc_data_hex: str | None = None,
+        tamper_arqc: bool = False,
+        original: Original | None = None,
+        original_entry: JournalEntry | None = None,
+    ) -> TxnResult:
+        """Build, send and book one financial transaction of `kind` (see `messages.TXN_TYPES`)."""
+        txn = TXN_TYPES[kind]
+        entry = entry or default_entry(card)
+        pin_block = self._pin_block_hex(card, pin)
+        stan = self.state.next_stan()
+        icc: IccRequest | None = None
+        if txn.icc_type is not None and entry in CHIP_ENTRIES and icc_data_hex is None:
+            icc = self._icc(kind, card, amount_fen, pin, tamper_arqc)
+            icc_data_hex = icc.field55()
+        msg = financial_request(
+            kind,
+            self.state,
+            stan,
+            card,
+            amount_fen=amount_fen,
+            pin_block_hex=pin_block,
+            entry=entry,
+            icc_data_hex=icc_data_hex,
+            original=original,
+        )
+        record = last_transaction(msg, kind) if txn.reversible else None
+        if record is not None:
+            self.state.last = record
         result = await self.exchange(msg)
-        record.response_code = result.response_code
-        record.rrn = result.rrn
-        record.auth_code = result.auth_code
+        result.kind = kind
+        if icc is not None:
+            result.arpc_ok = arpc_verdict(icc, result.fields.get("55"), result.response_code)
+        if record is not None:
+            record.response_code = result.response_code
+            record.rrn = result.rrn
+            record.auth_code = result.auth_code
+        if result.approved and (txn.reversible or kind == REFUND):
+            self._book(kind, msg, card, result, original_entry)
         return result
+
+    def _book(
+        self,
+        kind: str,
+        msg: Message,
+        card: CardProfile,
+        result: TxnResult,
+        original: JournalEntry | None,
+    ) -> None:
+        """Journal an approved transaction and mark what it did to its original."""
+        date = result.fields.get("13") or self.clock().strftime("%m%d")
+        self.state.journal.append(
+            JournalEntry(
+                kind=kind,
+                mti=msg["t"],
+                processing_code=msg["3"],
+                condition_code=msg["25"],
+                entry_mode=msg["22"],
+                stan=msg["11"],
+                batch=self.state.batch,
+                amount_fen=int(msg["4"]),
+                rrn=result.rrn,
+                auth_code=result.auth_code,
+                date=date,
+                masked_pan=card.masked_pan,
+                pan_sealed=seal_pan(self.state.journal_key, card.pan, self.state.tid),
+                original_rrn=msg.get("37"),
+            )
+        )
+        if original is None:
+            return
+        if kind in (VOID, PREAUTH_VOID, COMPLETION_VOID):
+            original.voided = True
+        elif kind == COMPLETION:
+            original.completed = True
+        elif kind == REFUND:
+            original.refunded_fen += int(msg["4"])
+
+    def _unbook(self, last: LastTransaction) -> None:
+        """An approved reversal: mark the reversed entry, and undo what it did to its original."""
+        for entry in reversed(self.state.journal):
+            if (entry.stan, entry.batch, entry.mti, entry.kind) == (
+                last.stan,
+                last.batch,
+                last.mti,
+                last.kind,
+            ):
+                if entry.reversed:
+                    return
+                entry.reversed = True
+                break
+        else:
+            return
+        if not entry.original_rrn:
+            return
+        original_kind = {VOID: SALE, PREAUTH_VOID: PREAUTH, COMPLETION_VOID: COMPLETION, COMPLETION: PREAUTH}
+        original = self._find(entry.original_rrn, original_kind.get(entry.kind, ""))
+        if original is None:
+            return
+        if entry.kind == COMPLETION:
+            original.completed = False
+        else:
+            original.voided = False
 
     async def reverse_last(self, reason: str = "98") -> TxnResult:
         """0400 reversal of `state.last` (same STAN as the original) with field 39 = `reason`.
 
-        On `00` the record is cleared. Raises `NothingToReverse` when there is none.
+        On `00` the record is cleared and the journal marks the original reversed (and gives back what it
+        did: a reversed void leaves its sale unvoided). Raises `NothingToReverse` when there is none.
         """
         last = self.state.last
         if last is None:
             raise NothingToReverse(f"terminal {self.state.tid} has no transaction to reverse")
         result = await self.exchange(reversal_request(self.state, last, reason))
-        if result.approved and self.state.last is last:
-            self.state.last = None
+        result.kind = "reversal"
+        if result.approved:
+            self._unbook(last)
+            if self.state.last is last:
+                self.state.last = None
         return result
+
+    # ------------------------------------------------------------------------------------------ settlement
+
+    async def settle(self) -> SettlementResult:
+        """Settle the open batch: 0500 with the journal's totals; on `2` (unbalanced) upload every counted
+        record (0320, 8 a message, magstripe-read then chip-read) and end the batch (0320, 207). When the
+        host accepted it all, the batch advances and its journal is cleared (`settled`). A refused step
+        (39 not `00`, or a bad MAC on the 0510) stops there and keeps the batch open.
+
+        Raises `PendingReversal` when the last reversible transaction never got an answer and was not
+        reversed: `reverse_last("98")` first.
+        """
+        last = self.state.last
+        if last is not None and last.response_code is None:
+            raise PendingReversal(
+                f"terminal {self.state.tid}: STAN {last.stan} got no answer and is not reversed yet: "
+                "reverse it first"
+            )
+        batch = self.state.batch
+        entries = [entry for entry in self.state.journal if entry.batch == batch]
+        totals = batch_totals(entries)
+        outcome = SettlementResult(balanced=False, uploaded=0, responses=[], batch=batch, totals=totals)
+        result = await self.exchange(settlement_request(self.state, self.state.next_stan(), totals))
+        result.kind = "settlement"
+        outcome.responses.append(result)
+        if not result.approved:
+            return outcome
+        try:
+            codes = settlement_codes(result.fields.get("48"))
+        except DecodeError:
+            log.warning("terminal %s: 0510 without settlement codes: uploading the batch", self.state.tid)
+            codes = ("", "")
+        if is_balanced(codes):
+            outcome.balanced = outcome.settled = True
+            self.state.close_batch()
+            return outcome
+        for group in upload_groups(entries, self.state.journal_key, self.state.tid):
+            upload = await self.exchange(batch_upload_request(self.state, self.state.next_stan(), group))
+            upload.kind = "batch_upload"
+            outcome.responses.append(upload)
+            if upload.response_code != "00":
+                return outcome
+            outcome.uploaded += len(group.records)
+        end = await self.exchange(batch_end_request(self.state, self.state.next_stan(), outcome.uploaded))
+        end.kind = "batch_end"
+        outcome.responses.append(end)
+        if end.response_code == "00":
+            outcome.settled = True
+            self.state.close_batch()
+        return outcome
+
+
+def default_entry(card: CardProfile) -> str:
+    """How the terminal reads a card when the caller does not say: the chip when the simulator can read it,
+    else the stripe, else the keypad."""
+    if card.chip is not None and card.track2:
+        return "chip"
+    return "magstripe" if card.track2 else "manual"
+
+
+def _original_of(entry: JournalEntry) -> Original:
+    return Original(entry.rrn or "", entry.batch, entry.stan, entry.auth_code, entry.date)

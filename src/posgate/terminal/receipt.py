@@ -20,6 +20,16 @@ _KINDS = {
     ("0230", "200000"): "REFUND",
     ("0110", "030000"): "PRE-AUTHORIZATION",
 }
+_KIND_NAMES = {
+    "sale": "SALE",
+    "balance": "BALANCE INQUIRY",
+    "void": "VOID",
+    "refund": "REFUND",
+    "preauth": "PRE-AUTHORIZATION",
+    "preauth_void": "PRE-AUTH VOID",
+    "completion": "PRE-AUTH COMPLETION",
+    "completion_void": "COMPLETION VOID",
+}
 _KINDS_BY_MTI = {"0410": "REVERSAL", "0510": "SETTLEMENT", "0810": "SIGN-IN", "0830": "NETWORK TEST"}
 
 
@@ -35,7 +45,10 @@ def format_fen(amount_fen: int) -> str:
 
 
 def transaction_kind(result: TxnResult) -> str:
-    """What the receipt calls the transaction, from the response MTI and processing code."""
+    """What the receipt calls the transaction: from the kind the client sent, else from the response MTI and
+    processing code."""
+    if result.kind in _KIND_NAMES and result.mti not in _KINDS_BY_MTI:
+        return _KIND_NAMES[result.kind]
     kind = _KINDS.get((result.mti, result.fields.get("3", "")))
     return kind or _KINDS_BY_MTI.get(result.mti, f"MTI {result.mti}")
 
@@ -91,5 +104,7 @@ def format_receipt(result: TxnResult, merchant_name: str, tid: str, mid: str, no
     lines.append(_line(verdict, f"{result.response_code} {result.response_text}"))
     if result.mac_ok is False:
         lines.append("MAC CHECK FAILED - REVERSE IT")
+    if result.arpc_ok is False:
+        lines.append("ARPC CHECK FAILED - REVERSE IT")
     lines.append("=" * WIDTH)
     return "\n".join(lines)

@@ -1,9 +1,11 @@
 """A host response as the terminal reads it (pure): response code and text, RRN, authorization code,
-balance, and whether its MAC verifies.
+balance, whether its MAC verifies and, for a chip transaction, whether the issuer's ARPC does.
 
 The host MACs every 0110 / 0210 / 0230 / 0410 / 0510 response with field 39 = `00` (pos-8583.md); such a
 response without a valid field 64 has `mac_ok = False` and is NOT approved: the caller must reverse the
 transaction (reason `A0`). Other responses have `mac_ok = None` unless they carry a field 64 anyway.
+Likewise an approval whose field 55 ARPC does not authenticate the issuer (`arpc_ok = False`) is not
+approved: the card would decline it, and the caller must reverse it (reason `96`).
 """
 
 from __future__ import annotations
@@ -38,21 +40,30 @@ class TxnResult:
     elapsed_ms: float
     fields: dict[str, str] = field(repr=False)
     sign_in_required: bool = False
+    arpc_ok: bool | None = None
+    kind: str | None = None
 
     @property
     def approved(self) -> bool:
-        """Field 39 is `00` and the MAC, where one is due, verified."""
-        return self.response_code == "00" and self.mac_ok is not False
+        """Field 39 is `00`, and the MAC and the ARPC, where present or due, verified."""
+        return self.response_code == "00" and self.mac_ok is not False and self.arpc_ok is not False
 
     @property
     def needs_reversal(self) -> bool:
-        """Approved by the host but the MAC failed: the terminal must reverse it (reason `A0`)."""
-        return self.response_code == "00" and self.mac_ok is False
+        """Approved by the host but the MAC or the ARPC failed: the terminal must reverse it
+        (`reversal_reason`)."""
+        return self.response_code == "00" and (self.mac_ok is False or self.arpc_ok is False)
+
+    @property
+    def reversal_reason(self) -> str:
+        """Field 39 of the reversal a `needs_reversal` result calls for: `A0` (MAC), else `96` (the ARPC)."""
+        return "A0" if self.mac_ok is False else "96"
 
     def summary(self) -> str:
         """One line for logs: MTI, STAN, code and text (no card data)."""
         mac = "" if self.mac_ok is not False else " (MAC check failed)"
-        return f"{self.mti} STAN {self.stan}: {self.response_code} {self.response_text}{mac}"
+        arpc = "" if self.arpc_ok is not False else " (ARPC check failed)"
+        return f"{self.mti} STAN {self.stan}: {self.response_code} {self.response_text}{mac}{arpc}"
 
 
 def response_text(code: str) -> str:
@@ -172,5 +183,7 @@ def as_dict(result: TxnResult) -> dict[str, Any]:
         "masked_pan": result.masked_pan,
         "balance_fen": result.balance_fen,
         "mac_ok": result.mac_ok,
+        "arpc_ok": result.arpc_ok,
+        "kind": result.kind,
         "elapsed_ms": round(result.elapsed_ms, 3),
     }

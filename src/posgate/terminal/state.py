@@ -1,10 +1,12 @@
-"""What a terminal remembers between runs: its identity, master key, working keys, batch, STAN and the record
-needed to reverse its last reversible transaction.
+"""What a terminal remembers between runs: its identity, master key, working keys, batch, STAN, the record
+needed to reverse its last reversible transaction, the journal of the open batch and each chip's ATC.
 
 The state file is JSON, written atomically (a temporary file in the same folder, then `os.replace`) with
-mode 0600, because it holds the terminal's keys (test keys in the simulator). It never holds card data: the
-reversal record (`LastTransaction`) keeps the message's codes, STAN, amount, batch and RRN — never the PAN,
-the track or the PIN block. `save` and `load` are the only I/O here; everything else is plain data.
+mode 0600, because it holds the terminal's keys (test keys in the simulator). It never holds clear card
+data: the reversal record (`LastTransaction`) keeps the message's codes, STAN, amount, batch and RRNs; the
+journal (`journal.JournalEntry`) keeps the masked PAN and the PAN sealed under a key derived from the TMK;
+the ATCs are keyed by a SHA-256 of the PAN (`journal.card_key`). Never the track, the PIN or the PIN block.
+`save` and `load` are the only I/O here; everything else is plain data.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Any
 
 from posgate.errors import ConfigError
 from posgate.fixtures.document import read_demo_fixture
+from posgate.terminal.journal import PREAUTH, JournalEntry, card_key, journal_key
 
 STAN_MAX = 999_999
+BATCH_MAX = 999_999
+ATC_MAX = 0xFFFF
 DEMO_TID = "10000001"
 STATE_FILE_MODE = 0o600
 
@@ -27,7 +32,9 @@ STATE_FILE_MODE = 0o600
 @dataclass
 class LastTransaction:
     """Enough of a sent transaction to reverse it (pos-8583.md: a reversal carries the original's 3, 4, 11,
-    22, 25, 41, 42, 49 and 60). `response_code` is None while no response has been seen."""
+    22, 25, 41, 42, 49 and 60, and its 37, 38 and 61 when it had them). `rrn` and `auth_code` are the
+    response's; `original_rrn`, `original_auth_code` and `field61` are the request's 37, 38 and 61.
+    `response_code` is None while no response has been seen."""
 
     mti: str
     processing_code: str
@@ -41,6 +48,10 @@ class LastTransaction:
     rrn: str | None = None
     auth_code: str | None = None
     response_code: str | None = None
+    kind: str = "sale"
+    original_rrn: str | None = None
+    original_auth_code: str | None = None
+    field61: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LastTransaction:
@@ -52,7 +63,9 @@ class LastTransaction:
 class TerminalState:
     """A terminal's identity, keys (clear hex: the simulator's own keys) and counters.
 
-    `stan` is the last STAN used (0 before the first message); `next_stan()` advances it.
+    `stan` is the last STAN used (0 before the first message); `next_stan()` advances it. `journal` holds the
+    approved transactions of the open batch (and pre-authorizations still open from earlier batches);
+    `atc` the last ATC of each chip card this terminal has read, by `journal.card_key(pan)`.
     """
 
     tid: str
@@ -65,10 +78,49 @@ class TerminalState:
     mak_hex: str | None = field(default=None, repr=False)
     tdk_hex: str | None = field(default=None, repr=False)
     last: LastTransaction | None = None
+    journal: list[JournalEntry] = field(default_factory=list)
+    atc: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.last, dict):
             self.last = LastTransaction.from_dict(self.last)
+        self.journal = [
+            JournalEntry.from_dict(entry) if isinstance(entry, dict) else entry for entry in self.journal
+        ]
+
+    def next_atc(self, pan: str) -> int:
+        """Advance and return the ATC of the chip card with this PAN: 1, 2, … 65535, then 1 again.
+
+        >>> state = TerminalState("10000001", "898440153110001", "00" * 16)
+        >>> state.next_atc("6228880000000016"), state.next_atc("6228880000000016"), state.atc
+        (1, 2, {'bb4c45e0572b4619': 2})
+        """
+        key = card_key(pan)
+        self.atc[key] = self.atc.get(key, 0) % ATC_MAX + 1
+        return self.atc[key]
+
+    def close_batch(self) -> str:
+        """After settlement: advance the batch (000001 … 999999, then 000001 again), drop the closed batch's
+        journal (pre-authorizations still open are kept: a completion needs them) and the reversal record.
+        Returns the new batch.
+
+        >>> state = TerminalState("10000001", "898440153110001", "00" * 16, batch="999999")
+        >>> state.close_batch(), state.close_batch()
+        ('000001', '000002')
+        """
+        self.batch = f"{int(self.batch) % BATCH_MAX + 1:06d}"
+        self.journal = [
+            entry
+            for entry in self.journal
+            if entry.kind == PREAUTH and not (entry.reversed or entry.voided or entry.completed)
+        ]
+        self.last = None
+        return self.batch
+
+    @property
+    def journal_key(self) -> bytes:
+        """The key that seals the journal's PANs (HKDF of the TMK): the terminal's own secure memory."""
+        return journal_key(self.tmk)
 
     def next_stan(self) -> str:
         """Advance and return the STAN as 6 digits: 000001 … 999999, then 000001 again.
