@@ -28,7 +28,7 @@ from posgate.cards.pan import luhn_check_digit
 from posgate.config import Settings
 from posgate.fixtures.document import FixtureCard, read_demo_fixture
 from posgate.security.keys import generate_key, kcv
-from posgate.terminal import TerminalClient, TerminalState
+from posgate.terminal import TerminalClient, TerminalState, TxnResult, demo_card, play_day
 from posgate.terminal.cards import CardProfile, card_profile
 
 BENCH_MID = "898440153110001"
@@ -140,6 +140,43 @@ async def _terminal_loop(
                     report.latencies_ms.append(result.elapsed_ms)
 
 
+class _MeasuredClient(TerminalClient):
+    """A terminal simulator that counts every answer it gets (code, latency) once the warm-up is over."""
+
+    def __init__(self, host: str, port: int, state: TerminalState, report: BenchReport, warmup_until: float):
+        super().__init__(host, port, state, timeout_s=10)
+        self.report, self.warmup_until = report, warmup_until
+
+    async def exchange(self, msg: dict[str, str]) -> TxnResult:
+        result = await super().exchange(msg)
+        if time.monotonic() >= self.warmup_until and msg["t"] not in ("0800", "0820"):
+            codes = self.report.codes
+            codes[result.response_code] = codes.get(result.response_code, 0) + 1
+            if result.approved:
+                self.report.latencies_ms.append(result.elapsed_ms)
+        return result
+
+
+async def _day_loop(
+    host: str,
+    port: int,
+    state: TerminalState,
+    cards: list[CardProfile],
+    until: float,
+    report: BenchReport,
+    warmup_until: float,
+) -> None:
+    """The `day` mix: the terminal simulator's mixed day (every kind, declines, reversals), then settle."""
+    rng = random.Random(state.tid)
+    async with _MeasuredClient(host, port, state, report, warmup_until) as client:
+        while time.monotonic() < until:
+            await play_day(client, cards, 25, rng, settle=False)
+        await play_day(client, cards, 0, rng, settle=True)
+
+
+MIXES = {"sale": _terminal_loop, "day": _day_loop}
+
+
 async def generate_load(
     host: str,
     port: int,
@@ -147,12 +184,14 @@ async def generate_load(
     cards: list[CardProfile],
     duration_s: float,
     warmup_s: float,
+    mix: str = "sale",
 ) -> BenchReport:
     start = time.monotonic()
     warmup_until = start + warmup_s
     until = warmup_until + duration_s
     report = BenchReport(duration_s=duration_s)
-    await asyncio.gather(*(_terminal_loop(host, port, s, cards, until, report, warmup_until) for s in states))
+    loop = MIXES[mix]
+    await asyncio.gather(*(loop(host, port, s, cards, until, report, warmup_until) for s in states))
     return report
 
 
@@ -217,6 +256,7 @@ def run_auth_bench(
     database_url: str | None,
     data_dir: Path | None,
     topology: str = "single",
+    mix: str = "sale",
 ) -> BenchReport:
     workdir = data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))
     with scratch_database(database_url) as url:
@@ -224,7 +264,9 @@ def run_auth_bench(
         states, profiles = provision(settings, terminals, cards)
         procs, host, port = start_stack(settings, topology)
         try:
-            return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s))
+            if mix == "day":  # chip and contactless cards too: the day taps and inserts them
+                profiles = [*profiles, demo_card("credit-chip"), demo_card("credit-chip-2")]
+            return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s, mix))
         finally:
             stop_stack(procs)
 

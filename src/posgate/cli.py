@@ -181,6 +181,10 @@ def bench_auth(
     topology: Annotated[
         str, typer.Option("--topology", help="single: `posgate up`; split: `posgate issuer` + `posgate host`")
     ] = "single",
+    mix: Annotated[
+        str,
+        typer.Option("--mix", help="sale: 0.01 sales back to back; day: the terminal simulator's mixed day"),
+    ] = "sale",
 ) -> None:
     """Approved sales per second and latency percentiles with N terminals against the stack."""
     from rich.console import Console
@@ -191,10 +195,15 @@ def bench_auth(
     if topology not in ("single", "split"):
         typer.echo(f"posgate bench: --topology must be single or split, got {topology!r}", err=True)
         raise typer.Exit(2)
-    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir, topology)
+    if mix not in ("sale", "day"):
+        typer.echo(f"posgate bench: --mix must be sale or day, got {mix!r}", err=True)
+        raise typer.Exit(2)
+    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir, topology, mix)
     store = "PostgreSQL" if database_url else "SQLite"
-    table = Table(title=f"posgate bench auth — {terminals} terminals, {duration:g} s, {store}, {topology}")
-    for column in ("approved", "TPS", "p50 ms", "p95 ms", "p99 ms", "other codes", "errors"):
+    table = Table(
+        title=f"posgate bench auth --mix {mix} — {terminals} terminals, {duration:g} s, {store}, {topology}"
+    )
+    for column in ("approved", "TPS (approved)", "p50 ms", "p95 ms", "p99 ms", "other codes", "errors"):
         table.add_column(column)
     others = ", ".join(f"{c}×{n}" for c, n in sorted(report.codes.items()) if c != "00") or "—"
     table.add_row(
