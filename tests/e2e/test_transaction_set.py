@@ -233,3 +233,48 @@ async def _no_pending_advice(running: Running) -> bool:
 
 
 __all__ = ["update"]
+
+
+async def test_the_declines_of_each_kind(terminal: TerminalClient) -> None:
+    assert (await terminal.preauth(CREDIT, "123456", 250_000)).response_code == "51"  # over the limit
+    preauth = await terminal.preauth(CREDIT, "123456", 30_000)
+    assert preauth.rrn
+    wrong_code = _completion_message(terminal, preauth, 30_000)
+    wrong_code["38"] = "000000"
+    assert (await terminal.exchange(wrong_code)).response_code == "25"
+    void_msg = _completion_message(terminal, preauth, 20_000)  # a pre-auth void must carry the full amount
+    void_msg.update({"t": "0100", "3": "200000"})
+    void_msg["60"] = "11" + void_msg["60"][2:]
+    assert (await terminal.exchange(void_msg)).response_code == "64"
+    unknown_refund = _void_message(terminal, "000000999999", 100)
+    unknown_refund.update({"t": "0220", "61": unknown_refund["61"] + "0101"})
+    unknown_refund["60"] = "25" + unknown_refund["60"][2:]
+    assert (await terminal.exchange(unknown_refund)).response_code == "25"
+    completion = await terminal.complete(preauth.rrn, CREDIT, 30_000)
+    assert completion.rrn and completion.approved
+    assert (await terminal.complete_void(completion.rrn, CREDIT)).approved
+    again = _completion_message(terminal, preauth, 30_000)
+    again.update(
+        {"3": "200000", "37": completion.rrn, "61": _entry(terminal, completion.rrn).batch + completion.stan}
+    )
+    again["60"] = "21" + again["60"][2:]
+    assert (await terminal.exchange(again)).response_code == "12"  # already voided
+
+
+async def test_reversals_of_completions_and_of_their_voids(terminal: TerminalClient) -> None:
+    preauth = await terminal.preauth(CREDIT, "123456", 60_000)
+    assert preauth.rrn
+    assert (await terminal.complete(preauth.rrn, CREDIT, 50_000)).approved
+    assert await available_fen(terminal, CREDIT) == 200_000 - 50_000
+    assert (await terminal.reverse_last("98")).response_code == "00"  # the hold is back
+    assert await available_fen(terminal, CREDIT) == 200_000 - 60_000
+    completion = await terminal.complete(preauth.rrn, CREDIT, 60_000)  # the pre-auth can be completed again
+    assert completion.approved and completion.rrn
+    assert (await terminal.complete_void(completion.rrn, CREDIT)).approved
+    assert await available_fen(terminal, CREDIT) == 200_000
+    assert (await terminal.reverse_last("98")).response_code == "00"  # the completion stands again
+    assert await available_fen(terminal, CREDIT) == 200_000 - 60_000
+    other = await terminal.preauth(CREDIT, "123456", 10_000)
+    assert other.rrn and (await terminal.preauth_void(other.rrn, CREDIT)).approved
+    assert (await terminal.reverse_last("98")).response_code == "00"  # the pre-auth void is undone
+    assert await available_fen(terminal, CREDIT) == 200_000 - 70_000
