@@ -10,6 +10,8 @@ from typing import Any
 from posgate.iso8583.framing import PosFrame
 from posgate.iso8583.reasons import Reason, pos_code
 from posgate.security.signin import WorkingKeys
+from posgate.store.acquirer import TerminalRecord
+from posgate.store.originals import OriginalRecord
 
 Message = dict[str, str]
 
@@ -43,30 +45,6 @@ class Kind(Enum):
         return self in (Kind.VOID, Kind.REFUND, Kind.PREAUTH_VOID, Kind.COMPLETION, Kind.COMPLETION_VOID)
 
 
-@dataclass(frozen=True)
-class OriginalView:
-    """The transaction a void, refund, completion or pre-auth void refers to."""
-
-    id: int
-    mti: str
-    kind: str
-    state: str
-    tid: str
-    mid: str
-    batch_no: str
-    stan: str
-    amount_fen: int
-    refunded_fen: int
-    pan_hash: str | None
-    issuer_name: str | None
-    auth_code: str | None
-    rrn: str
-    network_stan: str
-    transmission_dt: str | None
-    settled: bool
-    business_date: dt.date
-
-
 @dataclass
 class Result:
     """The outcome so far. Steps call `decline(reason)`; the first decline wins."""
@@ -93,22 +71,6 @@ class Result:
     @property
     def code(self) -> str:
         return pos_code(self.reason or Reason.SYSTEM_ERROR)
-
-
-@dataclass(frozen=True)
-class TerminalView:
-    """What the host knows of the sending terminal for this message."""
-
-    id: int
-    tid: str
-    mid: str
-    merchant_id: int
-    merchant_name: str
-    status: str
-    merchant_status: str
-    batch_no: str
-    signed_in: bool
-    signed_in_at: dt.datetime | None
 
 
 @dataclass(frozen=True, repr=False)
@@ -150,11 +112,11 @@ class TxnContext:
     received_at: dt.datetime  # UTC
     local_now: dt.datetime  # the acquirer's local time, for fields 12/13/15
     kind: Kind = Kind.UNSUPPORTED
-    terminal: TerminalView | None = None
+    terminal: TerminalRecord | None = None
     keys: WorkingKeys | None = None
     card: CardView | None = None
     route: Route | None = None
-    original: OriginalView | None = None
+    original: OriginalRecord | None = None
     pin_block_zpk: bytes | None = None
     txn_id: int | None = None
     rrn: str | None = None

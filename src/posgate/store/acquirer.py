@@ -51,6 +51,11 @@ class TerminalRecord:
     signed_in_at: dt.datetime | None
     key_period: int
 
+    @property
+    def signed_in(self) -> bool:
+        """Signed in during the current working-key period."""
+        return self.signed_in_period == self.key_period
+
 
 _TERMINAL_QUERY = (
     select(
@@ -389,11 +394,19 @@ def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> lis
 
 
 def saf_delivered(session: Session, entry_id: int, now: dt.datetime) -> None:
+    """The issuer answered: the entry is done, and a timed-out transaction it reversed is now `reversed`."""
     session.execute(
         update(SafEntry)
         .where(SafEntry.id == entry_id)
         .values(status="done", completed_at=now, attempts=SafEntry.attempts + 1, last_error=None)
     )
+    entry = session.get(SafEntry, entry_id)
+    if entry is not None and entry.mti == "0420":
+        session.execute(
+            update(Transaction)
+            .where(Transaction.id == entry.transaction_id, Transaction.state == "timed_out")
+            .values(state="reversed", updated_at=now)
+        )
 
 
 def saf_failed(session: Session, entry_id: int, error: str, next_attempt_at: dt.datetime) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from posgate.store.acquirer import network_stan_of, rrn_of
 from posgate.store.models import Transaction
 
 
@@ -31,6 +32,14 @@ class OriginalRecord:
     transmission_dt: str | None
     settled: bool
     business_date: dt.date
+
+    @property
+    def rrn(self) -> str:
+        return rrn_of(self.id)
+
+    @property
+    def network_stan(self) -> str:
+        return network_stan_of(self.id)
 
 
 def find_by_rrn(session: Session, rrn: str) -> OriginalRecord | None:

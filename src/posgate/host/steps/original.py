@@ -3,11 +3,10 @@ request may use it."""
 
 from __future__ import annotations
 
-from posgate.host.context import Kind, OriginalView, TxnContext
+from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import parse_field61
 from posgate.iso8583.reasons import Reason
-from posgate.store.acquirer import network_stan_of, rrn_of
 from posgate.store.originals import OriginalRecord, find_by_rrn
 
 # kind → the original's kind(s), and whether it must come from the same terminal and batch
@@ -40,7 +39,7 @@ class FindOriginal(Step):
         ):
             ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
             return
-        ctx.original = _view(record)
+        ctx.original = record
         reason = self._check(ctx, record)
         if reason is not None:
             ctx.result.decline(reason)
@@ -81,26 +80,3 @@ class FindOriginal(Step):
         elif amount != record.amount_fen:
             return Reason.AMOUNT_DIFFERS
         return None
-
-
-def _view(record: OriginalRecord) -> OriginalView:
-    return OriginalView(
-        id=record.id,
-        mti=record.mti,
-        kind=record.kind,
-        state=record.state,
-        tid=record.tid,
-        mid=record.mid,
-        batch_no=record.batch_no,
-        stan=record.stan,
-        amount_fen=record.amount_fen,
-        refunded_fen=record.refunded_fen,
-        pan_hash=record.pan_hash,
-        issuer_name=record.issuer_name,
-        auth_code=record.auth_code,
-        rrn=rrn_of(record.id),
-        network_stan=network_stan_of(record.id),
-        transmission_dt=record.transmission_dt,
-        settled=record.settled,
-        business_date=record.business_date,
-    )

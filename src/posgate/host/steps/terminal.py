@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from posgate.host.context import Kind, TerminalView, TxnContext
+from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
 from posgate.iso8583.codec import mac_payload
 from posgate.iso8583.reasons import Reason
@@ -45,20 +45,8 @@ class IdentifyTerminal(Step):
         await self.use(ctx, record)
 
     async def use(self, ctx: TxnContext, record: TerminalRecord) -> None:
-        signed_in = record.signed_in_period == record.key_period
-        ctx.terminal = TerminalView(
-            id=record.id,
-            tid=record.tid,
-            mid=record.mid,
-            merchant_id=record.merchant_id,
-            merchant_name=record.merchant_name,
-            status=record.status,
-            merchant_status=record.merchant_status,
-            batch_no=record.batch_no,
-            signed_in=signed_in,
-            signed_in_at=record.signed_in_at,
-        )
-        if signed_in:
+        ctx.terminal = record
+        if record.signed_in:
             ctx.keys = await self._working_keys(record.tid, record.signed_in_at)
         wrong_merchant = "42" in ctx.request and ctx.request["42"] != record.mid
         if wrong_merchant or not allowed_in_status(ctx, record.status, record.merchant_status):
