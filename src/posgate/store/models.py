@@ -49,6 +49,8 @@ class Merchant(Base):
     settlement_cycle: Mapped[str] = mapped_column(String(4), default="T+1")  # T+1 | D0
     d0_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    live_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # test swipe done
+    suspended_from: Mapped[str | None] = mapped_column(String(20), nullable=True)  # status `resume` restores
 
 
 # Merchant.status: live | testing (terminal provisioned, test swipe pending) | suspended | closed
@@ -65,6 +67,8 @@ class Terminal(Base):
     signed_in_period: Mapped[int | None] = mapped_column(Integer, nullable=True)
     signed_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    live_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    suspended_from: Mapped[str | None] = mapped_column(String(20), nullable=True)
 
 
 class SealedKey(Base):

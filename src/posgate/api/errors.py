@@ -1,0 +1,67 @@
+"""Errors as the API answers them: `{"error": {"code", "field", "message"}}` with the status the error
+carries (422 invalid field, 401/403 auth and role, 404, 409 state conflict, 413 upload too large, 429 login
+rate limit). The console shows the same message on its pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from posgate.merchants.errors import OnboardingError
+
+
+class Unauthenticated(OnboardingError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(OnboardingError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(OnboardingError):
+    status = 429
+    code = "rate_limited"
+
+
+class RequestTooLarge(OnboardingError):
+    status = 413
+    code = "request_too_large"
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def onboarding_error_response(exc: OnboardingError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return JSONResponse(error_body(exc.code, str(exc), exc.field), status_code=exc.status, headers=headers)
+
+
+def validation_error_response(exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own validation (a JSON body of the wrong shape): the first problem, naming the field."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path", "form")]
+    field = ".".join(loc) or "body"
+    return JSONResponse(
+        error_body("invalid_field", f"{field}: {first.get('msg', 'invalid')}", field), status_code=422
+    )
+
+
+def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
+    return JSONResponse(
+        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)), status_code=exc.status_code
+    )
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/openapi.json",)

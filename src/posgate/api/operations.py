@@ -1,0 +1,176 @@
+"""What the API routes and the console pages both do, as plain functions of the app context and the
+caller: one unit of work each, errors as `OnboardingError` (the shells turn them into JSON or a page).
+Photos are checked before the unit of work opens and written inside it; `uploads.with_files` removes the
+files again if it fails, so nothing is stored on any error."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, BinaryIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from posgate.api.context import AppContext
+from posgate.api.users import Principal
+from posgate.merchants import lifecycle, review
+from posgate.merchants.applications import (
+    Photo,
+    check_photos,
+    get_application,
+    resubmit_application,
+    submit_application,
+)
+from posgate.merchants.errors import FieldError, UploadTooLarge
+from posgate.merchants.feeplan import fee_plan_from
+from posgate.merchants.images import MAX_BYTES
+from posgate.merchants.provisioning import (
+    Tr31Export,
+    export_tr31,
+    get_merchant,
+    provision_terminals,
+    simulator_profile,
+)
+from posgate.merchants.queries import application_view, merchant_view, terminal_view
+from posgate.merchants.uploads import Staging, with_files
+from posgate.store.models import utcnow
+from posgate.store.models_onboarding import ApplicationUpload
+from posgate.terminal.state import TerminalState
+
+REVIEW_ACTIONS = ("start_review", "request_more_info", "reject", "approve")
+LIFECYCLE_ACTIONS = ("suspend", "resume", "close")
+
+
+def read_upload(stream: BinaryIO | None, filename: str | None, field: str) -> tuple[bytes, str] | None:
+    """At most 5 MiB of an uploaded file (413 beyond); None for an empty part (no file chosen)."""
+    if stream is None:
+        return None
+    data = stream.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise UploadTooLarge(field, f"is larger than {MAX_BYTES} bytes (5 MiB)")
+    if not data and not filename:
+        return None
+    return data, filename or field
+
+
+def _referenced(ctx: AppContext, sha256: str) -> bool:
+    return ctx.transact(
+        lambda s: (
+            s.scalar(select(ApplicationUpload.id).where(ApplicationUpload.sha256 == sha256).limit(1))
+            is not None
+        )
+    )
+
+
+def submit(
+    ctx: AppContext, who: Principal, values: Mapping[str, str | None], files: Mapping[str, tuple[bytes, str]]
+) -> dict[str, Any]:
+    photos = check_photos(files)
+
+    def work(session: Session, staging: Staging) -> dict[str, Any]:
+        app_id = submit_application(session, staging, ctx.vault, values, photos, who.username, utcnow())
+        return application_view(session, get_application(session, app_id))
+
+    return with_files(ctx.transact, ctx.uploads, work, lambda sha: _referenced(ctx, sha))
+
+
+def resubmit(
+    ctx: AppContext,
+    who: Principal,
+    application_id: int,
+    values: Mapping[str, str | None],
+    files: Mapping[str, tuple[bytes, str]],
+) -> dict[str, Any]:
+    photos: dict[str, Photo] = check_photos(files, required=False)
+
+    def work(session: Session, staging: Staging) -> dict[str, Any]:
+        resubmit_application(
+            session, staging, ctx.vault, application_id, values, photos, who.username, utcnow()
+        )
+        return application_view(session, get_application(session, application_id))
+
+    return with_files(ctx.transact, ctx.uploads, work, lambda sha: _referenced(ctx, sha))
+
+
+def decide(
+    ctx: AppContext,
+    who: Principal,
+    application_id: int,
+    action: str,
+    reason: str | None = None,
+    fee_plan: Mapping[str, Any] | None = None,
+    terminals: int = 1,
+) -> dict[str, Any]:
+    """A reviewer's action on an application; returns the application as it now is."""
+    if action not in REVIEW_ACTIONS:
+        raise FieldError("action", f"must be one of {', '.join(REVIEW_ACTIONS)}, got {action!r}")
+    plan = fee_plan_from(fee_plan or {}) if action == "approve" else None
+
+    def work(session: Session) -> dict[str, Any]:
+        now = utcnow()
+        if action == "start_review":
+            review.start_review(session, application_id, who.username, now)
+        elif action == "request_more_info":
+            review.request_more_info(session, application_id, reason or "", who.username, now)
+        elif action == "reject":
+            review.reject(session, application_id, reason or "", who.username, now)
+        else:
+            assert plan is not None
+            review.approve(session, ctx.vault, application_id, plan, terminals, who.username, now)
+        return application_view(session, get_application(session, application_id))
+
+    return ctx.transact(work)
+
+
+def merchant_lifecycle(
+    ctx: AppContext, who: Principal, mid: str, action: str, reason: str | None
+) -> dict[str, Any]:
+    if action not in LIFECYCLE_ACTIONS:
+        raise FieldError("action", f"must be one of {', '.join(LIFECYCLE_ACTIONS)}, got {action!r}")
+
+    def work(session: Session) -> dict[str, Any]:
+        if action == "suspend":
+            lifecycle.suspend_merchant(session, mid, reason or "", who.username)
+        elif action == "resume":
+            lifecycle.resume_merchant(session, mid, who.username)
+        else:
+            lifecycle.close_merchant(session, mid, reason or "", who.username)
+        return merchant_view(session, mid)
+
+    return ctx.transact(work)
+
+
+def terminal_lifecycle(
+    ctx: AppContext, who: Principal, tid: str, action: str, reason: str | None
+) -> dict[str, Any]:
+    if action not in LIFECYCLE_ACTIONS:
+        raise FieldError("action", f"must be one of {', '.join(LIFECYCLE_ACTIONS)}, got {action!r}")
+
+    def work(session: Session) -> dict[str, Any]:
+        if action == "suspend":
+            lifecycle.suspend_terminal(session, tid, reason or "", who.username)
+        elif action == "resume":
+            lifecycle.resume_terminal(session, tid, who.username)
+        else:
+            lifecycle.close_terminal(session, tid, reason or "", who.username)
+        return terminal_view(session, tid)
+
+    return ctx.transact(work)
+
+
+def provision(ctx: AppContext, who: Principal, mid: str, count: int) -> list[str]:
+    return ctx.transact(
+        lambda s: provision_terminals(s, ctx.vault, get_merchant(s, mid), count, who.username, utcnow())
+    )
+
+
+def tr31_export(ctx: AppContext, who: Principal, tid: str) -> Tr31Export:
+    return ctx.transact(lambda s: export_tr31(s, ctx.vault, tid, who.username, utcnow()))
+
+
+def terminal_profile(ctx: AppContext, who: Principal, tid: str) -> TerminalState:
+    """A simulator profile (TerminalState) for the terminal; refused in production."""
+    data = ctx.transact(
+        lambda s: simulator_profile(s, ctx.vault, tid, ctx.settings.env, who.username, utcnow())
+    )
+    return TerminalState(tid=data.tid, mid=data.mid, tmk_hex=data.tmk_hex, nii=data.nii)

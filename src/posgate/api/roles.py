@@ -1,0 +1,27 @@
+"""Roles and what each may do: one table, checked by every route (`auth.require`)."""
+
+from __future__ import annotations
+
+ROLES = ("operator", "reviewer", "risk", "finance", "admin")
+
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "applications.create": ("operator", "admin"),
+    "applications.read": ("operator", "reviewer", "risk", "admin"),
+    "applications.review": ("reviewer", "admin"),
+    "merchants.read": ("operator", "reviewer", "risk", "finance", "admin"),
+    "merchants.lifecycle": ("risk", "admin"),
+    "terminals.provision": ("reviewer", "admin"),
+    "terminals.keys": ("reviewer", "admin"),
+    "transactions.read": ("risk", "finance", "admin"),
+    "users.manage": ("admin",),
+    "reference.read": ROLES,
+}
+
+
+def allowed(role: str, permission: str) -> bool:
+    """Whether `role` has `permission`.
+
+    >>> allowed("operator", "applications.review"), allowed("reviewer", "applications.review")
+    (False, True)
+    """
+    return role in PERMISSIONS[permission]

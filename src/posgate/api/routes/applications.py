@@ -1,0 +1,225 @@
+"""`/api/applications`: file an application (multipart form with photos), list and read them, the photos,
+the operator's resubmission and the reviewer's decisions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from posgate.api import operations
+from posgate.api.auth import require
+from posgate.api.context import AppContext, app_context
+from posgate.api.users import Principal
+from posgate.merchants.applications import get_application
+from posgate.merchants.errors import FieldError, NotFound
+from posgate.merchants.images import PHOTO_KINDS
+from posgate.merchants.queries import application_view, list_applications, upload_row
+from posgate.merchants.workflow import STATUSES
+
+router = APIRouter(prefix="/api/applications", tags=["applications"])
+
+Text = Annotated[str | None, Form()]
+Photo = Annotated[UploadFile | None, File(description="JPEG or PNG, 1 KiB to 5 MiB")]
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(description="shown to the operator and kept in the audit trail")
+
+
+class ApproveBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mdr_debit_ppm: int | None = Field(default=None, description="debit rate, ppm (default 5000 = 0.50 %)")
+    mdr_debit_cap_fen: int | None = Field(default=None, description="debit fee cap in fen (default 2000)")
+    mdr_credit_ppm: int | None = Field(default=None, description="credit rate, ppm (default 6000 = 0.60 %)")
+    settlement_cycle: str | None = Field(default=None, description="T+1 (default) or D0")
+    d0_allowed: bool | None = Field(default=None, description="default false")
+    terminals: int = Field(default=1, description="terminals to provision (1-20)")
+
+
+def _files(**uploads: UploadFile | None) -> dict[str, tuple[bytes, str]]:
+    files = {}
+    for kind, upload in uploads.items():
+        read = operations.read_upload(
+            upload.file if upload else None, upload.filename if upload else None, kind
+        )
+        if read is not None:
+            files[kind] = read
+    return files
+
+
+@router.post("", status_code=201, summary="File an application (multipart: fields and five photos)")
+def create_application(
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.create"))],
+    applicant_name: Text = None,
+    id_number: Text = None,
+    mobile: Text = None,
+    settlement_card: Text = None,
+    settlement_card_holder: Text = None,
+    shop_name: Text = None,
+    address: Text = None,
+    business_type: Text = None,
+    licence_number: Text = None,
+    id_card_front: Photo = None,
+    id_card_back: Photo = None,
+    storefront: Photo = None,
+    interior: Photo = None,
+    cashier: Photo = None,
+) -> dict[str, Any]:
+    values = {
+        "applicant_name": applicant_name,
+        "id_number": id_number,
+        "mobile": mobile,
+        "settlement_card": settlement_card,
+        "settlement_card_holder": settlement_card_holder,
+        "shop_name": shop_name,
+        "address": address,
+        "business_type": business_type,
+        "licence_number": licence_number,
+    }
+    files = _files(
+        id_card_front=id_card_front,
+        id_card_back=id_card_back,
+        storefront=storefront,
+        interior=interior,
+        cashier=cashier,
+    )
+    return operations.submit(ctx, who, values, files)
+
+
+@router.get("", summary="Applications, newest first (filter by status)")
+def get_applications(
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.read"))],
+    status: Annotated[str | None, Query(description=" | ".join(STATUSES))] = None,
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise FieldError("status", f"must be one of {', '.join(STATUSES)}, got {status!r}")
+    return ctx.transact(lambda s: list_applications(s, (status,) if status else ()))
+
+
+@router.get("/{application_id}", summary="One application with its checks, photos and history")
+def get_one(
+    application_id: int,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.read"))],
+) -> dict[str, Any]:
+    return ctx.transact(lambda s: application_view(s, get_application(s, application_id)))
+
+
+@router.get("/{application_id}/uploads/{kind}", summary="A photo of the application", response_class=Response)
+def get_upload(
+    application_id: int,
+    kind: str,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.read"))],
+) -> Response:
+    if kind not in PHOTO_KINDS:
+        raise NotFound(f"no upload kind {kind!r}; one of {', '.join(PHOTO_KINDS)}")
+    row = ctx.transact(lambda s: upload_row(s, application_id, kind))
+    if row is None:
+        raise NotFound(f"application {application_id} has no {kind} photo")
+    ext = "png" if row.mime == "image/png" else "jpg"
+    return Response(
+        ctx.uploads.read(row.sha256, ext),
+        media_type=row.mime,
+        headers={
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'",
+            "Content-Disposition": f'inline; filename="{kind}.{ext}"',
+            "Cache-Control": "private, max-age=3600",
+            "ETag": f'"{row.sha256}"',
+        },
+    )
+
+
+@router.post("/{application_id}/resubmit", summary="Answer 'more info needed': changed fields and photos")
+def resubmit(
+    application_id: int,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.create"))],
+    applicant_name: Text = None,
+    id_number: Text = None,
+    mobile: Text = None,
+    settlement_card: Text = None,
+    settlement_card_holder: Text = None,
+    shop_name: Text = None,
+    address: Text = None,
+    business_type: Text = None,
+    licence_number: Text = None,
+    id_card_front: Photo = None,
+    id_card_back: Photo = None,
+    storefront: Photo = None,
+    interior: Photo = None,
+    cashier: Photo = None,
+) -> dict[str, Any]:
+    values = {
+        key: value
+        for key, value in {
+            "applicant_name": applicant_name,
+            "id_number": id_number,
+            "mobile": mobile,
+            "settlement_card": settlement_card,
+            "settlement_card_holder": settlement_card_holder,
+            "shop_name": shop_name,
+            "address": address,
+            "business_type": business_type,
+            "licence_number": licence_number,
+        }.items()
+        if value is not None
+    }
+    files = _files(
+        id_card_front=id_card_front,
+        id_card_back=id_card_back,
+        storefront=storefront,
+        interior=interior,
+        cashier=cashier,
+    )
+    return operations.resubmit(ctx, who, application_id, values, files)
+
+
+@router.post("/{application_id}/start-review", summary="submitted → under_review")
+def start_review(
+    application_id: int,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.review"))],
+) -> dict[str, Any]:
+    return operations.decide(ctx, who, application_id, "start_review")
+
+
+@router.post("/{application_id}/request-more-info", summary="under_review → more_info_needed (reason)")
+def request_more_info(
+    application_id: int,
+    body: ReasonBody,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.review"))],
+) -> dict[str, Any]:
+    return operations.decide(ctx, who, application_id, "request_more_info", reason=body.reason)
+
+
+@router.post("/{application_id}/reject", summary="under_review → rejected (reason)")
+def reject(
+    application_id: int,
+    body: ReasonBody,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.review"))],
+) -> dict[str, Any]:
+    return operations.decide(ctx, who, application_id, "reject", reason=body.reason)
+
+
+@router.post(
+    "/{application_id}/approve",
+    summary="under_review → approved: merchant (MID, fee plan, status testing) and terminals (TID, TMK)",
+)
+def approve(
+    application_id: int,
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.review"))],
+    body: ApproveBody | None = None,
+) -> dict[str, Any]:
+    body = body or ApproveBody()
+    plan = {k: getattr(body, k) for k in body.model_fields_set if k != "terminals"}
+    return operations.decide(ctx, who, application_id, "approve", fee_plan=plan, terminals=body.terminals)

@@ -1,0 +1,16 @@
+"""The onboarding part of `posgate demo`, through the API against the running stack (SQLite and
+PostgreSQL): application, approval, TR-31 delivery, sign-in with the delivered TMK, test swipe, live."""
+
+from __future__ import annotations
+
+from posgate.api.demo_story import run_onboarding_story
+from posgate.config import Settings
+from posgate.services import Running
+
+
+async def test_the_onboarding_story_ends_with_a_live_merchant(stack: Running) -> None:
+    settings: Settings = stack.host.services.settings  # type: ignore[union-attr]
+    outcome = await run_onboarding_story(stack.handle, settings, stack.pos_address)
+    assert outcome.ok, [(line.title, line.expected, line.got) for line in outcome.lines]
+    assert outcome.mid == "898440158120001"
+    assert outcome.lines[-1].got == "live"
