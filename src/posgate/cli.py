@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.config import Settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.terminal.cli import app as terminal_app
@@ -18,6 +19,10 @@ app = typer.Typer(
     help="posgate — bank-card acquiring host, issuer and terminal simulators.", no_args_is_help=True
 )
 app.add_typer(terminal_app, name="terminal", help="POS terminal simulator.")
+terminal_app.command("provision", help="Provision terminal(s) for a merchant (acquirer side).")(
+    provision_terminal_command
+)
+app.add_typer(merchant_app, name="merchant", help="Merchant onboarding: apply, review, approve, list.")
 keys_app = typer.Typer(help="Key management.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -60,7 +65,8 @@ def up(
     issuer_ports: IssuerPorts = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Run the host and the issuer simulators in one process (demo fixture loaded into an empty store)."""
+    """Run the host, the issuer simulators and the console in one process (demo fixture loaded into an
+    empty store)."""
     settings = build_settings(
         data_dir=data_dir,
         pos_port=pos_port,
@@ -68,7 +74,16 @@ def up(
         issuer_ports=issuer_ports,
         database_url=database_url,
     )
-    _run(_serve(settings, host=True, issuers=True))
+    _run(_serve(settings, host=True, issuers=True, console=True))
+
+
+@app.command()
+def console(
+    data_dir: DataDir = None, console_port: ConsolePort = None, database_url: DatabaseUrl = None
+) -> None:
+    """Run the REST API (OpenAPI at /docs) and the web console alone."""
+    settings = build_settings(data_dir=data_dir, console_port=console_port, database_url=database_url)
+    _run(_serve(settings, host=False, issuers=False, console=True))
 
 
 @app.command()
@@ -95,12 +110,15 @@ def issuer(
     _run(_serve(settings, host=False, issuers=True))
 
 
-async def _serve(settings: Settings, host: bool, issuers: bool) -> None:
+async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = False) -> None:
     from posgate.logs import configure_logging
     from posgate.services import serve_forever, start_all
 
     configure_logging(settings.data_dir, settings.log_level)
-    running = await start_all(settings, host=host, issuers=issuers)
+    running = await start_all(settings, host=host, issuers=issuers, console=console)
+    if running.console_address is not None:
+        address = running.console_address
+        print(f"posgate console http://{address[0]}:{address[1]}/", flush=True)
     if running.issuers is not None:
         ports = ",".join(f"{name}={port}" for name, port in sorted(running.issuers.ports.items()))
         print(f"posgate issuers {ports}", flush=True)

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from posgate.api.demo_story import OnboardingOutcome, run_onboarding_story
 from posgate.config import Settings
 from posgate.services import Running, serve_forever, start_all
 from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
@@ -229,23 +230,40 @@ def story_table(outcomes: list[StoryOutcome]) -> Table:
     return table
 
 
+def onboarding_table(outcome: OnboardingOutcome) -> Table:
+    table = Table(title="posgate demo — onboarding a new merchant through the API")
+    for column in ("#", "step", "expected", "got", ""):
+        table.add_column(column)
+    for number, line in enumerate(outcome.lines, 1):
+        mark = "[green]✓[/]" if line.ok else "[red]✗[/]"
+        table.add_row(str(number), line.title, line.expected, line.got, mark)
+    return table
+
+
 async def run_demo(settings: Settings, keep_running: bool, console: Console) -> bool:
-    """Start everything on a fresh store, play the story, print the table. True when every step matched."""
-    running: Running = await start_all(settings)
+    """Start everything on a fresh store, onboard a merchant through the API (application, review, approval,
+    TMK delivery, test swipe), then play the day's story at the demo terminal; print both tables.
+    True when every step matched."""
+    running: Running = await start_all(settings, console=keep_running)
     try:
         host, port = running.pos_address
         console.print(f"posgate ready pos={host}:{port}  (store: {settings.resolved_database_url})")
+        with console.status("onboarding Demo Noodle Bar through the API"):
+            onboarding = await run_onboarding_story(running.handle, settings, running.pos_address)
+        console.print(onboarding_table(onboarding))
         state = demo_terminal_state()
         async with TerminalClient(host, port, state, timeout_s=10) as client:
             outcomes = await play_story(client, console)
         console.print(story_table(outcomes))
-        passed = all(o.ok for o in outcomes)
+        passed = onboarding.ok and all(o.ok for o in outcomes)
         console.print(
             "[green]every step answered as the demo fixture predicts[/]"
             if passed
             else "[red]some steps did not answer as predicted[/]"
         )
         if keep_running:
+            if running.console_address:
+                console.print(f"console: http://{running.console_address[0]}:{running.console_address[1]}/")
             console.print("still running (Ctrl-C to stop): try `posgate terminal sale 12.34`")
             await serve_forever(running)
             return passed

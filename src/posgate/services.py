@@ -1,5 +1,5 @@
-"""Long-running service sets: `run_up` (host + issuer simulator in one process) and their graceful stop.
-Shared by `posgate up`, `posgate host`, `posgate issuer`, `posgate demo` and the end-to-end tests."""
+"""Long-running service sets: `start_all` (host, issuer simulator and console in one process, or any of
+them) and their graceful stop. Shared by `posgate up|host|issuer|console|demo` and the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -17,6 +17,40 @@ from posgate.issuer.server import IssuerSimulator
 from posgate.store.models import SimBank
 
 
+class Console:
+    """The REST API and web console (uvicorn) on the event loop it is started from."""
+
+    def __init__(self, handle: StoreHandle, settings: Settings) -> None:
+        import uvicorn
+
+        from posgate.api.app import create_app
+
+        config = uvicorn.Config(
+            create_app(handle, settings),
+            host=settings.listen_host,
+            port=settings.console_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[str, int]:
+        self._task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises why it could not start (port taken …)
+            await asyncio.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception):
+                await self._task
+
+
 @dataclass
 class Running:
     """What `start_all` started."""
@@ -24,6 +58,8 @@ class Running:
     handle: StoreHandle
     issuers: IssuerSimulator | None
     host: HostRuntime | None
+    console: Console | None = None
+    console_address: tuple[str, int] | None = None
 
     @property
     def pos_address(self) -> tuple[str, int]:
@@ -31,6 +67,8 @@ class Running:
         return self.host.address
 
     async def stop(self) -> None:
+        if self.console is not None:
+            await self.console.stop()
         if self.host is not None:
             await self.host.stop()
         if self.issuers is not None:
@@ -49,7 +87,9 @@ def simulated_bank_names(session: Session) -> list[str]:
     return list(session.scalars(select(SimBank.name)))
 
 
-async def start_all(settings: Settings, host: bool = True, issuers: bool = True) -> Running:
+async def start_all(
+    settings: Settings, host: bool = True, issuers: bool = True, console: bool = False
+) -> Running:
     handle = await asyncio.to_thread(open_store, settings)
     simulator = None
     ports: dict[str, int] | None = None
@@ -64,7 +104,11 @@ async def start_all(settings: Settings, host: bool = True, issuers: bool = True)
     runtime = await start_host(settings, handle, issuer_ports=ports) if host else None
     if runtime is not None:
         await runtime.services.links.wait_up(settings.issuer_connect_timeout_s * 2)
-    return Running(handle=handle, issuers=simulator, host=runtime)
+    running = Running(handle=handle, issuers=simulator, host=runtime)
+    if console:
+        running.console = Console(handle, settings)
+        running.console_address = await running.console.start()
+    return running
 
 
 async def serve_forever(running: Running) -> None:

@@ -18,7 +18,7 @@ from posgate.api.sessions import (
     record_failure,
 )
 from posgate.api.users import Principal, find_user
-from posgate.merchants.audit import audit
+from posgate.store.audit import audit
 from posgate.store.models import utcnow
 
 

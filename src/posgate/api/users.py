@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 from posgate.api.passwords import check_password_policy, hash_password
 from posgate.api.roles import ROLES
 from posgate.errors import ConfigError
-from posgate.merchants.audit import audit
 from posgate.merchants.errors import FieldError, NotFound, StateConflict
+from posgate.store.audit import audit
 from posgate.store.models import utcnow
 from posgate.store.models_onboarding import ApiKey, User
 

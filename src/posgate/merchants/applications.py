@@ -15,7 +15,6 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from posgate.cards.pan import mask_pan
-from posgate.merchants.audit import audit
 from posgate.merchants.checks import MAX_MERCHANTS_PER_ID, automatic_checks
 from posgate.merchants.errors import FieldError, NotFound
 from posgate.merchants.form import TEXT_FIELDS, Route, ValidApplication, validate_form
@@ -23,6 +22,7 @@ from posgate.merchants.images import PHOTO_KINDS, ImageInfo, inspect_image
 from posgate.merchants.personal import CARD_LABEL, ID_NUMBER_LABEL, Vault, lookup_hash, seal, unseal
 from posgate.merchants.uploads import Staging
 from posgate.merchants.workflow import OPEN_STATUSES, next_status
+from posgate.store.audit import audit
 from posgate.store.models import IssuerRoute, Merchant
 from posgate.store.models_onboarding import Application, ApplicationUpload
 

@@ -3,7 +3,8 @@
 Statuses: testing (provisioned; only sign-in, echo and the 0.01 CNY test sale with its void or reversal
 are accepted by the host), live, suspended (the host answers 03; `resume` restores the status it had),
 closed (final). Closing a merchant closes its terminals. Every change is audited in the same unit of work.
-The host calls `complete_test_swipe` when a terminal's test sale has been voided or reversed.
+The host calls `store.acquirer.complete_test_swipe` (re-exported here) when a terminal's test sale has
+been voided or reversed.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.merchants.audit import audit
 from posgate.merchants.errors import StateConflict
 from posgate.merchants.provisioning import get_merchant, get_terminal
 from posgate.merchants.review import check_reason
-from posgate.store.models import Merchant, Terminal, utcnow
+from posgate.store.acquirer import complete_test_swipe  # noqa: F401  (re-exported)
+from posgate.store.audit import audit
+from posgate.store.models import Merchant, Terminal
 
 ACTIVE = ("testing", "live")
 
@@ -126,28 +128,3 @@ def close_terminal(
     before = terminal.status
     _close(f"terminal {tid}", terminal)
     audit(session, actor, "close", "terminal", tid, now, **{"from": before, "to": "closed"}, reason=text)
-
-
-def complete_test_swipe(session: Session, tid: str) -> None:
-    """The terminal's test sale was voided or reversed: the terminal goes live, and so does its merchant if
-    it was still testing. Audited as actor "host". Does nothing unless the terminal is testing (so a repeated
-    call, or a call for a suspended terminal, changes nothing). Plain Session function: the caller commits."""
-    terminal = session.scalar(select(Terminal).where(Terminal.tid == tid))
-    if terminal is None or terminal.status != "testing":
-        return
-    now = utcnow()
-    terminal.status, terminal.live_at = "live", now
-    audit(session, "host", "test_swipe_passed", "terminal", tid, now, **{"from": "testing", "to": "live"})
-    merchant = session.get(Merchant, terminal.merchant_id)
-    if merchant is not None and merchant.status == "testing":
-        merchant.status, merchant.live_at = "live", now
-        audit(
-            session,
-            "host",
-            "go_live",
-            "merchant",
-            merchant.mid,
-            now,
-            **{"from": "testing", "to": "live"},
-            tid=tid,
-        )

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.merchants.audit import audit
 from posgate.merchants.errors import FieldError, NotFound, OnboardingError, StateConflict
 from posgate.merchants.identifiers import insert_unique, next_tid
 from posgate.merchants.keyblock import wrap_tmk
 from posgate.security.keys import generate_key, kcv
+from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models import Merchant, SealedKey, Terminal
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from posgate.merchants.audit import history
 from posgate.merchants.provisioning import get_merchant, get_terminal, key_kcv
+from posgate.store.audit import history
 from posgate.store.models import Merchant, Terminal, Transaction
 from posgate.store.models_onboarding import Application, ApplicationUpload
 

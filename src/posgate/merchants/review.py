@@ -9,13 +9,13 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from posgate.merchants.applications import get_application, merchants_for_id
-from posgate.merchants.audit import audit
 from posgate.merchants.checks import MAX_MERCHANTS_PER_ID
 from posgate.merchants.errors import FieldError, StateConflict
 from posgate.merchants.feeplan import FeePlan
 from posgate.merchants.identifiers import insert_unique, mid_prefix, next_mid
 from posgate.merchants.provisioning import provision_terminals
 from posgate.merchants.workflow import next_status
+from posgate.store.audit import audit
 from posgate.store.keys import KeySealer
 from posgate.store.models import Merchant
 

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.orm import Session
 
+from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models import HostState, IssuerRoute, Merchant, SafEntry, Terminal, Transaction, utcnow
 
@@ -106,15 +107,28 @@ def record_sign_in(
 
 
 def complete_test_swipe(session: Session, tid: str) -> None:
-    """The terminal's test sale was voided or reversed: the terminal, and its merchant if it was waiting
-    for this test swipe, go live."""
+    """The terminal's test sale was voided or reversed: the terminal goes live, and so does its merchant if
+    it was still testing. Audited as actor "host". Does nothing unless the terminal is testing (so a repeated
+    call, or a call for a suspended terminal, changes nothing). Plain Session function: the caller commits."""
     terminal = session.scalar(select(Terminal).where(Terminal.tid == tid))
     if terminal is None or terminal.status != "testing":
         return
-    terminal.status = "live"
+    now = utcnow()
+    terminal.status, terminal.live_at = "live", now
+    audit(session, "host", "test_swipe_passed", "terminal", tid, now, **{"from": "testing", "to": "live"})
     merchant = session.get(Merchant, terminal.merchant_id)
     if merchant is not None and merchant.status == "testing":
-        merchant.status = "live"
+        merchant.status, merchant.live_at = "live", now
+        audit(
+            session,
+            "host",
+            "go_live",
+            "merchant",
+            merchant.mid,
+            now,
+            **{"from": "testing", "to": "live"},
+            tid=tid,
+        )
 
 
 def record_sign_out(session: Session, tid: str) -> None:
