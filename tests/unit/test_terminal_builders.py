@@ -14,20 +14,13 @@ from posgate.terminal.journal import BatchTotals, UploadGroup
 from posgate.terminal.messages import (
     TXN_TYPES,
     Original,
-    balance_request,
     batch_end_request,
     batch_upload_request,
-    completion_request,
-    completion_void_request,
     financial_request,
     last_transaction,
-    preauth_request,
-    preauth_void_request,
-    refund_request,
     reversal_request,
     sale_request,
     settlement_request,
-    void_request,
 )
 from posgate.terminal.state import TerminalState, demo_terminal_state
 
@@ -85,14 +78,14 @@ def test_sale_and_balance(state: TerminalState) -> None:
     assert _codes(sale) == ("0200", "000000", "00", "22")
     assert sale["4"] == "000000001234" and sale["60"] == "2200000700060"
     assert {k: sale[k] for k in COMMON} == COMMON
-    balance = _wire(balance_request(state, "000011", card, _pin_block(card.pan)))
+    balance = _wire(financial_request("balance", state, "000011", card, pin_block_hex=_pin_block(card.pan)))
     assert _codes(balance) == ("0200", "310000", "00", "01")
     assert "4" not in balance and "61" not in balance and "37" not in balance
 
 
 def test_void_of_a_sale(state: TerminalState) -> None:
     card = demo_card("debit-ok")
-    msg = _wire(void_request(state, "000012", card, SALE, 5000))
+    msg = _wire(financial_request("void", state, "000012", card, amount_fen=5000, original=SALE))
     assert _codes(msg) == ("0200", "200000", "00", "23")
     assert (msg["4"], msg["37"], msg["38"], msg["61"]) == (
         "000000005000",
@@ -103,13 +96,19 @@ def test_void_of_a_sale(state: TerminalState) -> None:
     assert parse_field61(msg["61"]).date == ""
     assert msg["35"] == card.track2 and msg["22"] == "022"
     assert not {"52", "26", "53", "55"} & msg.keys()
-    with_pin = _wire(void_request(state, "000013", card, SALE, 5000, _pin_block(card.pan)))
+    with_pin = _wire(
+        financial_request(
+            "void", state, "000013", card, amount_fen=5000, pin_block_hex=_pin_block(card.pan), original=SALE
+        )
+    )
     assert (with_pin["22"], with_pin["26"]) == ("021", "12")
 
 
 def test_void_of_a_chip_sale_sends_no_icc_data(state: TerminalState) -> None:
     card = demo_card("credit-chip")
-    msg = _wire(void_request(state, "000014", card, SALE, 5000, entry="chip"))
+    msg = _wire(
+        financial_request("void", state, "000014", card, amount_fen=5000, entry="chip", original=SALE)
+    )
     assert (msg["22"], msg["23"], msg["60"]) == ("052", "001", "2300000700060")
     assert "55" not in msg
     with pytest.raises(EncodeError) as info:
@@ -121,7 +120,7 @@ def test_void_of_a_chip_sale_sends_no_icc_data(state: TerminalState) -> None:
 
 def test_refund(state: TerminalState) -> None:
     card = demo_card("credit-ok")
-    msg = _wire(refund_request(state, "000016", card, SALE, 250))
+    msg = _wire(financial_request("refund", state, "000016", card, amount_fen=250, original=SALE))
     assert _codes(msg) == ("0220", "200000", "00", "25")
     assert (msg["4"], msg["37"], msg["61"]) == ("000000000250", "000000000123", "0000010000421126")
     assert "38" not in msg and "52" not in msg and msg["22"] == "022"
@@ -131,13 +130,24 @@ def test_refund(state: TerminalState) -> None:
         )
     assert info.value.field == 52
     with pytest.raises(EncodeError) as info:
-        refund_request(state, "000017", card, Original("000000000123", "000001", "000042"), 1)
+        financial_request(
+            "refund",
+            state,
+            "000017",
+            card,
+            amount_fen=1,
+            original=Original("000000000123", "000001", "000042"),
+        )
     assert info.value.field == 61
 
 
 def test_preauth(state: TerminalState) -> None:
     card = demo_card("debit-ok")
-    msg = _wire(preauth_request(state, "000018", card, 30000, _pin_block(card.pan)))
+    msg = _wire(
+        financial_request(
+            "preauth", state, "000018", card, amount_fen=30000, pin_block_hex=_pin_block(card.pan)
+        )
+    )
     assert _codes(msg) == ("0100", "030000", "06", "10")
     assert (msg["4"], msg["22"], msg["60"]) == ("000000030000", "021", "1000000700060")
     assert not {"37", "38", "61"} & msg.keys()
@@ -145,7 +155,7 @@ def test_preauth(state: TerminalState) -> None:
 
 def test_preauth_void(state: TerminalState) -> None:
     card = demo_card("debit-ok")
-    msg = _wire(preauth_void_request(state, "000019", card, SALE, 30000))
+    msg = _wire(financial_request("preauth_void", state, "000019", card, amount_fen=30000, original=SALE))
     assert _codes(msg) == ("0100", "200000", "06", "11")
     assert (msg["4"], msg["37"], msg["38"], msg["61"]) == (
         "000000030000",
@@ -154,12 +164,15 @@ def test_preauth_void(state: TerminalState) -> None:
         "0000010000421126",
     )
     without_date = Original("000000000123", "000001", "000042", "A1B2C3")
-    assert _wire(preauth_void_request(state, "000020", card, without_date, 30000))["61"] == "000001000042"
+    msg = _wire(
+        financial_request("preauth_void", state, "000020", card, amount_fen=30000, original=without_date)
+    )
+    assert msg["61"] == "000001000042"
 
 
 def test_completion(state: TerminalState) -> None:
     card = demo_card("debit-ok")
-    msg = _wire(completion_request(state, "000021", card, SALE, 34500))
+    msg = _wire(financial_request("completion", state, "000021", card, amount_fen=34500, original=SALE))
     assert _codes(msg) == ("0200", "000000", "06", "20")
     assert (msg["4"], msg["37"], msg["38"], msg["61"]) == (
         "000000034500",
@@ -169,15 +182,20 @@ def test_completion(state: TerminalState) -> None:
     )
     assert "52" not in msg
     with pytest.raises(EncodeError) as info:
-        completion_request(
-            state, "000022", card, Original("000000000123", "000001", "000042", None, "1126"), 1
+        financial_request(
+            "completion",
+            state,
+            "000022",
+            card,
+            amount_fen=1,
+            original=Original("000000000123", "000001", "000042", None, "1126"),
         )
     assert info.value.field == 38
 
 
 def test_completion_void(state: TerminalState) -> None:
     card = demo_card("debit-ok")
-    msg = _wire(completion_void_request(state, "000023", card, SALE, 34500))
+    msg = _wire(financial_request("completion_void", state, "000023", card, amount_fen=34500, original=SALE))
     assert _codes(msg) == ("0200", "200000", "06", "21")
     assert (msg["4"], msg["37"], msg["38"], msg["61"]) == (
         "000000034500",

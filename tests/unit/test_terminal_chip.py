@@ -12,7 +12,14 @@ from posgate.cards.tlv import decode_tlv, encode_tlv
 from posgate.errors import EncodeError, SecurityError
 from posgate.security.emv import arqc_data, generate_arpc, verify_arqc
 from posgate.terminal.cards import demo_card, manual_card
-from posgate.terminal.chip import REQUEST_TAGS, ChipCard, IccRequest, arpc_verdict, icc_request
+from posgate.terminal.chip import (
+    REQUEST_TAGS,
+    ChipCard,
+    IccRequest,
+    arpc_verdict,
+    icc_request,
+    transaction_tags,
+)
 from posgate.terminal.journal import card_key
 from posgate.terminal.state import TerminalState, demo_terminal_state
 
@@ -27,15 +34,14 @@ def _fixture_request(tamper: bool = False) -> IccRequest:
     """The fixture's ARQC input: 88.00 CNY purchase on 2026-11-26, UN 11223344, ATC 0001."""
     card = demo_card(CHIP["pan"])
     assert card.chip is not None
-    return icc_request(
-        card.chip,
+    tags = transaction_tags(
         amount_fen=8800,
         txn_date=dt.date(2026, 11, 26),
         txn_type="00",
         unpredictable_number=bytes.fromhex("11223344"),
         atc=int(CHIP["atc"], 16),
-        tamper=tamper,
     )
+    return icc_request(card.chip, tags, tamper)
 
 
 def test_demo_chip_cards_carry_the_issuers_icc_master_key() -> None:
@@ -89,8 +95,7 @@ def test_field55_carries_the_required_tags_in_order() -> None:
 def test_no_pin_changes_the_cvm_results_and_balance_uses_type_30() -> None:
     card = demo_card(CHIP["pan"])
     assert card.chip is not None
-    request = icc_request(
-        card.chip,
+    tags = transaction_tags(
         amount_fen=0,
         txn_date=dt.date(2026, 1, 2),
         txn_type="30",
@@ -98,6 +103,7 @@ def test_no_pin_changes_the_cvm_results_and_balance_uses_type_30() -> None:
         atc=7,
         pin_entered=False,
     )
+    request = icc_request(card.chip, tags)
     assert request.tags["9F34"].hex().upper() == "1F0302"
     assert request.tags["9C"] == b"\x30" and request.tags["9F02"] == bytes(6)
     assert request.tags["9F36"] == b"\x00\x07"
@@ -157,12 +163,10 @@ def test_atc_advances_per_card_and_persists(tmp_path: Path) -> None:
 
 
 def test_bad_inputs() -> None:
-    card = demo_card(CHIP["pan"]).chip
-    assert card is not None
     kwargs = {"txn_date": dt.date(2026, 1, 1), "txn_type": "00", "unpredictable_number": bytes(4), "atc": 1}
     with pytest.raises(EncodeError, match="amount"):
-        icc_request(card, amount_fen=-1, **kwargs)  # type: ignore[arg-type]
+        transaction_tags(amount_fen=-1, **kwargs)  # type: ignore[arg-type]
     with pytest.raises(SecurityError, match="ATC"):
-        icc_request(card, amount_fen=1, **{**kwargs, "atc": 0x10000})  # type: ignore[arg-type]
+        transaction_tags(amount_fen=1, **{**kwargs, "atc": 0x10000})  # type: ignore[arg-type]
     with pytest.raises(EncodeError, match="unpredictable"):
-        icc_request(card, amount_fen=1, **{**kwargs, "unpredictable_number": b"\x00"})  # type: ignore[arg-type]
+        transaction_tags(amount_fen=1, **{**kwargs, "unpredictable_number": b"\x00"})  # type: ignore[arg-type]

@@ -11,9 +11,9 @@ from posgate.security.pos_mac import cup_ecb_mac, verify_cup_ecb_mac
 from posgate.terminal.cards import demo_card, manual_card
 from posgate.terminal.messages import (
     REQUEST_HEADER,
-    balance_request,
     echo_request,
     entry_mode,
+    financial_request,
     last_transaction,
     request_tpdu,
     reversal_request,
@@ -134,7 +134,8 @@ def test_sale_rejects_bad_amounts_and_modes(state: TerminalState) -> None:
 
 def test_balance_request(state: TerminalState) -> None:
     card = demo_card("debit-low")
-    msg = _round_trip(balance_request(state, "000020", card, _pin_block(card.pan), "magstripe"))
+    request = financial_request("balance", state, "000020", card, pin_block_hex=_pin_block(card.pan))
+    msg = _round_trip(request)
     assert (msg["t"], msg["3"], msg["25"], msg["60"]) == ("0200", "310000", "00", "0100000100060")
     assert (msg["22"], msg["26"], msg["53"]) == ("021", "12", "2600000000000000")
     assert "4" not in msg

@@ -174,37 +174,22 @@ def transaction_tags(
     }
 
 
-def icc_request(
-    card: ChipCard,
-    *,
-    amount_fen: int,
-    txn_date: dt.date,
-    txn_type: str,
-    unpredictable_number: bytes,
-    atc: int,
-    pin_entered: bool = True,
-    tamper: bool = False,
-) -> IccRequest:
-    """The card's ARQC over the transaction's data, and the field 55 tags that carry it.
+def icc_request(card: ChipCard, tags: dict[str, bytes], tamper: bool = False) -> IccRequest:
+    """The card's ARQC over the transaction's data objects (`transaction_tags`), and the field 55 tags that
+    carry it; the session key comes from the ATC in tag 9F36.
 
     `tamper=True` flips the lowest bit of the ARQC's last byte after computing it (to test the issuer's `05`);
     the ARPC is then checked against the ARQC actually sent.
 
     >>> imk_ac = bytes.fromhex("9E15204313F7318ACB79B90BD986AD29")
     >>> card = ChipCard.from_issuer(imk_ac, "6228880000000016", "01")
-    >>> request = icc_request(card, amount_fen=8800, txn_date=dt.date(2026, 11, 26), txn_type="00",
-    ...                       unpredictable_number=bytes.fromhex("11223344"), atc=1)
-    >>> request.arqc.hex().upper(), request.tags["9F26"] == request.arqc
-    ('A40C02DEFB441C8A', True)
+    >>> tags = transaction_tags(amount_fen=8800, txn_date=dt.date(2026, 11, 26), txn_type="00",
+    ...                         unpredictable_number=bytes.fromhex("11223344"), atc=1)
+    >>> request = icc_request(card, tags)
+    >>> request.arqc.hex().upper(), request.tags["9F26"] == request.arqc, request.atc
+    ('A40C02DEFB441C8A', True, 1)
     """
-    tags = transaction_tags(
-        amount_fen=amount_fen,
-        txn_date=txn_date,
-        txn_type=txn_type,
-        unpredictable_number=unpredictable_number,
-        atc=atc,
-        pin_entered=pin_entered,
-    )
+    atc = int.from_bytes(tags["9F36"], "big")
     sk = card.session_key(atc)
     arqc = generate_arqc(sk, arqc_data(tags))
     if tamper:

@@ -24,10 +24,11 @@ import asyncio
 import random
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NamedTuple, NoReturn
 
 import typer
 from rich.console import Console
@@ -151,13 +152,45 @@ ExpiryOpt = Annotated[
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds to wait for each response")]
 
 
+#: What a command does once connected (and signed in): returns the exit code.
+_Session = Callable[[TerminalClient], Awaitable[int]]
+#: One transaction sent on a connected client.
+_Send = Callable[[TerminalClient], Awaitable[TxnResult]]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a command runs: the host's address, the terminal (its id and state file) and the time-out."""
+
+    host: str
+    port: int
+    state_file: Path | None
+    tid: str
+    timeout: float
+
+    @property
+    def path(self) -> Path:
+        """The state file: `--state-file`, else `posgate-data/terminal-<tid>.json`."""
+        if self.state_file is not None:
+            return self.state_file
+        return DEFAULT_STATE_DIR / f"terminal-{self.tid}.json"
+
+
+class _CardRead(NamedTuple):
+    """The card the cashier presents, the PIN typed (None: no PIN block) and how the card is read."""
+
+    card: CardProfile
+    pin: str | None
+    entry: str
+
+
 def _fail(code: int, text: str) -> NoReturn:
     err.print(Text(text))
     raise typer.Exit(code)
 
 
-def _state_path(state_file: Path | None, tid: str) -> Path:
-    return state_file if state_file is not None else DEFAULT_STATE_DIR / f"terminal-{tid}.json"
+def _exit_code(approved: bool) -> int:
+    return EXIT_APPROVED if approved else EXIT_DECLINED
 
 
 def _load_state(path: Path, tid: str) -> TerminalState:
@@ -242,17 +275,50 @@ def _resolve_pin(card: CardProfile, pin: str | None, no_pin: bool) -> str | None
     return pin
 
 
+def _read_card(
+    card_ref: str, pin: str | None, no_pin: bool, entry: EntryMode | None, expiry: str | None
+) -> _CardRead:
+    """The card of --card and the PIN of --pin / --no-pin; a bad one exits 2."""
+    try:
+        card = _resolve_card(card_ref, entry, expiry)
+        typed_pin = _resolve_pin(card, pin, no_pin)
+    except PosgateError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    return _CardRead(card, typed_pin, _entry(card, entry))
+
+
+def _read_original_card(
+    target: _Target, rrn: str, card_ref: str | None, entry: EntryMode | None, expiry: str | None
+) -> _CardRead:
+    """The card of a transaction on the original with this RRN: --card, else the original's (from the
+    journal); no PIN. A bad RRN or card, or an RRN the journal does not hold without --card, exits 2."""
+    _check_rrn(rrn)
+    try:
+        state = _load_state(target.path, target.tid)
+        card = _card_of_original(state, rrn, card_ref, entry, expiry)
+    except PosgateError as exc:
+        _fail(EXIT_USAGE, str(exc))
+    return _CardRead(card, None, _entry(card, entry))
+
+
 def _print_result(result: TxnResult, state: TerminalState) -> int:
     receipt = format_receipt(result, _merchant_name(state.mid), state.tid, state.mid, datetime.now())
     out.print(Text(receipt))
-    return EXIT_APPROVED if result.approved else EXIT_DECLINED
+    return _exit_code(result.approved)
 
 
-def _run(state_file: Path | None, tid: str, action: Callable[[TerminalState], Awaitable[int]]) -> NoReturn:
+def _print_refusal(result: TxnResult) -> None:
+    err.print(Text(f"sign-in refused: {result.response_code} {result.response_text}"))
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def _run(target: _Target, action: Callable[[TerminalState], Awaitable[int]]) -> NoReturn:
     """Load the state, run `action`, save the state whatever happened, map errors to exit codes."""
-    path = _state_path(state_file, tid)
+    path = target.path
     try:
-        state = _load_state(path, tid)
+        state = _load_state(path, target.tid)
     except PosgateError as exc:
         _fail(EXIT_USAGE, str(exc))
     try:
@@ -272,13 +338,27 @@ def _run(state_file: Path | None, tid: str, action: Callable[[TerminalState], Aw
     raise typer.Exit(code)
 
 
+async def _connected(target: _Target, state: TerminalState, session: _Session, sign_in: bool = True) -> int:
+    """Connect, sign in first when `sign_in` and the terminal has no working keys, run the session."""
+    async with TerminalClient(target.host, target.port, state, target.timeout) as client:
+        if sign_in and not await _signed_in(client):
+            return EXIT_DECLINED
+        return await session(client)
+
+
+def _run_command(target: _Target, session: _Session, *, sign_in: bool = True) -> NoReturn:
+    """What every command does around its session: open the state, connect, sign in if needed (unless
+    `sign_in` is False: the command signs in by itself or needs no keys), save, exit with the code."""
+    _run(target, lambda state: _connected(target, state, session, sign_in))
+
+
 async def _signed_in(client: TerminalClient) -> bool:
     """Sign in if the terminal has no working keys; False (after printing why) if the host refused."""
     if client.state.signed_in:
         return True
     result = await client.sign_in()
     if not result.approved:
-        err.print(Text(f"sign-in refused: {result.response_code} {result.response_text}"))
+        _print_refusal(result)
         return False
     return True
 
@@ -294,7 +374,40 @@ async def _with_sign_in_retry(client: TerminalClient, send: Callable[[], Awaitab
     return result
 
 
+async def _reverse_quietly(client: TerminalClient, reason: str) -> None:
+    try:
+        result = await client.reverse_last(reason)
+    except TerminalError as exc:
+        err.print(Text(f"reversal not completed ({exc}); run `posgate terminal reverse` again"))
+        return
+    err.print(Text(f"reversal: {result.response_code} {result.response_text}"))
+
+
+def _transaction(send: _Send, *, reversible: bool = True, reverse_unverified: bool = True) -> _Session:
+    """The session of one transaction: send it (again after a sign-in if the host asks for one), reverse it
+    when no response came (`98`, if `reversible`) or when the approval's MAC / ARPC fails (if
+    `reverse_unverified`), print the receipt; exit by the response."""
+
+    async def session(client: TerminalClient) -> int:
+        try:
+            result = await _with_sign_in_retry(client, lambda: send(client))
+        except TerminalTimeout as exc:
+            if reversible:
+                err.print(Text(f"{exc}; reversing it (98)"))
+                await _reverse_quietly(client, "98")
+            raise
+        if reverse_unverified and result.needs_reversal:
+            what = "MAC" if result.mac_ok is False else "ARPC"
+            err.print(Text(f"the approval's {what} does not verify: reversing it ({result.reversal_reason})"))
+            await _reverse_quietly(client, result.reversal_reason)
+        return _print_result(result, client.state)
+
+    return session
+
+
 # ---------------------------------------------------------------------------------------------- commands
+# In the order `posgate terminal --help` lists them. Commands that take the same options are made by one
+# factory each (`_network_command`, `_amount_command`, `_void_command`) and registered with their help.
 
 
 @app.command("sign-in")
@@ -308,56 +421,52 @@ def sign_in_command(
 ) -> None:
     """Sign in (0800) and store the new working keys."""
 
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            result = await client.sign_in(with_tdk=with_tdk)
+    async def session(client: TerminalClient) -> int:
+        result = await client.sign_in(with_tdk=with_tdk)
         if not result.approved:
-            err.print(Text(f"sign-in refused: {result.response_code} {result.response_text}"))
+            _print_refusal(result)
             return EXIT_DECLINED
+        state = client.state
         roles = (("PIK", state.pik_hex), ("MAK", state.mak_hex), ("TDK", state.tdk_hex))
         keys = ", ".join(f"{role} KCV {kcv(bytes.fromhex(key))}" for role, key in roles if key)
         out.print(Text(f"terminal {state.tid} signed in: {keys}"))
         return EXIT_APPROVED
 
-    _run(state_file, tid, action)
+    _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
 
 
-@app.command("sign-out")
-def sign_out_command(
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Sign out (0820, 60.3 = 002) and forget the working keys."""
+def _network_command(send: _Send, line: Callable[[TxnResult], str]) -> Callable[..., None]:
+    """A network management command (sign-out, echo): send it (no sign-in first), print `line` of the
+    response; exit by the response."""
 
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            result = await client.sign_out()
-        out.print(Text(f"sign-out: {result.response_code} {result.response_text}"))
-        return EXIT_APPROVED if result.approved else EXIT_DECLINED
+    async def session(client: TerminalClient) -> int:
+        result = await send(client)
+        out.print(Text(line(result)))
+        return _exit_code(result.approved)
 
-    _run(state_file, tid, action)
+    def command(
+        host: HostOpt = "127.0.0.1",
+        port: PortOpt = 5000,
+        state_file: StateFileOpt = None,
+        tid: TidOpt = DEMO_TID,
+        timeout: TimeoutOpt = 10.0,
+    ) -> None:
+        _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
+
+    return command
 
 
-@app.command("echo")
-def echo_command(
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Echo test (0820, 60.3 = 301)."""
-
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            result = await client.echo()
-        out.print(Text(f"echo: {result.response_code} {result.response_text} in {result.elapsed_ms:.1f} ms"))
-        return EXIT_APPROVED if result.approved else EXIT_DECLINED
-
-    _run(state_file, tid, action)
+app.command("sign-out", help="Sign out (0820, 60.3 = 002) and forget the working keys.")(
+    _network_command(
+        TerminalClient.sign_out, lambda result: f"sign-out: {result.response_code} {result.response_text}"
+    )
+)
+app.command("echo", help="Echo test (0820, 60.3 = 301).")(
+    _network_command(
+        TerminalClient.echo,
+        lambda result: f"echo: {result.response_code} {result.response_text} in {result.elapsed_ms:.1f} ms",
+    )
+)
 
 
 @app.command("balance")
@@ -374,163 +483,76 @@ def balance_command(
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Balance inquiry (0200, 3 = 310000): prints the available amount."""
-    try:
-        profile = _resolve_card(card, entry, expiry)
-        typed_pin = _resolve_pin(profile, pin, no_pin)
-    except PosgateError as exc:
-        _fail(EXIT_USAGE, str(exc))
-
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            if not await _signed_in(client):
-                return EXIT_DECLINED
-            result = await _with_sign_in_retry(
-                client, lambda: client.balance(profile, typed_pin, _entry(profile, entry))
-            )
-        return _print_result(result, state)
-
-    _run(state_file, tid, action)
-
-
-@app.command("sale")
-def sale_command(
-    amount: AmountArg,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    card: CardOpt = DEFAULT_CARD,
-    pin: PinOpt = None,
-    no_pin: NoPinOpt = False,
-    entry: EntryOpt = None,
-    expiry: ExpiryOpt = None,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Sale (0200, 3 = 000000) of AMOUNT yuan: prints the receipt."""
-    amount_fen = _amount_or_fail(amount)
-    try:
-        profile = _resolve_card(card, entry, expiry)
-        typed_pin = _resolve_pin(profile, pin, no_pin)
-    except PosgateError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    mode = _entry(profile, entry)
-    _run_reversible(
-        state_file, tid, host, port, timeout, lambda c: c.sale(profile, typed_pin, amount_fen, mode)
+    read = _read_card(card, pin, no_pin, entry, expiry)
+    session = _transaction(
+        lambda client: client.balance(read.card, read.pin, read.entry),
+        reversible=False,
+        reverse_unverified=False,
     )
+    _run_command(_Target(host, port, state_file, tid, timeout), session)
 
 
-@app.command("preauth")
-def preauth_command(
-    amount: AmountArg,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    card: CardOpt = DEFAULT_CARD,
-    pin: PinOpt = None,
-    no_pin: NoPinOpt = False,
-    entry: EntryOpt = None,
-    expiry: ExpiryOpt = None,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Pre-authorization (0100, 3 = 030000) of AMOUNT yuan: the issuer holds it until completion or void."""
-    amount_fen = _amount_or_fail(amount)
-    try:
-        profile = _resolve_card(card, entry, expiry)
-        typed_pin = _resolve_pin(profile, pin, no_pin)
-    except PosgateError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    mode = _entry(profile, entry)
-    _run_reversible(
-        state_file, tid, host, port, timeout, lambda c: c.preauth(profile, typed_pin, amount_fen, mode)
-    )
+def _amount_command(
+    method: Callable[[TerminalClient, CardProfile, str | None, int, str], Awaitable[TxnResult]],
+) -> Callable[..., None]:
+    """A command that reads a card and sends `method` (`TerminalClient.sale` or `.preauth`) of AMOUNT yuan:
+    reversed when no response comes or its approval fails the MAC / ARPC; prints the receipt."""
+
+    def command(
+        amount: AmountArg,
+        host: HostOpt = "127.0.0.1",
+        port: PortOpt = 5000,
+        state_file: StateFileOpt = None,
+        tid: TidOpt = DEMO_TID,
+        card: CardOpt = DEFAULT_CARD,
+        pin: PinOpt = None,
+        no_pin: NoPinOpt = False,
+        entry: EntryOpt = None,
+        expiry: ExpiryOpt = None,
+        timeout: TimeoutOpt = 10.0,
+    ) -> None:
+        amount_fen = _amount_or_fail(amount)
+        read = _read_card(card, pin, no_pin, entry, expiry)
+        session = _transaction(lambda client: method(client, read.card, read.pin, amount_fen, read.entry))
+        _run_command(_Target(host, port, state_file, tid, timeout), session)
+
+    return command
 
 
-def _run_reversible(
-    state_file: Path | None,
-    tid: str,
-    host: str,
-    port: int,
-    timeout: float,
-    send: Callable[[TerminalClient], Awaitable[TxnResult]],
-    reversible: bool = True,
-) -> NoReturn:
-    """Sign in if needed, send, reverse on a time-out (98) or a failed MAC / ARPC, print the receipt."""
-
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            if not await _signed_in(client):
-                return EXIT_DECLINED
-            try:
-                result = await _with_sign_in_retry(client, lambda: send(client))
-            except TerminalTimeout as exc:
-                if reversible:
-                    err.print(Text(f"{exc}; reversing it (98)"))
-                    await _reverse_quietly(client, "98")
-                raise
-            if result.needs_reversal:
-                what = "MAC" if result.mac_ok is False else "ARPC"
-                err.print(
-                    Text(f"the approval's {what} does not verify: reversing it ({result.reversal_reason})")
-                )
-                await _reverse_quietly(client, result.reversal_reason)
-        return _print_result(result, state)
-
-    _run(state_file, tid, action)
+app.command("sale", help="Sale (0200, 3 = 000000) of AMOUNT yuan: prints the receipt.")(
+    _amount_command(TerminalClient.sale)
+)
+app.command(
+    "preauth",
+    help="Pre-authorization (0100, 3 = 030000) of AMOUNT yuan: the issuer holds it until completion or void.",
+)(_amount_command(TerminalClient.preauth))
 
 
-def _run_on_original(
-    rrn: str,
-    state_file: Path | None,
-    tid: str,
-    host: str,
-    port: int,
-    timeout: float,
-    card: str | None,
-    entry: EntryMode | None,
-    expiry: str | None,
-    send: Callable[[TerminalClient, CardProfile, str], Awaitable[TxnResult]],
-    reversible: bool = True,
-) -> NoReturn:
-    """A transaction on the original with this RRN: the card defaults to the original's (from the journal)."""
-    _check_rrn(rrn)
-    path = _state_path(state_file, tid)
-    try:
-        state = _load_state(path, tid)
-        profile = _card_of_original(state, rrn, card, entry, expiry)
-    except UnknownOriginal as exc:
-        _fail(EXIT_USAGE, str(exc))
-    except PosgateError as exc:
-        _fail(EXIT_USAGE, str(exc))
-    mode = _entry(profile, entry)
-    _run_reversible(state_file, tid, host, port, timeout, lambda c: send(c, profile, mode), reversible)
+def _void_command(method: Callable[..., Awaitable[TxnResult]]) -> Callable[..., None]:
+    """A command that voids the original with this RRN by `method` (`TerminalClient.void`, `.preauth_void`
+    or `.complete_void`), for its full amount, with its card unless --card says otherwise."""
+
+    def command(
+        rrn: RrnArg,
+        host: HostOpt = "127.0.0.1",
+        port: PortOpt = 5000,
+        state_file: StateFileOpt = None,
+        tid: TidOpt = DEMO_TID,
+        card: OriginalCardOpt = None,
+        entry: EntryOpt = None,
+        expiry: ExpiryOpt = None,
+        timeout: TimeoutOpt = 10.0,
+    ) -> None:
+        target = _Target(host, port, state_file, tid, timeout)
+        read = _read_original_card(target, rrn, card, entry, expiry)
+        _run_command(target, _transaction(lambda client: method(client, rrn, read.card, entry=read.entry)))
+
+    return command
 
 
-@app.command("void")
-def void_command(
-    rrn: RrnArg,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    card: OriginalCardOpt = None,
-    entry: EntryOpt = None,
-    expiry: ExpiryOpt = None,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Void (0200, 3 = 200000) of the sale with this RRN, for its full amount, in the open batch."""
-    _run_on_original(
-        rrn,
-        state_file,
-        tid,
-        host,
-        port,
-        timeout,
-        card,
-        entry,
-        expiry,
-        lambda c, profile, mode: c.void(rrn, profile, entry=mode),
-    )
+app.command(
+    "void", help="Void (0200, 3 = 200000) of the sale with this RRN, for its full amount, in the open batch."
+)(_void_command(TerminalClient.void))
 
 
 @app.command("refund")
@@ -550,19 +572,14 @@ def refund_command(
     """Refund (0220, 3 = 200000) of AMOUNT yuan (partial allowed) of the sale with this RRN."""
     amount_fen = _amount_or_fail(amount)
     _check_mmdd(original_date)
-    _run_on_original(
-        rrn,
-        state_file,
-        tid,
-        host,
-        port,
-        timeout,
-        card,
-        entry,
-        expiry,
-        lambda c, profile, mode: c.refund(rrn, profile, amount_fen, original_date, entry=mode),
+    target = _Target(host, port, state_file, tid, timeout)
+    read = _read_original_card(target, rrn, card, entry, expiry)
+    session = _transaction(
+        lambda client: client.refund(rrn, read.card, amount_fen, original_date, entry=read.entry),
         reversible=False,
+        reverse_unverified=False,  # a refund is never reversed: it is an advice
     )
+    _run_command(target, session)
 
 
 @app.command("complete")
@@ -585,74 +602,23 @@ def complete_command(
     """Completion (0200, 3 = 000000, 25 = 06) of AMOUNT yuan (up to 115 %) of the pre-authorization RRN."""
     amount_fen = _amount_or_fail(amount)
     _check_mmdd(original_date)
-    _run_on_original(
-        rrn,
-        state_file,
-        tid,
-        host,
-        port,
-        timeout,
-        card,
-        entry,
-        expiry,
-        lambda c, profile, mode: c.complete(
-            rrn, profile, amount_fen, entry=mode, auth_code=auth_code, original_date=original_date
-        ),
+    target = _Target(host, port, state_file, tid, timeout)
+    read = _read_original_card(target, rrn, card, entry, expiry)
+    session = _transaction(
+        lambda client: client.complete(
+            rrn, read.card, amount_fen, entry=read.entry, auth_code=auth_code, original_date=original_date
+        )
     )
+    _run_command(target, session)
 
 
-@app.command("preauth-void")
-def preauth_void_command(
-    rrn: RrnArg,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    card: OriginalCardOpt = None,
-    entry: EntryOpt = None,
-    expiry: ExpiryOpt = None,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Pre-authorization void (0100, 3 = 200000): releases the hold of the pre-authorization RRN."""
-    _run_on_original(
-        rrn,
-        state_file,
-        tid,
-        host,
-        port,
-        timeout,
-        card,
-        entry,
-        expiry,
-        lambda c, profile, mode: c.preauth_void(rrn, profile, entry=mode),
-    )
-
-
-@app.command("complete-void")
-def complete_void_command(
-    rrn: RrnArg,
-    host: HostOpt = "127.0.0.1",
-    port: PortOpt = 5000,
-    state_file: StateFileOpt = None,
-    tid: TidOpt = DEMO_TID,
-    card: OriginalCardOpt = None,
-    entry: EntryOpt = None,
-    expiry: ExpiryOpt = None,
-    timeout: TimeoutOpt = 10.0,
-) -> None:
-    """Completion void (0200, 3 = 200000, 25 = 06) of the completion with this RRN."""
-    _run_on_original(
-        rrn,
-        state_file,
-        tid,
-        host,
-        port,
-        timeout,
-        card,
-        entry,
-        expiry,
-        lambda c, profile, mode: c.complete_void(rrn, profile, entry=mode),
-    )
+app.command(
+    "preauth-void",
+    help="Pre-authorization void (0100, 3 = 200000): releases the hold of the pre-authorization RRN.",
+)(_void_command(TerminalClient.preauth_void))
+app.command(
+    "complete-void", help="Completion void (0200, 3 = 200000, 25 = 06) of the completion with this RRN."
+)(_void_command(TerminalClient.complete_void))
 
 
 def _print_settlement(result: SettlementResult) -> None:
@@ -684,19 +650,16 @@ def settle_command(
     """Settlement (0500) of the open batch; batch upload (0320) when the host's totals differ. Exit 0 when
     the batch closed (balanced, or reconciled by the upload)."""
 
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            if not await _signed_in(client):
-                return EXIT_DECLINED
-            result = await client.settle()
-            if result.response_code == "97":
-                state.clear_keys()
-                if await _signed_in(client):
-                    result = await client.settle()
+    async def session(client: TerminalClient) -> int:
+        result = await client.settle()
+        if result.response_code == "97":
+            client.state.clear_keys()
+            if await _signed_in(client):
+                result = await client.settle()
         _print_settlement(result)
-        return EXIT_APPROVED if result.settled else EXIT_DECLINED
+        return _exit_code(result.settled)
 
-    _run(state_file, tid, action)
+    _run_command(_Target(host, port, state_file, tid, timeout), session)
 
 
 def _print_day(report: DayReport) -> None:
@@ -754,22 +717,12 @@ def day_command(
         _fail(EXIT_USAGE, "--cards names no card")
     rng = random.Random(seed)
 
-    async def action(state: TerminalState) -> int:
-        async with TerminalClient(host, port, state, timeout) as client:
-            report = await play_day(client, profiles, transactions, rng, batch_limit=batch_limit)
+    async def session(client: TerminalClient) -> int:
+        report = await play_day(client, profiles, transactions, rng, batch_limit=batch_limit)
         _print_day(report)
-        return EXIT_APPROVED if report.balanced else EXIT_DECLINED
+        return _exit_code(report.balanced)
 
-    _run(state_file, tid, action)
-
-
-async def _reverse_quietly(client: TerminalClient, reason: str) -> None:
-    try:
-        result = await client.reverse_last(reason)
-    except TerminalError as exc:
-        err.print(Text(f"reversal not completed ({exc}); run `posgate terminal reverse` again"))
-        return
-    err.print(Text(f"reversal: {result.response_code} {result.response_text}"))
+    _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
 
 
 @app.command("reverse")
@@ -784,14 +737,14 @@ def reverse_command(
     timeout: TimeoutOpt = 10.0,
 ) -> None:
     """Reverse the terminal's last reversible transaction (0400, same STAN)."""
+    target = _Target(host, port, state_file, tid, timeout)
+    session = _transaction(
+        lambda client: client.reverse_last(reason), reversible=False, reverse_unverified=False
+    )
 
     async def action(state: TerminalState) -> int:
-        if state.last is None:
+        if state.last is None:  # before connecting: nothing to send
             raise NothingToReverse(f"terminal {state.tid} has no transaction to reverse")
-        async with TerminalClient(host, port, state, timeout) as client:
-            if not await _signed_in(client):
-                return EXIT_DECLINED
-            result = await _with_sign_in_retry(client, lambda: client.reverse_last(reason))
-        return _print_result(result, state)
+        return await _connected(target, state, session)
 
-    _run(state_file, tid, action)
+    _run(target, action)

@@ -43,7 +43,7 @@ from posgate.security.pin import encode_pin_block
 from posgate.security.pos_mac import cup_ecb_mac
 from posgate.security.signin import unwrap_working_keys
 from posgate.terminal.cards import CardProfile
-from posgate.terminal.chip import IccRequest, arpc_verdict, icc_request
+from posgate.terminal.chip import IccRequest, arpc_verdict, icc_request, transaction_tags
 from posgate.terminal.journal import (
     COMPLETION,
     COMPLETION_VOID,
@@ -433,9 +433,7 @@ class TerminalClient:
         tamper_arqc: bool = False,
     ) -> TxnResult:
         """0200 balance inquiry; `balance_fen` holds the available amount when approved. Not reversible."""
-        return await self._transact(
-            "balance", card, pin=pin, entry=entry, icc_data_hex=icc_data_hex, tamper_arqc=tamper_arqc
-        )
+        return await self._transact("balance", card, pin, None, entry, icc_data_hex, tamper_arqc)
 
     async def sale(
         self,
@@ -453,15 +451,7 @@ class TerminalClient:
         With `entry` chip or contactless the card computes its ARQC (field 55; the ATC advances) unless
         `icc_data_hex` gives field 55 as is; `tamper_arqc` flips a bit of the ARQC (the issuer answers `05`).
         """
-        return await self._transact(
-            "sale",
-            card,
-            pin=pin,
-            amount_fen=amount_fen,
-            entry=entry,
-            icc_data_hex=icc_data_hex,
-            tamper_arqc=tamper_arqc,
-        )
+        return await self._transact("sale", card, pin, amount_fen, entry, icc_data_hex, tamper_arqc)
 
     async def preauth(
         self,
@@ -474,15 +464,7 @@ class TerminalClient:
         tamper_arqc: bool = False,
     ) -> TxnResult:
         """0100 pre-authorization: the issuer holds `amount_fen` until a completion or a pre-auth void."""
-        return await self._transact(
-            "preauth",
-            card,
-            pin=pin,
-            amount_fen=amount_fen,
-            entry=entry,
-            icc_data_hex=icc_data_hex,
-            tamper_arqc=tamper_arqc,
-        )
+        return await self._transact("preauth", card, pin, amount_fen, entry, icc_data_hex, tamper_arqc)
 
     async def void(
         self,
@@ -496,18 +478,7 @@ class TerminalClient:
         """0200 void of the sale with this RRN in the journal (amount, STAN, batch, auth code from there;
         `amount_fen` overrides the amount). Raises `UnknownOriginal` if the journal holds no such sale that
         is neither reversed nor voided, or the card is not the sale's."""
-        sale = self._original(rrn, SALE, card, "void")
-        if sale.refunded_fen:
-            raise UnknownOriginal(f"the sale with RRN {rrn} is partly refunded: it cannot be voided")
-        return await self._transact(
-            VOID,
-            card,
-            pin=pin,
-            amount_fen=sale.amount_fen if amount_fen is None else amount_fen,
-            entry=entry,
-            original=_original_of(sale),
-            original_entry=sale,
-        )
+        return await self._on_original(VOID, rrn, card, amount_fen=amount_fen, pin=pin, entry=entry)
 
     async def refund(
         self,
@@ -519,44 +490,18 @@ class TerminalClient:
         entry: str | None = None,
     ) -> TxnResult:
         """0220 refund of `amount_fen` (partial allowed) of the sale with this RRN. From the journal when it
-        is there (batch, STAN, date); otherwise (a sale of an earlier batch) `original_date` MMDD is needed
-        and 61 carries zeros for the batch and STAN. Not reversible; an approved refund counts in credit."""
-        sale = self._find(rrn, SALE)
-        if sale is not None:
-            self._check_card(sale, card)
-            if sale.reversed or sale.voided:
-                raise UnknownOriginal(
-                    f"the sale with RRN {rrn} is {'reversed' if sale.reversed else 'voided'}"
-                )
-            original = _original_of(sale)
-            if original_date is not None:
-                original = Original(original.rrn, original.batch, original.stan, None, original_date)
-        elif original_date is not None:
-            original = Original(rrn, "000000", "000000", None, original_date)
-        else:
-            raise UnknownOriginal(
-                f"no sale with RRN {rrn} in the journal: give the original date (MMDD) to refund it"
-            )
-        return await self._transact(
-            REFUND, card, amount_fen=amount_fen, entry=entry, original=original, original_entry=sale
+        is there (batch, STAN, date; a given `original_date` replaces the date); otherwise (a sale of an
+        earlier batch) `original_date` MMDD is needed and 61 carries zeros for the batch and STAN. Not
+        reversible; an approved refund counts in credit."""
+        return await self._on_original(
+            REFUND, rrn, card, amount_fen=amount_fen, entry=entry, original_date=original_date
         )
 
     async def preauth_void(
         self, rrn: str, card: CardProfile, *, pin: str | None = None, entry: str | None = None
     ) -> TxnResult:
         """0100 void of the pre-authorization with this RRN (its amount, code, batch, STAN and date)."""
-        preauth = self._original(rrn, PREAUTH, card, "void")
-        if preauth.completed:
-            raise UnknownOriginal(f"the pre-authorization with RRN {rrn} is completed: void the completion")
-        return await self._transact(
-            PREAUTH_VOID,
-            card,
-            pin=pin,
-            amount_fen=preauth.amount_fen,
-            entry=entry,
-            original=_original_of(preauth),
-            original_entry=preauth,
-        )
+        return await self._on_original(PREAUTH_VOID, rrn, card, pin=pin, entry=entry)
 
     async def complete(
         self,
@@ -571,39 +516,56 @@ class TerminalClient:
         """0200 completion of `amount_fen` (the host allows up to 115 % of the hold) of the pre-authorization
         with this RRN. From the journal when it is there; otherwise `auth_code` and `original_date` are
         needed (61 then carries zeros for the batch and STAN)."""
-        preauth = self._find(rrn, PREAUTH)
-        if preauth is not None:
-            self._check_card(preauth, card)
-            if preauth.reversed or preauth.voided or preauth.completed:
-                state = "reversed" if preauth.reversed else "voided" if preauth.voided else "completed"
-                raise UnknownOriginal(f"the pre-authorization with RRN {rrn} is {state}")
-            original = _original_of(preauth)
-        elif auth_code is not None and original_date is not None:
-            original = Original(rrn, "000000", "000000", auth_code, original_date)
-        else:
-            raise UnknownOriginal(
-                f"no pre-authorization with RRN {rrn} in the journal: give its authorization code and date"
-            )
-        return await self._transact(
-            COMPLETION, card, amount_fen=amount_fen, entry=entry, original=original, original_entry=preauth
+        return await self._on_original(
+            COMPLETION,
+            rrn,
+            card,
+            amount_fen=amount_fen,
+            entry=entry,
+            auth_code=auth_code,
+            original_date=original_date,
         )
 
     async def complete_void(
         self, rrn: str, card: CardProfile, *, pin: str | None = None, entry: str | None = None
     ) -> TxnResult:
         """0200 void of the completion with this RRN (its amount, code, batch and STAN)."""
-        completion = self._original(rrn, COMPLETION, card, "void")
-        return await self._transact(
-            COMPLETION_VOID,
-            card,
-            pin=pin,
-            amount_fen=completion.amount_fen,
-            entry=entry,
-            original=_original_of(completion),
-            original_entry=completion,
-        )
+        return await self._on_original(COMPLETION_VOID, rrn, card, pin=pin, entry=entry)
 
     # ------------------------------------------------------------------------------------------ internals
+
+    async def _on_original(
+        self,
+        kind: str,
+        rrn: str,
+        card: CardProfile,
+        *,
+        amount_fen: int | None = None,
+        pin: str | None = None,
+        entry: str | None = None,
+        auth_code: str | None = None,
+        original_date: str | None = None,
+    ) -> TxnResult:
+        """Send `kind` on the original with this RRN (see `_ON_ORIGINAL`): the original from the journal
+        (its amount unless `amount_fen` is given), else from the references given, where `kind` allows it."""
+        rule = _ON_ORIGINAL[kind]
+        journal_entry = self._find(rrn, rule.of)
+        if journal_entry is None:
+            original = _by_reference(kind, rrn, auth_code, original_date)
+        else:
+            self._check_original(journal_entry, card, kind)
+            original = _original_of(journal_entry, original_date if rule.given_date_wins else None)
+            if amount_fen is None:
+                amount_fen = journal_entry.amount_fen
+        return await self._transact(
+            kind,
+            card,
+            pin=pin,
+            amount_fen=amount_fen,
+            entry=entry,
+            original=original,
+            original_entry=journal_entry,
+        )
 
     def _find(self, rrn: str, kind: str) -> JournalEntry | None:
         for entry in reversed(self.state.journal):
@@ -615,15 +577,12 @@ class TerminalClient:
         if open_pan(self.state.journal_key, entry.pan_sealed, self.state.tid) != card.pan:
             raise UnknownOriginal(f"the card read is not the original's ({entry.masked_pan})")
 
-    def _original(self, rrn: str, kind: str, card: CardProfile, action: str) -> JournalEntry:
-        entry = self._find(rrn, kind)
-        if entry is None:
-            raise UnknownOriginal(f"no {kind.replace('_', ' ')} with RRN {rrn} in the journal to {action}")
-        if entry.reversed or entry.voided:
-            state = "reversed" if entry.reversed else "voided"
-            raise UnknownOriginal(f"the {kind.replace('_', ' ')} with RRN {rrn} is already {state}")
+    def _check_original(self, entry: JournalEntry, card: CardProfile, kind: str) -> None:
+        """Raise `UnknownOriginal` when a mark on the original bars `kind` or the card is not its card."""
+        rule = _ON_ORIGINAL[kind]
+        _check_marks(entry, rule.barred_before_card)
         self._check_card(entry, card)
-        return entry
+        _check_marks(entry, rule.barred_after_card)
 
     def _icc(
         self, kind: str, card: CardProfile, amount_fen: int | None, pin: str | None, tamper: bool
@@ -634,27 +593,26 @@ class TerminalClient:
             )
         txn_type = TXN_TYPES[kind].icc_type
         assert txn_type is not None
-        return icc_request(
-            card.chip,
+        tags = transaction_tags(
             amount_fen=amount_fen or 0,
             txn_date=self.clock().date(),
             txn_type=txn_type,
             unpredictable_number=secrets.token_bytes(4),
             atc=self.state.next_atc(card.pan),
             pin_entered=pin is not None,
-            tamper=tamper,
         )
+        return icc_request(card.chip, tags, tamper)
 
     async def _transact(
         self,
         kind: str,
         card: CardProfile,
-        *,
         pin: str | None = None,
         amount_fen: int | None = None,
         entry: str | None = "magstripe",
         icc_data_hex: str | None = None,
         tamper_arqc: bool = False,
+        *,
         original: Original | None = None,
         original_entry: JournalEntry | None = None,
     ) -> TxnResult:
@@ -723,12 +681,10 @@ class TerminalClient:
         )
         if original is None:
             return
-        if kind in (VOID, PREAUTH_VOID, COMPLETION_VOID):
-            original.voided = True
-        elif kind == COMPLETION:
-            original.completed = True
-        elif kind == REFUND:
+        if kind == REFUND:
             original.refunded_fen += int(msg["4"])
+        else:
+            setattr(original, _ON_ORIGINAL[kind].mark, True)
 
     def _unbook(self, last: LastTransaction) -> None:
         """An approved reversal: mark the reversed entry, and undo what it did to its original."""
@@ -745,16 +701,12 @@ class TerminalClient:
                 break
         else:
             return
-        if not entry.original_rrn:
+        rule = _ON_ORIGINAL.get(entry.kind)
+        if rule is None or not entry.original_rrn or not TXN_TYPES[entry.kind].reversible:
             return
-        original_kind = {VOID: SALE, PREAUTH_VOID: PREAUTH, COMPLETION_VOID: COMPLETION, COMPLETION: PREAUTH}
-        original = self._find(entry.original_rrn, original_kind.get(entry.kind, ""))
-        if original is None:
-            return
-        if entry.kind == COMPLETION:
-            original.completed = False
-        else:
-            original.voided = False
+        original = self._find(entry.original_rrn, rule.of)
+        if original is not None:
+            setattr(original, rule.mark, False)
 
     async def reverse_last(self, reason: str = "98") -> TxnResult:
         """0400 reversal of `state.last` (same STAN as the original) with field 39 = `reason`.
@@ -832,5 +784,87 @@ def default_entry(card: CardProfile) -> str:
     return "magstripe" if card.track2 else "manual"
 
 
-def _original_of(entry: JournalEntry) -> Original:
-    return Original(entry.rrn or "", entry.batch, entry.stan, entry.auth_code, entry.date)
+@dataclass(frozen=True)
+class _OnOriginalRule:
+    """What a transaction on an original needs of it. `of`: the original's kind in the journal; `mark`: what
+    an approval marks on the original (a flag, which a reversal clears; a refund adds its amount);
+    `barred_before_card` / `barred_after_card`: the marks on the original that bar the transaction, each with
+    its message, checked in this order around the card check; `missing`: the message when the journal does
+    not hold the original (and the caller gave no references); `given_date_wins`: a given original date
+    replaces the journal's. Messages are templates of `{rrn}`."""
+
+    of: str
+    mark: str
+    missing: str
+    barred_before_card: tuple[tuple[str, str], ...] = ()
+    barred_after_card: tuple[tuple[str, str], ...] = ()
+    given_date_wins: bool = False
+
+
+def _is(name: str, *marks: str, already: bool = False) -> tuple[tuple[str, str], ...]:
+    """Bars for `marks` (flags of a journal entry) with the message "the <name> with RRN … is [already] …"."""
+    return tuple((mark, f"the {name} with RRN {{rrn}} is {'already ' * already}{mark}") for mark in marks)
+
+
+_ON_ORIGINAL: dict[str, _OnOriginalRule] = {
+    VOID: _OnOriginalRule(
+        of=SALE,
+        mark="voided",
+        missing="no sale with RRN {rrn} in the journal to void",
+        barred_before_card=_is("sale", "reversed", "voided", already=True),
+        barred_after_card=(
+            ("refunded_fen", "the sale with RRN {rrn} is partly refunded: it cannot be voided"),
+        ),
+    ),
+    REFUND: _OnOriginalRule(
+        of=SALE,
+        mark="refunded_fen",
+        missing="no sale with RRN {rrn} in the journal: give the original date (MMDD) to refund it",
+        barred_after_card=_is("sale", "reversed", "voided"),
+        given_date_wins=True,
+    ),
+    PREAUTH_VOID: _OnOriginalRule(
+        of=PREAUTH,
+        mark="voided",
+        missing="no preauth with RRN {rrn} in the journal to void",
+        barred_before_card=_is("preauth", "reversed", "voided", already=True),
+        barred_after_card=(
+            ("completed", "the pre-authorization with RRN {rrn} is completed: void the completion"),
+        ),
+    ),
+    COMPLETION: _OnOriginalRule(
+        of=PREAUTH,
+        mark="completed",
+        missing="no pre-authorization with RRN {rrn} in the journal: give its authorization code and date",
+        barred_after_card=_is("pre-authorization", "reversed", "voided", "completed"),
+    ),
+    COMPLETION_VOID: _OnOriginalRule(
+        of=COMPLETION,
+        mark="voided",
+        missing="no completion with RRN {rrn} in the journal to void",
+        barred_before_card=_is("completion", "reversed", "voided", already=True),
+    ),
+}
+
+
+def _check_marks(entry: JournalEntry, barred: tuple[tuple[str, str], ...]) -> None:
+    for mark, message in barred:
+        if getattr(entry, mark):
+            raise UnknownOriginal(message.format(rrn=entry.rrn))
+
+
+def _by_reference(kind: str, rrn: str, auth_code: str | None, original_date: str | None) -> Original:
+    """An original the journal does not hold (one of an earlier batch), from the references the caller
+    gives: only for a kind whose 61 carries the date (refund, completion), with zeros for batch and STAN."""
+    txn = TXN_TYPES[kind]
+    given = original_date is not None and (auth_code is not None or not txn.original_auth_code)
+    if txn.original_date != "required" or not given:
+        raise UnknownOriginal(_ON_ORIGINAL[kind].missing.format(rrn=rrn))
+    return Original(rrn, "000000", "000000", auth_code, original_date)
+
+
+def _original_of(entry: JournalEntry, date: str | None = None) -> Original:
+    """The journal entry as an original; `date` replaces its date when given."""
+    return Original(
+        entry.rrn or "", entry.batch, entry.stan, entry.auth_code, entry.date if date is None else date
+    )

@@ -7,7 +7,8 @@ uppercase hex); the codec encodes it and the client adds field 64 (the MAC) when
 0500 / 0320, where it is optional, whenever the terminal has a MAK). Builders take the STAN as a parameter,
 so the caller decides when the counter advances. Frame constants (TPDU, header) live here too.
 
-The financial transactions (`TXN_TYPES`):
+The financial transactions, one row each of `TXN_TYPES`, all built by `financial_request` (`sale_request` is
+its shorthand for a sale):
 
 | kind | MTI | 3 | 25 | 60.1 | original data | PIN | 55 on chip |
 |---|---|---|---|---|---|---|---|
@@ -63,23 +64,9 @@ SECURITY_CONTROL = "2600000000000000"
 OPERATOR = "001"
 AMOUNT_MAX_FEN = 999_999_999_999
 
-PROCESSING_SALE = "000000"
-PROCESSING_BALANCE = "310000"
-PROCESSING_VOID = "200000"
-PROCESSING_PREAUTH = "030000"
-CONDITION_NORMAL = "00"
-CONDITION_PREAUTH = "06"
-
-# 60.1 message type codes and 60.3 network management codes (pos-8583.md "Messages").
+# 60.1 of the network messages and 60.3 network management codes (pos-8583.md "Messages"); the financial
+# transactions' 60.1 are in `TXN_TYPES`.
 TYPE_NETWORK = "00"
-TYPE_BALANCE = "01"
-TYPE_SALE = "22"
-TYPE_VOID = "23"
-TYPE_REFUND = "25"
-TYPE_PREAUTH = "10"
-TYPE_PREAUTH_VOID = "11"
-TYPE_COMPLETION = "20"
-TYPE_COMPLETION_VOID = "21"
 NMC_NONE = "000"
 NMC_SIGN_OUT = "002"
 NMC_SIGN_IN = "003"
@@ -105,8 +92,10 @@ _ENTRY_PREFIX = {"manual": "01", "magstripe": "02", "chip": "05", "contactless":
 
 @dataclass(frozen=True)
 class TxnType:
-    """One financial transaction of the dialect. `icc_type` is field 55's 9C when a chip read sends a
-    cryptogram (None: no field 55); `original` says which of 37 / 38 / 61 (+ date) refer to an original."""
+    """One financial transaction of the dialect: a row of the table in the module docstring. `icc_type` is
+    field 55's 9C when a chip read sends a cryptogram (None: no field 55); `pin`: whether it may carry a PIN
+    block; `original_auth_code` and `original_date` say whether 38 and 61's date refer to an original
+    (`original_date` None: the transaction refers to no original)."""
 
     kind: str
     mti: str
@@ -114,60 +103,27 @@ class TxnType:
     condition_code: str
     type_code: str
     reversible: bool
-    icc_type: str | None = None
-    original_auth_code: bool = False
-    original_date: Literal["no", "optional", "required"] | None = None
+    icc_type: str | None
+    pin: bool
+    original_auth_code: bool
+    original_date: Literal["no", "optional", "required"] | None
 
 
-TXN_TYPES: dict[str, TxnType] = {
-    t.kind: t
-    for t in (
-        TxnType(
-            "balance", "0200", PROCESSING_BALANCE, CONDITION_NORMAL, TYPE_BALANCE, False, TXN_TYPE_BALANCE
-        ),
-        TxnType("sale", "0200", PROCESSING_SALE, CONDITION_NORMAL, TYPE_SALE, True, TXN_TYPE_PURCHASE),
-        TxnType("void", "0200", PROCESSING_VOID, CONDITION_NORMAL, TYPE_VOID, True, None, True, "no"),
-        TxnType(
-            "refund", "0220", PROCESSING_VOID, CONDITION_NORMAL, TYPE_REFUND, False, None, False, "required"
-        ),
-        TxnType(
-            "preauth", "0100", PROCESSING_PREAUTH, CONDITION_PREAUTH, TYPE_PREAUTH, True, TXN_TYPE_PURCHASE
-        ),
-        TxnType(
-            "preauth_void",
-            "0100",
-            PROCESSING_VOID,
-            CONDITION_PREAUTH,
-            TYPE_PREAUTH_VOID,
-            True,
-            None,
-            True,
-            "optional",
-        ),
-        TxnType(
-            "completion",
-            "0200",
-            PROCESSING_SALE,
-            CONDITION_PREAUTH,
-            TYPE_COMPLETION,
-            True,
-            None,
-            True,
-            "required",
-        ),
-        TxnType(
-            "completion_void",
-            "0200",
-            PROCESSING_VOID,
-            CONDITION_PREAUTH,
-            TYPE_COMPLETION_VOID,
-            True,
-            None,
-            True,
-            "no",
-        ),
-    )
-}
+_PURCHASE, _BALANCE = TXN_TYPE_PURCHASE, TXN_TYPE_BALANCE
+# fmt: off
+_TXN_TABLE: tuple[TxnType, ...] = (
+    #       kind               MTI     3         25    60.1  reversible 9C         PIN    38     61's date
+    TxnType("balance",         "0200", "310000", "00", "01", False,     _BALANCE,  True,  False, None),
+    TxnType("sale",            "0200", "000000", "00", "22", True,      _PURCHASE, True,  False, None),
+    TxnType("void",            "0200", "200000", "00", "23", True,      None,      True,  True,  "no"),
+    TxnType("refund",          "0220", "200000", "00", "25", False,     None,      False, False, "required"),
+    TxnType("preauth",         "0100", "030000", "06", "10", True,      _PURCHASE, True,  False, None),
+    TxnType("preauth_void",    "0100", "200000", "06", "11", True,      None,      True,  True,  "optional"),
+    TxnType("completion",      "0200", "000000", "06", "20", True,      None,      False, True,  "required"),
+    TxnType("completion_void", "0200", "200000", "06", "21", True,      None,      True,  True,  "no"),
+)
+# fmt: on
+TXN_TYPES: dict[str, TxnType] = {txn.kind: txn for txn in _TXN_TABLE}
 
 
 @dataclass(frozen=True)
@@ -325,11 +281,12 @@ def financial_request(
     icc_data_hex: str | None = None,
     original: Original | None = None,
 ) -> Message:
-    """The request of any kind in `TXN_TYPES` (the per-kind builders below call this).
+    """The request of any kind in `TXN_TYPES`: its row gives the MTI, 3, 25 and 60.1, whether it takes a PIN
+    and field 55, and which of 37 / 38 / 61 refer to `original`.
 
-    Raises `EncodeError` naming the field: a missing or bad amount (4), a PIN on a kind that takes none
-    (52), field 55 on a kind that sends no cryptogram, a missing original (37) or its authorization code
-    (38) or date (61).
+    Raises `EncodeError` naming the field: an unknown kind (`t`), a missing or bad amount (4), a PIN on a
+    kind that takes none (52), field 55 on a kind that sends no cryptogram, a missing original (37) or its
+    authorization code (38) or date (61).
     """
     txn = TXN_TYPES.get(kind)
     if txn is None:
@@ -344,46 +301,44 @@ def financial_request(
         "42": state.mid,
         "49": CURRENCY_CNY,
         "60": financial_field60(txn.type_code, state.batch, entry),
+        **_amount_field(txn, amount_fen),
     }
-    if kind == "balance":
-        if amount_fen is not None:
-            raise EncodeError("a balance inquiry carries no amount", field=4)
-    else:
-        _check_amount(amount_fen)  # type: ignore[arg-type]
-        msg["4"] = f"{amount_fen:012d}"
-    if pin_block_hex is not None and kind in ("refund", "completion"):
+    if pin_block_hex is not None and not txn.pin:
         raise EncodeError(f"a {kind} carries no PIN", field=52)
     if icc_data_hex and txn.icc_type is None:
         raise EncodeError(f"field 55: a {kind} sends no cryptogram", field=55)
-    if txn.original_date is not None:
-        if original is None:
-            raise EncodeError(f"a {kind} needs its original's RRN", field=37)
-        msg["37"] = original.rrn
-        if txn.original_auth_code:
-            if not original.auth_code:
-                raise EncodeError(f"a {kind} needs its original's authorization code", field=38)
-            msg["38"] = original.auth_code
-        if txn.original_date == "required" and not original.date:
-            raise EncodeError(f"a {kind} needs its original's date (MMDD)", field=61)
-        msg["61"] = original.field61(with_date=txn.original_date != "no")
-    elif original is not None:
-        raise EncodeError(f"a {kind} refers to no original transaction", field=61)
+    msg.update(_original_fields(txn, original))
     _card_fields(msg, card, pin_block_hex, entry, icc_data_hex)
     return _ordered(msg)
 
 
-def balance_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    pin_block_hex: str | None,
-    entry: str = "magstripe",
-    icc_data_hex: str | None = None,
-) -> Message:
-    """0200 balance inquiry: 3 = 310000, 25 = 00, 60.1 = 01, no amount."""
-    return financial_request(
-        "balance", state, stan, card, pin_block_hex=pin_block_hex, entry=entry, icc_data_hex=icc_data_hex
-    )
+def _amount_field(txn: TxnType, amount_fen: int | None) -> Message:
+    """Field 4: the amount in fen (n12); a balance inquiry carries none."""
+    if txn.kind == "balance":
+        if amount_fen is not None:
+            raise EncodeError("a balance inquiry carries no amount", field=4)
+        return {}
+    _check_amount(amount_fen)  # type: ignore[arg-type]
+    return {"4": f"{amount_fen:012d}"}
+
+
+def _original_fields(txn: TxnType, original: Original | None) -> Message:
+    """37, 38 and 61 of a transaction on an original, as its row of `TXN_TYPES` asks."""
+    if txn.original_date is None:
+        if original is not None:
+            raise EncodeError(f"a {txn.kind} refers to no original transaction", field=61)
+        return {}
+    if original is None:
+        raise EncodeError(f"a {txn.kind} needs its original's RRN", field=37)
+    fields = {"37": original.rrn}
+    if txn.original_auth_code:
+        if not original.auth_code:
+            raise EncodeError(f"a {txn.kind} needs its original's authorization code", field=38)
+        fields["38"] = original.auth_code
+    if txn.original_date == "required" and not original.date:
+        raise EncodeError(f"a {txn.kind} needs its original's date (MMDD)", field=61)
+    fields["61"] = original.field61(with_date=txn.original_date != "no")
+    return fields
 
 
 def sale_request(
@@ -395,7 +350,8 @@ def sale_request(
     entry: str = "magstripe",
     icc_data_hex: str | None = None,
 ) -> Message:
-    """0200 sale: 3 = 000000, 4 = amount in fen (n12), 25 = 00, 49 = 156, 60.1 = 22.
+    """0200 sale: 3 = 000000, 4 = amount in fen (n12), 25 = 00, 49 = 156, 60.1 = 22. The other kinds have
+    no builder of their own: `financial_request(kind, …)`.
 
     >>> from posgate.terminal.cards import manual_card
     >>> state = TerminalState("10000001", "898440153110001", "00" * 16)
@@ -413,127 +369,6 @@ def sale_request(
         pin_block_hex=pin_block_hex,
         entry=entry,
         icc_data_hex=icc_data_hex,
-    )
-
-
-def void_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    original: Original,
-    amount_fen: int,
-    pin_block_hex: str | None = None,
-    entry: str = "magstripe",
-) -> Message:
-    """0200 void of a sale: 3 = 200000, 25 = 00, 60.1 = 23, 4 = the sale's amount, 37 / 38 = the sale's RRN
-    and authorization code, 61 = its batch + STAN. No field 55."""
-    return financial_request(
-        "void",
-        state,
-        stan,
-        card,
-        amount_fen=amount_fen,
-        pin_block_hex=pin_block_hex,
-        entry=entry,
-        original=original,
-    )
-
-
-def refund_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    original: Original,
-    amount_fen: int,
-    entry: str = "magstripe",
-) -> Message:
-    """0220 refund: 3 = 200000, 25 = 00, 60.1 = 25, 4 = the refund (partial allowed), 37 = the sale's RRN,
-    61 = its batch + STAN + date MMDD. No PIN, no field 55."""
-    return financial_request(
-        "refund", state, stan, card, amount_fen=amount_fen, entry=entry, original=original
-    )
-
-
-def preauth_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    amount_fen: int,
-    pin_block_hex: str | None,
-    entry: str = "magstripe",
-    icc_data_hex: str | None = None,
-) -> Message:
-    """0100 pre-authorization: 3 = 030000, 25 = 06, 60.1 = 10, 4 = the amount to hold."""
-    return financial_request(
-        "preauth",
-        state,
-        stan,
-        card,
-        amount_fen=amount_fen,
-        pin_block_hex=pin_block_hex,
-        entry=entry,
-        icc_data_hex=icc_data_hex,
-    )
-
-
-def preauth_void_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    original: Original,
-    amount_fen: int,
-    pin_block_hex: str | None = None,
-    entry: str = "magstripe",
-) -> Message:
-    """0100 pre-authorization void: 3 = 200000, 25 = 06, 60.1 = 11, 4 = the pre-authorized amount, 37 / 38 =
-    the pre-authorization's RRN and code, 61 = its batch + STAN (+ date when known)."""
-    return financial_request(
-        "preauth_void",
-        state,
-        stan,
-        card,
-        amount_fen=amount_fen,
-        pin_block_hex=pin_block_hex,
-        entry=entry,
-        original=original,
-    )
-
-
-def completion_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    original: Original,
-    amount_fen: int,
-    entry: str = "magstripe",
-) -> Message:
-    """0200 completion: 3 = 000000, 25 = 06, 60.1 = 20, 4 = the completed amount, 37 / 38 = the
-    pre-authorization's RRN and code, 61 = its batch + STAN + date. No PIN."""
-    return financial_request(
-        "completion", state, stan, card, amount_fen=amount_fen, entry=entry, original=original
-    )
-
-
-def completion_void_request(
-    state: TerminalState,
-    stan: str,
-    card: CardProfile,
-    original: Original,
-    amount_fen: int,
-    pin_block_hex: str | None = None,
-    entry: str = "magstripe",
-) -> Message:
-    """0200 completion void: 3 = 200000, 25 = 06, 60.1 = 21, 4 = the completed amount, 37 / 38 = the
-    completion's RRN and code, 61 = its batch + STAN."""
-    return financial_request(
-        "completion_void",
-        state,
-        stan,
-        card,
-        amount_fen=amount_fen,
-        pin_block_hex=pin_block_hex,
-        entry=entry,
-        original=original,
     )
 
 
