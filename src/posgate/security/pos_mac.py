@@ -30,10 +30,10 @@ def cup_ecb_mac(mak: bytes, data: bytes) -> bytes:
     check_key(mak, "MAK", DES_KEY_LENGTHS)
     data = bytes(data)
     padded = data + b"\x00" * (-len(data) % 8)
-    block = bytes(8)
-    for i in range(0, len(padded), 8):
-        block = _xor(block, padded[i : i + 8])
-    text = block.hex().upper().encode("ascii")
+    folded = 0
+    for i in range(0, len(padded), 8):  # XOR of all 8-byte blocks, as big integers
+        folded ^= int.from_bytes(padded[i : i + 8], "big")
+    text = folded.to_bytes(8, "big").hex().upper().encode("ascii")
     step = des.encrypt_tdes_ecb(bytes(mak), text[:8])
     result = des.encrypt_tdes_ecb(bytes(mak), _xor(step, text[8:]))
     return result.hex().upper()[:8].encode("ascii")
