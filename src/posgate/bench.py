@@ -65,7 +65,7 @@ def provision(
             pin=BENCH_PIN,
             expiry="3012",
             service_code="101",
-            balance_fen=10**12,
+            balance_fen=10**11,  # 1,000,000,000.00: the most field 54 (n12) can show
         )
         for i, pan in enumerate(bench_pans(cards))
     ]
@@ -219,6 +219,7 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subp
         {
             "POSGATE_DATA_DIR": str(settings.data_dir),
             "POSGATE_POS_PORT": "0",
+            "POSGATE_CONSOLE_PORT": "0",
             "POSGATE_ISSUER_PORTS": "0,0",
             "POSGATE_LOG_LEVEL": "WARNING",
         }

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.config import Settings
@@ -42,8 +43,13 @@ def build_settings(**overrides: Any) -> Settings:
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         return Settings(**given)
-    except Exception as exc:  # pydantic ValidationError: name the setting
-        typer.echo(f"posgate: invalid configuration: {exc}", err=True)
+    except ValidationError as exc:  # name the setting, never echo its value (it may be a key)
+        for error in exc.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in error["loc"])
+            typer.echo(f"posgate: invalid configuration: {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        typer.echo(f"posgate: {exc}", err=True)
         raise typer.Exit(2) from None
 
 

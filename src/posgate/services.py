@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
 from posgate.config import Settings
+from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
 from posgate.store.models import SimBank
 
@@ -38,8 +39,11 @@ class Console:
     async def start(self) -> tuple[str, int]:
         self._task = asyncio.create_task(self.server.serve())
         while not self.server.started:
-            if self._task.done():
-                self._task.result()  # raises why it could not start (port taken …)
+            if self._task.done():  # uvicorn logs the reason and exits (port taken …)
+                raise ConfigError(
+                    f"the console could not listen on {self.server.config.host}:{self.server.config.port}"
+                    " (port in use?): set --console-port / POSGATE_CONSOLE_PORT"
+                )
             await asyncio.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
         return host, port

@@ -58,3 +58,12 @@ async def test_a_reversed_test_sale_also_completes_the_test_swipe(
     assert (await terminal.sale(CARD, "123456", 1)).approved
     assert (await terminal.reverse_last("98")).response_code == "00"
     assert await _statuses(stack) == ("live", "live")
+
+
+async def test_a_declined_test_sale_reversed_does_not_complete_the_test_swipe(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    await _set_status(stack, "testing", "testing")
+    assert (await terminal.sale(CARD, "000000", 1)).response_code == "55"  # wrong PIN
+    assert (await terminal.reverse_last("98")).response_code == "00"
+    assert await _statuses(stack) == ("testing", "testing")

@@ -278,3 +278,37 @@ async def test_reversals_of_completions_and_of_their_voids(terminal: TerminalCli
     assert other.rrn and (await terminal.preauth_void(other.rrn, CREDIT)).approved
     assert (await terminal.reverse_last("98")).response_code == "00"  # the pre-auth void is undone
     assert await available_fen(terminal, CREDIT) == 200_000 - 70_000
+
+
+async def test_a_partly_refunded_sale_can_be_neither_voided_nor_reversed(terminal: TerminalClient) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 1_000)
+    assert sale.rrn
+    last = terminal.state.last
+    assert (await terminal.refund(sale.rrn, DEBIT, 400)).approved
+    assert (await terminal.exchange(_void_message(terminal, sale.rrn, 1_000))).response_code == "12"
+    terminal.state.last = last  # a confused terminal reverses the sale anyway
+    assert (await terminal.reverse_last("98")).response_code == "00"  # answered, but nothing is paid twice
+    assert await available_fen(terminal, DEBIT) == 1_000_000 - 600
+
+
+async def test_a_refund_of_an_earlier_batch_names_its_original_by_rrn_and_date(
+    terminal: TerminalClient,
+) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 2_000)
+    assert sale.rrn
+    assert (await terminal.settle()).settled  # the terminal's journal forgets the batch
+    refund = await terminal.refund(sale.rrn, DEBIT, 500, original_date=_entry_date(sale))
+    assert refund.response_code == "00"
+    assert await available_fen(terminal, DEBIT) == 1_000_000 - 1_500
+
+
+async def test_a_malformed_field_61_is_a_format_error(terminal: TerminalClient) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 700)
+    assert sale.rrn
+    bad = _void_message(terminal, sale.rrn, 700)
+    bad["61"] = "0000010000"  # 10 digits: neither batch + STAN nor batch + STAN + date
+    assert (await terminal.exchange(bad)).response_code == "30"
+
+
+def _entry_date(result) -> str:  # type: ignore[no-untyped-def]
+    return result.fields.get("13", "")

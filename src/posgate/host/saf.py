@@ -1,4 +1,5 @@
-"""Store-and-forward: deliver queued 0420 reversals to issuers until each is answered.
+"""Store-and-forward: deliver queued 0420 reversals and 0220 advices (refunds the issuer did not answer,
+stand-in approvals) to issuers until each is answered.
 
 The queue is the `saf_entries` table, so it survives a restart and any host node can drain it; the issuer
 applies a reversal at most once, so a reversal sent twice by two nodes does no harm. The forwarder wakes on

@@ -101,7 +101,18 @@ class PosServer:
         except ProtocolError as exc:
             self._answer_format_error(frame, exc, writer)
             return
-        answer = await self.handle(frame, request)
+        try:
+            answer = await self.handle(frame, request)
+        except Exception:  # a bug must not leave the terminal without an answer
+            log.exception(
+                "could not answer %s stan=%s tid=%s", request.get("t"), request.get("11"), request.get("41")
+            )
+            fields = {"t": response_mti(request["t"]), "11": request.get("11", ""), "39": "96"}
+            if "41" in request:
+                fields["41"] = request["41"]
+            answer = build_pos_frame(
+                response_tpdu(frame.tpdu), response_header(frame.header), encode_pos(fields)
+            )
         if not writer.is_closing():
             writer.write(answer)
 

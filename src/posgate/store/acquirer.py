@@ -324,8 +324,10 @@ def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: d
     )
 
 
-def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.datetime) -> None:
-    """A 0220 advice (a refund the issuer did not answer, a stand-in approval) to deliver until answered."""
+def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.datetime, auth_code: str) -> None:
+    """A 0220 advice (a refund the issuer did not answer, a stand-in approval) to deliver until answered;
+    the host's authorization code is recorded with it, so the advice carries it from the first attempt."""
+    session.execute(update(Transaction).where(Transaction.id == txn_id).values(auth_code=auth_code))
     _queue(session, txn_id, issuer_name, "0220", "00", now)
 
 

@@ -637,8 +637,8 @@ class TerminalClient:
             original=original,
         )
         record = last_transaction(msg, kind) if txn.reversible else None
-        if record is not None:
-            self.state.last = record
+        # the reversal record is the last reversible transaction, and only until another one is sent
+        self.state.last = record
         result = await self.exchange(msg)
         result.kind = kind
         if icc is not None:

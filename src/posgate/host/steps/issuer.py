@@ -69,8 +69,8 @@ class AskIssuer(Step):
         """A refund the issuer did not answer: approve it and repeat the 0220 advice until answered."""
         assert ctx.route is not None and ctx.txn_id is not None
         txn_id, issuer, now = ctx.txn_id, ctx.route.issuer_name, self.services.clock().replace(tzinfo=None)
-        await self.services.store.run(lambda s: queue_advice(s, txn_id, issuer, now))
-        ctx.auth_code = new_auth_code()
+        code = ctx.auth_code = new_auth_code()
+        await self.services.store.run(lambda s: queue_advice(s, txn_id, issuer, now, code))
         self.services.saf.kick()
 
     async def _stand_in(self, ctx: TxnContext) -> bool:
@@ -91,12 +91,13 @@ class AskIssuer(Step):
                 and stand_in_total_today(session, pan_hash, day) + amount > daily_limit
             ):
                 return False
-            queue_advice(session, txn_id, issuer, now)
+            queue_advice(session, txn_id, issuer, now, code)
             return True
 
+        code = new_auth_code()
         if not await self.services.store.run(approve):
             return False
-        ctx.stand_in, ctx.auth_code = True, new_auth_code()
+        ctx.stand_in, ctx.auth_code = True, code
         log.info("stand-in approval for %s RRN %s (issuer %s down)", ctx.card.masked, ctx.rrn, issuer)
         self.services.saf.kick()
         return True

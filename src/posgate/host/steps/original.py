@@ -3,9 +3,10 @@ request may use it."""
 
 from __future__ import annotations
 
+from posgate.errors import PosgateError
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import Step
-from posgate.iso8583.private_fields import parse_field61
+from posgate.iso8583.private_fields import Field61, parse_field61
 from posgate.iso8583.reasons import Reason
 from posgate.store.originals import OriginalRecord, find_by_rrn
 
@@ -30,12 +31,18 @@ class FindOriginal(Step):
 
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request
+        try:
+            reference = parse_field61(request["61"]) if "61" in request else None
+        except PosgateError:
+            ctx.notes["format"] = "field 61: batch n6 + STAN n6 [+ date n4] expected"
+            ctx.result.decline(Reason.FORMAT_ERROR)
+            return
         rrn = request.get("37", "")
         record = await self.services.store.run(lambda s: find_by_rrn(s, rrn))
         if (
             record is None
             or record.kind not in ORIGINAL_KINDS[ctx.kind]
-            or not self._same_reference(ctx, record)
+            or not self._same_reference(ctx, record, reference)
         ):
             ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
             return
@@ -45,20 +52,20 @@ class FindOriginal(Step):
             ctx.result.decline(reason)
 
     @staticmethod
-    def _same_reference(ctx: TxnContext, record: OriginalRecord) -> bool:
-        """37 and 61 must name the same original, of this merchant (and terminal, for voids)."""
-        request = ctx.request
-        if record.mid != request.get("42"):
+    def _same_reference(ctx: TxnContext, record: OriginalRecord, ref: Field61 | None) -> bool:
+        """37 and 61 must name the same original, of this merchant (and terminal, for voids). A terminal
+        that no longer holds the original (a refund of an earlier batch) sends zeros for its batch and
+        STAN: then the RRN and the date identify it."""
+        if record.mid != ctx.request.get("42"):
             return False
         if ctx.kind in (*SAME_BATCH, Kind.PREAUTH_VOID) and record.tid != ctx.tid:
             return False
-        if "61" in request:
-            ref = parse_field61(request["61"])
-            if (ref.batch, ref.stan) != (record.batch_no, record.stan):
-                return False
-            if ref.date and ref.date != record.business_date.strftime("%m%d"):
-                return False
-        return True
+        if ref is None:
+            return True
+        unknown_to_terminal = ref.batch == "000000" and ref.stan == "000000"
+        if not unknown_to_terminal and (ref.batch, ref.stan) != (record.batch_no, record.stan):
+            return False
+        return not ref.date or ref.date == record.business_date.strftime("%m%d")
 
     def _check(self, ctx: TxnContext, record: OriginalRecord) -> Reason | None:
         amount = int(ctx.request.get("4", "0"))
@@ -69,9 +76,11 @@ class FindOriginal(Step):
             return Reason.INVALID_TRANSACTION
         if ctx.kind in SAME_BATCH and (record.settled or record.batch_no != ctx.batch_no):
             return Reason.INVALID_TRANSACTION
+        if ctx.kind in (Kind.COMPLETION, Kind.PREAUTH_VOID) and ctx.request.get("38") != record.auth_code:
+            return Reason.ORIGINAL_NOT_FOUND
+        if ctx.kind is Kind.VOID and record.refunded_fen:
+            return Reason.INVALID_TRANSACTION  # partly refunded: refund the rest instead
         if ctx.kind is Kind.COMPLETION:
-            if ctx.request.get("38") != record.auth_code:
-                return Reason.ORIGINAL_NOT_FOUND
             if amount * 100 > record.amount_fen * COMPLETION_CEILING_PERCENT:
                 return Reason.AMOUNT_DIFFERS
         elif ctx.kind is Kind.REFUND:

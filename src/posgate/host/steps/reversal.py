@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
-from posgate.store.acquirer import find_original, reverse_transaction
+from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
 from posgate.store.originals import move_original
+
+log = logging.getLogger("posgate.host")
 
 REVERSIBLE_MTIS = ("0200", "0100")
 REVERSIBLE_KINDS = ("sale", "void", "preauth", "preauth_void", "completion", "completion_void")
@@ -36,9 +40,13 @@ class ReverseOriginal(Step):
             )
             if original is None or original.kind not in REVERSIBLE_KINDS:
                 return None
-            ctx.notes["reversed_kind"], ctx.notes["original_id"] = original.kind, original.id
+            ctx.notes["original_id"] = original.id
+            if original.refunded_fen:  # refunds were made against it since: reversing would pay twice
+                log.warning("not reversing RRN %s: it has been partly refunded", rrn_of(original.id))
+                return None
             if not reverse_transaction(session, original.id, reason_code, now):
                 return None
+            ctx.notes["reversed_kind"] = original.kind
             if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
                 move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
             return original.id
