@@ -1,4 +1,5 @@
-"""`posgate` command line (Typer): up, host, issuer, decode, terminal, demo, bench, keys."""
+"""`posgate` command line (Typer): up, host, issuer, console, decode, terminal, merchant, txn, clearing,
+settlement, reconcile, demo, bench, keys."""
 
 from __future__ import annotations
 
@@ -12,6 +13,12 @@ import typer
 from pydantic import ValidationError
 
 from posgate.cli_merchants import merchant_app, provision_terminal_command
+from posgate.cli_settlement import (
+    clearing_app,
+    issuer_file_command,
+    reconcile_app,
+    settlement_app,
+)
 from posgate.config import Settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.terminal.cli import app as terminal_app
@@ -107,13 +114,30 @@ def host(
     _run(_serve(settings, host=True, issuers=False))
 
 
-@app.command()
+issuer_app = typer.Typer(
+    invoke_without_command=True, help="Run the issuer simulator alone (one port per bank), or its tools."
+)
+app.add_typer(issuer_app, name="issuer")
+
+
+@issuer_app.callback()
 def issuer(
-    data_dir: DataDir = None, issuer_ports: IssuerPorts = None, database_url: DatabaseUrl = None
+    ctx: typer.Context,
+    data_dir: DataDir = None,
+    issuer_ports: IssuerPorts = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Run the issuer simulator alone (one port per bank)."""
+    if ctx.invoked_subcommand is not None:
+        return
     settings = build_settings(data_dir=data_dir, issuer_ports=issuer_ports, database_url=database_url)
     _run(_serve(settings, host=False, issuers=True))
+
+
+issuer_app.command("clearing-file")(issuer_file_command)
+app.add_typer(clearing_app, name="clearing")
+app.add_typer(settlement_app, name="settlement")
+app.add_typer(reconcile_app, name="reconcile")
 
 
 async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = False) -> None:

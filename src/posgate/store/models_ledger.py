@@ -162,9 +162,9 @@ class Payout(Base):
 
 
 class ReconReport(Base):
-    """One reconciliation: an issuer clearing file against the host's records (`kind` issuer), or the
-    terminal batch settlements of a business date (`kind` terminals). Matched lines are counted, every
-    other line is a `ReconLine`."""
+    """One reconciliation of an issuer clearing file against the host's records (`kind` issuer; the
+    terminals' batch report is read live from the host's batch settlements, not stored). Matched lines
+    are counted, every other line is a `ReconLine`."""
 
     __tablename__ = "recon_reports"
 

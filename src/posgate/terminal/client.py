@@ -637,8 +637,9 @@ class TerminalClient:
             original=original,
         )
         record = last_transaction(msg, kind) if txn.reversible else None
-        # the reversal record is the last reversible transaction, and only until another one is sent
-        self.state.last = record
+        if record is not None or kind == REFUND:
+            # the reversal record: the last reversible transaction; a refund against it ends it
+            self.state.last = record
         result = await self.exchange(msg)
         result.kind = kind
         if icc is not None:

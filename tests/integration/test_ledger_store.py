@@ -1,0 +1,78 @@
+"""The ledger in the store, on SQLite and PostgreSQL: balanced entries only, idempotent by business key,
+append-only (the database refuses UPDATE and DELETE), balances derivable from the postings at any time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+
+from posgate.settlement.ledger import Entry
+from posgate.settlement.ledger_store import (
+    balances,
+    balances_from_postings,
+    entry_lines,
+    post,
+    trial_balance,
+    unbalanced_entries,
+    verify_balances,
+)
+from posgate.store.db import make_engine, migrate
+from posgate.store.runtime import Store
+
+DAY = dt.date(2026, 5, 1)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    store = Store(engine, threads=1, inline=True)
+    yield store
+    store.close()
+
+
+def _entry(key: str, amount: int, day: dt.date = DAY) -> Entry:
+    return Entry(key, "clear", day, (("issuer_receivable:Bank A", amount), ("merchant_payable:M1", -amount)))
+
+
+def test_posting_is_idempotent_by_business_key(store: Store) -> None:
+    assert store.transact(lambda s: post(s, [_entry("clear:1", 500), _entry("clear:2", 700)])) == (2, 4)
+    assert store.transact(lambda s: post(s, [_entry("clear:1", 500), _entry("clear:3", 100)])) == (1, 2)
+    assert store.transact(lambda s: post(s, [_entry("clear:1", 999)])) == (0, 0)  # the key decides
+    assert store.transact(lambda s: entry_lines(s, "clear:1")) == [
+        ("issuer_receivable:Bank A", 500),
+        ("merchant_payable:M1", -500),
+    ]
+    assert store.transact(lambda s: balances(s)) == {
+        "issuer_receivable:Bank A": 1300,
+        "merchant_payable:M1": -1300,
+    }
+    assert store.transact(trial_balance) == 0
+
+
+def test_balances_as_of_a_date_and_from_the_postings_agree(store: Store) -> None:
+    later = DAY + dt.timedelta(days=1)
+    store.transact(lambda s: post(s, [_entry("clear:1", 500), _entry("clear:2", 200, later)]))
+    paid = Entry("payout:1", "payout", later, (("merchant_payable:M1", 500), ("settlement_cash", -500)))
+    store.transact(lambda s: post(s, [paid]))
+    assert store.transact(lambda s: balances(s, prefix="merchant_payable:", through=DAY)) == {
+        "merchant_payable:M1": -500
+    }
+    assert store.transact(lambda s: balances(s, prefix="merchant_payable:")) == {"merchant_payable:M1": -200}
+    assert store.transact(lambda s: balances_from_postings(s))[("merchant_payable:M1", later)] == (500, 200)
+    assert store.transact(verify_balances) == []
+    assert store.transact(unbalanced_entries) == []
+
+
+@pytest.mark.parametrize(
+    "statement", ["UPDATE ledger_postings SET amount_fen = 1", "DELETE FROM ledger_entries"]
+)
+def test_the_journal_is_append_only(store: Store, statement: str) -> None:
+    store.transact(lambda s: post(s, [_entry("clear:1", 500)]))
+    with pytest.raises(DatabaseError, match="append-only"):
+        store.transact(lambda s: s.execute(text(statement)))
+    assert store.transact(lambda s: entry_lines(s, "clear:1"))[0] == ("issuer_receivable:Bank A", 500)
