@@ -6,11 +6,14 @@ The story is data (`STORY`): adding a step is adding a line.
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import shutil
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import Progress
@@ -19,7 +22,13 @@ from rich.table import Table
 from posgate.api.demo_story import OnboardingOutcome, run_onboarding_story
 from posgate.config import Settings
 from posgate.services import Running, serve_forever, start_all
+from posgate.settlement.clearing import ClearingResult, run_clearing
+from posgate.settlement.ledger_store import trial_balance
+from posgate.settlement.rates import load_rates
+from posgate.settlement.reports import MerchantStatement, merchant_statement
 from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
+
+DEMO_MID = "898440153110001"
 
 
 def yuan(fen: int | None) -> str:
@@ -230,6 +239,49 @@ def story_table(outcomes: list[StoryOutcome]) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class ClearedDay:
+    """End of the demo day: what the clearing run did and the demo merchant's statement."""
+
+    result: ClearingResult
+    statement: MerchantStatement
+    trial_balance_fen: int
+
+    @property
+    def balanced(self) -> bool:
+        return self.trial_balance_fen == 0
+
+
+def clear_the_day(running: Running, settings: Settings) -> ClearedDay:
+    """Clear today (the demo does not wait for the 23:00 cut-off) and read the demo merchant's statement."""
+    store = running.handle.store
+    today = dt.datetime.now(ZoneInfo(settings.timezone)).date()
+    result = run_clearing(
+        store, today, load_rates(data_dir=settings.data_dir), settings.timezone, allow_open_day=True
+    )
+    statement = store.transact(lambda s: merchant_statement(s, DEMO_MID, today, with_lines=False))
+    return ClearedDay(result, statement, store.transact(trial_balance))
+
+
+def clearing_table(day: ClearedDay) -> Table:
+    totals = day.statement.totals
+    table = Table(title=f"posgate demo — clearing {day.result.clearing_date} (Demo Supermarket statement)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    rows = [
+        ("transactions cleared (all merchants)", str(day.result.cleared)),
+        ("ledger postings", str(day.result.postings)),
+        ("gross sales", yuan(totals.gross_sales_fen)),
+        ("refunds", yuan(totals.refunds_fen)),
+        ("merchant discount (MDR)", yuan(totals.mdr_fen)),
+        ("net payable to the merchant", yuan(totals.net_fen)),
+        ("ledger Σ debits − Σ credits", yuan(day.trial_balance_fen)),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
 def onboarding_table(outcome: OnboardingOutcome) -> Table:
     table = Table(title="posgate demo — onboarding a new merchant through the API")
     for column in ("#", "step", "expected", "got", ""):
@@ -255,7 +307,9 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
         async with TerminalClient(host, port, state, timeout_s=10) as client:
             outcomes = await play_story(client, console)
         console.print(story_table(outcomes))
-        passed = onboarding.ok and all(o.ok for o in outcomes)
+        cleared = await asyncio.to_thread(clear_the_day, running, settings)
+        console.print(clearing_table(cleared))
+        passed = onboarding.ok and all(o.ok for o in outcomes) and cleared.balanced
         console.print(
             "[green]every step answered as the demo fixture predicts[/]"
             if passed
