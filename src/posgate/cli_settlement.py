@@ -27,6 +27,7 @@ import typer
 
 from posgate.config import Settings
 from posgate.errors import PosgateError
+from posgate.money import yuan
 from posgate.settlement.rates import Rates, load_rates
 from posgate.store.runtime import Store
 
@@ -94,11 +95,6 @@ def _run(work: Callable[[], T]) -> T:
         _fail(str(exc))
 
 
-def _cny(fen: int) -> str:
-    sign = "-" if fen < 0 else ""
-    return f"{sign}{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
-
-
 # ------------------------------------------------------------------------------------------------ clearing
 
 
@@ -123,9 +119,9 @@ def clearing_run(
         )
     typer.echo(
         f"clearing {day}: run {result.run_id}, {result.cleared} cleared, {result.adjusted} adjusted, "
-        f"{result.postings} postings; sales {_cny(result.sales_fen)} refunds {_cny(result.refunds_fen)} "
-        f"adjusted {_cny(result.adjusted_fen)} MDR {_cny(result.mdr_fen)} interchange "
-        f"{_cny(result.interchange_fen)} network {_cny(result.network_fen)} CNY; {result.seconds:.1f} s"
+        f"{result.postings} postings; sales {yuan(result.sales_fen)} refunds {yuan(result.refunds_fen)} "
+        f"adjusted {yuan(result.adjusted_fen)} MDR {yuan(result.mdr_fen)} interchange "
+        f"{yuan(result.interchange_fen)} network {yuan(result.network_fen)} CNY; {result.seconds:.1f} s"
     )
     if result.pending:
         typer.echo(
@@ -149,9 +145,9 @@ def settlement_payouts(
     if run.file is None:
         typer.echo(f"payouts {day}: nothing new to pay")
     else:
-        typer.echo(f"payouts {day}: {len(run.created)} payouts, {_cny(run.total_fen)} CNY -> {run.file}")
+        typer.echo(f"payouts {day}: {len(run.created)} payouts, {yuan(run.total_fen)} CNY -> {run.file}")
     for mid, balance in sorted(run.carried.items()):
-        typer.echo(f"  {mid}: {_cny(balance)} CNY carried forward")
+        typer.echo(f"  {mid}: {yuan(balance)} CNY carried forward")
 
 
 @settlement_app.command("confirm")
@@ -196,8 +192,8 @@ def settlement_d0(
             )
         )
     typer.echo(
-        f"D0 payout {payout.payout_id} for {mid}: {_cny(payout.amount_fen)} CNY, surcharge "
-        f"{_cny(payout.surcharge_fen)}, transfer {_cny(payout.net_fen)} CNY -> {payout.file}"
+        f"D0 payout {payout.payout_id} for {mid}: {yuan(payout.amount_fen)} CNY, surcharge "
+        f"{yuan(payout.surcharge_fen)}, transfer {yuan(payout.net_fen)} CNY -> {payout.file}"
     )
 
 
@@ -386,13 +382,13 @@ def _report_tables(
             s.mid,
             s.name,
             str(t.sales_count),
-            _cny(t.gross_sales_fen),
-            _cny(t.refunds_fen),
-            _cny(t.adjusted_fen),
-            _cny(t.mdr_fen),
-            _cny(t.net_fen),
-            _cny(sum(p.amount_fen for p in s.payouts)),
-            _cny(s.closing_balance_fen),
+            yuan(t.gross_sales_fen),
+            yuan(t.refunds_fen),
+            yuan(t.adjusted_fen),
+            yuan(t.mdr_fen),
+            yuan(t.net_fen),
+            yuan(sum(p.amount_fen for p in s.payouts)),
+            yuan(s.closing_balance_fen),
         )
     console.print(table)
     if lines:
@@ -407,9 +403,9 @@ def _report_tables(
                     x.kind,
                     x.rrn or "",
                     x.pan_masked or "",
-                    _cny(x.amount_fen),
-                    _cny(x.mdr_fen),
-                    _cny(x.net_fen),
+                    yuan(x.amount_fen),
+                    yuan(x.mdr_fen),
+                    yuan(x.net_fen),
                 )
             console.print(detail)
     fees = Table(title=f"fee income — {day} (CNY)")
@@ -418,13 +414,13 @@ def _report_tables(
     for r in [*income.rows, income.total]:
         fees.add_row(
             r.mid,
-            _cny(r.volume_fen),
-            _cny(r.mdr_fen),
-            _cny(r.interchange_fen),
-            _cny(r.network_fen),
-            _cny(r.net_income_fen),
+            yuan(r.volume_fen),
+            yuan(r.mdr_fen),
+            yuan(r.interchange_fen),
+            yuan(r.network_fen),
+            yuan(r.net_income_fen),
         )
-    fees.add_row("D0 surcharge", "", "", "", "", _cny(income.d0_surcharge_fen))
+    fees.add_row("D0 surcharge", "", "", "", "", yuan(income.d0_surcharge_fen))
     console.print(fees)
     owed = Table(title="outstanding payables (CNY)")
     for column in ("MID", "name", "balance", "in flight", "payable", "last payout"):
@@ -433,9 +429,9 @@ def _report_tables(
         owed.add_row(
             p.mid,
             p.name,
-            _cny(p.balance_fen),
-            _cny(p.in_flight_fen),
-            _cny(p.payable_fen),
+            yuan(p.balance_fen),
+            yuan(p.in_flight_fen),
+            yuan(p.payable_fen),
             str(p.last_payout or "—"),
         )
     console.print(owed)
@@ -495,8 +491,8 @@ def reconcile_terminals(date: DateOption, data_dir: DataDir = None, database_url
     unbalanced = sum(1 for b in batches if b.result != "balanced")
     typer.echo(f"terminal batches {day}: {len(batches)} settled, {unbalanced} not balanced at first")
     for b in batches:
-        terminal = f"{_cny(b.terminal.debit_fen)}/{b.terminal.debit_count}" if b.terminal else "?"
-        host = f"{_cny(b.host.debit_fen)}/{b.host.debit_count}" if b.host else "?"
+        terminal = f"{yuan(b.terminal.debit_fen)}/{b.terminal.debit_count}" if b.terminal else "?"
+        host = f"{yuan(b.host.debit_fen)}/{b.host.debit_count}" if b.host else "?"
         typer.echo(f"  {b.tid} batch {b.batch_no}: {b.result}; debit terminal {terminal} host {host}")
         for d in b.differences:
             typer.echo(
@@ -526,7 +522,7 @@ def issuer_file_command(
     with _opened(data_dir, database_url, rates_file) as (settings, store, rates):
         start, end = clearing_window(day, ZoneInfo(settings.timezone), rates.clearing.cut_off_local)
         count, total = _run(lambda: store.transact(lambda s: write_clearing_file(s, bank, start, end, out)))
-    typer.echo(f"{bank} clearing file {day}: {count} lines, {_cny(total)} CNY -> {out}")
+    typer.echo(f"{bank} clearing file {day}: {count} lines, {yuan(total)} CNY -> {out}")
 
 
 # ---------------------------------------------------------------------------------------------------- bench

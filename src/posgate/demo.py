@@ -21,6 +21,7 @@ from rich.table import Table
 
 from posgate.api.demo_story import OnboardingOutcome, run_onboarding_story
 from posgate.config import Settings
+from posgate.money import yuan
 from posgate.services import Running, serve_forever, start_all
 from posgate.settlement.clearing import ClearingResult, run_clearing
 from posgate.settlement.ledger_store import trial_balance
@@ -29,19 +30,6 @@ from posgate.settlement.reports import MerchantStatement, merchant_statement
 from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
 
 DEMO_MID = "898440153110001"
-
-
-def yuan(fen: int | None) -> str:
-    """Integer fen as a CNY amount string (no float ever).
-
-    >>> yuan(1234567), yuan(5), yuan(None)
-    ('12,345.67', '0.05', '')
-    """
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 @dataclass(frozen=True)

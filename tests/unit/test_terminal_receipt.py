@@ -6,8 +6,9 @@ from datetime import datetime
 
 from posgate.iso8583.codec import encode_pos, encode_pos_with_mac
 from posgate.iso8583.framing import split_pos_frame
+from posgate.money import yuan
 from posgate.security.pos_mac import cup_ecb_mac
-from posgate.terminal.receipt import format_fen, format_receipt
+from posgate.terminal.receipt import format_receipt
 from posgate.terminal.result import parse_balance, parse_response
 
 MAK = bytes.fromhex("0723C80DB5F4CD3D0723C80DB5F4CD3D")
@@ -116,8 +117,8 @@ def test_receipt_of_a_decline_and_a_mac_failure() -> None:
     assert "DECLINED" in text and "MAC CHECK FAILED" in text
 
 
-def test_format_fen() -> None:
-    assert [format_fen(n) for n in (0, 1, 99, 100, 1234, 100000000)] == [
+def test_receipt_amounts_are_plain_yuan() -> None:
+    assert [yuan(n, grouping=False) for n in (0, 1, 99, 100, 1234, 100000000)] == [
         "0.00",
         "0.01",
         "0.99",

@@ -37,6 +37,7 @@ from rich.text import Text
 
 from posgate.errors import ConfigError, EncodeError, PosgateError, SecurityError
 from posgate.fixtures.document import read_demo_fixture
+from posgate.money import yuan
 from posgate.security.keys import kcv
 from posgate.terminal.cards import CardProfile, demo_card, manual_card
 from posgate.terminal.client import (
@@ -53,7 +54,7 @@ from posgate.terminal.client import (
 from posgate.terminal.day import DayReport, play_day
 from posgate.terminal.journal import open_pan
 from posgate.terminal.messages import AMOUNT_MAX_FEN
-from posgate.terminal.receipt import format_fen, format_receipt
+from posgate.terminal.receipt import format_receipt
 from posgate.terminal.result import TxnResult, response_text
 from posgate.terminal.state import DEMO_TID, TerminalState, demo_terminal_state
 
@@ -625,8 +626,8 @@ def _print_settlement(result: SettlementResult) -> None:
     totals = result.totals
     out.print(
         Text(
-            f"batch {result.batch}: debit {totals.debit_count} / CNY {format_fen(totals.debit_fen)}, "
-            f"credit {totals.credit_count} / CNY {format_fen(totals.credit_fen)}"
+            f"batch {result.batch}: debit {totals.debit_count} / CNY {yuan(totals.debit_fen)}, "
+            f"credit {totals.credit_count} / CNY {yuan(totals.credit_fen)}"
         )
     )
     if not result.settled:
@@ -681,7 +682,7 @@ def _print_day(report: DayReport) -> None:
     cards.add_column("posted (CNY)", justify="right")
     cards.add_column("held (CNY)", justify="right")
     for card, effect in report.effect_fen.items():
-        cards.add_row(card.masked_pan, format_fen(effect), format_fen(report.held_fen.get(card, 0)))
+        cards.add_row(card.masked_pan, yuan(effect), yuan(report.held_fen.get(card, 0)))
     out.print(cards)
     if report.unresolved:
         out.print(Text(f"{report.unresolved} transaction(s) could not be reversed: run `reverse` again"))

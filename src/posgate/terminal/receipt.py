@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from posgate.money import yuan
 from posgate.terminal.result import TxnResult
 
 WIDTH = 32
@@ -31,17 +32,6 @@ _KIND_NAMES = {
     "completion_void": "COMPLETION VOID",
 }
 _KINDS_BY_MTI = {"0410": "REVERSAL", "0510": "SETTLEMENT", "0810": "SIGN-IN", "0830": "NETWORK TEST"}
-
-
-def format_fen(amount_fen: int) -> str:
-    """An amount in fen as yuan with two decimals, by integer arithmetic.
-
-    >>> format_fen(1234), format_fen(1), format_fen(120000), format_fen(-150)
-    ('12.34', '0.01', '1200.00', '-1.50')
-    """
-    sign = "-" if amount_fen < 0 else ""
-    yuan, fen = divmod(abs(amount_fen), 100)
-    return f"{sign}{yuan}.{fen:02d}"
 
 
 def transaction_kind(result: TxnResult) -> str:
@@ -96,9 +86,9 @@ def format_receipt(result: TxnResult, merchant_name: str, tid: str, mid: str, no
     if result.auth_code:
         lines.append(_line("AUTH CODE", result.auth_code))
     if result.amount_fen is not None:
-        lines.append(_line("AMOUNT", f"CNY {format_fen(result.amount_fen)}"))
+        lines.append(_line("AMOUNT", f"CNY {yuan(result.amount_fen, grouping=False)}"))
     if result.balance_fen is not None and result.approved:
-        lines.append(_line("BALANCE", f"CNY {format_fen(result.balance_fen)}"))
+        lines.append(_line("BALANCE", f"CNY {yuan(result.balance_fen, grouping=False)}"))
     lines.append("-" * WIDTH)
     verdict = "APPROVED" if result.approved else "DECLINED"
     lines.append(_line(verdict, f"{result.response_code} {result.response_text}"))

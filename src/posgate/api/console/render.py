@@ -14,25 +14,13 @@ from posgate.api.context import AppContext
 from posgate.api.errors import Forbidden
 from posgate.api.roles import allowed
 from posgate.api.users import Principal
+from posgate.money import yuan
 
 
 class LoginRequired(Exception):
     def __init__(self, next_url: str) -> None:
         super().__init__(next_url)
         self.next_url = next_url
-
-
-def yuan(fen: int | None) -> str:
-    """Integer fen as CNY (never a float).
-
-    >>> yuan(123456), yuan(1), yuan(None)
-    ('1,234.56', '0.01', '')
-    """
-    if fen is None:
-        return ""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(fen), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 def console_user(request: Request, ctx: AppContext, permission: str | None = None) -> Principal:
