@@ -23,6 +23,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from posgate.api.console import forms, pages
+from posgate.api.console import settlement as settlement_pages
 from posgate.api.console.render import LoginRequired, render
 from posgate.api.context import AppContext
 from posgate.api.errors import (
@@ -32,7 +33,7 @@ from posgate.api.errors import (
     validation_error_response,
     wants_json,
 )
-from posgate.api.routes import admin, applications, auth, merchants, transactions
+from posgate.api.routes import admin, applications, auth, merchants, settlement, transactions
 from posgate.api.sessions import cookie_key
 from posgate.api.users import ensure_admin, ensure_demo_users
 from posgate.bootstrap import StoreHandle
@@ -131,8 +132,16 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
             request, app.state.ctx, "error.html", status_code=exc.status_code, error=str(exc.detail)
         )
 
-    for router in (auth.router, applications.router, merchants.router, transactions.router, admin.router):
+    for router in (
+        auth.router,
+        applications.router,
+        merchants.router,
+        transactions.router,
+        settlement.router,
+        admin.router,
+    ):
         app.include_router(router)
+    app.include_router(settlement_pages.router)
     app.include_router(pages.router)
     app.include_router(forms.router)
     return app

@@ -13,6 +13,7 @@ from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context
 from posgate.api.roles import allowed
 from posgate.api.routes.transactions import STATES, check_filters, parse_date
+from posgate.api.settlement_views import default_day
 from posgate.merchants.applications import get_application
 from posgate.merchants.business import business_types
 from posgate.merchants.errors import FieldError
@@ -147,6 +148,8 @@ def merchant_page(
 ) -> HTMLResponse:
     who = console_user(request, ctx, "merchants.read")
     view = ctx.transact(lambda s: merchant_view(s, mid))
+    can_statement = allowed(who.role, "transactions.read")
+    statement_day = ctx.transact(lambda s: default_day(s, ctx.settings.timezone)) if can_statement else None
     return render(
         request,
         ctx,
@@ -157,6 +160,8 @@ def merchant_page(
         error=error,
         can_lifecycle=allowed(who.role, "merchants.lifecycle"),
         can_provision=allowed(who.role, "terminals.provision"),
+        can_statement=can_statement,
+        statement_day=statement_day,
     )
 
 
