@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.cli_settlement import (
+    bench_clearing_command,
     clearing_app,
     issuer_file_command,
     reconcile_app,
@@ -216,6 +217,7 @@ bench_app = typer.Typer(
     help="Benchmarks (the figures quoted in the docs come from these).", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+bench_app.command("clearing")(bench_clearing_command)
 
 
 @bench_app.command("auth")

@@ -108,3 +108,9 @@ def test_demo_plays_the_story_as_the_fixture_predicts(tmp_path: Path) -> None:
     assert "every step answered as the demo fixture predicts" in done.stdout
     for expected in ("insufficient funds", "wrong PIN", "expired card", "lost card"):
         assert expected in done.stdout
+
+
+def test_bench_clearing_clears_a_generated_day_and_a_rerun_posts_nothing(tmp_path: Path) -> None:
+    done = run(["bench", "clearing", "--transactions", "2000"], tmp_path, timeout=120, COLUMNS="200")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 new postings" in done.stdout
