@@ -5,7 +5,7 @@ files again if it fails, so nothing is stored on any error."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 from sqlalchemy import select
@@ -122,40 +122,44 @@ def decide(
     return ctx.transact(work)
 
 
-def merchant_lifecycle(
-    ctx: AppContext, who: Principal, mid: str, action: str, reason: str | None
+def _lifecycle(
+    ctx: AppContext,
+    who: Principal,
+    key: str,
+    action: str,
+    reason: str | None,
+    steps: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]],
+    view: Callable[[Session, str], dict[str, Any]],
 ) -> dict[str, Any]:
+    """Suspend, resume or close one merchant or terminal (`steps` in that order); returns it as it now is."""
     if action not in LIFECYCLE_ACTIONS:
         raise FieldError("action", f"must be one of {', '.join(LIFECYCLE_ACTIONS)}, got {action!r}")
+    suspend, resume, close = steps
 
     def work(session: Session) -> dict[str, Any]:
         if action == "suspend":
-            lifecycle.suspend_merchant(session, mid, reason or "", who.username)
+            suspend(session, key, reason or "", who.username)
         elif action == "resume":
-            lifecycle.resume_merchant(session, mid, who.username)
+            resume(session, key, who.username)
         else:
-            lifecycle.close_merchant(session, mid, reason or "", who.username)
-        return merchant_view(session, mid)
+            close(session, key, reason or "", who.username)
+        return view(session, key)
 
     return ctx.transact(work)
+
+
+def merchant_lifecycle(
+    ctx: AppContext, who: Principal, mid: str, action: str, reason: str | None
+) -> dict[str, Any]:
+    steps = (lifecycle.suspend_merchant, lifecycle.resume_merchant, lifecycle.close_merchant)
+    return _lifecycle(ctx, who, mid, action, reason, steps, merchant_view)
 
 
 def terminal_lifecycle(
     ctx: AppContext, who: Principal, tid: str, action: str, reason: str | None
 ) -> dict[str, Any]:
-    if action not in LIFECYCLE_ACTIONS:
-        raise FieldError("action", f"must be one of {', '.join(LIFECYCLE_ACTIONS)}, got {action!r}")
-
-    def work(session: Session) -> dict[str, Any]:
-        if action == "suspend":
-            lifecycle.suspend_terminal(session, tid, reason or "", who.username)
-        elif action == "resume":
-            lifecycle.resume_terminal(session, tid, who.username)
-        else:
-            lifecycle.close_terminal(session, tid, reason or "", who.username)
-        return terminal_view(session, tid)
-
-    return ctx.transact(work)
+    steps = (lifecycle.suspend_terminal, lifecycle.resume_terminal, lifecycle.close_terminal)
+    return _lifecycle(ctx, who, tid, action, reason, steps, terminal_view)
 
 
 def provision(ctx: AppContext, who: Principal, mid: str, count: int) -> list[str]:

@@ -5,6 +5,7 @@ simulator profile download. A refusal shows the page again with the message and 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -144,15 +145,29 @@ async def decide(request: Request, ctx: Ctx, application_id: int) -> Response:
     return _see(f"/applications/{application_id}", action)
 
 
-@router.post("/merchants/{mid}/lifecycle")
-async def merchant_lifecycle(request: Request, ctx: Ctx, mid: str) -> Response:
+async def _lifecycle_form(
+    request: Request,
+    ctx: AppContext,
+    key: str,
+    change: Callable[..., Any],
+    page: Callable[..., Response],
+    url: str,
+) -> Response:
+    """A merchant's or terminal's lifecycle form: `change` it, or show its `page` again with the refusal."""
     who, form = await _guarded_form(request, ctx, "merchants.lifecycle")
     action = _text(form, "action") or ""
     try:
-        await run_in_threadpool(operations.merchant_lifecycle, ctx, who, mid, action, _text(form, "reason"))
+        await run_in_threadpool(change, ctx, who, key, action, _text(form, "reason"))
     except OnboardingError as exc:
-        return await run_in_threadpool(pages.merchant_page, request, ctx, mid, str(exc), exc.status)
-    return _see(f"/merchants/{mid}", action)
+        return await run_in_threadpool(page, request, ctx, key, str(exc), exc.status)
+    return _see(url, action)
+
+
+@router.post("/merchants/{mid}/lifecycle")
+async def merchant_lifecycle(request: Request, ctx: Ctx, mid: str) -> Response:
+    return await _lifecycle_form(
+        request, ctx, mid, operations.merchant_lifecycle, pages.merchant_page, f"/merchants/{mid}"
+    )
 
 
 @router.post("/merchants/{mid}/terminals")
@@ -168,13 +183,9 @@ async def provision(request: Request, ctx: Ctx, mid: str) -> Response:
 
 @router.post("/terminals/{tid}/lifecycle")
 async def terminal_lifecycle(request: Request, ctx: Ctx, tid: str) -> Response:
-    who, form = await _guarded_form(request, ctx, "merchants.lifecycle")
-    action = _text(form, "action") or ""
-    try:
-        await run_in_threadpool(operations.terminal_lifecycle, ctx, who, tid, action, _text(form, "reason"))
-    except OnboardingError as exc:
-        return await run_in_threadpool(pages.terminal_page, request, ctx, tid, str(exc), exc.status)
-    return _see(f"/terminals/{tid}", action)
+    return await _lifecycle_form(
+        request, ctx, tid, operations.terminal_lifecycle, pages.terminal_page, f"/terminals/{tid}"
+    )
 
 
 @router.post("/terminals/{tid}/tr31", response_class=HTMLResponse)

@@ -39,7 +39,7 @@ class ApproveBody(BaseModel):
     terminals: int = Field(default=1, description="terminals to provision (1-20)")
 
 
-def _files(**uploads: UploadFile | None) -> dict[str, tuple[bytes, str]]:
+def _files(uploads: dict[str, UploadFile | None]) -> dict[str, tuple[bytes, str]]:
     files = {}
     for kind, upload in uploads.items():
         read = operations.read_upload(
@@ -50,10 +50,7 @@ def _files(**uploads: UploadFile | None) -> dict[str, tuple[bytes, str]]:
     return files
 
 
-@router.post("", status_code=201, summary="File an application (multipart: fields and five photos)")
-def create_application(
-    ctx: Annotated[AppContext, Depends(app_context)],
-    who: Annotated[Principal, Depends(require("applications.create"))],
+def _application_form(
     applicant_name: Text = None,
     id_number: Text = None,
     mobile: Text = None,
@@ -68,7 +65,8 @@ def create_application(
     storefront: Photo = None,
     interior: Photo = None,
     cashier: Photo = None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, str | None], dict[str, UploadFile | None]]:
+    """The application form's fields and photos, as filed and as resubmitted (the photos not yet read)."""
     values = {
         "applicant_name": applicant_name,
         "id_number": id_number,
@@ -80,14 +78,29 @@ def create_application(
         "business_type": business_type,
         "licence_number": licence_number,
     }
-    files = _files(
-        id_card_front=id_card_front,
-        id_card_back=id_card_back,
-        storefront=storefront,
-        interior=interior,
-        cashier=cashier,
-    )
-    return operations.submit(ctx, who, values, files)
+    uploads = {
+        "id_card_front": id_card_front,
+        "id_card_back": id_card_back,
+        "storefront": storefront,
+        "interior": interior,
+        "cashier": cashier,
+    }
+    return values, uploads
+
+
+ApplicationForm = Annotated[
+    tuple[dict[str, str | None], dict[str, UploadFile | None]], Depends(_application_form)
+]
+
+
+@router.post("", status_code=201, summary="File an application (multipart: fields and five photos)")
+def create_application(
+    ctx: Annotated[AppContext, Depends(app_context)],
+    who: Annotated[Principal, Depends(require("applications.create"))],
+    form: ApplicationForm,
+) -> dict[str, Any]:
+    values, uploads = form
+    return operations.submit(ctx, who, values, _files(uploads))
 
 
 @router.get("", summary="Applications, newest first (filter by status)")
@@ -141,44 +154,11 @@ def resubmit(
     application_id: int,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.create"))],
-    applicant_name: Text = None,
-    id_number: Text = None,
-    mobile: Text = None,
-    settlement_card: Text = None,
-    settlement_card_holder: Text = None,
-    shop_name: Text = None,
-    address: Text = None,
-    business_type: Text = None,
-    licence_number: Text = None,
-    id_card_front: Photo = None,
-    id_card_back: Photo = None,
-    storefront: Photo = None,
-    interior: Photo = None,
-    cashier: Photo = None,
+    form: ApplicationForm,
 ) -> dict[str, Any]:
-    values = {
-        key: value
-        for key, value in {
-            "applicant_name": applicant_name,
-            "id_number": id_number,
-            "mobile": mobile,
-            "settlement_card": settlement_card,
-            "settlement_card_holder": settlement_card_holder,
-            "shop_name": shop_name,
-            "address": address,
-            "business_type": business_type,
-            "licence_number": licence_number,
-        }.items()
-        if value is not None
-    }
-    files = _files(
-        id_card_front=id_card_front,
-        id_card_back=id_card_back,
-        storefront=storefront,
-        interior=interior,
-        cashier=cashier,
-    )
-    return operations.resubmit(ctx, who, application_id, values, files)
+    values, uploads = form
+    changed = {key: value for key, value in values.items() if value is not None}
+    return operations.resubmit(ctx, who, application_id, changed, _files(uploads))
 
 
 @router.post("/{application_id}/start-review", summary="submitted → under_review")
