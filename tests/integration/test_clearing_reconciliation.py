@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -26,11 +25,9 @@ from posgate.settlement.factory import (
     EXAMPLE_MID,
     EXAMPLE_MID_2,
     DayBuilder,
-    provision_example,
 )
 from posgate.settlement.rates import Rates
 from posgate.settlement.reconcile import reconcile_issuer_file, terminal_batches
-from posgate.store.db import make_engine, migrate
 from posgate.store.models import BatchSettlement, ReconciliationItem
 from posgate.store.models_ledger import ReconLine, ReconReport
 from posgate.store.runtime import Store
@@ -42,14 +39,8 @@ D = dt.date(2026, 7, 8)
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = Store(engine, threads=1, inline=True)
-    with DayBuilder().writing(store) as b:
-        provision_example(b)
-    yield store
-    store.close()
+def store(example_store: Store) -> Store:
+    return example_store
 
 
 def at(day: dt.date, hh: int, mm: int = 0) -> dt.datetime:

@@ -4,7 +4,6 @@ each kind, re-runs that add nothing, late transactions and late cancellations (u
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
@@ -16,11 +15,9 @@ from posgate.settlement.factory import (
     EXAMPLE_MID,
     EXAMPLE_MID_2,
     DayBuilder,
-    provision_example,
 )
 from posgate.settlement.ledger_store import entry_lines, trial_balance, unbalanced_entries, verify_balances
 from posgate.settlement.rates import Rates
-from posgate.store.db import make_engine, migrate
 from posgate.store.models_ledger import ClearingEntry, ClearingRun
 from posgate.store.runtime import Store
 
@@ -30,14 +27,8 @@ RATES = Rates()
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = Store(engine, threads=1, inline=True)
-    with DayBuilder().writing(store) as b:
-        provision_example(b)
-    yield store
-    store.close()
+def store(example_store: Store) -> Store:
+    return example_store
 
 
 def at(day: dt.date, hh: int, mm: int = 0, ss: int = 0) -> dt.datetime:

@@ -5,7 +5,6 @@ to the next batch), and same-day D0 payouts within their rules, netted by the ne
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from posgate.settlement.factory import (
     EXAMPLE_MID,
     EXAMPLE_MID_2,
     DayBuilder,
-    provision_example,
 )
 from posgate.settlement.ledger_store import balances, trial_balance, verify_balances
 from posgate.settlement.payouts import (
@@ -32,7 +30,6 @@ from posgate.settlement.payouts import (
     simulate_bank,
 )
 from posgate.settlement.rates import Rates, parse_rates
-from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
 
 TZ = "Asia/Shanghai"
@@ -42,14 +39,8 @@ RATES = Rates()
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = Store(engine, threads=1, inline=True)
-    with DayBuilder().writing(store) as b:
-        provision_example(b)
-    yield store
-    store.close()
+def store(example_store: Store) -> Store:
+    return example_store
 
 
 def at(day: dt.date, hh: int, mm: int = 0) -> dt.datetime:

@@ -1,0 +1,23 @@
+"""Integration fixtures: a migrated store with the settlement examples' merchants, cards and issuers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from posgate.settlement.factory import DayBuilder, provision_example
+from posgate.store.db import make_engine, migrate
+from posgate.store.runtime import Store
+
+
+@pytest.fixture
+def example_store(database_url: str) -> Iterator[Store]:
+    """A fresh store (SQLite and PostgreSQL) holding `settlement.factory`'s example merchants and cards."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    store = Store(engine, threads=1, inline=True)
+    with DayBuilder().writing(store) as b:
+        provision_example(b)
+    yield store
+    store.close()
