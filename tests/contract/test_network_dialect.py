@@ -6,8 +6,10 @@ import copy
 
 import iso8583
 import iso8583.specs
+import psec
 import pytest
 
+from posgate.errors import DecodeError
 from posgate.iso8583 import (
     NETWORK_MTIS,
     NETWORK_SPEC,
@@ -143,12 +145,45 @@ def test_mac_covers_mti_to_end_of_field_63_as_16_hex_characters():
     assert verify_network_mac(ZAK, payload, bytes.fromhex(msg["64"]))
 
 
-def test_mac_stops_before_field_64_when_secondary_fields_follow():
-    encoded = encode_network_with_mac(REVERSAL, lambda data: bytes(8))
-    payload = network_mac_payload(encoded)
-    assert encoded[len(payload) : len(payload) + 16] == b"0000000000000000"
-    assert encoded.endswith(REVERSAL["90"].encode("ascii"))
-    assert decode_network(encoded)["64"] == "0000000000000000"
+def test_mac_is_field_128_and_covers_field_90_when_the_message_has_a_secondary_bitmap():
+    """network-8583.md: the MAC is the last field — 128 when there is a secondary bitmap, 64 then absent —
+    over every byte before it, bitmaps included. (It was field 64, before field 90: 90 was not covered.)"""
+    encoded = encode_network_with_mac(REVERSAL, lambda data: network_mac(ZAK, data))
+    msg = decode_network(encoded)
+    assert "64" not in msg and msg["90"] == REVERSAL["90"]
+    assert network_mac_payload(encoded) == encoded[:-16]
+    assert encoded.endswith(msg["128"].encode("ascii"))
+    # what an issuer written with bare pyiso8583 and psec sees: bit 64 clear, bits 90 and 128 set
+    raw, _ = iso8583.decode(encoded, iso8583.specs.default_ascii)
+    assert "64" not in raw and raw["1"][-1] == "1" and raw["90"] == REVERSAL["90"]
+    retail_mac = psec.mac.generate_retail_mac(ZAK[:8], ZAK[8:], encoded[:-16], padding=1)
+    assert raw["128"] == retail_mac.hex().upper()
+
+
+def test_a_change_to_field_90_breaks_the_mac():
+    encoded = encode_network_with_mac(REVERSAL, lambda data: network_mac(ZAK, data))
+    other = (REVERSAL["90"][:4] + "000003" + REVERSAL["90"][10:]).encode("ascii")  # another STAN
+    tampered = encoded.replace(REVERSAL["90"].encode("ascii"), other)
+    assert tampered != encoded
+    mac = bytes.fromhex(decode_network(tampered)["128"])
+    assert not verify_network_mac(ZAK, network_mac_payload(tampered), mac)
+
+
+def test_a_mac_in_field_64_followed_by_field_90_is_not_a_mac():
+    old_layout = encode_network({**REVERSAL, "64": network_mac(ZAK, b"").hex().upper()})
+    with pytest.raises(DecodeError) as caught:
+        network_mac_payload(old_layout)
+    assert caught.value.field == 128
+    assert str(caught.value) == (
+        "field 128: no MAC as the last field of the message (64 without a secondary bitmap, else 128)"
+        " at byte 4"
+    )
+
+
+def test_a_message_with_both_mac_fields_has_no_mac():
+    both = encode_network({**ECHO, "64": "0" * 16, "128": "0" * 16})
+    with pytest.raises(DecodeError):
+        network_mac_payload(both)
 
 
 def test_network_frame_is_a_2_byte_length_and_the_message():

@@ -1,10 +1,13 @@
 """Issuers are configuration: an issuer host written here with nothing but pyiso8583 and psec (no posgate
 code) is plugged in through `[[issuers]]` settings, and a sale on its BIN reaches it with the PIN block
-under its own ZPK. Also: a reversal queued while an issuer is silent survives a host restart."""
+under its own ZPK. With MACs on, it checks the MAC where ISO 8583:1987 puts it — the last field, 128 when
+the message has a secondary bitmap — so a reversal's field 90 is covered. Also: a reversal queued while an
+issuer is silent survives a host restart."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,14 +26,40 @@ from .conftest import stack_settings
 from .helpers import available_fen, eventually
 
 PLAIN_ZPK = bytes.fromhex("1C1C1C1C1C1C1C1C2A2A2A2A2A2A2A2A")
+PLAIN_ZAK = bytes.fromhex("5B5B5B5B5B5B5B5B6C6C6C6C6C6C6C6C")
 PLAIN_PAN = "6212340000000001"
+SPEC = iso8583.specs.default_ascii
+FINANCIAL = ("0100", "0200", "0220", "0420")
+
+
+def retail_mac(zak: bytes, data: bytes) -> str:
+    """ISO 9797-1 MAC algorithm 3, padding method 1, as 16 hex characters."""
+    return psec.mac.generate_retail_mac(zak[:8], zak[8:], data, padding=1).hex().upper()
+
+
+def encode_with_mac_last(reply: dict[str, str], zak: bytes) -> bytes:
+    """The MAC as the last field: 128 when the message has a secondary bitmap, else 64."""
+    doc = dict(reply)
+    doc["128" if any(int(key) > 64 for key in doc if key.isdigit()) else "64"] = "0" * 16
+    raw, _ = iso8583.encode(doc, SPEC)
+    return bytes(raw[:-16]) + retail_mac(zak, bytes(raw[:-16])).encode()
+
+
+def mac_is_good(body: bytes, msg: dict[str, str], zak: bytes) -> bool:
+    """ISO 8583:1987: field 128 when there is a secondary bitmap, else 64 — over every byte before it."""
+    field = "128" if "1" in msg else "64"
+    return field in msg and hmac.compare_digest(msg[field], retail_mac(zak, body[:-16]))
 
 
 class PlainIssuer:
-    """A minimal network-8583 issuer: approves every financial request, remembers what it saw."""
+    """A minimal network-8583 issuer: approves every financial request, remembers what it saw. With a
+    ZAK, a financial request whose MAC is missing or wrong gets `A0` (and is noted in `mac_failures`), and
+    every reply is MACed."""
 
-    def __init__(self) -> None:
+    def __init__(self, zak: bytes | None = None) -> None:
+        self.zak = zak
         self.seen: list[dict[str, str]] = []
+        self.mac_failures: list[dict[str, str]] = []
         self.server: asyncio.Server | None = None
 
     async def start(self) -> int:
@@ -45,16 +74,23 @@ class PlainIssuer:
         try:
             while True:
                 (length,) = struct.unpack(">H", await reader.readexactly(2))
-                msg, _ = iso8583.decode(await reader.readexactly(length), iso8583.specs.default_ascii)
+                body = await reader.readexactly(length)
+                msg, _ = iso8583.decode(body, SPEC)
                 self.seen.append(msg)
                 reply = {"t": msg["t"][:2] + str(int(msg["t"][2]) + 1) + msg["t"][3], "39": "00"}
                 for field in ("3", "4", "7", "11", "32", "37", "41", "42", "49", "70"):
                     if field in msg:
                         reply[field] = msg[field]
-                if msg["t"] in ("0100", "0200"):
+                if self.zak and msg["t"] in FINANCIAL and not mac_is_good(body, msg, self.zak):
+                    self.mac_failures.append(msg)
+                    reply["39"] = "A0"
+                elif msg["t"] in ("0100", "0200"):
                     reply["38"] = "654321"
-                encoded, _ = iso8583.encode(reply, iso8583.specs.default_ascii)
-                writer.write(struct.pack(">H", len(encoded)) + bytes(encoded))
+                if self.zak:
+                    encoded = encode_with_mac_last(reply, self.zak)
+                else:
+                    encoded = bytes(iso8583.encode(reply, SPEC)[0])
+                writer.write(struct.pack(">H", len(encoded)) + encoded)
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
 
@@ -62,6 +98,13 @@ class PlainIssuer:
 @pytest.fixture
 async def plain_issuer() -> AsyncIterator[PlainIssuer]:
     issuer = PlainIssuer()
+    yield issuer
+    await issuer.stop()
+
+
+@pytest.fixture
+async def macing_issuer() -> AsyncIterator[PlainIssuer]:
+    issuer = PlainIssuer(zak=PLAIN_ZAK)
     yield issuer
     await issuer.stop()
 
@@ -89,6 +132,43 @@ async def test_an_issuer_host_written_with_any_iso8583_library_plugs_in_by_confi
         assert any(m["t"] == "0800" and m.get("70") == "001" for m in plain_issuer.seen)  # signed on
     finally:
         await running.stop()
+
+
+async def test_an_issuer_that_puts_the_mac_last_accepts_every_message_a_reversal_too(
+    tmp_path: Path, database_url: str, macing_issuer: PlainIssuer
+) -> None:
+    """Finding 7: the host put the MAC of a 0420 in field 64, before field 90, so an issuer that expects
+    it last (field 128 with a secondary bitmap) refused every reversal; and the 0420 reused the sale's
+    STAN."""
+    port = await macing_issuer.start()
+    plain = IssuerConfig(
+        name="Plain Bank", bins=["621234"], port=port, zpk=PLAIN_ZPK.hex(), zak=PLAIN_ZAK.hex(), mac=True
+    )
+    settings = stack_settings(tmp_path, database_url, issuers=[plain], saf_retry_s=0.2)
+    running = await start_all(settings)
+    try:
+        host, pos_port = running.pos_address
+        card = manual_card(PLAIN_PAN, "3012", default_pin="246810")
+        async with TerminalClient(host, pos_port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            sale_result = await terminal.sale(card, "246810", 4_321, entry="manual")
+            assert (sale_result.response_code, sale_result.auth_code) == ("00", "654321")
+            assert (await terminal.reverse_last("98")).approved
+        assert await eventually(lambda: _seen(macing_issuer, "0420"), timeout_s=10)
+        assert macing_issuer.mac_failures == []
+        sale = next(m for m in macing_issuer.seen if m["t"] == "0200")
+        reversal = next(m for m in macing_issuer.seen if m["t"] == "0420")
+        assert "64" in sale and "128" not in sale
+        assert "128" in reversal and "64" not in reversal
+        assert reversal["90"][:20] == "0200" + sale["11"] + sale["7"]  # the original, covered by the MAC
+        assert reversal["11"] != sale["11"]  # a STAN of its own
+        assert await running.handle.store.run(pending_saf_count) == 0
+    finally:
+        await running.stop()
+
+
+async def _seen(issuer: PlainIssuer, mti: str) -> bool:
+    return any(m["t"] == mti for m in issuer.seen)
 
 
 async def test_a_queued_reversal_survives_a_host_restart(tmp_path: Path, database_url: str) -> None:

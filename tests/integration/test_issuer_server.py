@@ -140,12 +140,22 @@ async def harness(database_url: str) -> AsyncIterator[Harness]:
 
 
 def encode(msg: dict[str, str], zak: bytes | None) -> bytes:
-    """pyiso8583 encoding; with `zak`, field 64 = retail MAC over the bytes before field 64."""
+    """pyiso8583 encoding; with `zak`, the MAC as the last field — 64, or 128 when the message has a
+    secondary bitmap — the retail MAC of every byte before it (network-8583.md)."""
     doc = dict(msg)
     if zak is None:
         raw, _ = iso8583.encode(doc, SPEC)
         return bytes(raw)
-    doc["64"] = "0" * 16
+    doc["128" if any(key.isdigit() and int(key) > 64 for key in doc) else "64"] = "0" * 16
+    raw, _ = iso8583.encode(doc, SPEC)
+    covered = bytes(raw[:-16])
+    return covered + network_mac(zak, covered).hex().upper().encode()
+
+
+def encode_mac_before_90(msg: dict[str, str], zak: bytes) -> bytes:
+    """The layout network-8583.md no longer allows: the MAC in field 64, over the bytes before it, with
+    field 90 after it (uncovered)."""
+    doc = {**msg, "64": "0" * 16}
     raw, enc = iso8583.encode(doc, SPEC)
     start = sum(
         len(part["len"]) + len(part["data"])
@@ -468,9 +478,7 @@ async def test_bad_or_missing_mac_is_a0_and_not_applied(harness: Harness) -> Non
         assert await available(client, pan) == 1_000_000
 
 
-async def test_the_mac_covers_every_field_before_64_with_or_without_a_secondary_bitmap(
-    harness: Harness,
-) -> None:
+async def test_the_mac_is_the_last_field_and_covers_every_field_before_it(harness: Harness) -> None:
     pan = "6229990000000012"
     async with harness.client() as client:
         sale = financial(pan, 100, pin="123456")
@@ -481,12 +489,25 @@ async def test_the_mac_covers_every_field_before_64_with_or_without_a_secondary_
         assert await available(client, pan) == 1_000_000
 
         assert (await client.call(sale))["39"] == "00"
-        reversal = reversal_of(sale)  # field 90: a secondary bitmap, field 64 is not the last field
+        reversal = reversal_of(sale)  # field 90: a secondary bitmap, the MAC is field 128
         await client.send_raw(encode(reversal, ZAK[BANK_B]))  # MACed under another bank's key
         assert (await client.answer(reversal["11"]))["39"] == "A0"
         assert await available(client, pan) == 1_000_000 - 100
+
+        other = financial(pan, 300, pin="123456")
+        assert (await client.call(other))["39"] == "00"
+        # the MAC of a reversal of `other`, its field 90 then changed to name `sale`
+        of_other = reversal_of(other)
+        forged_90 = encode(of_other, ZAK[BANK_A]).replace(of_other["90"].encode(), reversal["90"].encode())
+        await client.send_raw(forged_90)
+        assert (await client.answer(of_other["11"]))["39"] == "A0"
+        # the old layout: a good MAC in field 64, over the bytes before it, field 90 after it
+        await client.send_raw(encode_mac_before_90(reversal, ZAK[BANK_A]))
+        assert (await client.answer(reversal["11"]))["39"] == "A0"
+        assert await available(client, pan) == 1_000_000 - 100 - 300
+
         assert (await client.call(reversal))["39"] == "00"
-        assert await available(client, pan) == 1_000_000
+        assert await available(client, pan) == 1_000_000 - 300
 
 
 # ---- chip

@@ -20,8 +20,8 @@ from posgate.iso8583.codec import (
     decode_network,
     encode_network,
     encode_network_with_mac,
-    network_mac_payload,
     response_mti,
+    split_network_mac,
 )
 from posgate.iso8583.framing import FrameBuffer, build_network_frame
 from posgate.security.network_mac import network_mac, verify_network_mac
@@ -194,12 +194,11 @@ class IssuerLink:
             log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
 
     def _mac_ok(self, body: bytes, msg: Message) -> bool:
-        mac_hex = msg.get("64")
-        if not mac_hex:
+        parts = split_network_mac(msg, body)
+        if parts is None:
             return False
-        has_secondary = any(int(field) > 64 for field in msg if field.isdigit())
-        covered = network_mac_payload(body) if has_secondary else body[:-16]
-        return verify_network_mac(self.route.zak, covered, bytes.fromhex(mac_hex))
+        covered, mac = parts
+        return verify_network_mac(self.route.zak, covered, mac)
 
     def _drop_connection(self) -> None:
         writer, self._writer = self._writer, None

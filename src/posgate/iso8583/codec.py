@@ -10,7 +10,8 @@ Decoding accepts only the MTIs of the dialect's message table and their response
 Every failure is a `DecodeError` / `EncodeError` naming the field (a number, `"t"` or `"bitmap"`) and the byte
 offset from the MTI, e.g. `field 4: expected 12 digits, got 'ABC…' at byte 22`.
 
-This module also owns where the MAC goes: the bytes a MAC covers and writing field 64 once it is computed.
+This module also owns where the MAC goes: the bytes a MAC covers and writing it once it is computed — field
+64 in the POS dialect; in the network dialect the last field, 64 or 128 (`network_dialect.network_mac_field`).
 
 >>> msg = {"t": "0800", "11": "000001", "41": "10000001", "60": "00000001003"}
 >>> encode_pos(msg).hex().upper()
@@ -29,7 +30,13 @@ import iso8583
 
 from posgate.errors import DecodeError, EncodeError
 from posgate.iso8583.content import field_number, from_pyiso, kind_of, message, problem, shown
-from posgate.iso8583.network_dialect import NETWORK_FIELD_TYPES, NETWORK_MTIS, NETWORK_SPEC
+from posgate.iso8583.network_dialect import (
+    NETWORK_FIELD_TYPES,
+    NETWORK_MAC_FIELDS,
+    NETWORK_MTIS,
+    NETWORK_SPEC,
+    network_mac_field,
+)
 from posgate.iso8583.pos_dialect import POS_FIELD_TYPES, POS_MTIS, POS_SPEC
 from posgate.iso8583.private_fields import Field60, Field61, parse_field60, parse_field61
 
@@ -50,6 +57,7 @@ __all__ = [
     "response_mti",
     "salvage_network",
     "salvage_pos",
+    "split_network_mac",
 ]
 
 Message = dict[str, str]
@@ -286,8 +294,43 @@ def mac_payload(encoded: bytes) -> bytes:
 
 
 def network_mac_payload(encoded: bytes) -> bytes:
-    """The bytes a network MAC covers: from the MTI to the end of field 63 (everything before field 64)."""
-    return _before_mac(encoded, _NETWORK)
+    """The bytes a network MAC covers: every byte before the MAC, which is the last field (64, or 128 in a
+    message with a secondary bitmap) — the message without its last 16 characters.
+
+    Raises DecodeError if the message does not decode or carries no MAC in the last field.
+    """
+    msg = decode(encoded, _NETWORK)[0]
+    parts = split_network_mac(msg, encoded)
+    if parts is None:
+        field, pos = int(network_mac_field(msg)), _NETWORK.mti_len
+        bad = "no MAC as the last field of the message (64 without a secondary bitmap, else 128)"
+        raise DecodeError(message(field, bad, pos), field, pos)
+    return parts[0]
+
+
+def split_network_mac(msg: Mapping[str, str], encoded: bytes) -> tuple[bytes, bytes] | None:
+    """For a network Message decoded from `encoded`: (the bytes its MAC covers, the 8-byte MAC), or None
+    when it carries no MAC as its last field — none at all, both 64 and 128, or a field 64 followed by
+    fields above 64 (which it would not cover).
+
+    >>> plain = encode_network({"t": "0210", "11": "000001", "39": "00", "64": "0123456789ABCDEF"})
+    >>> covered, mac = split_network_mac(decode_network(plain), plain)
+    >>> covered == plain[:-16], mac.hex().upper()
+    (True, '0123456789ABCDEF')
+    >>> before_90 = {"t": "0430", "11": "000002", "39": "00", "64": "0123456789ABCDEF", "90": "0" * 42}
+    >>> split_network_mac(before_90, encode_network(before_90)) is None
+    True
+    """
+    if "128" in msg:
+        field = "128" if "64" not in msg else None
+    elif "64" in msg:
+        above_64 = any(key.isdigit() and int(key) > 64 for key in msg)
+        field = None if above_64 else "64"
+    else:
+        field = None
+    if field is None:
+        return None
+    return bytes(encoded[: -2 * MAC_BYTES]), bytes.fromhex(msg[field])
 
 
 def _before_mac(encoded: bytes, dialect: Dialect) -> bytes:
@@ -304,8 +347,19 @@ def encode_pos_with_mac(msg: Message, mac_fn: Callable[[bytes], bytes]) -> bytes
 
 
 def encode_network_with_mac(msg: Message, mac_fn: Callable[[bytes], bytes]) -> bytes:
-    """Encode `msg` with field 64 = `mac_fn(MTI .. end of field 63)`, 8 bytes written as 16 uppercase hex."""
-    return _encode_with_mac(msg, _NETWORK, mac_fn, lambda mac: mac.hex().upper().encode("ascii"))
+    """Encode `msg` with its MAC as the last field: 64, or 128 when the message needs a secondary bitmap
+    (`network_mac_field`); the MAC is `mac_fn(every byte before it)`, 8 bytes written as 16 uppercase hex.
+    A MAC field already in `msg` is replaced."""
+    fields = {key: value for key, value in msg.items() if key not in NETWORK_MAC_FIELDS}
+    field = network_mac_field(fields)
+    raw, offsets = encode({**fields, field: "0" * 2 * MAC_BYTES}, _NETWORK)
+    start = offsets[field]
+    mac = mac_fn(raw[:start])
+    if not isinstance(mac, bytes | bytearray) or len(mac) != MAC_BYTES:
+        got = f"{len(mac)} bytes" if isinstance(mac, bytes | bytearray) else f"a {type(mac).__name__}"
+        bad = f"the MAC function returned {got}, expected {MAC_BYTES}"
+        raise EncodeError(message(int(field), bad, start), int(field), start)
+    return raw[:start] + bytes(mac).hex().upper().encode("ascii")
 
 
 def _encode_with_mac(

@@ -5,11 +5,15 @@ characters, binary fields as uppercase hex, no header), copied so that nothing h
 dict. It already fits the spec: 52 and 64 are 16 hex characters (8 bytes), 55 is LLLVAR of up to 510 hex
 characters (255 bytes), 70 is n3 and 90 is n42 (original MTI 4 + STAN 6 + transmission date-time 10 +
 acquirer id 11 + forwarding id 11). The 2-byte length prefix is framing (`framing.build_network_frame`).
+
+The MAC is the message's last field, where ISO 8583:1987 puts it: 64 (16 hex characters) in a message with
+only the primary bitmap, 128 in one with a secondary bitmap (field 64 then absent) — `network_mac_field`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 import iso8583.specs
@@ -47,6 +51,23 @@ NETWORK_FIELD_TYPES: dict[str, str] = {
     "96": "b",
     "128": "b",
 }
+
+#: The fields a network MAC may sit in: 64 (primary bitmap only) or 128 (secondary bitmap).
+NETWORK_MAC_FIELDS = ("64", "128")
+
+
+def network_mac_field(fields: Iterable[str]) -> str:
+    """The field that carries the MAC of a message with these fields (the MAC fields themselves aside):
+    128 when any of them needs the secondary bitmap, else 64 — the MAC is always the last field.
+
+    >>> network_mac_field(["2", "3", "4", "11", "41"])
+    '64'
+    >>> network_mac_field(["3", "4", "11", "90", "64"])
+    '128'
+    """
+    above_64 = any(key.isdigit() and int(key) > 64 and key not in NETWORK_MAC_FIELDS for key in fields)
+    return "128" if above_64 else "64"
+
 
 # Every message type of the dialect: request MTI -> response MTI.
 NETWORK_MTIS: dict[str, str] = {

@@ -5,9 +5,10 @@ pipelined requests are served concurrently (answers may come out of order; each 
 field 11). 0800 sign-on / sign-off / echo are answered here; financial requests (0100, 0200, 0220) and
 reversals (0420) go to `authorizer` as one unit of work each through `Store.run`.
 
-When the bank has `mac_enabled`, a financial request or reversal must carry a good field 64 (an 0800's is
-checked when present) — else `A0`, nothing applied — and every response is MACed. The MAC covers the bytes
-before field 64: the frame minus its last 16 characters, unless a secondary bitmap puts fields after it.
+When the bank has `mac_enabled`, a financial request or reversal must carry a good MAC (an 0800's is
+checked when present) — else `A0`, nothing applied — and every response is MACed. The MAC is the last field
+(64, or 128 in a message with a secondary bitmap, such as a 0420 with field 90) and covers every byte
+before it: a MAC anywhere else (a field 64 followed by field 90) is no MAC.
 An undecodable message is answered `30` when its MTI and field 11 can be read, else its connection is
 closed; a bad frame length closes the connection. Nothing crashes the server, and no log line carries
 fields 2, 35, 52 or 55.
@@ -40,11 +41,11 @@ from posgate.iso8583.codec import (
     decode_network,
     encode_network,
     encode_network_with_mac,
-    network_mac_payload,
     salvage_network,
+    split_network_mac,
 )
 from posgate.iso8583.framing import MAX_FRAME_BYTES, FrameBuffer, build_network_frame
-from posgate.iso8583.network_dialect import NETWORK_MTIS
+from posgate.iso8583.network_dialect import NETWORK_MAC_FIELDS, NETWORK_MTIS
 from posgate.iso8583.reasons import Reason, network_code
 from posgate.issuer import authorizer, books
 from posgate.issuer.authorizer import BankKeys
@@ -66,10 +67,6 @@ NETWORK_MANAGEMENT_MTI = "0800"
 REVERSAL_MTI = "0420"
 FINANCIAL_MTIS = frozenset({"0100", "0200", "0220", REVERSAL_MTI})
 _READ_CHUNK = 65536
-MTI_CHARS = 4
-MAC_CHARS = 16
-#: The first hex digit of a bitmap without bit 1 (no secondary bitmap, so no field above 64).
-_PRIMARY_ONLY = b"01234567"
 
 
 @dataclass(eq=False)
@@ -97,17 +94,6 @@ class _Bank:
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _mac_payload(frame: bytes) -> bytes:
-    """The bytes the MAC of a network message that decoded with a field 64 covers: all before field 64.
-
-    Without a secondary bitmap (first bitmap digit below 8) field 64 is the last field, 16 ASCII hex
-    characters, so it is the frame's tail: no second decode. Otherwise the codec finds where it starts.
-    """
-    if frame[MTI_CHARS] in _PRIMARY_ONLY:
-        return frame[:-MAC_CHARS]
-    return network_mac_payload(frame)
 
 
 class IssuerSimulator:
@@ -343,15 +329,13 @@ class IssuerSimulator:
     # ------------------------------------------------------------------------------------------ messages
 
     def _mac_ok(self, bank: _Bank, msg: Message, frame: bytes, required: bool) -> bool:
-        if "64" not in msg:
+        if not any(field in msg for field in NETWORK_MAC_FIELDS):
             return not required
-        if bank.keys.zak is None:
+        parts = split_network_mac(msg, frame)
+        if bank.keys.zak is None or parts is None:
             return False
-        try:
-            payload = _mac_payload(frame)
-        except DecodeError:
-            return False
-        return verify_network_mac(bank.keys.zak, payload, bytes.fromhex(msg["64"]))
+        covered, mac = parts
+        return verify_network_mac(bank.keys.zak, covered, mac)
 
     async def _respond(self, bank: _Bank, msg: Message, frame: bytes) -> Message | None:
         mti = msg["t"]
