@@ -14,6 +14,7 @@ from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.routing import BinTable
 from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
+from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.security.keys import kcv
@@ -91,11 +92,15 @@ async def start_host(
     routes = await handle.store.run(lambda s: load_routes(s, handle.vault))
     if issuer_ports:
         routes = [dataclasses.replace(r, port=issuer_ports.get(r.name, r.port)) for r in routes]
+    stans = StanAllocator(
+        handle.store, block_max=settings.stan_block_max, max_age_s=settings.stan_block_max_age_s
+    )
     links = IssuerLinks(
         [
             IssuerLink(
                 route,
                 settings.acquirer_id,
+                stans,
                 connect_timeout_s=settings.issuer_connect_timeout_s,
                 echo_interval_s=settings.echo_interval_s,
                 reconnect_max_s=settings.reconnect_max_s,
@@ -110,6 +115,7 @@ async def start_host(
         settings.acquirer_id,
         retry_s=settings.saf_retry_s,
         timeout_s=settings.issuer_timeout_s,
+        stans=stans,
     )
     services = HostServices(
         settings=settings,
@@ -118,6 +124,7 @@ async def start_host(
         links=links,
         bins=BinTable(routes),
         saf=saf,
+        stans=stans,
         terminals=TerminalCache(settings.terminal_cache_s),
     )
     links.start()

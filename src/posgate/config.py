@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     echo_interval_s: float = Field(default=30.0, gt=0)
     reconnect_max_s: float = Field(default=10.0, gt=0)
     saf_retry_s: float = Field(default=5.0, gt=0, description="store-and-forward reversal retry interval")
+    stan_block_max: int = Field(
+        default=64, ge=1, le=10_000, description="most network STANs a host node takes from the store at once"
+    )
+    stan_block_max_age_s: float = Field(
+        default=60.0, gt=0, le=3600, description="a node drops a block of network STANs older than this"
+    )
     max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
     idle_timeout_s: float = Field(default=300.0, gt=0)
     terminal_cache_s: float = Field(

@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError, ProtocolError
 from posgate.iso8583.codec import (
@@ -32,6 +32,12 @@ log = logging.getLogger("posgate.host.link")
 Message = dict[str, str]
 
 
+class StanSource(Protocol):
+    """Where a link's network STANs come from (`host.stans.StanAllocator`)."""
+
+    async def next(self, issuer_name: str) -> str: ...
+
+
 class IssuerLink:
     """The host's connection to one issuer."""
 
@@ -39,6 +45,7 @@ class IssuerLink:
         self,
         route: RouteRecord,
         acquirer_id: str,
+        stans: StanSource,
         connect_timeout_s: float = 2.0,
         echo_interval_s: float = 30.0,
         reconnect_max_s: float = 10.0,
@@ -54,7 +61,7 @@ class IssuerLink:
         self.on_up: list[Callable[[], None]] = []
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[tuple[str, str], asyncio.Future[Message]] = {}
-        self._admin_stan = itertools.cycle(range(900001, 1000000))
+        self.stans = stans
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -159,13 +166,8 @@ class IssuerLink:
             await self._admin("301")
 
     async def _admin(self, code: str) -> Message:
-        now = self.clock()
-        msg = {
-            "t": "0800",
-            "7": now.strftime("%m%d%H%M%S"),
-            "11": f"{next(self._admin_stan):06d}",
-            "70": code,
-        }
+        stan = await self.stans.next(self.name)
+        msg = {"t": "0800", "7": self.clock().strftime("%m%d%H%M%S"), "11": stan, "70": code}
         return await self._send(msg, self.connect_timeout_s)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

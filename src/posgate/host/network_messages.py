@@ -47,7 +47,7 @@ def authorization_request(ctx: TxnContext, acquirer_id: str) -> Message:
         msg["35"] = ctx.card.track2.replace("D", "=")
     if ctx.pin_block_zpk is not None:
         msg["52"] = ctx.pin_block_zpk.hex().upper()
-    if ctx.original is not None and ctx.original.transmission_dt:
+    if ctx.original is not None and ctx.original.transmission_dt and ctx.original.network_stan:
         original = ctx.original
         msg["90"] = original_data(original.mti, original.network_stan, original.transmission_dt, acquirer_id)
     return msg
@@ -71,7 +71,7 @@ def advice_request(
     original: tuple[str, str, str] | None,
 ) -> Message:
     """0220 advice of something the host already decided (a refund, a stand-in approval). The same STAN
-    and date-time on every retry: the issuer books an advice once."""
+    and date-time on every retry — the transaction's own: the issuer books an advice once."""
     msg: Message = {
         "t": "0220",
         "3": processing_code,
@@ -105,22 +105,25 @@ def reversal_request(
     amount_fen: int,
     currency: str,
     network_stan: str,
-    original_transmission_dt: str,
     transmission_dt: str,
+    original_network_stan: str,
+    original_transmission_dt: str,
     rrn: str,
     tid: str,
     mid: str,
     reason_code: str,
     acquirer_id: str,
 ) -> Message:
-    """0420 for an original the host sent: field 90 = original MTI + STAN + date-time + acquirer + forwarder.
+    """0420 for an original the host sent, with a STAN and field 7 of its own (the same on every repeat):
+    field 90 = original MTI + original STAN + original date-time + acquirer + forwarder; 37 is the
+    original's RRN (the transaction's retrieval reference).
 
     >>> m = reversal_request(original_mti="0200", pan=None, processing_code="000000", amount_fen=100,
-    ...     currency="156", network_stan="000042", original_transmission_dt="1126101500",
-    ...     transmission_dt="1126101510", rrn="000000000042", tid="10000001", mid="898440153110001",
-    ...     reason_code="98", acquirer_id="49990000")
-    >>> m["90"]
-    '020000004211261015000004999000000000000000'
+    ...     currency="156", network_stan="000043", transmission_dt="1126101510",
+    ...     original_network_stan="000042", original_transmission_dt="1126101500", rrn="000000000042",
+    ...     tid="10000001", mid="898440153110001", reason_code="98", acquirer_id="49990000")
+    >>> m["11"], m["90"]
+    ('000043', '020000004211261015000004999000000000000000')
     """
     msg: Message = {
         "t": "0420",
@@ -134,7 +137,7 @@ def reversal_request(
         "41": tid,
         "42": mid,
         "49": currency,
-        "90": original_data(original_mti, network_stan, original_transmission_dt, acquirer_id),
+        "90": original_data(original_mti, original_network_stan, original_transmission_dt, acquirer_id),
     }
     if pan:
         msg["2"] = pan

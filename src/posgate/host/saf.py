@@ -4,6 +4,10 @@ stand-in approvals) to issuers until each is answered.
 The queue is the `saf_entries` table, so it survives a restart and any host node can drain it; the issuer
 applies a reversal at most once, so a reversal sent twice by two nodes does no harm. The forwarder wakes on
 `kick()` (a new entry, a link coming up) and every `saf_retry_s`.
+
+A 0420 is a message of its own: at its first attempt it takes a STAN from the link (`StanSource`) and the
+time as field 7, both written to its entry before it is sent, and every repeat carries the same ones. A 0220
+advice carries its transaction's STAN and field 7, the ones of the refund's first 0220.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import Protocol
 
 from posgate.errors import IssuerTimeout, IssuerUnavailable
 from posgate.host.links import IssuerLinks
@@ -21,6 +26,7 @@ from posgate.security.at_rest import CardVault
 from posgate.store.acquirer import (
     SafItem,
     due_saf_entries,
+    fix_saf_message_id,
     original_network_data,
     saf_delivered,
     saf_failed,
@@ -28,6 +34,10 @@ from posgate.store.acquirer import (
 from posgate.store.runtime import Store
 
 log = logging.getLogger("posgate.host.saf")
+
+
+class StanSource(Protocol):
+    async def next(self, issuer_name: str) -> str: ...
 
 
 class SafForwarder:
@@ -39,9 +49,10 @@ class SafForwarder:
         acquirer_id: str,
         retry_s: float,
         timeout_s: float,
+        stans: StanSource,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self.store, self.vault, self.links = store, vault, links
+        self.store, self.vault, self.links, self.stans = store, vault, links, stans
         self.acquirer_id, self.retry_s, self.timeout_s, self.clock = acquirer_id, retry_s, timeout_s, clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -132,8 +143,8 @@ class SafForwarder:
                 entry_mode=item.entry_mode,
                 amount_fen=item.amount_fen,
                 currency=item.currency,
-                network_stan=item.network_stan,
-                transmission_dt=item.transmission_dt,
+                network_stan=item.network_stan or item.txn_network_stan,
+                transmission_dt=item.transmission_dt or item.txn_transmission_dt,
                 rrn=item.rrn,
                 auth_code=item.auth_code,
                 tid=item.tid,
@@ -141,15 +152,21 @@ class SafForwarder:
                 acquirer_id=self.acquirer_id,
                 original=original,
             )
+        stan, sent_at = item.network_stan, item.transmission_dt
+        if stan is None or sent_at is None:  # the first attempt: the 0420's own STAN and field 7
+            new_stan = await self.stans.next(item.issuer_name)
+            new_dt = self.clock().strftime("%m%d%H%M%S")
+            stan, sent_at = await self.store.run(lambda s: fix_saf_message_id(s, item.id, new_stan, new_dt))
         return reversal_request(
             original_mti=item.original_mti,
             pan=pan,
             processing_code=item.processing_code,
             amount_fen=item.amount_fen,
             currency=item.currency,
-            network_stan=item.network_stan,
-            original_transmission_dt=item.transmission_dt,
-            transmission_dt=self.clock().strftime("%m%d%H%M%S"),
+            network_stan=stan,
+            transmission_dt=sent_at,
+            original_network_stan=item.txn_network_stan,
+            original_transmission_dt=item.txn_transmission_dt,
             rrn=item.rrn,
             tid=item.tid,
             mid=item.mid,

@@ -169,16 +169,12 @@ def rrn_of(txn_id: int) -> str:
     return f"{txn_id:012d}"
 
 
-def network_stan_of(txn_id: int) -> str:
-    """The STAN the host uses towards the issuer: unique per link per day below a million transactions."""
-    return f"{txn_id % 1_000_000:06d}"
-
-
 def insert_transaction(session: Session, **values: Any) -> Recorded:
     """Insert a transaction row; raises IntegrityError on a duplicate (caller then calls `find_duplicate`).
-    Its RRN and network STAN derive from the row id; `finish_transaction` writes the RRN column."""
+    Its RRN derives from the row id (`finish_transaction` writes the RRN column); its network STAN is the
+    `network_stan` value given (taken from the link's counter, `host.stans`), if any."""
     txn_id = session.connection().execute(_INSERT_TXN, values).scalar_one()
-    return Recorded(id=txn_id, rrn=rrn_of(txn_id), network_stan=network_stan_of(txn_id))
+    return Recorded(id=txn_id, rrn=rrn_of(txn_id), network_stan=str(values.get("network_stan") or ""))
 
 
 def find_duplicate(
@@ -220,7 +216,6 @@ _FINISH_TXN = (
         response_code=_unless_settled("response_code"),
         auth_code=_unless_settled("auth_code"),
         rrn=bindparam("new_rrn"),
-        network_stan=bindparam("new_network_stan"),
         response_fields=bindparam("new_response_fields"),
         trace=bindparam("new_trace"),
         updated_at=bindparam("new_updated_at"),
@@ -250,7 +245,6 @@ def finish_transaction(
             "new_response_code": response_code,
             "new_auth_code": auth_code,
             "new_rrn": rrn_of(txn_id),
-            "new_network_stan": network_stan_of(txn_id),
             "new_response_fields": json.dumps(response, sort_keys=True),
             "new_trace": trace,
             "new_updated_at": utcnow(),
@@ -352,6 +346,11 @@ def _queue(
 
 @dataclass(frozen=True)
 class SafItem:
+    """A queued message and the transaction it is about. `network_stan`/`transmission_dt` are the
+    message's own fields 11 and 7, fixed at its first attempt (None: not attempted yet); an advice's are
+    its transaction's. `txn_network_stan`/`txn_transmission_dt` are the transaction's, which a 0420
+    names in field 90."""
+
     id: int
     mti: str  # 0420 reversal | 0220 advice
     issuer_name: str
@@ -362,8 +361,10 @@ class SafItem:
     processing_code: str
     amount_fen: int
     currency: str
-    network_stan: str
-    transmission_dt: str
+    network_stan: str | None
+    transmission_dt: str | None
+    txn_network_stan: str
+    txn_transmission_dt: str
     rrn: str
     tid: str
     mid: str
@@ -394,8 +395,10 @@ def due_saf_entries(session: Session, now: dt.datetime, limit: int = 100) -> lis
             processing_code=txn.processing_code,
             amount_fen=txn.amount_fen,
             currency=txn.currency,
-            network_stan=network_stan_of(txn.id),
-            transmission_dt=txn.transmission_dt or "0000000000",
+            network_stan=entry.network_stan or (txn.network_stan if entry.mti == "0220" else None),
+            transmission_dt=entry.transmission_dt or (txn.transmission_dt if entry.mti == "0220" else None),
+            txn_network_stan=txn.network_stan or "000000",
+            txn_transmission_dt=txn.transmission_dt or "0000000000",
             rrn=rrn_of(txn.id),
             tid=txn.tid,
             mid=txn.mid,
@@ -425,6 +428,22 @@ def saf_delivered(session: Session, entry_id: int, now: dt.datetime) -> None:
         )
 
 
+def fix_saf_message_id(
+    session: Session, entry_id: int, network_stan: str, transmission_dt: str
+) -> tuple[str, str]:
+    """Give a queued message its own STAN and field 7 at its first attempt, unless it has them already
+    (another node attempted it first); return the ones it keeps for every repeat."""
+    session.execute(
+        update(SafEntry)
+        .where(SafEntry.id == entry_id, SafEntry.network_stan.is_(None))
+        .values(network_stan=network_stan, transmission_dt=transmission_dt)
+    )
+    row = session.execute(
+        select(SafEntry.network_stan, SafEntry.transmission_dt).where(SafEntry.id == entry_id)
+    ).one()
+    return str(row.network_stan), str(row.transmission_dt)
+
+
 def saf_failed(session: Session, entry_id: int, error: str, next_attempt_at: dt.datetime) -> None:
     session.execute(
         update(SafEntry)
@@ -445,7 +464,7 @@ def original_network_data(session: Session, original_id: int) -> tuple[str, str,
     row = session.get(Transaction, original_id)
     if row is None:
         return None
-    return row.mti, network_stan_of(row.id), row.transmission_dt or "0000000000"
+    return row.mti, row.network_stan or "000000", row.transmission_dt or "0000000000"
 
 
 # ---- issuer routes ----------

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -110,6 +111,22 @@ class IssuerRoute(Base):
     # stand-in: approve within these limits while the issuer is down (None = no stand-in)
     stand_in_max_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     stand_in_card_daily_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # TLS on the link (tls_ca_file None: the system's trust store; cert and key: a client certificate)
+    tls: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    tls_ca_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    tls_cert_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    tls_key_file: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    tls_server_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class NetworkStanCounter(Base):
+    """Per issuer link, how many network STANs (field 11) the host nodes have taken: a node takes them in
+    blocks (`host.stans`), and STAN = taken value mod 999,999 + 1 (`store.stans.stan_of`)."""
+
+    __tablename__ = "network_stan_counters"
+
+    issuer_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    taken: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # Transaction.kind: balance, sale, void, refund, preauth, preauth_void, completion, completion_void,
@@ -228,6 +245,10 @@ class SafEntry(Base):
     last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the message's own STAN (11) and transmission date-time (7), fixed at its first attempt: repeats
+    # carry the same ones (a 0420's; a 0220 advice keeps its transaction's)
+    network_stan: Mapped[str | None] = mapped_column(String(6), nullable=True)
+    transmission_dt: Mapped[str | None] = mapped_column(String(10), nullable=True)
 
 
 # ---- issuer simulator's books --------------------------------------------------------------------------

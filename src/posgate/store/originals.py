@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from posgate.store.acquirer import network_stan_of, rrn_of
+from posgate.store.acquirer import rrn_of
 from posgate.store.models import Transaction
 
 
@@ -32,14 +32,11 @@ class OriginalRecord:
     transmission_dt: str | None
     settled: bool
     business_date: dt.date
+    network_stan: str | None = None  # field 11 it was sent to the issuer with
 
     @property
     def rrn(self) -> str:
         return rrn_of(self.id)
-
-    @property
-    def network_stan(self) -> str:
-        return network_stan_of(self.id)
 
 
 def find_by_rrn(session: Session, rrn: str) -> OriginalRecord | None:
@@ -66,6 +63,7 @@ def find_by_rrn(session: Session, rrn: str) -> OriginalRecord | None:
         transmission_dt=row.transmission_dt,
         settled=row.settlement_id is not None,
         business_date=row.business_date,
+        network_stan=row.network_stan,
     )
 
 

@@ -19,6 +19,7 @@ from posgate.store.runtime import Store
 if TYPE_CHECKING:
     from posgate.host.links import IssuerLinks
     from posgate.host.saf import SafForwarder
+    from posgate.host.stans import StanAllocator
 
 
 class TerminalCache:
@@ -54,6 +55,7 @@ class HostServices:
     links: IssuerLinks
     bins: BinTable[RouteRecord]
     saf: SafForwarder
+    stans: StanAllocator
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     # (tid, signed_in_at) → opened working keys; the row's signed_in_at invalidates it on re-sign-in
     key_cache: dict[tuple[str, dt.datetime | None], WorkingKeys] = field(default_factory=dict)

@@ -55,10 +55,14 @@ class RecordRequest(Step):
     """Needs: a verified terminal (and card/route when the kind has them). Provides: ctx.txn_id, ctx.rrn,
     ctx.network_stan, ctx.transmission_dt — or ctx.replay when this is a duplicate of an answered request.
     Declines: 94 when the same request is still being processed. The unique key (TID, batch, STAN, MTI,
-    processing code, business date) is a database constraint, so any host node sees the same answer."""
+    processing code, business date) is a database constraint, so any host node sees the same answer.
+    A routed request gets its network STAN here, from its issuer link's counter, and stored with the row
+    before anything is sent: a reversal or an advice can always name it."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         values = _row_values(ctx, self.services.vault, "pending")
+        if ctx.route is not None:
+            values["network_stan"] = await self.services.stans.next(ctx.route.issuer_name)
         try:
             recorded = await self.services.store.run(lambda s: insert_transaction(s, **values))
         except IntegrityError:
@@ -75,7 +79,7 @@ class RecordRequest(Step):
             )
             self._replay(ctx, existing)
             return
-        ctx.txn_id, ctx.rrn, ctx.network_stan = recorded.id, recorded.rrn, recorded.network_stan
+        ctx.txn_id, ctx.rrn, ctx.network_stan = recorded.id, recorded.rrn, recorded.network_stan or None
         ctx.transmission_dt = str(values["transmission_dt"])
 
     @staticmethod
