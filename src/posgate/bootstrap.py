@@ -52,7 +52,8 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
             log.info("empty store: loaded the demo fixture (test keys)")
     # configured issuers last: they may override a fixture bank's route (same name)
     for issuer in settings.issuers:
-        zpk, zak = bytes.fromhex(issuer.zpk.get_secret_value()), bytes.fromhex(issuer.zak.get_secret_value())
+        zpk = bytes.fromhex(issuer.zpk.get_secret_value())
+        zak = bytes.fromhex(issuer.zak.get_secret_value()) if issuer.zak is not None else None
         store.transact(
             lambda s, i=issuer, zpk=zpk, zak=zak: upsert_route(
                 s,
@@ -64,7 +65,7 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
                 i.mac,
                 i.kind,
                 (zpk, kcv(zpk)),
-                (zak, kcv(zak)),
+                (zak, kcv(zak)) if zak is not None else None,
                 (i.stand_in_max_fen, i.stand_in_card_daily_fen),
             )
         )

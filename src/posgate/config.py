@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -29,12 +29,16 @@ _HEX32 = r"^[0-9A-Fa-f]{32}$"
 class IssuerConfig(BaseModel):
     """One issuing bank as the acquirer host sees it."""
 
+    model_config = ConfigDict(extra="forbid")
+
     name: str = Field(min_length=1, max_length=64)
     bins: list[str] = Field(min_length=1)
     host: str = "127.0.0.1"
     port: int = Field(ge=1, le=65535)
     zpk: SecretStr = Field(description="zone PIN key, clear hex (test keys) — 32 hex")
-    zak: SecretStr = Field(description="zone MAC key, clear hex — 32 hex")
+    zak: SecretStr | None = Field(
+        default=None, description="zone MAC key, clear hex — 32 hex; required when mac = true"
+    )
     mac: bool = True
     kind: str = Field(default="debit", pattern="^(debit|credit|mixed)$")
     stand_in_max_fen: int | None = Field(
@@ -44,10 +48,19 @@ class IssuerConfig(BaseModel):
 
     @field_validator("zpk", "zak")
     @classmethod
-    def _key_is_hex32(cls, key: SecretStr) -> SecretStr:
-        if not re.fullmatch(_HEX32, key.get_secret_value()):
+    def _key_is_hex32(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not re.fullmatch(_HEX32, key.get_secret_value()):
             raise ValueError("must be 32 hex digits (a double-length 3DES key)")  # never echo the key
         return key
+
+    @model_validator(mode="after")
+    def _mac_needs_a_zak(self) -> IssuerConfig:
+        if self.mac and self.zak is None:
+            raise ValueError(
+                f"issuer {self.name!r}: zak is required when mac = true (the zone MAC key, 32 hex digits);"
+                " set mac = false for an issuer that uses no MACs"
+            )
+        return self
 
     @field_validator("bins")
     @classmethod

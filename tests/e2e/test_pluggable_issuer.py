@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import psec
 import pytest
 
 from posgate.config import IssuerConfig
+from posgate.fixtures.document import read_demo_fixture
 from posgate.logs import configure_logging
 from posgate.services import start_all
 from posgate.store.acquirer import pending_saf_count
@@ -169,6 +171,84 @@ async def test_an_issuer_that_puts_the_mac_last_accepts_every_message_a_reversal
 
 async def _seen(issuer: PlainIssuer, mti: str) -> bool:
     return any(m["t"] == mti for m in issuer.seen)
+
+
+async def test_an_issuer_without_macs_is_configured_without_a_zak(
+    tmp_path: Path, database_url: str, plain_issuer: PlainIssuer
+) -> None:
+    """Finding 7: an issuer configured with mac = false still had to be given a ZAK."""
+    port = await plain_issuer.start()
+    plain = IssuerConfig(name="Plain Bank", bins=["621234"], port=port, zpk=PLAIN_ZPK.hex(), mac=False)
+    running = await start_all(stack_settings(tmp_path, database_url, issuers=[plain]))
+    try:
+        host, pos_port = running.pos_address
+        async with TerminalClient(host, pos_port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            card = manual_card(PLAIN_PAN, "3012", default_pin="246810")
+            assert (await terminal.sale(card, "246810", 1_000, entry="manual")).approved
+        sale = next(m for m in plain_issuer.seen if m["t"] == "0200")
+        assert "64" not in sale and "128" not in sale
+    finally:
+        await running.stop()
+
+
+async def test_an_issuer_sending_no_mac_while_mac_is_left_on_is_named_at_sign_on_and_first_reply(
+    tmp_path: Path, database_url: str, plain_issuer: PlainIssuer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Finding 7: with `mac` left at its default, an issuer that sends no MAC signed on fine and then every
+    transaction got 96, with nothing saying why."""
+    caplog.set_level(logging.INFO, logger="posgate")
+    port = await plain_issuer.start()
+    plain = IssuerConfig(name="Plain Bank", bins=["621234"], port=port, zpk=PLAIN_ZPK.hex(), zak="22" * 16)
+    running = await start_all(stack_settings(tmp_path, database_url, issuers=[plain]))
+    try:
+        at_sign_on = _link_lines(caplog)
+        assert at_sign_on == [
+            "issuer Plain Bank answered sign-on without a MAC but its route has mac = true: if it MACs no"
+            " replies, every transaction will get 96; then set mac = false for issuer Plain Bank"
+            " ([[issuers]] in posgate.toml or POSGATE_ISSUERS)"
+        ]
+        host, pos_port = running.pos_address
+        async with TerminalClient(host, pos_port, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved
+            card = manual_card(PLAIN_PAN, "3012", default_pin="246810")
+            for _ in range(2):
+                assert (await terminal.sale(card, "246810", 1_000, entry="manual")).response_code == "96"
+        told = [line for line in _link_lines(caplog) if "every transaction gets 96" in line]
+        assert told == [
+            "issuer Plain Bank sends replies without a MAC but its route has mac = true: every transaction"
+            " gets 96 until you set mac = false for issuer Plain Bank ([[issuers]] in posgate.toml or"
+            " POSGATE_ISSUERS) or the issuer MACs its replies with the ZAK"
+        ]
+    finally:
+        await running.stop()
+
+
+async def test_a_zak_that_does_not_match_the_issuers_is_named_at_sign_on(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The simulator MACs its 0810: a route configured with another ZAK than the bank's is told at once."""
+    caplog.set_level(logging.INFO, logger="posgate")
+    bank = read_demo_fixture().bank("Demo Bank A")
+    wrong = IssuerConfig(name=bank.name, bins=bank.bins, port=1, zpk=bank.zpk, zak="22" * 16, kind=bank.kind)
+    running = await start_all(stack_settings(tmp_path, database_url, issuers=[wrong]))
+    try:
+        assert _link_lines(caplog) == [
+            "issuer Demo Bank A: the MAC of its sign-on answer does not verify under the ZAK configured"
+            f" for it (KCV {psec.des.generate_kcv(bytes.fromhex('22' * 16), 4).hex().upper()}): every"
+            " transaction will get 96 until zak for issuer Demo Bank A matches the issuer's"
+        ]
+    finally:
+        await running.stop()
+
+
+def _link_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the issuer links logged at WARNING and above."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "posgate.host.link" and r.levelno >= logging.WARNING
+    ]
 
 
 async def test_a_queued_reversal_survives_a_host_restart(tmp_path: Path, database_url: str) -> None:

@@ -4,6 +4,10 @@ Each link signs on (0800, 70 = 001) when it connects, echoes (70 = 301) every `e
 with exponential back-off, matches replies to requests by (MTI, field 11), MACs requests and verifies
 replies when the route says so. A link that is down refuses at once (`IssuerUnavailable` → 91); a request
 with no answer in time raises `IssuerTimeout` (→ 98 and a queued reversal).
+
+A route whose `mac` setting does not match the issuer is named in one log line: at sign-on, from the MAC
+of the 0810 (absent, or not verifying under the ZAK, while `mac = true`; present while `mac = false`), and
+for good at the first financial reply without a MAC while `mac = true` (every transaction then gets 96).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from posgate.iso8583.codec import (
     split_network_mac,
 )
 from posgate.iso8583.framing import FrameBuffer, build_network_frame
+from posgate.iso8583.network_dialect import NETWORK_MAC_FIELDS
+from posgate.security.keys import kcv
 from posgate.security.network_mac import network_mac, verify_network_mac
 from posgate.store.acquirer import RouteRecord
 
@@ -64,6 +70,8 @@ class IssuerLink:
         self.stans = stans
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._told_replies_lack_mac = False
+        self._told_sign_on_mac = False
 
     @property
     def name(self) -> str:
@@ -109,8 +117,9 @@ class IssuerLink:
             self._pending.pop(key, None)
 
     def _encode(self, msg: Message) -> bytes:
-        if self.route.mac_enabled and msg["t"][:2] != "08":
-            return encode_network_with_mac(msg, lambda data: network_mac(self.route.zak, data))
+        zak = self.route.zak
+        if self.route.mac_enabled and zak is not None and msg["t"][:2] != "08":
+            return encode_network_with_mac(msg, lambda data: network_mac(zak, data))
         return encode_network(msg)
 
     # -- connection upkeep ----------
@@ -186,21 +195,70 @@ class IssuerLink:
         except ProtocolError as exc:
             log.warning("issuer %s sent an undecodable message: %s", self.name, exc)
             return
-        if self.route.mac_enabled and msg["t"][:2] != "08" and not self._mac_ok(body, msg):
-            log.warning("issuer %s reply %s/%s failed MAC verification", self.name, msg["t"], msg.get("11"))
-            msg = {**msg, "39": "A0"}
+        if msg["t"] == "0810" and msg.get("70") == "001" and not self._told_sign_on_mac:
+            self._diagnose_sign_on_mac(body, msg)
+        elif self.route.mac_enabled and msg["t"][:2] != "08":
+            mac = self._reply_mac(body, msg)
+            if mac == "absent" and not self._told_replies_lack_mac:
+                self._told_replies_lack_mac = True
+                log.error(
+                    "issuer %s sends replies without a MAC but its route has mac = true: every transaction"
+                    " gets 96 until you set mac = false for issuer %s ([[issuers]] in posgate.toml or"
+                    " POSGATE_ISSUERS) or the issuer MACs its replies with the ZAK",
+                    self.name,
+                    self.name,
+                )
+            if mac != "good":
+                log.warning(
+                    "issuer %s reply %s/%s failed MAC verification", self.name, msg["t"], msg.get("11")
+                )
+                msg = {**msg, "39": "A0"}
         future = self._pending.get((msg["t"], msg.get("11", "")))
         if future is not None and not future.done():
             future.set_result(msg)
         else:
             log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
 
-    def _mac_ok(self, body: bytes, msg: Message) -> bool:
+    def _reply_mac(self, body: bytes, msg: Message) -> str:
+        """`absent` (no MAC field), `good`, or `bad` (misplaced, or not verifying under the ZAK)."""
+        if not any(field in msg for field in NETWORK_MAC_FIELDS):
+            return "absent"
         parts = split_network_mac(msg, body)
-        if parts is None:
-            return False
+        if parts is None or self.route.zak is None:
+            return "bad"
         covered, mac = parts
-        return verify_network_mac(self.route.zak, covered, mac)
+        return "good" if verify_network_mac(self.route.zak, covered, mac) else "bad"
+
+    def _diagnose_sign_on_mac(self, body: bytes, msg: Message) -> None:
+        """Say at sign-on, in one line, when the route's `mac` setting and the issuer seem not to agree.
+        The host does not MAC 0800s, so an issuer may leave its 0810 unMACed: only the 0810 is judged."""
+        mac = self._reply_mac(body, msg)
+        name = self.name
+        self._told_sign_on_mac = mac != ("good" if self.route.mac_enabled else "absent")
+        if self.route.mac_enabled and mac == "absent":
+            log.warning(
+                "issuer %s answered sign-on without a MAC but its route has mac = true: if it MACs no"
+                " replies, every transaction will get 96; then set mac = false for issuer %s ([[issuers]]"
+                " in posgate.toml or POSGATE_ISSUERS)",
+                name,
+                name,
+            )
+        elif self.route.mac_enabled and mac == "bad" and self.route.zak is not None:
+            log.error(
+                "issuer %s: the MAC of its sign-on answer does not verify under the ZAK configured for it"
+                " (KCV %s): every transaction will get 96 until zak for issuer %s matches the issuer's",
+                name,
+                kcv(self.route.zak),
+                name,
+            )
+        elif not self.route.mac_enabled and mac != "absent":
+            log.warning(
+                "issuer %s MACs its sign-on answer but its route has mac = false: if it expects MACs on"
+                " requests, set mac = true and zak for issuer %s ([[issuers]] in posgate.toml or"
+                " POSGATE_ISSUERS)",
+                name,
+                name,
+            )
 
     def _drop_connection(self) -> None:
         writer, self._writer = self._writer, None

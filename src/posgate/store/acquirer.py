@@ -9,12 +9,22 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from posgate.errors import ConfigError
 from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
-from posgate.store.models import HostState, IssuerRoute, Merchant, SafEntry, Terminal, Transaction, utcnow
+from posgate.store.models import (
+    HostState,
+    IssuerRoute,
+    Merchant,
+    SafEntry,
+    SealedKey,
+    Terminal,
+    Transaction,
+    utcnow,
+)
 
 REVERSIBLE_STATES = ("approved",)
 
@@ -479,7 +489,7 @@ class RouteRecord:
     mac_enabled: bool
     kind: str
     zpk: bytes
-    zak: bytes
+    zak: bytes | None  # None only when mac_enabled is False
     stand_in_max_fen: int | None = None
     stand_in_card_daily_fen: int | None = None
 
@@ -488,9 +498,12 @@ class RouteRecord:
 
 
 def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
+    """Every issuer route with its zone keys opened. `ConfigError` for a MACing route without a ZAK."""
     routes = []
     for row in session.scalars(select(IssuerRoute).order_by(IssuerRoute.name)):
         keys = get_keys(session, sealer, "issuer", row.name)
+        if row.mac_enabled and "ZAK" not in keys:
+            raise ConfigError(f"issuer route {row.name!r} has mac = true but the store holds no ZAK for it")
         routes.append(
             RouteRecord(
                 name=row.name,
@@ -500,7 +513,7 @@ def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
                 mac_enabled=row.mac_enabled,
                 kind=row.kind,
                 zpk=keys["ZPK"],
-                zak=keys["ZAK"],
+                zak=keys.get("ZAK"),
                 stand_in_max_fen=row.stand_in_max_fen,
                 stand_in_card_daily_fen=row.stand_in_card_daily_fen,
             )
@@ -518,10 +531,11 @@ def upsert_route(
     mac_enabled: bool,
     kind: str,
     zpk: tuple[bytes, str],
-    zak: tuple[bytes, str],
+    zak: tuple[bytes, str] | None,
     stand_in: tuple[int | None, int | None] = (None, None),
 ) -> None:
-    """Create or update an issuer route from configuration (`[[issuers]]` in posgate.toml)."""
+    """Create or update an issuer route from configuration (`[[issuers]]` in posgate.toml). Without a ZAK
+    (a route with `mac = false`), a ZAK stored earlier for it is removed."""
     row = session.scalar(select(IssuerRoute).where(IssuerRoute.name == name))
     if row is None:
         row = IssuerRoute(name=name, bins="", host=host, port=port)
@@ -529,7 +543,14 @@ def upsert_route(
     row.bins, row.host, row.port, row.mac_enabled, row.kind = ",".join(bins), host, port, mac_enabled, kind
     row.stand_in_max_fen, row.stand_in_card_daily_fen = stand_in
     put_key(session, sealer, "issuer", name, "ZPK", *zpk)
-    put_key(session, sealer, "issuer", name, "ZAK", *zak)
+    if zak is not None:
+        put_key(session, sealer, "issuer", name, "ZAK", *zak)
+    else:
+        session.execute(
+            delete(SealedKey).where(
+                SealedKey.owner_kind == "issuer", SealedKey.owner_ref == name, SealedKey.purpose == "ZAK"
+            )
+        )
 
 
 def provision_terminal(session: Session, sealer: KeySealer, tid: str, mid: str, tmk: bytes, kcv: str) -> None:
