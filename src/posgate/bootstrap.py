@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from posgate.config import Settings
+from posgate.config import IssuerTls, Settings
 from posgate.fixtures.document import read_demo_fixture
 from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.routing import BinTable
@@ -18,8 +20,9 @@ from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.security.keys import kcv
+from posgate.security.link_tls import link_client_context
 from posgate.seed import load_demo_fixture, store_is_empty
-from posgate.store.acquirer import current_key_period, load_routes, upsert_route
+from posgate.store.acquirer import RouteRecord, RouteTls, current_key_period, load_routes, upsert_route
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
 
@@ -67,10 +70,35 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
                 (zpk, kcv(zpk)),
                 (zak, kcv(zak)) if zak is not None else None,
                 (i.stand_in_max_fen, i.stand_in_card_daily_fen),
+                _route_tls(i.tls),
             )
         )
     store.transact(current_key_period)
     return StoreHandle(store, vault)
+
+
+def _route_tls(tls: IssuerTls | None) -> RouteTls | None:
+    """`[issuers.tls]` as the store keeps it: file paths made absolute (another node reads them too)."""
+    if tls is None:
+        return None
+
+    def absolute(path: Path | None) -> str | None:
+        return str(path.resolve()) if path is not None else None
+
+    return RouteTls(absolute(tls.ca), absolute(tls.cert), absolute(tls.key), tls.server_name)
+
+
+def link_ssl_context(route: RouteRecord) -> ssl.SSLContext | None:
+    """The client TLS context of a route's link, or None for plain TCP. `ConfigError` names a bad file."""
+    if route.tls is None:
+        return None
+
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value is not None else None
+
+    return link_client_context(
+        route.name, path(route.tls.ca_file), path(route.tls.cert_file), path(route.tls.key_file)
+    )
 
 
 @dataclass
@@ -102,6 +130,7 @@ async def start_host(
                 route,
                 settings.acquirer_id,
                 stans,
+                ssl=link_ssl_context(route),
                 connect_timeout_s=settings.issuer_connect_timeout_s,
                 echo_interval_s=settings.echo_interval_s,
                 reconnect_max_s=settings.reconnect_max_s,

@@ -26,6 +26,27 @@ from posgate.errors import ConfigError
 _HEX32 = r"^[0-9A-Fa-f]{32}$"
 
 
+class IssuerTls(BaseModel):
+    """TLS on the link to one issuer (`[issuers.tls]`; an empty table: TLS with the system's trusted CAs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ca: Path | None = Field(
+        default=None, description="CA certificate(s), PEM, that sign the issuer's; default: the system's"
+    )
+    cert: Path | None = Field(default=None, description="the host's client certificate chain, PEM")
+    key: Path | None = Field(default=None, description="its unencrypted private key, PEM")
+    server_name: str | None = Field(
+        default=None, min_length=1, max_length=255, description="the name the issuer's certificate carries"
+    )
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> IssuerTls:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("tls.cert and tls.key go together: give both or neither")
+        return self
+
+
 class IssuerConfig(BaseModel):
     """One issuing bank as the acquirer host sees it."""
 
@@ -45,6 +66,7 @@ class IssuerConfig(BaseModel):
         default=None, ge=0, description="stand-in: approve up to this per transaction while the link is down"
     )
     stand_in_card_daily_fen: int | None = Field(default=None, ge=0, description="stand-in: per card per day")
+    tls: IssuerTls | None = Field(default=None, description="TLS on the link; absent: plain TCP")
 
     @field_validator("zpk", "zak")
     @classmethod
@@ -85,6 +107,13 @@ class Settings(BaseSettings):
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
     issuer_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [6001, 6002])
+    issuer_sim_tls_cert: Path | None = Field(
+        default=None, description="issuer simulator TLS: certificate chain (PEM) every bank serves"
+    )
+    issuer_sim_tls_key: Path | None = Field(default=None, description="issuer simulator TLS: private key")
+    issuer_sim_tls_client_ca: Path | None = Field(
+        default=None, description="issuer simulator TLS: CA(s) that must sign the acquirer's certificate"
+    )
     timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
     acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
     issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)
@@ -115,6 +144,14 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @model_validator(mode="after")
+    def _issuer_sim_tls_is_whole(self) -> Settings:
+        if (self.issuer_sim_tls_cert is None) != (self.issuer_sim_tls_key is None):
+            raise ValueError("issuer_sim_tls_cert and issuer_sim_tls_key go together: give both or neither")
+        if self.issuer_sim_tls_client_ca is not None and self.issuer_sim_tls_cert is None:
+            raise ValueError("issuer_sim_tls_client_ca needs issuer_sim_tls_cert and issuer_sim_tls_key")
+        return self
 
     @classmethod
     def settings_customise_sources(

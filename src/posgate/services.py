@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
 from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
+from posgate.security.link_tls import simulator_server_context
 from posgate.store.models import SimBank
 
 
@@ -87,6 +89,15 @@ def sim_bank_ports(settings: Settings, bank_names: list[str]) -> dict[str, int] 
     return dict(zip(sorted(bank_names), settings.issuer_ports, strict=False))
 
 
+def simulator_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The issuer simulator's TLS context (`issuer_sim_tls_*`), or None for plain TCP."""
+    if settings.issuer_sim_tls_cert is None or settings.issuer_sim_tls_key is None:
+        return None
+    return simulator_server_context(
+        settings.issuer_sim_tls_cert, settings.issuer_sim_tls_key, settings.issuer_sim_tls_client_ca
+    )
+
+
 def simulated_bank_names(session: Session) -> list[str]:
     return list(session.scalars(select(SimBank.name)))
 
@@ -98,7 +109,9 @@ async def start_all(
     simulator = None
     ports: dict[str, int] | None = None
     if issuers:
-        simulator = IssuerSimulator(handle.store, handle.vault, host=settings.listen_host)
+        simulator = IssuerSimulator(
+            handle.store, handle.vault, host=settings.listen_host, ssl=simulator_ssl_context(settings)
+        )
         names = await simulator.bank_names()
         await simulator.start(ports=sim_bank_ports(settings, names))
         ports = dict(simulator.ports)

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
 
@@ -52,6 +53,7 @@ class IssuerLink:
         route: RouteRecord,
         acquirer_id: str,
         stans: StanSource,
+        ssl: ssl_module.SSLContext | None = None,
         connect_timeout_s: float = 2.0,
         echo_interval_s: float = 30.0,
         reconnect_max_s: float = 10.0,
@@ -68,10 +70,12 @@ class IssuerLink:
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[tuple[str, str], asyncio.Future[Message]] = {}
         self.stans = stans
+        self.ssl = ssl
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._told_replies_lack_mac = False
         self._told_sign_on_mac = False
+        self._closed_why: str | None = None  # the current connection's reader ended, and why
 
     @property
     def name(self) -> str:
@@ -104,6 +108,8 @@ class IssuerLink:
         writer = self._writer
         if writer is None:
             raise IssuerUnavailable(f"issuer {self.name} link is down")
+        if self._closed_why is not None:  # nothing sent: nothing to reverse
+            raise IssuerUnavailable(f"issuer {self.name} link closed: {self._closed_why}")
         key = (response_mti(msg["t"]), msg["11"])
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
@@ -128,9 +134,18 @@ class IssuerLink:
         backoff = 0.2
         while not self._closing:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(self.route.host, self.route.port), self.connect_timeout_s
+                reader, writer = await asyncio.wait_for(self._connect(), self.connect_timeout_s)
+            except ssl_module.SSLError as exc:
+                log.warning(
+                    "issuer %s: TLS handshake with %s:%s failed: %s",
+                    self.name,
+                    self.route.host,
+                    self.route.port,
+                    exc,
                 )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.reconnect_max_s)
+                continue
             except (OSError, TimeoutError) as exc:
                 log.info(
                     "issuer %s unreachable at %s:%s: %s", self.name, self.route.host, self.route.port, exc
@@ -138,7 +153,7 @@ class IssuerLink:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
                 continue
-            self._writer = writer
+            self._writer, self._closed_why = writer, None
             reader_task = asyncio.create_task(self._read(reader))
             try:
                 await self._sign_on()
@@ -162,6 +177,20 @@ class IssuerLink:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
 
+    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """TCP, or TLS when the route says so: the issuer's certificate must name `server_name` (else
+        the route's host)."""
+        if self.ssl is None:
+            return await asyncio.open_connection(self.route.host, self.route.port)
+        assert self.route.tls is not None
+        return await asyncio.open_connection(
+            self.route.host,
+            self.route.port,
+            ssl=self.ssl,
+            server_hostname=self.route.tls.server_name or self.route.host,
+            ssl_handshake_timeout=self.connect_timeout_s,
+        )
+
     async def _sign_on(self) -> None:
         reply = await self._admin("001")
         if reply.get("39") != "00":
@@ -180,14 +209,26 @@ class IssuerLink:
         return await self._send(msg, self.connect_timeout_s)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
+        """Deliver replies until the issuer closes the link; then what was waiting for an answer (a sign-on
+        included) fails at once, saying why."""
         buffer = FrameBuffer(max_frame_bytes=8192)
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            buffer.receive_data(data)
-            while (body := buffer.next_frame()) is not None:
-                self._deliver(body)
+        answered = False
+        why = "closed by the issuer"
+        try:
+            while data := await reader.read(65536):
+                answered = True
+                buffer.receive_data(data)
+                while (body := buffer.next_frame()) is not None:
+                    self._deliver(body)
+        except OSError as exc:  # ssl.SSLError, ConnectionResetError …
+            why = str(exc) or type(exc).__name__
+        else:
+            tls = self.route.tls
+            if not answered and tls is not None and tls.cert_file is None:
+                # asyncio reads a TLS 1.3 "certificate required" alert as a plain end of stream
+                why += " before any answer: if it wants a client certificate, set tls.cert and tls.key"
+        self._closed_why = why
+        self._fail_pending(why)
 
     def _deliver(self, body: bytes) -> None:
         try:
@@ -264,10 +305,16 @@ class IssuerLink:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        self._fail_pending("")
+        self._pending.clear()
+
+    def _fail_pending(self, why: str) -> None:
+        because = f": {why}" if why else ""
         for future in self._pending.values():
             if not future.done():  # it was sent: the issuer may have acted on it, so it needs a reversal
-                future.set_exception(IssuerTimeout(f"issuer {self.name} link closed before the answer"))
-        self._pending.clear()
+                future.set_exception(
+                    IssuerTimeout(f"issuer {self.name} link closed before the answer{because}")
+                )
 
 
 class IssuerLinks:

@@ -9,6 +9,9 @@ When the bank has `mac_enabled`, a financial request or reversal must carry a go
 checked when present) — else `A0`, nothing applied — and every response is MACed. The MAC is the last field
 (64, or 128 in a message with a secondary bitmap, such as a 0420 with field 90) and covers every byte
 before it: a MAC anywhere else (a field 64 followed by field 90) is no MAC.
+With a TLS context (`issuer_sim_tls_*`), every bank listens with TLS, asking for the acquirer's certificate
+when the context says so.
+
 An undecodable message is answered `30` when its MTI and field 11 can be read, else its connection is
 closed; a bad frame length closes the connection. Nothing crashes the server, and no log line carries
 fields 2, 35, 52 or 55.
@@ -28,6 +31,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import ssl as ssl_module
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -106,8 +110,10 @@ class IssuerSimulator:
         host: str = "127.0.0.1",
         clock: Callable[[], dt.datetime] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
+        ssl: ssl_module.SSLContext | None = None,
     ) -> None:
         self.store = store
+        self.ssl = ssl
         self.vault = vault
         self.host = host
         self.clock = clock or _utc_now
@@ -171,9 +177,10 @@ class IssuerSimulator:
 
     async def _listen(self, bank: _Bank) -> None:
         port = self.ports.get(bank.name, bank.port)
-        bank.server = await asyncio.start_server(partial(self._serve, bank), self.host, port)
+        bank.server = await asyncio.start_server(partial(self._serve, bank), self.host, port, ssl=self.ssl)
         self.ports[bank.name] = bank.server.sockets[0].getsockname()[1]
-        log.info("issuer %s listening on %s:%d", bank.name, self.host, self.ports[bank.name])
+        tls = " (TLS)" if self.ssl is not None else ""
+        log.info("issuer %s listening on %s:%d%s", bank.name, self.host, self.ports[bank.name], tls)
 
     def _go_offline(self, bank: _Bank) -> None:
         if bank.server is not None:

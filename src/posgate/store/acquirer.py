@@ -480,6 +480,16 @@ def original_network_data(session: Session, original_id: int) -> tuple[str, str,
 # ---- issuer routes ----------
 
 
+@dataclass(frozen=True)
+class RouteTls:
+    """TLS on a route's link: CA file (None: the system's), client certificate and key, server name."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    server_name: str | None = None
+
+
 @dataclass(frozen=True, repr=False)
 class RouteRecord:
     name: str
@@ -492,9 +502,11 @@ class RouteRecord:
     zak: bytes | None  # None only when mac_enabled is False
     stand_in_max_fen: int | None = None
     stand_in_card_daily_fen: int | None = None
+    tls: RouteTls | None = None
 
     def __repr__(self) -> str:
-        return f"RouteRecord({self.name!r}, bins={self.bins}, {self.host}:{self.port})"
+        tls = ", tls" if self.tls is not None else ""
+        return f"RouteRecord({self.name!r}, bins={self.bins}, {self.host}:{self.port}{tls})"
 
 
 def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
@@ -516,6 +528,9 @@ def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
                 zak=keys.get("ZAK"),
                 stand_in_max_fen=row.stand_in_max_fen,
                 stand_in_card_daily_fen=row.stand_in_card_daily_fen,
+                tls=RouteTls(row.tls_ca_file, row.tls_cert_file, row.tls_key_file, row.tls_server_name)
+                if row.tls
+                else None,
             )
         )
     return routes
@@ -533,6 +548,7 @@ def upsert_route(
     zpk: tuple[bytes, str],
     zak: tuple[bytes, str] | None,
     stand_in: tuple[int | None, int | None] = (None, None),
+    tls: RouteTls | None = None,
 ) -> None:
     """Create or update an issuer route from configuration (`[[issuers]]` in posgate.toml). Without a ZAK
     (a route with `mac = false`), a ZAK stored earlier for it is removed."""
@@ -542,6 +558,10 @@ def upsert_route(
         session.add(row)
     row.bins, row.host, row.port, row.mac_enabled, row.kind = ",".join(bins), host, port, mac_enabled, kind
     row.stand_in_max_fen, row.stand_in_card_daily_fen = stand_in
+    tls_values = tls or RouteTls()
+    row.tls = tls is not None
+    row.tls_ca_file, row.tls_cert_file = tls_values.ca_file, tls_values.cert_file
+    row.tls_key_file, row.tls_server_name = tls_values.key_file, tls_values.server_name
     put_key(session, sealer, "issuer", name, "ZPK", *zpk)
     if zak is not None:
         put_key(session, sealer, "issuer", name, "ZAK", *zak)
