@@ -1,7 +1,9 @@
-"""The network dialect's MAC (field 64 towards issuers): ISO 9797-1 MAC algorithm 3 (retail MAC, ANSI X9.19)
-with padding method 1 (zeros), under the issuer's zone MAC key (ZAK), computed by psec.
+"""The network dialect's MAC (towards issuers): ISO 9797-1 MAC algorithm 3 (retail MAC, ANSI X9.19) with
+padding method 1 (zeros), under the issuer's zone MAC key (ZAK), computed by psec.
 
-The wire carries it as 16 hex characters; these functions work on the 8 raw bytes.
+The wire carries it as 16 hex characters in the message's last field, 64 or 128 (where, and over which
+bytes, is the codec's business: `iso8583.codec.encode_network_with_mac`, `split_network_mac`); these
+functions work on the 8 raw bytes.
 """
 
 from __future__ import annotations
