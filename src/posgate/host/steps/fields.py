@@ -1,9 +1,13 @@
-"""CheckFields: the message carries what its kind needs."""
+"""CheckFields: the message carries what its kind needs, and nothing the spec does not list.
+RefuseUnsupported: what `classify` did not recognise."""
 
 from __future__ import annotations
 
+from posgate.errors import PosgateError
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
+from posgate.iso8583 import pos_values
+from posgate.iso8583.private_fields import parse_field60
 from posgate.iso8583.reasons import Reason
 
 REQUIRED: dict[Kind, tuple[str, ...]] = {
@@ -36,11 +40,14 @@ SUPPORTED_CURRENCIES = ("156",)
 
 
 class CheckFields(Step):
-    """Needs: the decoded request. Declines: 30 (a required field missing; card data neither in 2 nor 35),
-    13 (amount zero), 12 (currency other than CNY)."""
+    """Needs: the decoded request. Runs first, before any MAC is trusted.
+    Declines: 30 (a required field missing; card data neither in 2 nor 35; a field the kind does not carry
+    or a value the spec does not list: `iso8583.pos_values`), 13 (amount zero), 61 (amount above the
+    per-transaction ceiling `max_amount_fen`), 12 (currency other than CNY)."""
 
     def __init__(self, services: HostServices, kind: Kind) -> None:
         super().__init__(services)
+        self.kind = kind
         self.required = REQUIRED[kind]
         self.needs_card = kind in CARD_KINDS
         self.needs_amount = kind in CARD_KINDS and kind is not Kind.BALANCE
@@ -51,7 +58,32 @@ class CheckFields(Step):
         if missing or (self.needs_card and "2" not in request and "35" not in request):
             ctx.notes["format"] = "missing field " + (",".join(missing) or "2/35")
             ctx.result.decline(Reason.FORMAT_ERROR)
+        elif (bad := pos_values.problem(self.kind.value, request)) is not None:
+            ctx.notes["format"] = bad
+            ctx.result.decline(Reason.FORMAT_ERROR)
         elif self.needs_amount and int(request["4"]) <= 0:
             ctx.result.decline(Reason.INVALID_AMOUNT)
+        elif self.needs_amount and int(request["4"]) > self.services.settings.max_amount_fen:
+            ctx.result.decline(Reason.OVER_AMOUNT_LIMIT)
         elif "49" in request and request["49"] not in SUPPORTED_CURRENCIES:
             ctx.result.decline(Reason.INVALID_TRANSACTION)
+
+
+NETWORK_MANAGEMENT_MTIS = ("0800", "0820")
+
+
+class RefuseUnsupported(Step):
+    """Needs: a request `pipeline.classify` did not recognise. Declines: 30 for a network management
+    message (0800, 0820) whose 60.3 is not one of its listed codes (or whose 60 does not parse), 40 for
+    anything else (a transaction the host does not offer)."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        if ctx.mti in NETWORK_MANAGEMENT_MTIS:
+            try:
+                nmc = parse_field60(ctx.request["60"]).nmc if "60" in ctx.request else "absent"
+                ctx.notes["format"] = f"field 60: 60.3 {nmc!r} is not a network management code of {ctx.mti}"
+            except PosgateError as exc:
+                ctx.notes["format"] = str(exc)
+            ctx.result.decline(Reason.FORMAT_ERROR)
+        else:
+            ctx.result.decline(Reason.FUNCTION_NOT_SUPPORTED)
