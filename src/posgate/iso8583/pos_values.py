@@ -102,9 +102,9 @@ def _time(hhmmss: str) -> bool:
     return int(hhmmss[:2]) < 24 and int(hhmmss[2:4]) < 60 and int(hhmmss[4:]) < 60
 
 
-def _expected(field: str, allowed: frozenset[str] | set[str], got: str) -> str:
+def _expected(where: str, allowed: frozenset[str] | set[str], got: str) -> str:
     listed = ", ".join(sorted(v or "absent" for v in allowed))
-    return f"{field}: expected {listed}, got {got!r}"
+    return f"{where} expected {listed}, got {got!r}"
 
 
 def problem(kind: str, msg: Mapping[str, str]) -> str | None:
@@ -151,7 +151,7 @@ def _field60(kind: str, rule: Rule, msg: Mapping[str, str]) -> str | None:
 
 def _coded(rule: Rule, msg: Mapping[str, str]) -> str | None:
     if "25" in msg and msg["25"] not in rule.condition_codes:
-        return _expected("field 25", rule.condition_codes, msg["25"])
+        return _expected("field 25:", rule.condition_codes, msg["25"])
     if "22" in msg and (msg["22"][:2] not in ENTRY_MODES or msg["22"][2:] not in PIN_ENTRY):
         modes = ", ".join(sorted(ENTRY_MODES))
         return f"field 22: expected an entry mode of {modes} then 1 or 2, got {msg['22']!r}"
@@ -187,7 +187,7 @@ def _reversal(kind: str, msg: Mapping[str, str]) -> str | None:
     if kind != "reversal":
         return None
     if msg.get("39") not in REVERSAL_REASONS:
-        return _expected("field 39", REVERSAL_REASONS, msg.get("39", ""))
+        return _expected("field 39:", REVERSAL_REASONS, msg.get("39", ""))
     type_codes = REVERSIBLE.get((msg.get("3", ""), msg.get("25", "")))
     if type_codes is None:
         return f"field 3: {msg.get('3', '')!r} with 25 = {msg.get('25', '')!r} is no reversible transaction"
