@@ -130,3 +130,42 @@ async def test_a_genuine_sale_above_the_per_transaction_ceiling_is_declined_61(
 ) -> None:
     result = await terminal.sale(demo_card("6228880000000032"), "123456", 4_000_000_001)
     assert result.response_code == "61", result.summary()
+
+
+def _tlv_values(data: bytes) -> dict[str, tuple[int, int]]:
+    """Where each tag's value sits in field 55 (BER-TLV as EMV Book 3 writes it; flat, short lengths)."""
+    pos, found = 0, {}
+    while pos < len(data):
+        size = 2 if data[pos] & 0x1F == 0x1F else 1
+        tag = data[pos : pos + size].hex().upper()
+        length = data[pos + size]
+        start = pos + size + 1
+        found[tag] = (start, start + length)
+        pos = start + length
+    return found
+
+
+async def test_a_chip_sale_forged_with_the_compensation_in_field_55_is_refused_30(
+    mitm: spec_wire.Proxy,
+) -> None:
+    """On a chip sale the ARQC covers 9F02 (the amount), not field 4, and tag 84 (the AID) is covered by
+    neither: the forger changes field 4 and compensates inside 84. The host requires 9F02 = field 4."""
+    terminal = await _terminal_via(mitm)
+    chip = demo_card("6228880000000016")  # credit, chip, limit 50,000.00 CNY
+    try:
+
+        def rewrite(payload: bytes) -> bytes:
+            mti, fields = spec_wire.decode(payload)
+            if mti != "0200" or fields[3].value != "000000" or 55 not in fields:
+                return payload
+            start, end = _tlv_values(payload[fields[55].start : fields[55].end])["84"]
+            aid = spec_wire.Field(fields[55].start + start, fields[55].start + end, "")
+            return spec_wire.xor_forge(payload, fields[4], bytes.fromhex("000000005100"), aid)
+
+        mitm.rewrite = rewrite
+        result = await terminal.sale(chip, "123456", 100, entry="chip")
+        mitm.rewrite = lambda payload: payload
+        assert terminal.state.mak is not None and _mac_unchanged(mitm, terminal.state.mak)
+        assert result.response_code == "30", result.summary()
+    finally:
+        await terminal.close()
