@@ -157,3 +157,16 @@ def test_a_value_outside_the_spec_is_named(
 ) -> None:
     assert problem(kind, base) is None
     assert problem(kind, base | change) == expected
+
+
+def test_field_55_must_agree_with_fields_4_and_49() -> None:
+    from posgate.cards.tlv import encode_tlv
+    from posgate.host.steps.fields import _icc_problem
+
+    icc = encode_tlv({"9F02": bytes.fromhex("000000000100"), "5F2A": bytes.fromhex("0156")}).hex().upper()
+    sale = {"4": "000000000100", "49": "156", "55": icc}
+    assert _icc_problem(sale) is None
+    assert _icc_problem(sale | {"4": "000000005100"}) == "field 55: 9F02 (amount) differs from field 4"
+    assert _icc_problem(sale | {"49": "840"}) == "field 55: 5F2A (currency) differs from field 49"
+    assert _icc_problem(sale | {"55": "9F0206000000"}) == "field 55: not BER-TLV"
+    assert _icc_problem({"4": "000000000100"}) is None

@@ -3,6 +3,7 @@ RefuseUnsupported: what `classify` did not recognise."""
 
 from __future__ import annotations
 
+from posgate.cards.tlv import decode_tlv
 from posgate.errors import PosgateError
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
@@ -42,8 +43,9 @@ SUPPORTED_CURRENCIES = ("156",)
 class CheckFields(Step):
     """Needs: the decoded request. Runs first, before any MAC is trusted.
     Declines: 30 (a required field missing; card data neither in 2 nor 35; a field the kind does not carry
-    or a value the spec does not list: `iso8583.pos_values`), 13 (amount zero), 61 (amount above the
-    per-transaction ceiling `max_amount_fen`), 12 (currency other than CNY)."""
+    or a value the spec does not list: `iso8583.pos_values`; field 55 not BER-TLV, or its amount 9F02 or
+    currency 5F2A not those of fields 4 and 49), 13 (amount zero), 61 (amount above the per-transaction
+    ceiling `max_amount_fen`), 12 (currency other than CNY)."""
 
     def __init__(self, services: HostServices, kind: Kind) -> None:
         super().__init__(services)
@@ -58,7 +60,7 @@ class CheckFields(Step):
         if missing or (self.needs_card and "2" not in request and "35" not in request):
             ctx.notes["format"] = "missing field " + (",".join(missing) or "2/35")
             ctx.result.decline(Reason.FORMAT_ERROR)
-        elif (bad := pos_values.problem(self.kind.value, request)) is not None:
+        elif (bad := pos_values.problem(self.kind.value, request) or _icc_problem(request)) is not None:
             ctx.notes["format"] = bad
             ctx.result.decline(Reason.FORMAT_ERROR)
         elif self.needs_amount and int(request["4"]) <= 0:
@@ -67,6 +69,23 @@ class CheckFields(Step):
             ctx.result.decline(Reason.OVER_AMOUNT_LIMIT)
         elif "49" in request and request["49"] not in SUPPORTED_CURRENCIES:
             ctx.result.decline(Reason.INVALID_TRANSACTION)
+
+
+def _icc_problem(request: dict[str, str]) -> str | None:
+    """Field 55 against fields 4 and 49: the issuer's ARQC covers the chip's amount (9F02) and currency
+    (5F2A), not fields 4 and 49, so they must agree — else field 4 could be changed (and, on a CUP ECB
+    terminal, the change cancelled inside a tag no cryptogram covers) under a valid ARQC."""
+    if "55" not in request:
+        return None
+    try:
+        tags = decode_tlv(bytes.fromhex(request["55"]))
+    except (PosgateError, ValueError):
+        return "field 55: not BER-TLV"
+    if "4" in request and "9F02" in tags and tags["9F02"].hex() != request["4"]:
+        return "field 55: 9F02 (amount) differs from field 4"
+    if "49" in request and "5F2A" in tags and tags["5F2A"].hex() != request["49"].zfill(4):
+        return "field 55: 5F2A (currency) differs from field 49"
+    return None
 
 
 NETWORK_MANAGEMENT_MTIS = ("0800", "0820")
