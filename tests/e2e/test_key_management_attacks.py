@@ -85,7 +85,9 @@ async def test_after_a_key_rotation_a_third_party_sign_in_does_not_keep_the_term
 ) -> None:
     await stack.handle.store.run(rotate_key_period)
     assert (await terminal.sale(CARD, "123456", 100)).response_code == "97"
-    await _forged_sign_in(stack.pos_address)
+    await _forged_sign_in(stack.pos_address)  # new keys pending, which the terminal does not have
+    stale = await terminal.sale(CARD, "123456", 100)  # under its keys of the old period
+    assert stale.response_code == "97" and stale.sign_in_required  # "sign in again", not A0
     assert (await terminal.sign_in()).approved
     await _forged_sign_in(stack.pos_address, "900002")
     assert (await terminal.sale(CARD, "123456", 100)).approved

@@ -66,6 +66,11 @@ class TerminalRecord:
         return self.pending_at is not None and self.pending_period == self.key_period
 
     @property
+    def had_keys_of_an_earlier_period(self) -> bool:
+        """No keys in use of this period, but keys (in use, or issued and never used) of an earlier one."""
+        return self.signed_in_period is not None and not self.current_keys_valid
+
+    @property
     def signed_in(self) -> bool:
         """Signed in during the current working-key period: it holds keys the host accepts."""
         return self.current_keys_valid or self.pending_keys_valid

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, update
+from sqlalchemy import case, delete, func, update
 from sqlalchemy.orm import Session
 
 from posgate.store.keys import KeySealer, get_keys, put_key
@@ -82,11 +82,20 @@ def offer_pending_keys(
 ) -> bool:
     """Store `keys` (purpose → (clear key, KCV)) as the pending generation of `tid` for key period `period`,
     issued `now` — unless the pending generation changed since it was read (`seen_pending_at`, None: there
-    was none). Returns True when stored; False means another node got there first: read again."""
+    was none). Returns True when stored; False means another node got there first: read again.
+
+    Pending keys of an earlier period that are replaced leave a trace when the terminal has no keys in use:
+    `signed_in_period` takes their period (with no keys), so the host knows the terminal may hold keys of an
+    earlier period and answers a MAC it cannot verify with 97, "sign in again", rather than A0."""
+    earlier = case((Terminal.pending_period < period, Terminal.pending_period), else_=None)
     changed = session.execute(
         update(Terminal)
         .where(Terminal.tid == tid, _pending_is(seen_pending_at))
-        .values(pending_period=period, pending_at=now)
+        .values(
+            pending_period=period,
+            pending_at=now,
+            signed_in_period=func.coalesce(Terminal.signed_in_period, earlier),
+        )
     ).rowcount
     if not changed:
         return False

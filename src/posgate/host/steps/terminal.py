@@ -104,9 +104,10 @@ class VerifyMac(Step):
     """Needs: ctx.terminal (its MAC algorithm), ctx.key_generations, field 64. Provides: ctx.keys, the
     generation the MAC verified under. A MAC under the keys issued at the last sign-in promotes them: from
     then on only they are accepted (docs/security.md, "Sign-in").
-    Declines: A0 when field 64 is missing or verifies under neither generation; 97 (processing requirement
-    3) when it verifies under the terminal's keys of an earlier key period (`posgate keys rotate` ended
-    them, and someone's sign-in since left new keys pending): it must sign in again to receive them."""
+    Declines: A0 when field 64 is missing or verifies under neither generation; but 97 (processing
+    requirement 3) when it does not verify and the terminal has no keys in use of this key period though it
+    had keys in an earlier one: `posgate keys rotate` ended them and someone's sign-in since left new keys
+    pending, so the terminal must sign in again to receive them."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         mac_hex = ctx.request.get("64")
@@ -126,23 +127,11 @@ class VerifyMac(Step):
                 await IdentifyTerminal(self.services).use(ctx, record)
                 if _has_keys(ctx) and await self._verify(ctx, covered, mac):
                     return
-        if await self._under_retired_keys(ctx, covered, mac):
+        if ctx.terminal is not None and ctx.terminal.had_keys_of_an_earlier_period:
             ctx.result.processing_requirement = 3
             ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
         else:
             ctx.result.decline(Reason.MAC_ERROR)
-
-    async def _under_retired_keys(self, ctx: TxnContext, covered: bytes, mac: bytes) -> bool:
-        """The MAC verifies under the keys in use of an earlier key period (read only on this rare path)."""
-        terminal = ctx.terminal
-        if terminal is None or terminal.signed_in_period is None or terminal.current_keys_valid:
-            return False
-        stored = await self.services.store.run(
-            lambda s: load_terminal_keys(s, self.services.vault, terminal.tid)
-        )
-        retired = _working(stored.current)
-        algorithm = MacAlgorithm.parse(terminal.mac_algorithm)
-        return retired is not None and verify_pos_mac(algorithm, retired.mak, covered, mac)
 
     async def _verify(self, ctx: TxnContext, covered: bytes, mac: bytes) -> bool:
         assert ctx.terminal is not None and ctx.key_generations is not None
