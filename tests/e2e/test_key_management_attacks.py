@@ -140,3 +140,9 @@ async def test_sign_ins_per_tid_are_limited_across_host_nodes(tmp_path: Path, da
     finally:
         await second.stop()
         await first.stop()
+
+
+async def test_a_network_management_code_not_listed_for_the_mti_gets_30(stack: Running) -> None:
+    assert (await spec_wire.exchange(*stack.pos_address, _network("0800", "900001", "005")))[39].value == "30"
+    assert (await spec_wire.exchange(*stack.pos_address, _network("0820", "900002", "003")))[39].value == "30"
+    assert (await spec_wire.exchange(*stack.pos_address, _network("0800", "900003", "003")))[39].value == "00"

@@ -3,6 +3,8 @@ RefuseUnsupported: what `classify` did not recognise."""
 
 from __future__ import annotations
 
+import logging
+
 from posgate.cards.tlv import decode_tlv
 from posgate.errors import PosgateError
 from posgate.host.context import Kind, TxnContext
@@ -39,6 +41,15 @@ CARD_KINDS = (
 )
 SUPPORTED_CURRENCIES = ("156",)
 
+log = logging.getLogger("posgate.host")
+
+
+def _format_error(ctx: TxnContext, problem: str) -> None:
+    """Decline 30 and say why in the log (values are quoted with repr: no control character gets through)."""
+    ctx.notes["format"] = problem
+    log.warning("format error in %s stan=%r tid=%r: %s", ctx.mti, ctx.stan, ctx.tid, problem)
+    ctx.result.decline(Reason.FORMAT_ERROR)
+
 
 class CheckFields(Step):
     """Needs: the decoded request. Runs first, before any MAC is trusted.
@@ -58,11 +69,9 @@ class CheckFields(Step):
         request = ctx.request
         missing = [f for f in self.required if f not in request]
         if missing or (self.needs_card and "2" not in request and "35" not in request):
-            ctx.notes["format"] = "missing field " + (",".join(missing) or "2/35")
-            ctx.result.decline(Reason.FORMAT_ERROR)
+            _format_error(ctx, "missing field " + (",".join(missing) or "2/35"))
         elif (bad := pos_values.problem(self.kind.value, request) or _icc_problem(request)) is not None:
-            ctx.notes["format"] = bad
-            ctx.result.decline(Reason.FORMAT_ERROR)
+            _format_error(ctx, bad)
         elif self.needs_amount and int(request["4"]) <= 0:
             ctx.result.decline(Reason.INVALID_AMOUNT)
         elif self.needs_amount and int(request["4"]) > self.services.settings.max_amount_fen:
@@ -100,9 +109,9 @@ class RefuseUnsupported(Step):
         if ctx.mti in NETWORK_MANAGEMENT_MTIS:
             try:
                 nmc = parse_field60(ctx.request["60"]).nmc if "60" in ctx.request else "absent"
-                ctx.notes["format"] = f"field 60: 60.3 {nmc!r} is not a network management code of {ctx.mti}"
+                problem = f"field 60: 60.3 {nmc!r} is not a network management code of {ctx.mti}"
             except PosgateError as exc:
-                ctx.notes["format"] = str(exc)
-            ctx.result.decline(Reason.FORMAT_ERROR)
+                problem = str(exc)
+            _format_error(ctx, problem)
         else:
             ctx.result.decline(Reason.FUNCTION_NOT_SUPPORTED)
