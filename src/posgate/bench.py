@@ -85,7 +85,8 @@ def provision(
     handle.store.transact(work)
     handle.store.close()
     for tid, tmk in tmks.items():
-        states.append(TerminalState(tid=tid, mid=BENCH_MID, tmk_hex=tmk.hex().upper()))
+        # new terminals: X9.19, the default of `provision_terminal`
+        states.append(TerminalState(tid=tid, mid=BENCH_MID, tmk_hex=tmk.hex().upper(), mac_algorithm="x919"))
     return states, [card_profile(c, bank) for c in card_docs]
 
 

@@ -22,6 +22,7 @@ from posgate.api.users import Principal
 from posgate.bootstrap import StoreHandle, open_store
 from posgate.config import Settings
 from posgate.errors import PosgateError
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
 from posgate.merchants.queries import list_applications, merchant_view
 from posgate.merchants.uploads import UploadStore
 
@@ -34,6 +35,14 @@ merchant_app = typer.Typer(
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory [POSGATE_DATA_DIR]")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="[POSGATE_DATABASE_URL]")]
+MacOpt = Annotated[
+    str,
+    typer.Option(
+        "--mac",
+        metavar="ALGORITHM",
+        help="the terminals' MAC: x919 (ANSI X9.19) or cup_ecb (legacy terminals)",
+    ),
+]
 
 
 def _fail(message: str) -> NoReturn:
@@ -151,6 +160,7 @@ def approve_command(
     debit_cap_fen: Annotated[int | None, typer.Option("--debit-cap-fen", help="debit fee cap, fen")] = None,
     credit_ppm: Annotated[int | None, typer.Option("--credit-ppm", help="credit rate, ppm")] = None,
     d0: Annotated[bool, typer.Option("--d0", help="allow D0 settlement")] = False,
+    mac: MacOpt = DEFAULT_MAC_ALGORITHM,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -160,13 +170,18 @@ def approve_command(
         plan["mdr_debit_cap_fen"] = debit_cap_fen
 
     def work(ctx: AppContext) -> dict[str, Any]:
-        view = operations.decide(ctx, CLI_USER, application_id, "approve", fee_plan=plan, terminals=terminals)
+        view = operations.decide(
+            ctx, CLI_USER, application_id, "approve", fee_plan=plan, terminals=terminals, mac_algorithm=mac
+        )
         return ctx.transact(lambda s: merchant_view(s, view["mid"]))
 
     merchant = _run(data_dir, database_url, work)
     typer.echo(f"application {application_id}: approved; merchant {merchant['mid']} ({merchant['status']})")
     for terminal in merchant["terminals"]:
-        typer.echo(f"  terminal {terminal['tid']} {terminal['status']} TMK KCV {terminal['tmk_kcv']}")
+        typer.echo(
+            f"  terminal {terminal['tid']} {terminal['status']} TMK KCV {terminal['tmk_kcv']}"
+            f" MAC {terminal['mac_algorithm']}"
+        )
 
 
 @merchant_app.command("list")
@@ -195,6 +210,7 @@ def provision_terminal_command(
     ] = None,
     tid: Annotated[str | None, typer.Option("--tid", help="an existing terminal (write its profile)")] = None,
     count: Annotated[int, typer.Option("--count", help="terminals to provision")] = 1,
+    mac: MacOpt = DEFAULT_MAC_ALGORITHM,
     profile_file: Annotated[
         Path | None,
         typer.Option("--profile-file", help="write a simulator profile (TerminalState JSON, 0600)"),
@@ -210,7 +226,7 @@ def provision_terminal_command(
         _fail("--profile-file writes one terminal's profile: use it with --count 1")
 
     def work(ctx: AppContext) -> list[str]:
-        tids = [tid] if tid else operations.provision(ctx, CLI_USER, str(merchant), count)
+        tids = [tid] if tid else operations.provision(ctx, CLI_USER, str(merchant), count, mac)
         if profile_file is not None:
             operations.terminal_profile(ctx, CLI_USER, tids[0]).save(profile_file)
         return tids

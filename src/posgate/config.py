@@ -133,6 +133,16 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=60, description="how long the host trusts a terminal record it read (0: never)"
     )
     db_threads: int = Field(default=8, ge=1, le=64)
+    max_amount_fen: int = Field(
+        default=50_000_000,
+        ge=1,
+        le=999_999_999_999,
+        description="per-transaction ceiling of field 4 (fen); above it the host answers 61",
+    )
+    sign_in_limit: int = Field(
+        default=10, ge=1, le=10_000, description="sign-ins per TID per window; above it the host answers 65"
+    )
+    sign_in_window_s: float = Field(default=60.0, gt=0, le=86_400, description="the sign-in limit's window")
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
 

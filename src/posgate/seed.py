@@ -49,7 +49,12 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
         tmk = bytes.fromhex(t.tmk)
         if kcv(tmk) != t.tmk_kcv:
             raise ConfigError(f"demo fixture: terminal {t.tid} TMK does not match its KCV {t.tmk_kcv}")
-        session.add(Terminal(tid=t.tid, merchant_id=merchant_ids[t.mid], nii=t.nii, status="live"))
+        # the fixture's terminals are field terminals of the public vectors: the legacy CUP ECB MAC
+        session.add(
+            Terminal(
+                tid=t.tid, merchant_id=merchant_ids[t.mid], nii=t.nii, status="live", mac_algorithm="cup_ecb"
+            )
+        )
         put_key(session, vault, "terminal", t.tid, "TMK", tmk, t.tmk_kcv)
     for b in fixture.banks:
         session.add(

@@ -37,7 +37,10 @@ async def _provision(stack: Running) -> list[TerminalState]:
             provision_terminal(session, stack.handle.vault, tid, MID, tmk, kcv(tmk))
 
     await stack.handle.store.run(work)
-    return [TerminalState(tid=tid, mid=MID, tmk_hex=tmk.hex().upper()) for tid, tmk in tmks.items()]
+    return [
+        TerminalState(tid=tid, mid=MID, tmk_hex=tmk.hex().upper(), mac_algorithm="x919")
+        for tid, tmk in tmks.items()
+    ]
 
 
 async def _available(terminal: TerminalClient, card: CardProfile) -> int:

@@ -260,6 +260,20 @@ def test_merchant_and_terminal_lifecycle(api_any_db) -> None:  # type: ignore[no
     reviewer = sign_in(client, "reviewer")
     more = client.post(f"/api/merchants/{mid}/terminals", json={"count": 1}, headers=reviewer)
     assert more.status_code == 201 and more.json()["tids"] == ["10000003"]
+    bad_mac = client.post(
+        f"/api/merchants/{mid}/terminals", json={"count": 1, "mac_algorithm": "des"}, headers=reviewer
+    )
+    assert bad_mac.status_code == 422
+    assert bad_mac.json()["error"]["message"] == "mac_algorithm: must be cup_ecb or x919, got 'des'"
+    legacy = client.post(
+        f"/api/merchants/{mid}/terminals", json={"count": 1, "mac_algorithm": "cup_ecb"}, headers=reviewer
+    )
+    assert legacy.status_code == 201 and legacy.json()["tids"] == ["10000004"]
+    macs = {
+        t["tid"]: t["mac_algorithm"]
+        for t in client.get(f"/api/merchants/{mid}", headers=reviewer).json()["terminals"]
+    }
+    assert macs == {"10000002": "x919", "10000003": "x919", "10000004": "cup_ecb"}
     risk = sign_in(client, "risk")
     closed = client.post(f"/api/merchants/{mid}/close", json={"reason": "shop closed"}, headers=risk).json()
     assert closed["status"] == "closed"

@@ -94,6 +94,10 @@ def test_the_whole_flow_through_the_console_forms(console) -> None:  # type: ign
     assert profile.status_code == 200
     assert profile.headers["content-disposition"] == 'attachment; filename="terminal-10000002.json"'
     assert profile.json()["tid"] == "10000002" and len(profile.json()["tmk_hex"]) == 32
+    assert profile.json()["mac_algorithm"] == "x919"  # new terminals: ANSI X9.19 (issue 9)
+    page = client.get("/terminals/10000002").text
+    assert re.search(r'id="mac-algorithm">ANSI X9.19<', page)
+    assert re.search(r'id="mac-algorithm">CUP ECB \(legacy, weak\)<', client.get("/terminals/10000001").text)
     csrf = login(client, "risk")
     suspended = client.post(
         "/merchants/898440158120001/lifecycle", data={"action": "suspend", "reason": "", "csrf_token": csrf}

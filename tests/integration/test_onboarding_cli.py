@@ -58,6 +58,19 @@ def test_apply_review_approve_provision_and_write_a_profile(env: Path) -> None:
     assert (state.tid, state.mid, state.nii) == ("10000003", "898440158120001", "0003")
     assert run("terminal", "provision", "--tid", "10000003", "--profile-file", "u.json")[0] == 0
     assert TerminalState.load(env / "u.json").tmk_hex == state.tmk_hex
+    assert state.mac_algorithm == "x919"  # the default for new terminals
+    code, out = run(
+        "terminal",
+        "provision",
+        "--merchant",
+        "898440158120001",
+        "--mac",
+        "cup_ecb",
+        "--profile-file",
+        "v.json",
+    )
+    assert code == 0, out
+    assert TerminalState.load(env / "v.json").mac_algorithm == "cup_ecb"
 
 
 def test_refusals_exit_2_naming_the_problem(env: Path) -> None:
@@ -71,3 +84,5 @@ def test_refusals_exit_2_naming_the_problem(env: Path) -> None:
     assert code == 2 and "exactly one" in out
     code, out = run("terminal", "provision", "--merchant", "898000000000000")
     assert code == 2 and "no merchant with this MID" in out
+    code, out = run("terminal", "provision", "--merchant", "898440153110001", "--mac", "des")
+    assert code == 2 and "mac_algorithm: must be cup_ecb or x919, got 'des'" in out

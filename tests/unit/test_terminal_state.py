@@ -88,3 +88,21 @@ def test_load_rejects_bad_files(tmp_path: Path) -> None:
     path.write_text('{"tid": "10000001"}')
     with pytest.raises(ConfigError, match="missing mid, tmk_hex"):
         TerminalState.load(path)
+
+
+def test_the_mac_algorithm_comes_from_the_state_and_defaults_to_cup_ecb(tmp_path: Path) -> None:
+    from posgate.security.pos_mac import MacAlgorithm
+
+    assert demo_terminal_state().mac is MacAlgorithm.CUP_ECB  # the demo fixture's terminal keeps CUP ECB
+    legacy = tmp_path / "legacy.json"  # a state file written before X9.19 support
+    legacy.write_text(json.dumps({"tid": "10000002", "mid": "898440153110001", "tmk_hex": "40" * 16}))
+    assert TerminalState.load(legacy).mac is MacAlgorithm.CUP_ECB
+    x919 = TerminalState("10000003", "898440153110001", "40" * 16, mac_algorithm="x919")
+    x919.save(tmp_path / "x919.json")
+    assert TerminalState.load(tmp_path / "x919.json").mac is MacAlgorithm.X919
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"tid": "1", "mid": "2", "tmk_hex": "40" * 16, "mac_algorithm": "md5"}))
+    with pytest.raises(
+        ConfigError, match=r"^terminal state: MAC algorithm must be cup_ecb or x919, got 'md5'$"
+    ):
+        TerminalState.load(bad)

@@ -89,7 +89,8 @@ async def run_onboarding_story(
         ktk, _ktk_kcv = handle.store.transact(lambda s: key_transfer_key(s, handle.vault, "demo", utcnow()))
         tmk = unwrap_tmk(ktk, export["key_block"])
         add(StoryLine(f"TMK of {tid} delivered as TR-31, KCV checked", export["tmk_kcv"], export["tmk_kcv"]))
-        state = TerminalState(tid=tid, mid=mid, tmk_hex=tmk.hex().upper())
+        mac_algorithm = merchant["terminals"][0]["mac_algorithm"]  # set at provisioning, like the TMK
+        state = TerminalState(tid=tid, mid=mid, tmk_hex=tmk.hex().upper(), mac_algorithm=mac_algorithm)
         outcome.terminal = state
         async with TerminalClient(*pos_address, state, timeout_s=5.0) as terminal:
             add(

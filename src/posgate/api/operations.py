@@ -25,6 +25,7 @@ from posgate.merchants.errors import FieldError, UploadTooLarge
 from posgate.merchants.feeplan import fee_plan_from
 from posgate.merchants.images import MAX_BYTES
 from posgate.merchants.provisioning import (
+    DEFAULT_MAC_ALGORITHM,
     Tr31Export,
     export_tr31,
     get_merchant,
@@ -100,6 +101,7 @@ def decide(
     reason: str | None = None,
     fee_plan: Mapping[str, Any] | None = None,
     terminals: int = 1,
+    mac_algorithm: str = DEFAULT_MAC_ALGORITHM,
 ) -> dict[str, Any]:
     """A reviewer's action on an application; returns the application as it now is."""
     if action not in REVIEW_ACTIONS:
@@ -116,7 +118,9 @@ def decide(
             review.reject(session, application_id, reason or "", who.username, now)
         else:
             assert plan is not None
-            review.approve(session, ctx.vault, application_id, plan, terminals, who.username, now)
+            review.approve(
+                session, ctx.vault, application_id, plan, terminals, who.username, now, mac_algorithm
+            )
         return application_view(session, get_application(session, application_id))
 
     return ctx.transact(work)
@@ -162,9 +166,13 @@ def terminal_lifecycle(
     return _lifecycle(ctx, who, tid, action, reason, steps, terminal_view)
 
 
-def provision(ctx: AppContext, who: Principal, mid: str, count: int) -> list[str]:
+def provision(
+    ctx: AppContext, who: Principal, mid: str, count: int, mac_algorithm: str = DEFAULT_MAC_ALGORITHM
+) -> list[str]:
     return ctx.transact(
-        lambda s: provision_terminals(s, ctx.vault, get_merchant(s, mid), count, who.username, utcnow())
+        lambda s: provision_terminals(
+            s, ctx.vault, get_merchant(s, mid), count, who.username, utcnow(), mac_algorithm
+        )
     )
 
 
@@ -177,4 +185,6 @@ def terminal_profile(ctx: AppContext, who: Principal, tid: str) -> TerminalState
     data = ctx.transact(
         lambda s: simulator_profile(s, ctx.vault, tid, ctx.settings.env, who.username, utcnow())
     )
-    return TerminalState(tid=data.tid, mid=data.mid, tmk_hex=data.tmk_hex, nii=data.nii)
+    return TerminalState(
+        tid=data.tid, mid=data.mid, tmk_hex=data.tmk_hex, nii=data.nii, mac_algorithm=data.mac_algorithm
+    )

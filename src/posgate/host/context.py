@@ -9,7 +9,7 @@ from typing import Any
 
 from posgate.iso8583.framing import PosFrame
 from posgate.iso8583.reasons import Reason, pos_code
-from posgate.security.signin import WorkingKeys
+from posgate.security.signin import KeyGenerations, WorkingKeys
 from posgate.store.acquirer import TerminalRecord
 from posgate.store.originals import OriginalRecord
 
@@ -113,7 +113,8 @@ class TxnContext:
     local_now: dt.datetime  # the acquirer's local time, for fields 12/13/15
     kind: Kind = Kind.UNSUPPORTED
     terminal: TerminalRecord | None = None
-    keys: WorkingKeys | None = None
+    key_generations: KeyGenerations | None = None  # what the host accepts from this terminal
+    keys: WorkingKeys | None = None  # the generation the request's MAC verified under
     card: CardView | None = None
     route: Route | None = None
     original: OriginalRecord | None = None

@@ -1,7 +1,8 @@
 """The authorization path, readable top to bottom: the ordered steps for each kind of POS message.
 
 "Where is response code 51 decided?" — AskIssuer maps the issuer's answer; "where is 97?" — IdentifyTerminal
-and RequireSignIn. Every run ends with ComposeResponse and RecordOutcome, declined or not.
+and RequireSignIn; "where is 30?" — CheckFields (every field's content, before any MAC is trusted).
+Every run ends with ComposeResponse and RecordOutcome, declined or not.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from posgate.errors import PosgateError
 from posgate.host.context import Kind, Message
 from posgate.host.steps.base import HostServices, Step
 from posgate.host.steps.card import ReadCard
-from posgate.host.steps.fields import CheckFields
+from posgate.host.steps.fields import CheckFields, RefuseUnsupported
 from posgate.host.steps.issuer import AskIssuer
 from posgate.host.steps.original import FindOriginal
 from posgate.host.steps.pin import TranslatePin
@@ -100,25 +101,11 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
             ReverseOriginal(s),
             CompleteTestSwipe(s),
         ],
-        Kind.SETTLEMENT: [
-            CheckFields(s, Kind.SETTLEMENT),
-            *terminal_optional_mac(s),
-            RecordRequest(s),
-            SettleBatch(s),
-        ],
-        Kind.BATCH_UPLOAD: [
-            CheckFields(s, Kind.BATCH_UPLOAD),
-            *terminal_optional_mac(s),
-            RecordRequest(s),
-            UploadBatch(s),
-        ],
-        Kind.UNSUPPORTED: [],
+        # the MAC is required on 0500 and 0320 too: an unMACed 0500 could read the totals and close the batch
+        Kind.SETTLEMENT: [CheckFields(s, Kind.SETTLEMENT), *terminal, RecordRequest(s), SettleBatch(s)],
+        Kind.BATCH_UPLOAD: [CheckFields(s, Kind.BATCH_UPLOAD), *terminal, RecordRequest(s), UploadBatch(s)],
+        Kind.UNSUPPORTED: [RefuseUnsupported(s)],
     }
-
-
-def terminal_optional_mac(s: HostServices) -> list[Step]:
-    """0500 and 0320: the MAC is verified when present (pos-8583.md), not required."""
-    return [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s, required=False)]
 
 
 def finishing_steps(s: HostServices) -> list[Step]:

@@ -14,7 +14,7 @@ log = logging.getLogger("posgate.host")
 
 
 async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext) -> None:
-    if ctx.kind is Kind.UNSUPPORTED:
+    if ctx.kind is Kind.UNSUPPORTED and not steps:
         ctx.result.decline(Reason.FUNCTION_NOT_SUPPORTED)
     done: list[Step] = []
     try:

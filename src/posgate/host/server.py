@@ -28,8 +28,8 @@ from posgate.iso8583.framing import (
     response_tpdu,
     split_pos_frame,
 )
-from posgate.security.pos_mac import cup_ecb_mac
-from posgate.security.signin import WorkingKeys
+from posgate.security.pos_mac import MacAlgorithm, pos_mac
+from posgate.store.acquirer import TerminalRecord
 
 log = logging.getLogger("posgate.host")
 
@@ -140,7 +140,7 @@ class PosServer:
             " (duplicate)" if ctx.replay is not None else "",
             ctx.trace_text(),
         )
-        payload = self._encode(fields, ctx.keys)
+        payload = self._encode(fields, ctx)
         return build_pos_frame(
             response_tpdu(frame.tpdu),
             response_header(frame.header, ctx.result.processing_requirement),
@@ -148,9 +148,12 @@ class PosServer:
         )
 
     @staticmethod
-    def _encode(fields: Message, keys: WorkingKeys | None) -> bytes:
+    def _encode(fields: Message, ctx: TxnContext) -> bytes:
+        """MACed with the terminal's algorithm under the keys its request verified under."""
+        keys, terminal = ctx.keys, ctx.terminal
         if fields.get("39") == "00" and fields["t"] in MACED_RESPONSES and keys is not None:
-            return encode_pos_with_mac(fields, lambda data: cup_ecb_mac(keys.mak, data))
+            algorithm = _mac_algorithm(terminal)
+            return encode_pos_with_mac(fields, lambda data: pos_mac(algorithm, keys.mak, data))
         return encode_pos(fields)
 
     def _answer_format_error(self, frame: PosFrame, exc: ProtocolError, writer: asyncio.StreamWriter) -> None:
@@ -166,6 +169,10 @@ class PosServer:
         writer.write(
             build_pos_frame(response_tpdu(frame.tpdu), response_header(frame.header), encode_pos(fields))
         )
+
+
+def _mac_algorithm(terminal: TerminalRecord | None) -> MacAlgorithm:
+    return MacAlgorithm.parse(terminal.mac_algorithm) if terminal is not None else MacAlgorithm.CUP_ECB
 
 
 def utc_now() -> dt.datetime:

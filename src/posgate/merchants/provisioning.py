@@ -1,6 +1,7 @@
-"""Terminal provisioning: TIDs with a fresh TMK each (sealed where the host's sign-in reads it), the TMK's
-delivery as a TR-31 key block under the acquirer's KTK, and — for the simulator only, never in production —
-the data of a terminal profile. The clear TMK never leaves through the API.
+"""Terminal provisioning: TIDs with a fresh TMK each (sealed where the host's sign-in reads it) and their MAC
+algorithm (ANSI X9.19 unless the terminal can only do the legacy CUP ECB), the TMK's delivery as a TR-31 key
+block under the acquirer's KTK, and — for the simulator only, never in production — the data of a terminal
+profile. The clear TMK never leaves through the API.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from posgate.errors import SecurityError
 from posgate.merchants.errors import FieldError, NotFound, OnboardingError, StateConflict
 from posgate.merchants.identifiers import insert_unique, next_tid
 from posgate.merchants.keyblock import wrap_tmk
 from posgate.security.keys import generate_key, kcv
+from posgate.security.pos_mac import MacAlgorithm
 from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models import Merchant, SealedKey, Terminal
@@ -46,6 +49,7 @@ class ProfileData:
     mid: str
     nii: str
     tmk_hex: str = field(repr=False)
+    mac_algorithm: str = MacAlgorithm.X919.value
 
 
 def get_merchant(session: Session, mid: str) -> Merchant:
@@ -62,19 +66,46 @@ def get_terminal(session: Session, tid: str) -> Terminal:
     return row
 
 
+DEFAULT_MAC_ALGORITHM = MacAlgorithm.X919.value
+
+
+def mac_algorithm_of(value: object) -> str:
+    """A MAC algorithm as given to the API or the CLI; `FieldError("mac_algorithm")` if it is not one."""
+    if not isinstance(value, str):
+        raise FieldError("mac_algorithm", f"must be x919 or cup_ecb, got a {type(value).__name__}")
+    try:
+        return MacAlgorithm.parse(value).value
+    except SecurityError as exc:
+        raise FieldError("mac_algorithm", str(exc).removeprefix("MAC algorithm ")) from None
+
+
 def provision_terminals(
-    session: Session, sealer: KeySealer, merchant: Merchant, count: int, actor: str, now: dt.datetime
+    session: Session,
+    sealer: KeySealer,
+    merchant: Merchant,
+    count: int,
+    actor: str,
+    now: dt.datetime,
+    mac_algorithm: str = DEFAULT_MAC_ALGORITHM,
 ) -> list[str]:
-    """Create `count` terminals (status testing) of `merchant`, each with a fresh TMK; returns the TIDs."""
+    """Create `count` terminals (status testing) of `merchant`, each with a fresh TMK and the MAC algorithm
+    `mac_algorithm` (X9.19 unless the terminal can only compute CUP ECB); returns the TIDs."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_TERMINALS_PER_REQUEST:
         raise FieldError("terminals", f"must be 1 to {MAX_TERMINALS_PER_REQUEST}, got {count!r}")
+    mac_algorithm = mac_algorithm_of(mac_algorithm)
     if merchant.status not in ("testing", "live"):
         raise StateConflict(f"the merchant is {merchant.status}; terminals need it testing or live")
     tids = []
     for _ in range(count):
 
         def insert(tid: str) -> Terminal:
-            row = Terminal(tid=tid, merchant_id=merchant.id, status="testing", created_at=now)
+            row = Terminal(
+                tid=tid,
+                merchant_id=merchant.id,
+                status="testing",
+                created_at=now,
+                mac_algorithm=mac_algorithm,
+            )
             session.add(row)
             return row
 
@@ -82,7 +113,17 @@ def provision_terminals(
         tmk = generate_key()
         tmk_kcv = kcv(tmk)
         put_key(session, sealer, "terminal", terminal.tid, "TMK", tmk, tmk_kcv)
-        audit(session, actor, "provision", "terminal", terminal.tid, now, mid=merchant.mid, tmk_kcv=tmk_kcv)
+        audit(
+            session,
+            actor,
+            "provision",
+            "terminal",
+            terminal.tid,
+            now,
+            mid=merchant.mid,
+            tmk_kcv=tmk_kcv,
+            mac_algorithm=mac_algorithm,
+        )
         tids.append(terminal.tid)
     return tids
 
@@ -135,4 +176,10 @@ def simulator_profile(
     merchant = session.get(Merchant, terminal.merchant_id)
     assert merchant is not None
     audit(session, actor, "export_tmk_profile", "terminal", tid, now, tmk_kcv=kcv(tmk))
-    return ProfileData(tid=tid, mid=merchant.mid, nii=terminal.nii, tmk_hex=tmk.hex().upper())
+    return ProfileData(
+        tid=tid,
+        mid=merchant.mid,
+        nii=terminal.nii,
+        tmk_hex=tmk.hex().upper(),
+        mac_algorithm=terminal.mac_algorithm,
+    )

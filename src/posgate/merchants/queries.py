@@ -107,8 +107,10 @@ def terminal_summary(session: Session, terminal: Terminal) -> dict[str, Any]:
         "tid": terminal.tid,
         "status": terminal.status,
         "nii": terminal.nii,
+        "mac_algorithm": terminal.mac_algorithm,
         "tmk_kcv": key_kcv(session, "terminal", terminal.tid, "TMK"),
         "signed_in_at": _iso(terminal.signed_in_at),
+        "new_keys_issued_at": _iso(terminal.pending_at),
         "live_at": _iso(terminal.live_at),
         "created_at": _iso(terminal.created_at),
     }

@@ -13,7 +13,7 @@ from posgate.merchants.checks import MAX_MERCHANTS_PER_ID
 from posgate.merchants.errors import FieldError, StateConflict
 from posgate.merchants.feeplan import FeePlan
 from posgate.merchants.identifiers import insert_unique, mid_prefix, next_mid
-from posgate.merchants.provisioning import provision_terminals
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, provision_terminals
 from posgate.merchants.workflow import next_status
 from posgate.store.audit import audit
 from posgate.store.keys import KeySealer
@@ -79,9 +79,10 @@ def approve(
     terminals: int,
     actor: str,
     now: dt.datetime,
+    mac_algorithm: str = DEFAULT_MAC_ALGORITHM,
 ) -> tuple[str, list[str]]:
-    """Approve: a merchant (status testing) with a MID and the fee plan, and `terminals` terminals.
-    Returns (MID, TIDs)."""
+    """Approve: a merchant (status testing) with a MID and the fee plan, and `terminals` terminals (MAC
+    algorithm `mac_algorithm`). Returns (MID, TIDs)."""
     row = get_application(session, application_id, for_update=True)
     before = row.status
     status = next_status(application_id, row.status, "approve")
@@ -109,7 +110,7 @@ def approve(
         return merchant
 
     merchant = insert_unique(session, lambda: next_mid(session, prefix), insert)
-    tids = provision_terminals(session, sealer, merchant, terminals, actor, now)
+    tids = provision_terminals(session, sealer, merchant, terminals, actor, now, mac_algorithm)
     row.status, row.merchant_id, row.updated_at = status, merchant.id, now
     audit(
         session,

@@ -35,12 +35,28 @@ from posgate.security.pin import (  # noqa: E402
     translate_pin_block,
     verify_pin_block,
 )
-from posgate.security.pos_mac import cup_ecb_mac, verify_cup_ecb_mac  # noqa: E402
-from posgate.security.signin import WorkingKeys, issue_working_keys, unwrap_working_keys  # noqa: E402
+from posgate.security.pos_mac import (  # noqa: E402
+    MacAlgorithm,
+    cup_ecb_mac,
+    pos_mac,
+    verify_cup_ecb_mac,
+    verify_pos_mac,
+    x919_mac,
+)
+from posgate.security.signin import (  # noqa: E402
+    KeyGenerations,
+    WorkingKeys,
+    deliver_working_keys,
+    issue_working_keys,
+    new_working_keys,
+    unwrap_working_keys,
+)
 
 __all__ = [
     "ARQC_DATA_TAGS",
     "CardVault",
+    "KeyGenerations",
+    "MacAlgorithm",
     "PinBlockFormatError",
     "ProtectedPan",
     "WorkingKeys",
@@ -48,6 +64,7 @@ __all__ = [
     "card_verification_value",
     "cup_ecb_mac",
     "decrypt_under",
+    "deliver_working_keys",
     "encode_pin_block",
     "encrypt_under",
     "generate_arpc",
@@ -59,7 +76,9 @@ __all__ = [
     "kcv_bytes",
     "load_or_create_master_key",
     "network_mac",
+    "new_working_keys",
     "pin_offset",
+    "pos_mac",
     "session_key",
     "translate_pin_block",
     "unwrap_working_keys",
@@ -68,4 +87,6 @@ __all__ = [
     "verify_cvv",
     "verify_network_mac",
     "verify_pin_block",
+    "verify_pos_mac",
+    "x919_mac",
 ]

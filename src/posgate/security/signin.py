@@ -1,9 +1,14 @@
 """Terminal working keys and the POS sign-in key delivery (0810 field 62).
 
-The host issues fresh random working keys per sign-in: a PIN key (PIK), a MAC key (MAK, issued as K|K so the
-"CUP ECB" MAC's 3DES steps equal single DES with K, as terminals compute it) and, for 60.3 = 004, a track data
-key (TDK). Field 62 carries each key encrypted under the terminal master key (TMK) followed by its raw 4-byte
-check value: PIK(16) KCV(4) MAK(16) KCV(4) [TDK(16) KCV(4)] = 40 or 60 bytes.
+The host issues fresh random working keys: a PIN key (PIK), a MAC key (MAK) and, for 60.3 = 004, a track
+data key (TDK). A terminal with the legacy "CUP ECB" MAC gets its MAK as K|K, so the MAC's 3DES steps equal
+single DES with K, as terminals in the field compute it; an X9.19 terminal gets a true double-length MAK
+(distinct halves), without which ISO 9797-1 algorithm 3 would collapse to a single-DES CBC-MAC
+(docs/security.md). Field 62 carries each key encrypted under the terminal master key (TMK) followed by its
+raw 4-byte check value: PIK(16) KCV(4) MAK(16) KCV(4) [TDK(16) KCV(4)] = 40 or 60 bytes.
+
+`KeyGenerations` is what the host accepts from one terminal: the keys in use and the keys issued at its
+last sign-in that it has not used yet (docs/security.md, "Sign-in").
 """
 
 from __future__ import annotations
@@ -40,7 +45,48 @@ def _check_value(key: bytes) -> str:
         return "<invalid key>"
 
 
-def issue_working_keys(tmk: bytes, with_tdk: bool) -> tuple[WorkingKeys, bytes]:
+@dataclass(frozen=True)
+class KeyGenerations:
+    """The working keys the host accepts from a terminal: `current` (in use: the terminal has MACed a
+    message under them) and `pending` (issued at its last sign-in, not used yet). Either may be None."""
+
+    current: WorkingKeys | None = None
+    pending: WorkingKeys | None = None
+
+
+def new_working_keys(with_tdk: bool, distinct_mak_halves: bool = False) -> WorkingKeys:
+    """Fresh random working keys: the MAK as K|K unless `distinct_mak_halves` (X9.19 terminals).
+
+    >>> keys = new_working_keys(with_tdk=False)
+    >>> keys.mak[:8] == keys.mak[8:], keys.tdk is None
+    (True, True)
+    >>> keys = new_working_keys(with_tdk=True, distinct_mak_halves=True)
+    >>> keys.mak[:8] != keys.mak[8:], keys.tdk is not None
+    (True, True)
+    """
+    if distinct_mak_halves:
+        mak = generate_key(_KEY_LEN)
+    else:
+        half = generate_key(8)
+        mak = half + half
+    return WorkingKeys(pik=generate_key(_KEY_LEN), mak=mak, tdk=generate_key(_KEY_LEN) if with_tdk else None)
+
+
+def deliver_working_keys(tmk: bytes, keys: WorkingKeys, with_tdk: bool) -> bytes:
+    """Field 62 for `keys` under `tmk`: PIK, MAK and, when `with_tdk` (60.3 = 004), the TDK, each with its
+    check value. `SecurityError` if a TDK is asked for and `keys` has none."""
+    check_key(tmk, "TMK")
+    clear = [keys.pik, keys.mak]
+    if with_tdk:
+        if keys.tdk is None:
+            raise SecurityError("field 62: a TDK was asked for but these working keys have none")
+        clear.append(keys.tdk)
+    return b"".join(encrypt_under(tmk, key) + kcv_bytes(key) for key in clear)
+
+
+def issue_working_keys(
+    tmk: bytes, with_tdk: bool, distinct_mak_halves: bool = False
+) -> tuple[WorkingKeys, bytes]:
     """Fresh working keys for a sign-in, and the field 62 that delivers them under `tmk`.
 
     >>> keys, field62 = issue_working_keys(bytes.fromhex("404142434445464748494A4B4C4D4E4F"), with_tdk=False)
@@ -48,13 +94,8 @@ def issue_working_keys(tmk: bytes, with_tdk: bool) -> tuple[WorkingKeys, bytes]:
     (40, True, True)
     """
     check_key(tmk, "TMK")
-    half = generate_key(8)
-    keys = WorkingKeys(
-        pik=generate_key(_KEY_LEN), mak=half + half, tdk=generate_key(_KEY_LEN) if with_tdk else None
-    )
-    clear = [keys.pik, keys.mak] + ([keys.tdk] if keys.tdk is not None else [])
-    field62 = b"".join(encrypt_under(tmk, key) + kcv_bytes(key) for key in clear)
-    return keys, field62
+    keys = new_working_keys(with_tdk, distinct_mak_halves)
+    return keys, deliver_working_keys(tmk, keys, with_tdk)
 
 
 def unwrap_working_keys(tmk: bytes, field62: bytes) -> WorkingKeys:

@@ -60,12 +60,30 @@ class TerminalRecord:
     batch_no: str
     signed_in_period: int | None
     signed_in_at: dt.datetime | None
+    mac_algorithm: str
+    pending_period: int | None
+    pending_at: dt.datetime | None
     key_period: int
 
     @property
-    def signed_in(self) -> bool:
-        """Signed in during the current working-key period."""
+    def current_keys_valid(self) -> bool:
+        """The keys in use were issued during the current working-key period."""
         return self.signed_in_period == self.key_period
+
+    @property
+    def pending_keys_valid(self) -> bool:
+        """Keys issued at the last sign-in, not used yet, belong to the current working-key period."""
+        return self.pending_at is not None and self.pending_period == self.key_period
+
+    @property
+    def had_keys_of_an_earlier_period(self) -> bool:
+        """No keys in use of this period, but keys (in use, or issued and never used) of an earlier one."""
+        return self.signed_in_period is not None and not self.current_keys_valid
+
+    @property
+    def signed_in(self) -> bool:
+        """Signed in during the current working-key period: it holds keys the host accepts."""
+        return self.current_keys_valid or self.pending_keys_valid
 
 
 _TERMINAL_QUERY = (
@@ -80,6 +98,9 @@ _TERMINAL_QUERY = (
         Terminal.batch_no,
         Terminal.signed_in_period,
         Terminal.signed_in_at,
+        Terminal.mac_algorithm,
+        Terminal.pending_period,
+        Terminal.pending_at,
         select(HostState.key_period).where(HostState.id == 1).scalar_subquery(),
     )
     .join(Merchant, Merchant.id == Terminal.merchant_id)
@@ -96,24 +117,6 @@ def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
 
 def terminal_keys(session: Session, sealer: KeySealer, tid: str) -> dict[str, bytes]:
     return get_keys(session, sealer, "terminal", tid)
-
-
-def record_sign_in(
-    session: Session,
-    sealer: KeySealer,
-    tid: str,
-    working_keys: dict[str, tuple[bytes, str]],
-    batch_no: str,
-    now: dt.datetime,
-) -> None:
-    """Store fresh working keys (sealed) and mark the terminal signed in for the current period."""
-    for purpose, (key, kcv) in working_keys.items():
-        put_key(session, sealer, "terminal", tid, purpose, key, kcv)
-    session.execute(
-        update(Terminal)
-        .where(Terminal.tid == tid)
-        .values(signed_in_period=current_key_period(session), signed_in_at=now, batch_no=batch_no)
-    )
 
 
 def complete_test_swipe(session: Session, tid: str) -> None:
@@ -139,10 +142,6 @@ def complete_test_swipe(session: Session, tid: str) -> None:
             **{"from": "testing", "to": "live"},
             tid=tid,
         )
-
-
-def record_sign_out(session: Session, tid: str) -> None:
-    session.execute(update(Terminal).where(Terminal.tid == tid).values(signed_in_period=None))
 
 
 # ---- transactions ----------
@@ -573,10 +572,12 @@ def upsert_route(
         )
 
 
-def provision_terminal(session: Session, sealer: KeySealer, tid: str, mid: str, tmk: bytes, kcv: str) -> None:
+def provision_terminal(
+    session: Session, sealer: KeySealer, tid: str, mid: str, tmk: bytes, kcv: str, mac_algorithm: str = "x919"
+) -> None:
     """Create a live terminal of merchant `mid` with its TMK sealed (caller commits)."""
     merchant = session.scalar(select(Merchant).where(Merchant.mid == mid))
     if merchant is None:
         raise LookupError(f"no merchant with MID {mid}")
-    session.add(Terminal(tid=tid, merchant_id=merchant.id, status="live"))
+    session.add(Terminal(tid=tid, merchant_id=merchant.id, status="live", mac_algorithm=mac_algorithm))
     put_key(session, sealer, "terminal", tid, "TMK", tmk, kcv)

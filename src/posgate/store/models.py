@@ -65,11 +65,21 @@ class Terminal(Base):
     nii: Mapped[str] = mapped_column(String(4), default="0003")
     status: Mapped[str] = mapped_column(String(20), default="live")
     batch_no: Mapped[str] = mapped_column(String(6), default="000001")
+    # the working keys in use (keys table, purposes PIK, MAK, TDK): their key period and when they were issued
     signed_in_period: Mapped[int | None] = mapped_column(Integer, nullable=True)
     signed_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     live_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     suspended_from: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    # the MAC the terminal computes (security.pos_mac.MacAlgorithm): rows that predate migration 0005 are
+    # terminals in the field and keep the legacy CUP ECB (server default); new terminals get X9.19
+    mac_algorithm: Mapped[str] = mapped_column(String(8), default="x919", server_default="cup_ecb")
+    # the working keys issued at the last sign-in and not used yet (purposes PIK.next, MAK.next, TDK.next)
+    pending_period: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pending_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # sign-in rate limit, shared by every host node: the current window's start and its count
+    sign_in_window_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    sign_in_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SealedKey(Base):

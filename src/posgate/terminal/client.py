@@ -1,10 +1,11 @@
 """The terminal simulator's asyncio shell: one TCP connection to the acquirer host, requests pipelined on it.
 
-`TerminalClient` builds requests with `messages`, MACs them (field 64, CUP ECB under the MAK) where the MTI
-needs it, frames them (TPDU, header, length) and sends them. A single reader task cuts the byte stream into
-frames and hands each response to the request waiting for it, matched by field 11 (STAN), the response MTI and
-field 41 (TID) — so several tasks may have requests in flight at once and the host may answer out of order.
-Frames that match nothing (late answers, answers to `send_raw`) go to a small queue that `send_raw` reads.
+`TerminalClient` builds requests with `messages`, MACs them (field 64 under the MAK, with the terminal's MAC
+algorithm from its state: CUP ECB or X9.19) where the MTI needs it, frames them (TPDU, header, length) and
+sends them. A single reader task cuts the byte stream into frames and hands each response to the request
+waiting for it, matched by field 11 (STAN), the response MTI and field 41 (TID) — so several tasks may have
+requests in flight at once and the host may answer out of order. Frames that match nothing (late answers,
+answers to `send_raw`) go to a small queue that `send_raw` reads.
 
 The client changes its `TerminalState` (STAN, working keys, the reversal record `last`, the journal, the
 chips' ATCs, the batch) but never writes it: the caller saves it. It never reverses on its own either: a
@@ -40,7 +41,7 @@ from posgate.errors import DecodeError, EncodeError, FramingError, PosgateError,
 from posgate.iso8583.codec import decode_pos, encode_pos, encode_pos_with_mac
 from posgate.iso8583.framing import MAX_FRAME_BYTES, FrameBuffer, build_pos_frame, split_pos_frame
 from posgate.security.pin import encode_pin_block
-from posgate.security.pos_mac import cup_ecb_mac
+from posgate.security.pos_mac import pos_mac
 from posgate.security.signin import unwrap_working_keys
 from posgate.terminal.cards import CardProfile
 from posgate.terminal.chip import IccRequest, arpc_verdict, icc_request, transaction_tags
@@ -63,7 +64,6 @@ from posgate.terminal.journal import (
 )
 from posgate.terminal.messages import (
     CHIP_ENTRIES,
-    MAC_OPTIONAL_MTIS,
     MAC_REQUIRED_MTIS,
     REQUEST_HEADER,
     TXN_TYPES,
@@ -313,11 +313,11 @@ class TerminalClient:
 
     def _encode(self, msg: Message) -> bytes:
         mti = msg["t"]
-        mak = self.state.mak
-        if mti in MAC_REQUIRED_MTIS or (mti in MAC_OPTIONAL_MTIS and mak is not None):
+        mak, algorithm = self.state.mak, self.state.mac
+        if mti in MAC_REQUIRED_MTIS:
             if mak is None:
                 raise NotSignedIn(f"terminal {self.state.tid} has no MAK: sign in before sending {mti}")
-            return encode_pos_with_mac(msg, lambda data: cup_ecb_mac(mak, data))
+            return encode_pos_with_mac(msg, lambda data: pos_mac(algorithm, mak, data))
         return encode_pos(msg)
 
     def _writer_or_raise(self) -> asyncio.StreamWriter:
@@ -360,7 +360,7 @@ class TerminalClient:
         pan = _card_pan(msg)
         result = result_from_message(
             response.fields,
-            response_mac_ok(response.payload, response.fields, self.state.mak),
+            response_mac_ok(response.payload, response.fields, self.state.mak, self.state.mac),
             elapsed_ms=(response.received - started) * 1000,
             masked_pan=mask_pan(pan) if pan else None,
             sign_in_required=response.header[2] & 0x0F == SIGN_IN_AGAIN,

@@ -3,8 +3,8 @@ reversal, settlement and batch upload.
 
 Every builder follows shared/spec/pos-8583.md ("Messages" and "Field layout") and the terminal–host wire
 contract, and returns a plain dict with the MTI under "t" and every field as a string (binary fields as
-uppercase hex); the codec encodes it and the client adds field 64 (the MAC) when the MTI needs one (and on
-0500 / 0320, where it is optional, whenever the terminal has a MAK). Builders take the STAN as a parameter,
+uppercase hex); the codec encodes it and the client adds field 64 (the MAC) when the MTI needs one (every
+financial, settlement and batch upload request). Builders take the STAN as a parameter,
 so the caller decides when the counter advances. Frame constants (TPDU, header) live here too.
 
 The financial transactions, one row each of `TXN_TYPES`, all built by `financial_request` (`sale_request` is
@@ -81,9 +81,8 @@ READ_CAPABILITY_CONTACTLESS = "6"
 IC_CONDITION_NORMAL = "0"
 IC_CONDITION_FALLBACK = "2"
 
-#: Requests that must carry field 64, and those on which it is optional (verified when present).
-MAC_REQUIRED_MTIS = frozenset({"0100", "0200", "0220", "0400"})
-MAC_OPTIONAL_MTIS = frozenset({"0500", "0320"})
+#: Requests that must carry field 64 (pos-8583.md; missing → `A0`).
+MAC_REQUIRED_MTIS = frozenset({"0100", "0200", "0220", "0400", "0500", "0320"})
 #: Responses the host MACs when field 39 is `00`; the terminal checks them.
 MACED_RESPONSE_MTIS = frozenset({"0110", "0210", "0230", "0410", "0510"})
 

@@ -16,7 +16,7 @@ from typing import Any
 from posgate.errors import DecodeError
 from posgate.iso8583.codec import decode_pos
 from posgate.iso8583.reasons import POS_RESPONSE_TEXT
-from posgate.security.pos_mac import MAC_LENGTH, verify_cup_ecb_mac
+from posgate.security.pos_mac import MAC_LENGTH, MacAlgorithm, verify_pos_mac
 from posgate.terminal.messages import MACED_RESPONSE_MTIS
 
 #: Header processing-requirement nibble asking the terminal to sign in again.
@@ -96,15 +96,17 @@ def parse_balance(field54: str | None) -> int | None:
     return -amount if entry[7] == "D" else amount
 
 
-def mac_verifies(payload: bytes, fields: dict[str, str], mak: bytes | None) -> bool:
-    """True when the message's field 64 is the CUP ECB MAC of its bytes before field 64 under `mak`.
+def mac_verifies(
+    payload: bytes, fields: dict[str, str], mak: bytes | None, algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB
+) -> bool:
+    """True when the message's field 64 is the MAC (`algorithm`) of its bytes before field 64 under `mak`.
 
     Field 64 is the last field of a POS message (the dialect defines none above 64), so the MAC covers all
     but the last 8 bytes.
     """
     if mak is None or "64" not in fields or len(payload) <= MAC_LENGTH:
         return False
-    return verify_cup_ecb_mac(mak, payload[:-MAC_LENGTH], bytes.fromhex(fields["64"]))
+    return verify_pos_mac(algorithm, mak, payload[:-MAC_LENGTH], bytes.fromhex(fields["64"]))
 
 
 def result_from_message(
@@ -144,8 +146,10 @@ def parse_response(
     elapsed_ms: float = 0.0,
     masked_pan: str | None = None,
     header: bytes | None = None,
+    algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB,
 ) -> TxnResult:
-    """Decode a response (bytes from the MTI on) and check its MAC with `mak` (None: not signed in).
+    """Decode a response (bytes from the MTI on) and check its MAC (`algorithm`) with `mak` (None: not
+    signed in).
 
     `header` is the 6-byte frame header, if known: its processing-requirement nibble 3 sets
     `sign_in_required`. Raises `DecodeError` if the message does not decode.
@@ -153,19 +157,21 @@ def parse_response(
     fields = decode_pos(payload)
     return result_from_message(
         fields,
-        response_mac_ok(payload, fields, mak),
+        response_mac_ok(payload, fields, mak, algorithm),
         elapsed_ms=elapsed_ms,
         masked_pan=masked_pan,
         sign_in_required=header is not None and len(header) >= 3 and header[2] & 0x0F == SIGN_IN_AGAIN,
     )
 
 
-def response_mac_ok(payload: bytes, fields: dict[str, str], mak: bytes | None) -> bool | None:
+def response_mac_ok(
+    payload: bytes, fields: dict[str, str], mak: bytes | None, algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB
+) -> bool | None:
     """The MAC verdict for a response: required (39 = 00 on a MACed MTI), else checked only if present."""
     if fields.get("t") in MACED_RESPONSE_MTIS and fields.get("39") == "00":
-        return mac_verifies(payload, fields, mak)
+        return mac_verifies(payload, fields, mak, algorithm)
     if "64" in fields:
-        return mac_verifies(payload, fields, mak)
+        return mac_verifies(payload, fields, mak, algorithm)
     return None
 
 

@@ -1,5 +1,10 @@
-"""What a terminal remembers between runs: its identity, master key, working keys, batch, STAN, the record
-needed to reverse its last reversible transaction, the journal of the open batch and each chip's ATC.
+"""What a terminal remembers between runs: its identity, master key, MAC algorithm, working keys, batch, STAN,
+the record needed to reverse its last reversible transaction, the journal of the open batch and each chip's
+ATC.
+
+The MAC algorithm (`mac_algorithm`: `cup_ecb` or `x919`) is set at provisioning and written into the
+simulator profile; a state file without it is a terminal of before X9.19 support, so it means `cup_ecb` (the
+demo fixture's terminal keeps CUP ECB).
 
 The state file is JSON, written atomically (a temporary file in the same folder, then `os.replace`) with
 mode 0600, because it holds the terminal's keys (test keys in the simulator). It never holds clear card
@@ -18,8 +23,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from posgate.errors import ConfigError
+from posgate.errors import ConfigError, SecurityError
 from posgate.fixtures.document import read_demo_fixture
+from posgate.security.pos_mac import MacAlgorithm
 from posgate.terminal.journal import PREAUTH, JournalEntry, card_key, journal_key
 
 STAN_MAX = 999_999
@@ -77,11 +83,16 @@ class TerminalState:
     pik_hex: str | None = field(default=None, repr=False)
     mak_hex: str | None = field(default=None, repr=False)
     tdk_hex: str | None = field(default=None, repr=False)
+    mac_algorithm: str = MacAlgorithm.CUP_ECB.value
     last: LastTransaction | None = None
     journal: list[JournalEntry] = field(default_factory=list)
     atc: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        try:
+            MacAlgorithm.parse(self.mac_algorithm)
+        except (SecurityError, TypeError) as exc:
+            raise ConfigError(f"terminal state: {exc}") from None
         if isinstance(self.last, dict):
             self.last = LastTransaction.from_dict(self.last)
         self.journal = [
@@ -143,6 +154,11 @@ class TerminalState:
     @property
     def pik(self) -> bytes | None:
         return bytes.fromhex(self.pik_hex) if self.pik_hex else None
+
+    @property
+    def mac(self) -> MacAlgorithm:
+        """The MAC algorithm the host expects from this terminal."""
+        return MacAlgorithm.parse(self.mac_algorithm)
 
     @property
     def mak(self) -> bytes | None:

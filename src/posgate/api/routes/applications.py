@@ -15,6 +15,7 @@ from posgate.api.users import Principal
 from posgate.merchants.applications import get_application
 from posgate.merchants.errors import FieldError, NotFound
 from posgate.merchants.images import PHOTO_KINDS
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
 from posgate.merchants.queries import application_view, list_applications, upload_row
 from posgate.merchants.workflow import STATUSES
 
@@ -37,6 +38,9 @@ class ApproveBody(BaseModel):
     settlement_cycle: str | None = Field(default=None, description="T+1 (default) or D0")
     d0_allowed: bool | None = Field(default=None, description="default false")
     terminals: int = Field(default=1, description="terminals to provision (1-20)")
+    mac_algorithm: str = Field(
+        default=DEFAULT_MAC_ALGORITHM, description="their MAC: x919 (default) or cup_ecb (legacy terminals)"
+    )
 
 
 def _files(uploads: dict[str, UploadFile | None]) -> dict[str, tuple[bytes, str]]:
@@ -201,5 +205,13 @@ def approve(
     body: ApproveBody | None = None,
 ) -> dict[str, Any]:
     body = body or ApproveBody()
-    plan = {k: getattr(body, k) for k in body.model_fields_set if k != "terminals"}
-    return operations.decide(ctx, who, application_id, "approve", fee_plan=plan, terminals=body.terminals)
+    plan = {k: getattr(body, k) for k in body.model_fields_set if k not in ("terminals", "mac_algorithm")}
+    return operations.decide(
+        ctx,
+        who,
+        application_id,
+        "approve",
+        fee_plan=plan,
+        terminals=body.terminals,
+        mac_algorithm=body.mac_algorithm,
+    )

@@ -13,7 +13,7 @@ from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
-from posgate.merchants.provisioning import key_kcv
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, key_kcv
 from posgate.merchants.queries import list_merchants, merchant_view, terminal_view
 
 router = APIRouter(tags=["merchants and terminals"])
@@ -28,6 +28,10 @@ class ReasonBody(BaseModel):
 class ProvisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     count: int = Field(default=1, description="1-20")
+    mac_algorithm: str = Field(
+        default=DEFAULT_MAC_ALGORITHM,
+        description="x919 (ANSI X9.19, default) or cup_ecb (legacy: only for terminals that cannot do X9.19)",
+    )
 
 
 Ctx = Annotated[AppContext, Depends(app_context)]
@@ -79,7 +83,8 @@ def provision(
     who: Annotated[Principal, Depends(require("terminals.provision"))],
     body: ProvisionBody | None = None,
 ) -> dict[str, Any]:
-    tids = operations.provision(ctx, who, mid, (body or ProvisionBody()).count)
+    body = body or ProvisionBody()
+    tids = operations.provision(ctx, who, mid, body.count, body.mac_algorithm)
     return {"mid": mid, "tids": tids}
 
 

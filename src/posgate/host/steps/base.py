@@ -12,7 +12,7 @@ from posgate.config import Settings
 from posgate.host.context import TxnContext
 from posgate.host.routing import BinTable
 from posgate.security.at_rest import CardVault
-from posgate.security.signin import WorkingKeys
+from posgate.security.signin import KeyGenerations
 from posgate.store.acquirer import RouteRecord, TerminalRecord
 from posgate.store.runtime import Store
 
@@ -57,8 +57,11 @@ class HostServices:
     saf: SafForwarder
     stans: StanAllocator
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
-    # (tid, signed_in_at) → opened working keys; the row's signed_in_at invalidates it on re-sign-in
-    key_cache: dict[tuple[str, dt.datetime | None], WorkingKeys] = field(default_factory=dict)
+    # (tid, signed_in_at, pending_at, key period) → opened working keys; any change to the row's key
+    # generations (a sign-in, a promotion, a key-period rotation) makes a new cache key
+    key_cache: dict[tuple[str, dt.datetime | None, dt.datetime | None, int], KeyGenerations] = field(
+        default_factory=dict
+    )
     terminals: TerminalCache = field(default_factory=lambda: TerminalCache(ttl_s=0.0))
 
 

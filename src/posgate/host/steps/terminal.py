@@ -1,4 +1,5 @@
-"""Who sent it: IdentifyTerminal, RequireSignIn, VerifyMac."""
+"""Who sent it: IdentifyTerminal, RequireSignIn, VerifyMac (with the terminal's MAC algorithm, under the keys
+in use or those issued at its last sign-in), CompleteTestSwipe."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
 from posgate.iso8583.codec import mac_payload
 from posgate.iso8583.reasons import Reason
-from posgate.security.pos_mac import verify_cup_ecb_mac
-from posgate.security.signin import WorkingKeys
-from posgate.store.acquirer import TerminalRecord, complete_test_swipe, load_terminal, terminal_keys
+from posgate.security.keys import kcv
+from posgate.security.pos_mac import MacAlgorithm, verify_pos_mac
+from posgate.security.signin import KeyGenerations, WorkingKeys
+from posgate.store.acquirer import TerminalRecord, complete_test_swipe, load_terminal
+from posgate.store.terminal_keys import load_terminal_keys, promote_pending_keys
 
 LIVE, TESTING = "live", "testing"
 # before going live a terminal makes a test swipe: a small sale, then its void or its reversal
@@ -30,7 +33,8 @@ def allowed_in_status(ctx: TxnContext, terminal_status: str, merchant_status: st
 
 
 class IdentifyTerminal(Step):
-    """Needs: field 41 (and 42 when present). Provides: ctx.terminal, ctx.keys (when signed in).
+    """Needs: field 41 (and 42 when present). Provides: ctx.terminal, ctx.key_generations (when signed in:
+    the keys in use and those issued at its last sign-in, each only if of the current key period).
     Declines: 97 unknown terminal, 03 merchant id does not match or merchant/terminal not live."""
 
     async def prepare(self, ctx: TxnContext) -> None:
@@ -46,66 +50,113 @@ class IdentifyTerminal(Step):
 
     async def use(self, ctx: TxnContext, record: TerminalRecord) -> None:
         ctx.terminal = record
-        if record.signed_in:
-            ctx.keys = await self._working_keys(record.tid, record.signed_in_at)
+        ctx.key_generations = await self._key_generations(record) if record.signed_in else None
         wrong_merchant = "42" in ctx.request and ctx.request["42"] != record.mid
         if wrong_merchant or not allowed_in_status(ctx, record.status, record.merchant_status):
             ctx.result.decline(Reason.INVALID_MERCHANT)
 
-    async def _working_keys(self, tid: str, signed_in_at: object) -> WorkingKeys | None:
+    async def _key_generations(self, record: TerminalRecord) -> KeyGenerations:
         cache = self.services.key_cache
-        cache_key = (tid, signed_in_at)
-        keys = cache.get(cache_key)  # type: ignore[arg-type]
-        if keys is None:
-            opened = await self.services.store.run(lambda s: terminal_keys(s, self.services.vault, tid))
-            if "PIK" not in opened or "MAK" not in opened:
-                return None
-            keys = WorkingKeys(pik=opened["PIK"], mak=opened["MAK"], tdk=opened.get("TDK"))
-            for stale in [k for k in cache if k[0] == tid]:
-                del cache[stale]
-            cache[cache_key] = keys  # type: ignore[index]
-        return keys
+        cache_key = (record.tid, record.signed_in_at, record.pending_at, record.key_period)
+        generations = cache.get(cache_key)
+        if generations is None:
+            stored = await self.services.store.run(
+                lambda s: load_terminal_keys(s, self.services.vault, record.tid)
+            )
+            generations = KeyGenerations(
+                current=_working(stored.current) if record.current_keys_valid else None,
+                pending=_working(stored.pending) if record.pending_keys_valid else None,
+            )
+            forget_keys(self.services, record.tid)
+            cache[cache_key] = generations
+        return generations
+
+
+def _working(keys: dict[str, bytes]) -> WorkingKeys | None:
+    if "PIK" not in keys or "MAK" not in keys:
+        return None
+    return WorkingKeys(pik=keys["PIK"], mak=keys["MAK"], tdk=keys.get("TDK"))
+
+
+def forget_keys(services: HostServices, tid: str) -> None:
+    """Drop this node's cached keys of `tid` (after a change to its key generations)."""
+    for stale in [k for k in services.key_cache if k[0] == tid]:
+        del services.key_cache[stale]
+
+
+def _has_keys(ctx: TxnContext) -> bool:
+    generations = ctx.key_generations
+    return generations is not None and (generations.current is not None or generations.pending is not None)
 
 
 class RequireSignIn(Step):
-    """Needs: ctx.terminal. Declines: 97 when the terminal has not signed in during the current key period;
-    sets the header's processing requirement to 3 (sign in again)."""
+    """Needs: ctx.terminal. Declines: 97 when the terminal holds no working keys of the current key period
+    (it never signed in, or `posgate keys rotate` started a new period since); sets the header's processing
+    requirement to 3 (sign in again)."""
 
     async def prepare(self, ctx: TxnContext) -> None:
-        if ctx.terminal is None or not ctx.terminal.signed_in or ctx.keys is None:
+        if ctx.terminal is None or not ctx.terminal.signed_in or not _has_keys(ctx):
             ctx.result.processing_requirement = 3
             ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
 
 
 class VerifyMac(Step):
-    """Needs: ctx.keys, field 64. Declines: A0 when field 64 is missing (where `required`) or does not
-    verify with the MAK."""
-
-    def __init__(self, services: HostServices, required: bool = True) -> None:
-        super().__init__(services)
-        self.required = required
+    """Needs: ctx.terminal (its MAC algorithm), ctx.key_generations, field 64. Provides: ctx.keys, the
+    generation the MAC verified under. A MAC under the keys issued at the last sign-in promotes them: from
+    then on only they are accepted (docs/security.md, "Sign-in").
+    Declines: A0 when field 64 is missing or verifies under neither generation; but 97 (processing
+    requirement 3) when it does not verify and the terminal has no keys in use of this key period though it
+    had keys in an earlier one: `posgate keys rotate` ended them and someone's sign-in since left new keys
+    pending, so the terminal must sign in again to receive them."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         mac_hex = ctx.request.get("64")
-        if mac_hex is None and not self.required:
-            return
-        if ctx.keys is None or mac_hex is None:
+        if not _has_keys(ctx) or mac_hex is None:
             ctx.result.decline(Reason.MAC_ERROR)
             return
         payload = ctx.frame.payload
         # field 64 is the last field of a primary-bitmap message: the MAC covers all before its 8 bytes
         covered = payload[:-8] if not payload[2] & 0x80 else mac_payload(payload)
         mac = bytes.fromhex(mac_hex)
-        if verify_cup_ecb_mac(ctx.keys.mak, covered, mac):
+        if await self._verify(ctx, covered, mac):
             return
         if ctx.notes.get("terminal_cached"):  # keys may have changed on another node: look again
             record = await self.services.store.run(lambda s: load_terminal(s, ctx.tid))
             if record is not None:
                 self.services.terminals.put(record)
                 await IdentifyTerminal(self.services).use(ctx, record)
-                if ctx.keys is not None and verify_cup_ecb_mac(ctx.keys.mak, covered, mac):
+                if _has_keys(ctx) and await self._verify(ctx, covered, mac):
                     return
-        ctx.result.decline(Reason.MAC_ERROR)
+        if ctx.terminal is not None and ctx.terminal.had_keys_of_an_earlier_period:
+            ctx.result.processing_requirement = 3
+            ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
+        else:
+            ctx.result.decline(Reason.MAC_ERROR)
+
+    async def _verify(self, ctx: TxnContext, covered: bytes, mac: bytes) -> bool:
+        assert ctx.terminal is not None and ctx.key_generations is not None
+        algorithm = MacAlgorithm.parse(ctx.terminal.mac_algorithm)
+        current, pending = ctx.key_generations.current, ctx.key_generations.pending
+        if current is not None and verify_pos_mac(algorithm, current.mak, covered, mac):
+            ctx.keys = current
+            return True
+        if pending is not None and verify_pos_mac(algorithm, pending.mak, covered, mac):
+            ctx.keys = pending
+            await self._promote(ctx, pending)
+            return True
+        return False
+
+    async def _promote(self, ctx: TxnContext, keys: WorkingKeys) -> None:
+        assert ctx.terminal is not None and ctx.terminal.pending_at is not None
+        services, tid, seen, batch = self.services, ctx.tid, ctx.terminal.pending_at, ctx.batch_no
+        clear = {"PIK": keys.pik, "MAK": keys.mak} | ({"TDK": keys.tdk} if keys.tdk is not None else {})
+        stored = {purpose: (key, kcv(key)) for purpose, key in clear.items()}
+        promoted = await services.store.run(
+            lambda s: promote_pending_keys(s, services.vault, tid, stored, seen, batch)
+        )
+        ctx.notes["keys_promoted"] = promoted
+        services.terminals.forget(tid)
+        forget_keys(services, tid)
 
 
 class CompleteTestSwipe(Step):

@@ -1,0 +1,152 @@
+"""A terminal's working-key generations and its sign-in count, in the store so every host node sees the same.
+
+Sign-in is not authenticated (an 0800 carries no MAC), so a sign-in never takes the keys in use away:
+- **current** generation: the keys the terminal uses (keys table, purposes `PIK`, `MAK`, `TDK`;
+  `terminals.signed_in_period`, `signed_in_at`);
+- **pending** generation: the keys issued at a sign-in and not used yet (purposes `PIK.next`, `MAK.next`,
+  `TDK.next`; `terminals.pending_period`, `pending_at`). The first message that verifies under the pending
+  MAK promotes it to current (`promote_pending_keys`); until then the current keys stay valid.
+
+Every change is a compare-and-set on `terminals.pending_at` (one conditional UPDATE), so two nodes handling
+the same terminal at once cannot overwrite each other's keys. `count_sign_in` is the per-TID rate limit: a
+fixed window counted in the terminal's row. Plain functions of a Session; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import case, delete, func, update
+from sqlalchemy.orm import Session
+
+from posgate.store.keys import KeySealer, get_keys, put_key
+from posgate.store.models import SealedKey, Terminal
+
+WORKING_PURPOSES = ("PIK", "MAK", "TDK")
+PENDING_SUFFIX = ".next"
+OWNER = "terminal"
+
+
+def pending_purpose(purpose: str) -> str:
+    """The keys-table purpose of a pending working key.
+
+    >>> pending_purpose("MAK")
+    'MAK.next'
+    """
+    return purpose + PENDING_SUFFIX
+
+
+@dataclass(frozen=True, repr=False)
+class StoredKeys:
+    """A terminal's keys as stored, opened: TMK, and each generation by purpose (`PIK`, `MAK`, `TDK`)."""
+
+    tmk: bytes | None
+    current: dict[str, bytes]
+    pending: dict[str, bytes]
+
+    def __repr__(self) -> str:
+        return f"StoredKeys(current={sorted(self.current)}, pending={sorted(self.pending)})"
+
+
+def load_terminal_keys(session: Session, sealer: KeySealer, tid: str) -> StoredKeys:
+    keys = get_keys(session, sealer, OWNER, tid)
+    return StoredKeys(
+        tmk=keys.get("TMK"),
+        current={p: keys[p] for p in WORKING_PURPOSES if p in keys},
+        pending={p: keys[pending_purpose(p)] for p in WORKING_PURPOSES if pending_purpose(p) in keys},
+    )
+
+
+def _pending_is(seen: dt.datetime | None):  # type: ignore[no-untyped-def]
+    return Terminal.pending_at.is_(None) if seen is None else Terminal.pending_at == seen
+
+
+def _delete_keys(session: Session, tid: str, purposes: list[str]) -> None:
+    if purposes:
+        session.execute(
+            delete(SealedKey).where(
+                SealedKey.owner_kind == OWNER, SealedKey.owner_ref == tid, SealedKey.purpose.in_(purposes)
+            )
+        )
+
+
+def offer_pending_keys(
+    session: Session,
+    sealer: KeySealer,
+    tid: str,
+    keys: dict[str, tuple[bytes, str]],
+    period: int,
+    now: dt.datetime,
+    seen_pending_at: dt.datetime | None,
+) -> bool:
+    """Store `keys` (purpose → (clear key, KCV)) as the pending generation of `tid` for key period `period`,
+    issued `now` — unless the pending generation changed since it was read (`seen_pending_at`, None: there
+    was none). Returns True when stored; False means another node got there first: read again.
+
+    Pending keys of an earlier period that are replaced leave a trace when the terminal has no keys in use:
+    `signed_in_period` takes their period (with no keys), so the host knows the terminal may hold keys of an
+    earlier period and answers a MAC it cannot verify with 97, "sign in again", rather than A0."""
+    earlier = case((Terminal.pending_period < period, Terminal.pending_period), else_=None)
+    changed = session.execute(
+        update(Terminal)
+        .where(Terminal.tid == tid, _pending_is(seen_pending_at))
+        .values(
+            pending_period=period,
+            pending_at=now,
+            signed_in_period=func.coalesce(Terminal.signed_in_period, earlier),
+        )
+    ).rowcount
+    if not changed:
+        return False
+    _delete_keys(session, tid, [pending_purpose(p) for p in WORKING_PURPOSES if p not in keys])
+    for purpose, (key, kcv) in keys.items():
+        put_key(session, sealer, OWNER, tid, pending_purpose(purpose), key, kcv)
+    return True
+
+
+def promote_pending_keys(
+    session: Session,
+    sealer: KeySealer,
+    tid: str,
+    keys: dict[str, tuple[bytes, str]],
+    seen_pending_at: dt.datetime,
+    batch_no: str,
+) -> bool:
+    """The terminal MACed a message under the pending generation (`keys`, read when `pending_at` was
+    `seen_pending_at`): it becomes the current one, and the keys it replaces are deleted. `batch_no` is the
+    batch of that (authenticated) message. Returns False when another node promoted it first."""
+    changed = session.execute(
+        update(Terminal)
+        .where(Terminal.tid == tid, Terminal.pending_at == seen_pending_at)
+        .values(
+            signed_in_period=Terminal.pending_period,
+            signed_in_at=Terminal.pending_at,
+            pending_period=None,
+            pending_at=None,
+            batch_no=batch_no,
+        )
+    ).rowcount
+    if not changed:
+        return False
+    _delete_keys(session, tid, [p for p in WORKING_PURPOSES if p not in keys])
+    _delete_keys(session, tid, [pending_purpose(p) for p in WORKING_PURPOSES])
+    for purpose, (key, kcv) in keys.items():
+        put_key(session, sealer, OWNER, tid, purpose, key, kcv)
+    return True
+
+
+def count_sign_in(session: Session, tid: str, now: dt.datetime, window_s: float, limit: int) -> bool:
+    """Count one sign-in of `tid` in its current window of `window_s` seconds (a window starts at the first
+    sign-in after the previous one ended). True while the count is at most `limit`."""
+    in_window = Terminal.sign_in_window_at > now - dt.timedelta(seconds=window_s)
+    count = session.execute(
+        update(Terminal)
+        .where(Terminal.tid == tid)
+        .values(
+            sign_in_count=case((in_window, Terminal.sign_in_count + 1), else_=1),
+            sign_in_window_at=case((in_window, Terminal.sign_in_window_at), else_=now),
+        )
+        .returning(Terminal.sign_in_count)
+    ).scalar_one_or_none()
+    return count is not None and count <= limit
