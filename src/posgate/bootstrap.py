@@ -21,6 +21,7 @@ from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.security.keys import kcv
 from posgate.security.link_tls import link_client_context
+from posgate.security.pos_tls import server_context
 from posgate.seed import load_demo_fixture, store_is_empty
 from posgate.store.acquirer import RouteRecord, RouteTls, current_key_period, load_routes, upsert_route
 from posgate.store.db import make_engine, migrate
@@ -101,6 +102,18 @@ def link_ssl_context(route: RouteRecord) -> ssl.SSLContext | None:
     )
 
 
+def pos_tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The POS port's TLS context when `pos_tls_cert` is set (files read now: a bad one stops the start)."""
+    if settings.pos_tls_cert is None or settings.pos_tls_key is None:
+        return None
+    return server_context(
+        settings.pos_tls_cert,
+        settings.pos_tls_key,
+        settings.pos_tls_client_ca,
+        settings.pos_tls_client_auth,
+    )
+
+
 @dataclass
 class HostRuntime:
     services: HostServices
@@ -118,6 +131,7 @@ async def start_host(
     settings: Settings, handle: StoreHandle, issuer_ports: dict[str, int] | None = None
 ) -> HostRuntime:
     """Issuer links (from the routes in the store), the SAF forwarder and the POS server, started."""
+    tls = pos_tls_context(settings)  # before anything starts: a bad certificate file stops here
     routes = await handle.store.run(lambda s: load_routes(s, handle.vault))
     if issuer_ports:
         routes = [dataclasses.replace(r, port=issuer_ports.get(r.name, r.port)) for r in routes]
@@ -159,6 +173,6 @@ async def start_host(
     )
     links.start()
     saf.start()
-    server = PosServer(services, timezone=settings.timezone)
+    server = PosServer(services, timezone=settings.timezone, tls=tls)
     address = await server.start(settings.listen_host, settings.pos_port)
     return HostRuntime(services=services, server=server, address=address)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -129,6 +129,21 @@ class Settings(BaseSettings):
     )
     max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
     idle_timeout_s: float = Field(default=300.0, gt=0)
+    pos_frame_deadline_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="a POS frame must arrive whole within this many seconds of its first byte",
+    )
+    pos_max_connections: int = Field(default=2000, ge=1, le=1_000_000)
+    pos_max_connections_per_source: int = Field(default=100, ge=1, le=1_000_000)
+    pos_max_in_flight: int = Field(
+        default=16, ge=1, le=4096, description="requests of one connection being handled at once"
+    )
+    pos_tls_cert: Path | None = Field(default=None, description="POS port TLS: certificate chain (PEM)")
+    pos_tls_key: Path | None = Field(default=None, description="POS port TLS: private key (PEM)")
+    pos_tls_client_ca: Path | None = Field(default=None, description="CA(s) that sign terminal certificates")
+    pos_tls_client_auth: Literal["none", "optional", "required"] = "none"
     terminal_cache_s: float = Field(
         default=1.0, ge=0, le=60, description="how long the host trusts a terminal record it read (0: never)"
     )
@@ -161,6 +176,16 @@ class Settings(BaseSettings):
             raise ValueError("issuer_sim_tls_cert and issuer_sim_tls_key go together: give both or neither")
         if self.issuer_sim_tls_client_ca is not None and self.issuer_sim_tls_cert is None:
             raise ValueError("issuer_sim_tls_client_ca needs issuer_sim_tls_cert and issuer_sim_tls_key")
+        return self
+
+    @model_validator(mode="after")
+    def _pos_tls_is_whole(self) -> Settings:
+        if (self.pos_tls_cert is None) != (self.pos_tls_key is None):
+            raise ValueError("pos_tls_cert and pos_tls_key go together: give both or neither")
+        if self.pos_tls_cert is None and (self.pos_tls_client_ca or self.pos_tls_client_auth != "none"):
+            raise ValueError("pos_tls_client_ca and pos_tls_client_auth need pos_tls_cert and pos_tls_key")
+        if self.pos_tls_client_auth != "none" and self.pos_tls_client_ca is None:
+            raise ValueError(f"pos_tls_client_auth = {self.pos_tls_client_auth!r} needs pos_tls_client_ca")
         return self
 
     @classmethod

@@ -11,10 +11,24 @@ of zero or over `max_frame_bytes` raises `FramingError`; the stream cannot be re
 >>> buf.receive_data(b"\\x00\\x02hi\\x00\\x01")
 >>> buf.next_frame(), buf.next_frame(), buf.pending_bytes
 (b'hi', None, 2)
+
+The shell passes the time with each read (`receive_data(data, now)`): `incomplete_since` is then when the
+first byte of the frame still being received arrived, so a server can hold every frame to a whole-frame
+deadline that a trickle of single bytes cannot reset (an idle timer can be):
+
+>>> buf = FrameBuffer()
+>>> buf.receive_data(b"\\x00\\x03a", now=10.0)
+>>> buf.receive_data(b"b", now=12.5)
+>>> buf.incomplete_since
+10.0
+>>> buf.receive_data(b"c\\x00", now=13.0)
+>>> buf.next_frame(), buf.next_frame(), buf.incomplete_since
+(b'abc', None, 13.0)
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from posgate.errors import EncodeError, FramingError
@@ -122,15 +136,42 @@ class FrameBuffer:
         self._buffer = bytearray()
         self._max = max_frame_bytes
         self._error: FramingError | None = None
+        #: per chunk still (partly) in the buffer: [bytes of it left, when it arrived]
+        self._arrivals: deque[list[float]] = deque()
 
     @property
     def pending_bytes(self) -> int:
         """Bytes received and not yet returned as a frame (a partial frame, or frames not yet taken)."""
         return len(self._buffer)
 
-    def receive_data(self, data: bytes) -> None:
-        """Add bytes read from the connection; an empty `data` (end of stream) changes nothing."""
-        self._buffer += data
+    @property
+    def incomplete_since(self) -> float | None:
+        """When the first byte of the frame at the head of the buffer arrived (the `now` given with it),
+        if that frame is incomplete; None when the buffer is empty or holds a whole frame to take."""
+        if not self._buffer:
+            return None
+        if len(self._buffer) >= LENGTH_PREFIX_LEN:
+            length = int.from_bytes(self._buffer[:LENGTH_PREFIX_LEN], "big")
+            if len(self._buffer) >= LENGTH_PREFIX_LEN + length:
+                return None
+        return self._arrivals[0][1]
+
+    def receive_data(self, data: bytes, now: float = 0.0) -> None:
+        """Add bytes read from the connection at time `now` (any monotonic clock; only differences count);
+        an empty `data` (end of stream) changes nothing."""
+        if data:
+            self._buffer += data
+            self._arrivals.append([len(data), now])
+
+    def _consume(self, count: int) -> None:
+        del self._buffer[:count]
+        while count:
+            chunk = self._arrivals[0]
+            taken = min(count, int(chunk[0]))
+            chunk[0] -= taken
+            count -= taken
+            if not chunk[0]:
+                self._arrivals.popleft()
 
     def next_frame(self) -> bytes | None:
         """The next complete frame body without its length prefix, or None until more bytes arrive.
@@ -150,5 +191,5 @@ class FrameBuffer:
         if len(self._buffer) < end:
             return None
         body = bytes(self._buffer[LENGTH_PREFIX_LEN:end])
-        del self._buffer[:end]
+        self._consume(end)
         return body

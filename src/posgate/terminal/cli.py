@@ -39,6 +39,7 @@ from posgate.errors import ConfigError, EncodeError, PosgateError, SecurityError
 from posgate.fixtures.document import read_demo_fixture
 from posgate.money import yuan
 from posgate.security.keys import kcv
+from posgate.security.pos_tls import client_context
 from posgate.terminal.cards import CardProfile, demo_card, manual_card
 from posgate.terminal.client import (
     NothingToReverse,
@@ -151,6 +152,40 @@ ExpiryOpt = Annotated[
     str | None, typer.Option("--expiry", help="YYMM for --entry manual with a card not in the demo fixture")
 ]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds to wait for each response")]
+TlsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tls",
+        envvar="POSGATE_TERMINAL_TLS",
+        help="connect over TLS, trusting the system's CAs (implied by --tls-ca, --tls-cert)",
+    ),
+]
+TlsCaOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-ca", envvar="POSGATE_TERMINAL_TLS_CA", help="TLS: CA certificate(s) of the host (PEM)"
+    ),
+]
+TlsCertOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert", envvar="POSGATE_TERMINAL_TLS_CERT", help="TLS: this terminal's certificate (PEM)"
+    ),
+]
+TlsKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-key", envvar="POSGATE_TERMINAL_TLS_KEY", help="TLS: this terminal's private key (PEM)"
+    ),
+]
+TlsServerNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tls-server-name",
+        envvar="POSGATE_TERMINAL_TLS_SERVER_NAME",
+        help="TLS: the name the host's certificate must carry [default: --host]",
+    ),
+]
 
 
 #: What a command does once connected (and signed in): returns the exit code.
@@ -160,14 +195,36 @@ _Send = Callable[[TerminalClient], Awaitable[TxnResult]]
 
 
 @dataclass(frozen=True)
+class _Tls:
+    """How to connect over TLS: the host's CA (None: the system's), the terminal's certificate and key,
+    the name to check on the host's certificate."""
+
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    server_name: str | None = None
+
+
+def _tls(
+    tls: bool, ca: Path | None, cert: Path | None, key: Path | None, server_name: str | None
+) -> _Tls | None:
+    """The TLS options of a command: None for plain TCP (no TLS option given)."""
+    if not (tls or ca or cert or key or server_name):
+        return None
+    return _Tls(ca, cert, key, server_name)
+
+
+@dataclass(frozen=True)
 class _Target:
-    """Where a command runs: the host's address, the terminal (its id and state file) and the time-out."""
+    """Where a command runs: the host's address, the terminal (its id and state file), the time-out and
+    TLS (None: plain TCP)."""
 
     host: str
     port: int
     state_file: Path | None
     tid: str
     timeout: float
+    tls: _Tls | None = None
 
     @property
     def path(self) -> Path:
@@ -341,7 +398,14 @@ def _run(target: _Target, action: Callable[[TerminalState], Awaitable[int]]) -> 
 
 async def _connected(target: _Target, state: TerminalState, session: _Session, sign_in: bool = True) -> int:
     """Connect, sign in first when `sign_in` and the terminal has no working keys, run the session."""
-    async with TerminalClient(target.host, target.port, state, target.timeout) as client:
+    context = None
+    if target.tls is not None:
+        context = client_context(target.tls.ca, target.tls.cert, target.tls.key)
+    server_name = target.tls.server_name if target.tls is not None else None
+    client = TerminalClient(
+        target.host, target.port, state, target.timeout, tls=context, server_name=server_name
+    )
+    async with client:
         if sign_in and not await _signed_in(client):
             return EXIT_DECLINED
         return await session(client)
@@ -419,6 +483,11 @@ def sign_in_command(
     tid: TidOpt = DEMO_TID,
     with_tdk: Annotated[bool, typer.Option("--with-tdk", help="also ask for a track data key")] = False,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Sign in (0800) and store the new working keys."""
 
@@ -433,7 +502,11 @@ def sign_in_command(
         out.print(Text(f"terminal {state.tid} signed in: {keys}"))
         return EXIT_APPROVED
 
-    _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
+    _run_command(
+        _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
+        session,
+        sign_in=False,
+    )
 
 
 def _network_command(send: _Send, line: Callable[[TxnResult], str]) -> Callable[..., None]:
@@ -451,8 +524,19 @@ def _network_command(send: _Send, line: Callable[[TxnResult], str]) -> Callable[
         state_file: StateFileOpt = None,
         tid: TidOpt = DEMO_TID,
         timeout: TimeoutOpt = 10.0,
+        tls: TlsOpt = False,
+        tls_ca: TlsCaOpt = None,
+        tls_cert: TlsCertOpt = None,
+        tls_key: TlsKeyOpt = None,
+        tls_server_name: TlsServerNameOpt = None,
     ) -> None:
-        _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
+        _run_command(
+            _Target(
+                host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+            ),
+            session,
+            sign_in=False,
+        )
 
     return command
 
@@ -482,6 +566,11 @@ def balance_command(
     entry: EntryOpt = None,
     expiry: ExpiryOpt = None,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Balance inquiry (0200, 3 = 310000): prints the available amount."""
     read = _read_card(card, pin, no_pin, entry, expiry)
@@ -490,7 +579,10 @@ def balance_command(
         reversible=False,
         reverse_unverified=False,
     )
-    _run_command(_Target(host, port, state_file, tid, timeout), session)
+    _run_command(
+        _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
+        session,
+    )
 
 
 def _amount_command(
@@ -511,11 +603,21 @@ def _amount_command(
         entry: EntryOpt = None,
         expiry: ExpiryOpt = None,
         timeout: TimeoutOpt = 10.0,
+        tls: TlsOpt = False,
+        tls_ca: TlsCaOpt = None,
+        tls_cert: TlsCertOpt = None,
+        tls_key: TlsKeyOpt = None,
+        tls_server_name: TlsServerNameOpt = None,
     ) -> None:
         amount_fen = _amount_or_fail(amount)
         read = _read_card(card, pin, no_pin, entry, expiry)
         session = _transaction(lambda client: method(client, read.card, read.pin, amount_fen, read.entry))
-        _run_command(_Target(host, port, state_file, tid, timeout), session)
+        _run_command(
+            _Target(
+                host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+            ),
+            session,
+        )
 
     return command
 
@@ -543,8 +645,15 @@ def _void_command(method: Callable[..., Awaitable[TxnResult]]) -> Callable[..., 
         entry: EntryOpt = None,
         expiry: ExpiryOpt = None,
         timeout: TimeoutOpt = 10.0,
+        tls: TlsOpt = False,
+        tls_ca: TlsCaOpt = None,
+        tls_cert: TlsCertOpt = None,
+        tls_key: TlsKeyOpt = None,
+        tls_server_name: TlsServerNameOpt = None,
     ) -> None:
-        target = _Target(host, port, state_file, tid, timeout)
+        target = _Target(
+            host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+        )
         read = _read_original_card(target, rrn, card, entry, expiry)
         _run_command(target, _transaction(lambda client: method(client, rrn, read.card, entry=read.entry)))
 
@@ -569,11 +678,18 @@ def refund_command(
     expiry: ExpiryOpt = None,
     original_date: OriginalDateOpt = None,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Refund (0220, 3 = 200000) of AMOUNT yuan (partial allowed) of the sale with this RRN."""
     amount_fen = _amount_or_fail(amount)
     _check_mmdd(original_date)
-    target = _Target(host, port, state_file, tid, timeout)
+    target = _Target(
+        host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+    )
     read = _read_original_card(target, rrn, card, entry, expiry)
     session = _transaction(
         lambda client: client.refund(rrn, read.card, amount_fen, original_date, entry=read.entry),
@@ -599,11 +715,18 @@ def complete_command(
     ] = None,
     original_date: OriginalDateOpt = None,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Completion (0200, 3 = 000000, 25 = 06) of AMOUNT yuan (up to 115 %) of the pre-authorization RRN."""
     amount_fen = _amount_or_fail(amount)
     _check_mmdd(original_date)
-    target = _Target(host, port, state_file, tid, timeout)
+    target = _Target(
+        host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+    )
     read = _read_original_card(target, rrn, card, entry, expiry)
     session = _transaction(
         lambda client: client.complete(
@@ -647,6 +770,11 @@ def settle_command(
     state_file: StateFileOpt = None,
     tid: TidOpt = DEMO_TID,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Settlement (0500) of the open batch; batch upload (0320) when the host's totals differ. Exit 0 when
     the batch closed (balanced, or reconciled by the upload)."""
@@ -660,7 +788,10 @@ def settle_command(
         _print_settlement(result)
         return _exit_code(result.settled)
 
-    _run_command(_Target(host, port, state_file, tid, timeout), session)
+    _run_command(
+        _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
+        session,
+    )
 
 
 def _print_day(report: DayReport) -> None:
@@ -707,6 +838,11 @@ def day_command(
         int, typer.Option("--batch-limit", min=1, max=999, help="settle when the batch holds this many")
     ] = 500,
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Play a realistic trading day on this terminal (sales, declines, voids, refunds, pre-authorizations
     and completions, reversals), then settle; prints a summary. Exit 0 when the settlement balanced."""
@@ -723,7 +859,11 @@ def day_command(
         _print_day(report)
         return _exit_code(report.balanced)
 
-    _run_command(_Target(host, port, state_file, tid, timeout), session, sign_in=False)
+    _run_command(
+        _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
+        session,
+        sign_in=False,
+    )
 
 
 @app.command("reverse")
@@ -736,9 +876,16 @@ def reverse_command(
         str, typer.Option("--reason", help="field 39: 98 no response, 96 failure, A0 MAC")
     ] = "98",
     timeout: TimeoutOpt = 10.0,
+    tls: TlsOpt = False,
+    tls_ca: TlsCaOpt = None,
+    tls_cert: TlsCertOpt = None,
+    tls_key: TlsKeyOpt = None,
+    tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Reverse the terminal's last reversible transaction (0400, same STAN)."""
-    target = _Target(host, port, state_file, tid, timeout)
+    target = _Target(
+        host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
+    )
     session = _transaction(
         lambda client: client.reverse_last(reason), reversible=False, reverse_unverified=False
     )

@@ -1,4 +1,5 @@
-"""The terminal simulator's asyncio shell: one TCP connection to the acquirer host, requests pipelined on it.
+"""The terminal simulator's asyncio shell: one TCP connection (TLS when given a context) to the acquirer
+host, requests pipelined on it.
 
 `TerminalClient` builds requests with `messages`, MACs them (field 64 under the MAK, with the terminal's MAC
 algorithm from its state: CUP ECB or X9.19) where the MTI needs it, frames them (TPDU, header, length) and
@@ -30,6 +31,7 @@ import logging
 import os
 import secrets
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -159,6 +161,10 @@ class _Response:
 
 
 def _reason(exc: OSError) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the host's certificate does not verify ({exc.verify_message})"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: {(exc.reason or str(exc)).lower().replace('_', ' ')}"
     if isinstance(exc, socket.gaierror):
         return "unknown host"
     if isinstance(exc, ConnectionRefusedError) or exc.errno == errno.ECONNREFUSED:
@@ -187,11 +193,17 @@ class TerminalClient:
         timeout_s: float = 10.0,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         clock: Callable[[], datetime] = datetime.now,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
     ) -> None:
-        """`clock` gives the terminal's local time (field 55's 9A, the journal's dates)."""
+        """`clock` gives the terminal's local time (field 55's 9A, the journal's dates). With `tls` (see
+        `security.pos_tls.client_context`) the connection is TLS, the host's certificate checked for
+        `server_name` (default: `host`)."""
         self.clock = clock
         self.host = host
         self.port = port
+        self.tls = tls
+        self.server_name = server_name
         self.state = state
         self.timeout_s = timeout_s
         self._max_frame_bytes = max_frame_bytes
@@ -215,9 +227,17 @@ class TerminalClient:
     async def connect(self) -> None:
         """Open the connection; `TerminalConnectionError` with a one-line reason if it cannot."""
         try:
-            self._reader, self._writer = await asyncio.wait_for(
-                asyncio.open_connection(self.host, self.port), self.timeout_s
-            )
+            if self.tls is None:
+                connecting = asyncio.open_connection(self.host, self.port)
+            else:
+                connecting = asyncio.open_connection(
+                    self.host,
+                    self.port,
+                    ssl=self.tls,
+                    server_hostname=self.server_name or self.host,
+                    ssl_handshake_timeout=self.timeout_s,
+                )
+            self._reader, self._writer = await asyncio.wait_for(connecting, self.timeout_s)
         except TimeoutError:
             raise TerminalConnectionError(
                 f"cannot reach posgate host at {self.address}: timed out after {self.timeout_s:g} s"
@@ -258,8 +278,11 @@ class TerminalClient:
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         frames = FrameBuffer(self._max_frame_bytes)
         reason = "closed by the host"
+        if self.tls is not None:  # a host that requires a client certificate closes after the handshake
+            reason += " before any answer (over TLS: does it require a client certificate? see --tls-cert)"
         try:
             while data := await reader.read(_READ_CHUNK):
+                reason = "closed by the host"
                 frames.receive_data(data)
                 while (body := frames.next_frame()) is not None:
                     self._dispatch(body)
@@ -351,12 +374,14 @@ class TerminalClient:
                 f"no response to {msg['t']} STAN {msg['11']} from {self.address} within {self.timeout_s:g} s"
             ) from None
         except OSError as exc:
-            raise TerminalConnectionError(
-                f"connection to posgate host at {self.address} lost: {_reason(exc)}"
-            ) from None
+            raise await self._lost_because(exc) from None
         finally:
             if self._pending.get(key) is future:
                 del self._pending[key]
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: the reader may have failed it while the write failed
+            else:
+                future.cancel()
         pan = _card_pan(msg)
         result = result_from_message(
             response.fields,
@@ -368,6 +393,16 @@ class TerminalClient:
         if result.amount_fen is None and "4" in msg:
             result.amount_fen = int(msg["4"])
         return result
+
+    async def _lost_because(self, exc: OSError) -> TerminalConnectionError:
+        """The error for a write that failed: the reader's reason when it has one (a TLS alert says more
+        than the reset that follows it), else the write's own."""
+        task = self._reader_task
+        if self._lost is None and task is not None and not task.done():
+            await asyncio.wait([task], timeout=0.5)
+        if self._lost is not None:
+            return self._lost
+        return TerminalConnectionError(f"connection to posgate host at {self.address} lost: {_reason(exc)}")
 
     async def send_raw(self, frame: bytes) -> bytes | None:
         """Send `frame` as is (length prefix included) and return the next frame body (without its length
