@@ -23,9 +23,11 @@ from pathlib import Path
 import pytest
 
 from posgate.config import Settings
+from posgate.iso8583.framing import build_pos_frame
 from posgate.logs import configure_logging
 from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+from posgate.terminal.messages import REQUEST_HEADER, request_tpdu, sale_request
 
 from . import pos_wire
 from .conftest import stack_settings
@@ -310,6 +312,40 @@ async def test_connections_are_capped_per_source_address_and_in_total(start_stac
     text = host_log(settings)
     assert "refused a connection from 127.0.0.2: 3 connections from that address" in text
     assert "refused a connection from 127.0.0.5: 5 connections in total" in text
+
+
+async def test_back_pressure_does_not_count_against_a_pipelining_terminal(start_stack: StackFactory) -> None:
+    """A terminal that pipelines past `pos_max_in_flight` while the issuer is slow is held back, not cut
+    off: the requests over the cap wait their turn (one of them split across two writes, its second part
+    arriving while every slot is taken), and neither the frame deadline nor the idle time-out, both shorter
+    than the wait, closes the connection."""
+    running, _ = await start_stack(pos_max_in_flight=2, pos_frame_deadline_s=0.5, idle_timeout_s=0.8)
+    assert running.issuers is not None
+    running.issuers.set_fault("Demo Bank A", "drop_replies")  # each sale waits issuer_timeout_s (1 s): 98
+    state = demo_terminal_state()
+    async with TerminalClient(*running.pos_address, state, timeout_s=5.0) as client:
+        assert (await client.sign_in()).approved
+        sales = [
+            build_pos_frame(
+                request_tpdu(state.nii),
+                REQUEST_HEADER,
+                client._encode(sale_request(state, state.next_stan(), OK_CARD, 1_00, None)),
+            )
+            for _ in range(4)
+        ]
+    async with connection(running.pos_address) as (frames, writer):
+        # two sales take both slots, the third waits whole for one, the fourth's first bytes wait behind it
+        writer.write(sales[0] + sales[1] + sales[2] + sales[3][:20])
+        await asyncio.sleep(0.2)
+        writer.write(sales[3][20:])  # unread until a slot frees, after ~1 s
+        codes = []
+        for _ in range(4):
+            body = await answer_or_close(frames, timeout_s=5.0)
+            assert body is not None, f"closed after {codes}"
+            codes.append(decode_body(body)[1][39])
+    assert codes == ["98"] * 4
+    running.issuers.set_fault("Demo Bank A", "none")  # let the queued reversals go before the stop
+    await asyncio.sleep(0.5)
 
 
 async def _sale_latency(client: TerminalClient) -> float:

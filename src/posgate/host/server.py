@@ -184,15 +184,22 @@ class PosServer:
         return True
 
     async def _read_frames(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
-        """Read, cut and dispatch frames until the peer closes or a limit closes the connection."""
+        """Read, cut and dispatch frames until the peer closes or a limit closes the connection.
+
+        The idle and frame clocks count only time the host was reading: while every slot was taken the
+        peer could not be heard, so the clocks start again when reading resumes."""
         settings = self.services.settings
         loop = asyncio.get_running_loop()
         frames = FrameBuffer(settings.max_frame_bytes)
         slots = asyncio.Semaphore(settings.pos_max_in_flight)
-        last_byte = loop.time()
+        last_byte = resumed = loop.time()
         while True:
             while (body := frames.next_frame()) is not None:
-                await slots.acquire()  # back-pressure: nothing more is read while every slot is taken
+                if slots.locked():  # back-pressure: nothing more is read while every slot is taken
+                    await slots.acquire()
+                    resumed = loop.time()
+                else:
+                    await slots.acquire()
                 if connection.closing:
                     slots.release()
                     return
@@ -202,15 +209,17 @@ class PosServer:
                 handler.add_done_callback(lambda _: slots.release())
             if connection.closing:
                 return
-            deadline = last_byte + settings.idle_timeout_s
+            deadline = max(last_byte, resumed) + settings.idle_timeout_s
             reason = f"nothing received for {settings.idle_timeout_s:g} s (idle_timeout_s)"
             started = frames.incomplete_since
-            if started is not None and started + settings.pos_frame_deadline_s < deadline:
-                deadline = started + settings.pos_frame_deadline_s
-                reason = (
-                    f"a frame begun {settings.pos_frame_deadline_s:g} s ago is still incomplete "
-                    f"({frames.pending_bytes} bytes; pos_frame_deadline_s)"
-                )
+            if started is not None:
+                frame_deadline = max(started, resumed) + settings.pos_frame_deadline_s
+                if frame_deadline < deadline:
+                    deadline = frame_deadline
+                    reason = (
+                        f"a frame begun {settings.pos_frame_deadline_s:g} s ago is still incomplete "
+                        f"({frames.pending_bytes} bytes; pos_frame_deadline_s)"
+                    )
             connection.timeout_reason = reason
             async with asyncio.timeout_at(deadline):
                 data = await reader.read(_READ_CHUNK)
