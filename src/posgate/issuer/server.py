@@ -13,8 +13,9 @@ With a TLS context (`issuer_sim_tls_*`), every bank listens with TLS, asking for
 when the context says so.
 
 An undecodable message is answered `30` when its MTI and field 11 can be read, else its connection is
-closed; a bad frame length closes the connection. Nothing crashes the server, and no log line carries
-fields 2, 35, 52 or 55.
+closed; a bad frame length closes the connection, and so does a frame still incomplete `frame_deadline_s`
+after its first byte (a trickle cannot hold a connection); a bank takes at most `max_connections`
+connections. Nothing crashes the server, and no log line carries fields 2, 35, 52 or 55.
 
 Fault injection, for testing the acquirer's time-outs and outages (`set_fault`):
 - `none`: normal service;
@@ -111,13 +112,19 @@ class IssuerSimulator:
         clock: Callable[[], dt.datetime] | None = None,
         max_frame_bytes: int = MAX_FRAME_BYTES,
         ssl: ssl_module.SSLContext | None = None,
+        frame_deadline_s: float = 10.0,
+        max_connections: int = 64,
     ) -> None:
+        """`frame_deadline_s`: a frame must arrive whole within this time of its first byte, else its
+        connection is closed; `max_connections`: per bank, one more is closed at once."""
         self.store = store
         self.ssl = ssl
         self.vault = vault
         self.host = host
         self.clock = clock or _utc_now
         self.max_frame_bytes = max_frame_bytes
+        self.frame_deadline_s = frame_deadline_s
+        self.max_connections = max_connections
         #: bank name -> the port it listens on (the bound one when started on port 0)
         self.ports: dict[str, int] = {}
         self._banks: dict[str, _Bank] = {}
@@ -246,6 +253,10 @@ class IssuerSimulator:
     # ------------------------------------------------------------------------------------------ connections
 
     async def _serve(self, bank: _Bank, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(bank.connections) >= self.max_connections:
+            log.warning("issuer %s: refused a connection: %d open already", bank.name, len(bank.connections))
+            writer.close()
+            return
         connection = _Connection(writer)
         me = asyncio.current_task()
         if me is not None:
@@ -253,12 +264,16 @@ class IssuerSimulator:
         bank.connections.add(connection)
         peer = writer.get_extra_info("peername")
         frames = FrameBuffer(self.max_frame_bytes)
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                data = await reader.read(_READ_CHUNK)
+                started = frames.incomplete_since
+                deadline = None if started is None else started + self.frame_deadline_s
+                async with asyncio.timeout_at(deadline):
+                    data = await reader.read(_READ_CHUNK)
                 if not data:
                     break
-                frames.receive_data(data)
+                frames.receive_data(data, loop.time())
                 while (frame := frames.next_frame()) is not None:
                     task = asyncio.create_task(self._handle_frame(bank, connection, frame))
                     connection.tasks.add(task)
@@ -267,6 +282,13 @@ class IssuerSimulator:
                     task.add_done_callback(bank.requests.discard)
         except FramingError as exc:
             log.warning("issuer %s: bad frame from %s, closing: %s", bank.name, peer, exc)
+        except TimeoutError:
+            log.warning(
+                "issuer %s: a frame from %s was incomplete after %g s, closing",
+                bank.name,
+                peer,
+                self.frame_deadline_s,
+            )
         except (ConnectionError, OSError):
             pass
         finally:
