@@ -138,7 +138,10 @@ class Settings(BaseSettings):
     pos_max_connections: int = Field(default=2000, ge=1, le=1_000_000)
     pos_max_connections_per_source: int = Field(default=100, ge=1, le=1_000_000)
     pos_max_in_flight: int = Field(
-        default=16, ge=1, le=4096, description="requests of one connection being handled at once"
+        default=8, ge=1, le=4096, description="requests of one connection being handled at once"
+    )
+    pos_max_in_flight_per_source: int = Field(
+        default=16, ge=1, le=100_000, description="requests of one source address being handled at once"
     )
     pos_tls_cert: Path | None = Field(default=None, description="POS port TLS: certificate chain (PEM)")
     pos_tls_key: Path | None = Field(default=None, description="POS port TLS: private key (PEM)")

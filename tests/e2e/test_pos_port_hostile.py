@@ -15,6 +15,7 @@ import gc
 import random
 import re
 import socket
+import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -355,40 +356,49 @@ async def _sale_latency(client: TerminalClient) -> float:
     return time.perf_counter() - started
 
 
+async def _flood(address: tuple[str, int], echoes: int, answered: list[int]) -> None:
+    """Pipeline `echoes` echo tests on one connection from 127.0.0.2 and read the answers as they come."""
+    reader, writer = await asyncio.open_connection(*address, local_addr=("127.0.0.2", 0))
+    writer.write(b"".join(pos_wire.echo(f"{n % 1_000_000:06d}") for n in range(echoes)))
+    frames = FrameReader(reader)
+    try:
+        while await frames.next() is not None:
+            answered[0] += 1
+    finally:
+        writer.close()
+
+
 @pytest.mark.slow
 async def test_a_pipelining_flood_does_not_delay_another_terminals_sale(start_stack: StackFactory) -> None:
+    """One connection pipelines 20,000 echoes and 15 more from the same address 1,000 each, all reading
+    their answers as fast as they come; another connection sends 20,000 and never reads. A terminal on
+    its own connection must still sell fast: a median under half a second (on main: no answer within
+    10 s)."""
     running, settings = await start_stack()
     address = running.pos_address
     async with TerminalClient(*address, demo_terminal_state(), timeout_s=10.0) as client:
         assert (await client.sign_in()).approved
         baseline = min([await _sale_latency(client) for _ in range(3)])
-
-        flood = b"".join(pos_wire.echo(f"{n % 1_000_000:06d}") for n in range(20_000))
-        reader, writer = await asyncio.open_connection(*address, local_addr=("127.0.0.2", 0))
-        answered = 0
-
-        async def drain_answers() -> None:
-            nonlocal answered
-            frames = FrameReader(reader)
-            while await frames.next() is not None:
-                answered += 1
-
-        draining = asyncio.create_task(drain_answers())
-        # a second flooder never reads its answers: the host must not buffer them without bound
+        answered = [0]
+        floods = [asyncio.create_task(_flood(address, 20_000, answered))]
+        floods += [asyncio.create_task(_flood(address, 1_000, answered)) for _ in range(15)]
+        # the host must not buffer answers for a peer that never reads them
         sink = socket.create_connection(address, source_address=("127.0.0.3", 0))
         sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sink.setblocking(False)
         try:
-            writer.write(flood)
             with contextlib.suppress(BlockingIOError):
-                sink.send(flood)
-            await asyncio.sleep(0.3)
+                sink.send(b"".join(pos_wire.echo(f"{n:06d}") for n in range(20_000)))
+            await asyncio.sleep(0.5)
             latencies = [await _sale_latency(client) for _ in range(5)]
         finally:
-            writer.close()
             sink.close()
-            draining.cancel()
-    print(f"baseline {baseline * 1000:.1f} ms, under the flood {[round(x * 1000, 1) for x in latencies]} ms")
-    assert answered > 0
-    assert max(latencies) < max(0.5, 20 * baseline)
+            for flood in floods:
+                flood.cancel()
+        await asyncio.gather(*floods, return_exceptions=True)
+    shown = [round(x * 1000, 1) for x in latencies]
+    print(f"baseline {baseline * 1000:.1f} ms, under the flood {shown} ms, {answered[0]} echoes answered")
+    assert answered[0] > 100  # the flood was served meanwhile, not refused
+    assert statistics.median(latencies) < max(0.5, 20 * baseline), shown
+    assert max(latencies) < 2.0, shown
     assert_clean_log(settings)

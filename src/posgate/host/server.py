@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from posgate.errors import EncodeError, FramingError, ProtocolError
-from posgate.host.admission import Admission, WarningBudget
+from posgate.host.admission import Admission, WarningBudget, source_of
 from posgate.host.context import Message, TxnContext
 from posgate.host.pipeline import classify, finishing_steps, pipelines
 from posgate.host.runner import run_pipeline
@@ -99,12 +99,28 @@ class PosServer:
         settings = services.settings
         self.admission = Admission(settings.pos_max_connections, settings.pos_max_connections_per_source)
         self._warnings = WarningBudget()
+        #: requests in flight per source (all its connections together), created with its first connection
+        self._source_slots: dict[str, asyncio.Semaphore] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._serve, host, port, backlog=1024, limit=_READ_CHUNK)
         bound = self._server.sockets[0].getsockname()
+        settings = self.services.settings
+        if self.tls is None:
+            security = "plain TCP"
+        else:
+            security = f"TLS, client certificates {settings.pos_tls_client_auth}"
+        log.info(
+            "POS port %s:%d: %s; at most %d connections, %d per source, %d requests in flight per connection",
+            bound[0],
+            bound[1],
+            security,
+            settings.pos_max_connections,
+            settings.pos_max_connections_per_source,
+            settings.pos_max_in_flight,
+        )
         return bound[0], bound[1]
 
     async def stop(self) -> None:
@@ -168,6 +184,8 @@ class PosServer:
             finally:
                 self._connections.discard(task)
                 self.admission.release(peer)
+                if source_of(peer) not in self.admission.per_source:
+                    self._source_slots.pop(source_of(peer), None)
 
     async def _handshake(self, connection: _Connection) -> bool:
         assert self.tls is not None
@@ -186,27 +204,36 @@ class PosServer:
     async def _read_frames(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
         """Read, cut and dispatch frames until the peer closes or a limit closes the connection.
 
-        The idle and frame clocks count only time the host was reading: while every slot was taken the
-        peer could not be heard, so the clocks start again when reading resumes."""
+        A frame is handled once it has a slot of its connection (`pos_max_in_flight`) and one of its source
+        (`pos_max_in_flight_per_source`, shared by all the connections from that address): until then
+        nothing more is read. The idle and frame clocks count only time the host was reading: while it
+        waited for a slot the peer could not be heard, so the clocks start again when reading resumes."""
         settings = self.services.settings
         loop = asyncio.get_running_loop()
         frames = FrameBuffer(settings.max_frame_bytes)
-        slots = asyncio.Semaphore(settings.pos_max_in_flight)
+        own = asyncio.Semaphore(settings.pos_max_in_flight)
+        key = source_of(connection.peer)
+        shared = self._source_slots.setdefault(key, asyncio.Semaphore(settings.pos_max_in_flight_per_source))
         last_byte = resumed = loop.time()
         while True:
             while (body := frames.next_frame()) is not None:
-                if slots.locked():  # back-pressure: nothing more is read while every slot is taken
-                    await slots.acquire()
+                waited = own.locked() or shared.locked()
+                await own.acquire()
+                try:
+                    await shared.acquire()
+                except BaseException:
+                    own.release()
+                    raise
+                if waited:
                     resumed = loop.time()
-                else:
-                    await slots.acquire()
                 if connection.closing:
-                    slots.release()
+                    own.release()
+                    shared.release()
                     return
                 handler = asyncio.create_task(self._handle_frame(body, connection))
                 connection.handlers.add(handler)
                 handler.add_done_callback(connection.handlers.discard)
-                handler.add_done_callback(lambda _: slots.release())
+                handler.add_done_callback(lambda _: (own.release(), shared.release()))
             if connection.closing:
                 return
             deadline = max(last_byte, resumed) + settings.idle_timeout_s
