@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -144,9 +144,13 @@ class Settings(BaseSettings):
         default=16, ge=1, le=100_000, description="requests of one source address being handled at once"
     )
     pos_tls_cert: Path | None = Field(default=None, description="POS port TLS: certificate chain (PEM)")
-    pos_tls_key: Path | None = Field(default=None, description="POS port TLS: private key (PEM)")
+    pos_tls_key: Path | None = Field(
+        default=None, validate_default=True, description="POS port TLS: private key (PEM)"
+    )
     pos_tls_client_ca: Path | None = Field(default=None, description="CA(s) that sign terminal certificates")
-    pos_tls_client_auth: Literal["none", "optional", "required"] = "none"
+    pos_tls_client_auth: Literal["none", "optional", "required"] = Field(
+        default="none", validate_default=True
+    )
     terminal_cache_s: float = Field(
         default=1.0, ge=0, le=60, description="how long the host trusts a terminal record it read (0: never)"
     )
@@ -181,15 +185,22 @@ class Settings(BaseSettings):
             raise ValueError("issuer_sim_tls_client_ca needs issuer_sim_tls_cert and issuer_sim_tls_key")
         return self
 
-    @model_validator(mode="after")
-    def _pos_tls_is_whole(self) -> Settings:
-        if (self.pos_tls_cert is None) != (self.pos_tls_key is None):
+    @field_validator("pos_tls_key")
+    @classmethod
+    def _tls_key_goes_with_cert(cls, key: Path | None, info: ValidationInfo) -> Path | None:
+        if (info.data.get("pos_tls_cert") is None) != (key is None):
             raise ValueError("pos_tls_cert and pos_tls_key go together: give both or neither")
-        if self.pos_tls_cert is None and (self.pos_tls_client_ca or self.pos_tls_client_auth != "none"):
+        return key
+
+    @field_validator("pos_tls_client_auth")
+    @classmethod
+    def _client_auth_has_what_it_needs(cls, mode: str, info: ValidationInfo) -> str:
+        client_ca = info.data.get("pos_tls_client_ca")
+        if info.data.get("pos_tls_cert") is None and (client_ca is not None or mode != "none"):
             raise ValueError("pos_tls_client_ca and pos_tls_client_auth need pos_tls_cert and pos_tls_key")
-        if self.pos_tls_client_auth != "none" and self.pos_tls_client_ca is None:
-            raise ValueError(f"pos_tls_client_auth = {self.pos_tls_client_auth!r} needs pos_tls_client_ca")
-        return self
+        if mode != "none" and client_ca is None:
+            raise ValueError(f"pos_tls_client_auth = {mode!r} needs pos_tls_client_ca")
+        return mode
 
     @classmethod
     def settings_customise_sources(

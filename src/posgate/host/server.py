@@ -9,9 +9,10 @@ the connection.
 Limits (all settings, see docs/configuration.md), so that no peer can starve the others:
 - connections: at most `pos_max_connections` in all and `pos_max_connections_per_source` from one address
   (IPv6: one /64); one more is closed at once, before any TLS handshake;
-- pipelining: at most `pos_max_in_flight` requests of one connection are handled at once. While they are,
-  the connection is not read (back-pressure: the rest waits in the peer's socket, TCP slows it down); an
-  answer holds its slot until the peer has taken it, so a peer that does not read stops being read;
+- pipelining: at most `pos_max_in_flight` requests of one connection, and `pos_max_in_flight_per_source` of
+  all the connections from one source, are handled at once. While they are, the connection is not read
+  (back-pressure: beyond the stream's small buffer the rest waits in the peer's socket, TCP slows it down);
+  an answer holds its slots until the peer has taken it, so a peer that does not read stops being read;
 - time: a frame must arrive whole within `pos_frame_deadline_s` of its first byte (a trickle cannot reset
   that), an answer must be taken by the peer within the same time, a TLS handshake must end within it,
   and a connection silent for `idle_timeout_s` is closed;
@@ -113,13 +114,15 @@ class PosServer:
         else:
             security = f"TLS, client certificates {settings.pos_tls_client_auth}"
         log.info(
-            "POS port %s:%d: %s; at most %d connections, %d per source, %d requests in flight per connection",
+            "POS port %s:%d: %s; at most %d connections (%d per source), %d requests in flight per connection"
+            " (%d per source)",
             bound[0],
             bound[1],
             security,
             settings.pos_max_connections,
             settings.pos_max_connections_per_source,
             settings.pos_max_in_flight,
+            settings.pos_max_in_flight_per_source,
         )
         return bound[0], bound[1]
 
@@ -245,7 +248,7 @@ class PosServer:
                     deadline = frame_deadline
                     reason = (
                         f"a frame begun {settings.pos_frame_deadline_s:g} s ago is still incomplete "
-                        f"({frames.pending_bytes} bytes; pos_frame_deadline_s)"
+                        f"({frames.pending_bytes} B received; pos_frame_deadline_s)"
                     )
             connection.timeout_reason = reason
             async with asyncio.timeout_at(deadline):
