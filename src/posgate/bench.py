@@ -220,6 +220,9 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subp
             "POSGATE_LOG_LEVEL": "WARNING",
         }
     )
+    # every bench terminal connects from this machine: one source address, as behind a load balancer
+    env.setdefault("POSGATE_POS_MAX_CONNECTIONS_PER_SOURCE", "100000")
+    env.setdefault("POSGATE_POS_MAX_IN_FLIGHT_PER_SOURCE", "100000")
     if settings.database_url:
         env["POSGATE_DATABASE_URL"] = settings.database_url
     procs = []
