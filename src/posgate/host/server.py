@@ -173,8 +173,10 @@ class PosServer:
             self._warn(peer, "closing connection from %s: %s", peer, exc)
         except TimeoutError:
             self._warn(peer, "closing connection from %s: %s", peer, connection.timeout_reason)
-        except (ConnectionError, ssl.SSLError, asyncio.CancelledError):
+        except (OSError, asyncio.CancelledError):  # reset, TLS failure, `stop()`: nothing to report
             pass
+        except Exception:  # a bug: logged once, this connection only; never an unretrieved task exception
+            log.exception("closing connection from %s after an unexpected error", peer)
         finally:
             try:  # requests being handled still get their answers
                 if connection.handlers:
