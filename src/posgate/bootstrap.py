@@ -13,6 +13,7 @@ from pathlib import Path
 from posgate.config import IssuerTls, Settings
 from posgate.fixtures.document import read_demo_fixture
 from posgate.host.links import IssuerLink, IssuerLinks
+from posgate.host.recovery import InDoubtRecovery
 from posgate.host.routing import BinTable
 from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
@@ -106,10 +107,13 @@ class HostRuntime:
     services: HostServices
     server: PosServer
     address: tuple[str, int]
+    recovery: InDoubtRecovery | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self.recovery is not None:
+            await self.recovery.stop()
         await self.services.saf.stop()
         await self.services.links.stop()
 
@@ -159,6 +163,9 @@ async def start_host(
     )
     links.start()
     saf.start()
+    # transactions a dead host left pending: looked for now (a restart) and on a timer (another node's)
+    recovery = InDoubtRecovery(handle.store, saf, settings.in_doubt_after_s, settings.recovery_interval_s)
+    recovery.start()
     server = PosServer(services, timezone=settings.timezone)
     address = await server.start(settings.listen_host, settings.pos_port)
-    return HostRuntime(services=services, server=server, address=address)
+    return HostRuntime(services=services, server=server, address=address, recovery=recovery)

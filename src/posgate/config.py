@@ -24,6 +24,8 @@ from pydantic_settings import (
 from posgate.errors import ConfigError
 
 _HEX32 = r"^[0-9A-Fa-f]{32}$"
+#: seconds a pending transaction must outlive the issuer time-out before it counts as in doubt
+IN_DOUBT_MARGIN_S = 2.0
 
 
 class IssuerTls(BaseModel):
@@ -127,6 +129,16 @@ class Settings(BaseSettings):
     stan_block_max_age_s: float = Field(
         default=60.0, gt=0, le=3600, description="a node drops a block of network STANs older than this"
     )
+    in_doubt_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="a transaction still pending this long after it arrived was left by a host that died:"
+        " a host node reverses it (at least issuer_timeout_s + 2)",
+    )
+    recovery_interval_s: float = Field(
+        default=10.0, gt=0, le=3600, description="how often each host node looks for transactions in doubt"
+    )
     max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
     idle_timeout_s: float = Field(default=300.0, gt=0)
     terminal_cache_s: float = Field(
@@ -161,6 +173,16 @@ class Settings(BaseSettings):
             raise ValueError("issuer_sim_tls_cert and issuer_sim_tls_key go together: give both or neither")
         if self.issuer_sim_tls_client_ca is not None and self.issuer_sim_tls_cert is None:
             raise ValueError("issuer_sim_tls_client_ca needs issuer_sim_tls_cert and issuer_sim_tls_key")
+        return self
+
+    @model_validator(mode="after")
+    def _in_doubt_after_the_issuer_time_out(self) -> Settings:
+        if self.in_doubt_after_s < self.issuer_timeout_s + IN_DOUBT_MARGIN_S:
+            raise ValueError(
+                f"in_doubt_after_s ({self.in_doubt_after_s:g}) must be at least issuer_timeout_s"
+                f" ({self.issuer_timeout_s:g}) + {IN_DOUBT_MARGIN_S:g}: a host still waiting for the"
+                " issuer must not see its transaction reversed"
+            )
         return self
 
     @classmethod
