@@ -31,6 +31,7 @@ from posgate.services import Running, start_all
 from posgate.store.models import SafEntry, SimAuthorization, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.client import TerminalError
+from posgate.terminal.messages import last_transaction, sale_request
 from posgate.terminal.state import TerminalState
 
 from .conftest import stack_settings
@@ -256,3 +257,106 @@ async def test_two_live_nodes_reverse_a_dead_nodes_sale_exactly_once(
         for node in (first, second):
             with contextlib.suppress(Exception):
                 await node.stop()
+
+
+class ReplyGate:
+    """A TCP relay between the host and one issuer whose replies the test can hold back and release."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.open = asyncio.Event()
+        self.open.set()
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _relay(self, host_reader: asyncio.StreamReader, host_writer: asyncio.StreamWriter) -> None:
+        issuer_reader, issuer_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        for pump in (
+            self._pump(host_reader, issuer_writer, False),
+            self._pump(issuer_reader, host_writer, True),
+        ):
+            task = asyncio.create_task(pump)
+            self._tasks.add(task)
+
+    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool) -> None:
+        try:
+            while data := await reader.read(65536):
+                if gated:
+                    await self.open.wait()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_late_approval_of_a_resolved_sale_is_answered_98_and_reversed_once(
+    tmp_path: Path, issuers: Running
+) -> None:
+    """The live node is slow, not dead: its issuer answers after another node resolved the sale. The
+    resolution wins (conditional UPDATEs on the state): the terminal gets 98, never 00, the card is
+    reversed once, and a repeat of the sale gets the stored 98 instead of 94."""
+    assert issuers.issuers is not None
+    ports = dict(issuers.issuers.ports)
+    gate = ReplyGate(ports[BANK_A])
+    ports[BANK_A] = await gate.start()
+    # a long issuer time-out, so that the resolution (not this node's own time-out) decides
+    settings = stack_settings(
+        tmp_path, "sqlite://", issuer_timeout_s=30.0, in_doubt_after_s=32.0, recovery_interval_s=600
+    )
+    node = await start_host(settings, issuers.handle, issuer_ports=ports)
+    try:
+        assert await node.services.links.wait_up(5) and node.recovery is not None
+        state = demo_terminal_state()
+        async with TerminalClient(*node.address, state, timeout_s=40) as terminal:
+            assert (await terminal.sign_in()).approved
+            gate.open.clear()  # the issuer's answers wait at the gate
+            msg = sale_request(state, state.next_stan(), CARD, AMOUNT_FEN, None, "magstripe", None)
+            sale = asyncio.create_task(terminal.exchange(dict(msg)))
+
+            async def debited() -> bool:
+                return await _available_fen(issuers) == START_FEN - AMOUNT_FEN
+
+            assert await eventually(debited, timeout_s=10, every_s=0.05)
+            # as another node's timer would once the sale is older than its in_doubt_after_s
+            resolved = await node.recovery.recover_once(in_doubt_after_s=0.0)
+            assert [(r.kind, r.state, r.reversal_queued) for r in resolved] == [("sale", "timed_out", True)]
+
+            async def restored() -> bool:
+                return await _available_fen(issuers) == START_FEN
+
+            assert await eventually(restored, timeout_s=10)  # the 0420 went through; its 0430 waits
+            gate.open.set()  # now the late 0210 approval arrives
+            answer = await asyncio.wait_for(sale, 20)
+            assert answer.response_code == "98"
+            txn = await _the_sale(issuers)
+            assert "AskIssuer:ok" in (txn.trace or "")  # the issuer's approval did arrive
+            assert txn.recovered_at is not None and txn.response_code == "98"
+
+            async def reversed_() -> bool:
+                return (await _the_sale(issuers)).state == "reversed"
+
+            assert await eventually(reversed_, timeout_s=10)  # 0430 delivered
+            repeat = await terminal.exchange(dict(msg))
+            assert repeat.response_code == "98" and repeat.rrn == answer.rrn
+            state.last = last_transaction(msg)  # the terminal reverses the sale it got 98 for
+            assert (await terminal.reverse_last("98")).response_code == "00"
+            await asyncio.sleep(0.5)
+        assert await _available_fen(issuers) == START_FEN
+        assert await _reversals_of(issuers, txn.id) == 1
+        assert await _issuer_reversed(issuers) == 1
+    finally:
+        await node.stop()
+        await gate.stop()

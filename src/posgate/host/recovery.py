@@ -46,10 +46,12 @@ class InDoubtRecovery:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    async def recover_once(self, now: dt.datetime | None = None) -> list[Resolved]:
-        """One pass: resolve every transaction in doubt at `now` (UTC); return what this node resolved."""
-        now = (now or self.clock()).astimezone(dt.UTC).replace(tzinfo=None)
-        cutoff = now - self.in_doubt_after
+    async def recover_once(self, in_doubt_after_s: float | None = None) -> list[Resolved]:
+        """One pass: resolve every transaction pending for longer than `in_doubt_after_s` (default: the
+        setting); return what this node resolved."""
+        now = self.clock().astimezone(dt.UTC).replace(tzinfo=None)
+        age = self.in_doubt_after if in_doubt_after_s is None else dt.timedelta(seconds=in_doubt_after_s)
+        cutoff = now - age
         resolved: list[Resolved] = []
         while True:
             batch = await self.store.run(lambda s: find_in_doubt(s, cutoff, BATCH))
