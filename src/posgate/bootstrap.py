@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posgate.config import IssuerTls, Settings
+from posgate.files import private_dir, restrict_umask
 from posgate.fixtures.document import read_demo_fixture
 from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.recovery import InDoubtRecovery
@@ -38,7 +39,8 @@ class StoreHandle:
 
 def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     """Engine + migrations + master key; load the demo fixture into an empty store when asked."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    restrict_umask()  # SQLite creates its WAL and SHM files itself
+    private_dir(settings.data_dir, own=True)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
     migrate(engine)
     vault = CardVault(load_or_create_master_key(settings.master_key_path))

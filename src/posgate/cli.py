@@ -22,6 +22,7 @@ from posgate.cli_settlement import (
 )
 from posgate.config import Settings
 from posgate.errors import ConfigError, PosgateError
+from posgate.files import restrict_umask
 from posgate.terminal.cli import app as terminal_app
 
 app = typer.Typer(
@@ -349,6 +350,7 @@ def keys_rotate(data_dir: DataDir = None, database_url: DatabaseUrl = None) -> N
 
 
 def main() -> None:
+    restrict_umask()  # whatever posgate (or SQLite for it) creates is private to its user
     try:
         app()
     except BrokenPipeError:

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from posgate.cards.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, mask_pan
 from posgate.errors import SecurityError
+from posgate.files import private_dir
 
 MASTER_KEY_LENGTH = 32
 NONCE_LENGTH = 12
@@ -37,7 +38,7 @@ def load_or_create_master_key(path: pathlib.Path) -> bytes:
     """
     path = pathlib.Path(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
