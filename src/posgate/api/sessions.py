@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from posgate.api.users import Principal
+from posgate.errors import mask_card_data
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models_onboarding import ConsoleSession, LoginFailure, User
 
@@ -46,11 +47,23 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+def stored_username(username: str) -> str:
+    """A username as the failure log keeps it: whatever was typed, card numbers masked (someone may type
+    one into the wrong field), at most 64 characters.
+
+    >>> stored_username("6229990000000012")
+    '622999******0012'
+    """
+    return mask_card_data(username)[:64]
+
+
 def recent_failures(session: Session, username: str, ip: str, now: dt.datetime) -> int:
     return (
         session.scalar(
             select(func.count(LoginFailure.id)).where(
-                LoginFailure.username == username, LoginFailure.ip == ip, LoginFailure.at > now - WINDOW
+                LoginFailure.username == stored_username(username),
+                LoginFailure.ip == ip,
+                LoginFailure.at > now - WINDOW,
             )
         )
         or 0
@@ -58,7 +71,7 @@ def recent_failures(session: Session, username: str, ip: str, now: dt.datetime) 
 
 
 def record_failure(session: Session, username: str, ip: str, now: dt.datetime) -> None:
-    session.add(LoginFailure(username=username[:64], ip=ip[:64], at=now))
+    session.add(LoginFailure(username=stored_username(username), ip=ip[:64], at=now))
     session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW * 12))
 
 
@@ -75,7 +88,11 @@ def open_session(session: Session, user: User, ip: str, now: dt.datetime) -> tup
             expires_at=now + SESSION_TTL,
         )
     )
-    session.execute(delete(LoginFailure).where(LoginFailure.username == user.username, LoginFailure.ip == ip))
+    session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.username == stored_username(user.username), LoginFailure.ip == ip
+        )
+    )
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
     return token, csrf
 
