@@ -30,12 +30,13 @@ WINDOW = dt.timedelta(minutes=5)
 
 def cookie_key(session: Session, sealer: KeySealer) -> bytes:
     """The cookie-signing key, created on first use."""
-    key = get_keys(session, sealer, "console", "session").get("COOKIE")
+    key = get_keys(session, sealer, "console", "session", actor="console", use="sign session cookies").get(
+        "COOKIE"
+    )
     if key is None:
         key = secrets.token_bytes(32)
-        put_key(
-            session, sealer, "console", "session", "COOKIE", key, hashlib.sha256(key).hexdigest()[:8].upper()
-        )
+        kcv = hashlib.sha256(key).hexdigest()[:8].upper()
+        put_key(session, sealer, "console", "session", "COOKIE", key, kcv, actor="console")
     return key
 
 

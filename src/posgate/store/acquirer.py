@@ -115,8 +115,9 @@ def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
     return TerminalRecord(*row[:-1], key_period=row[-1] or 1)
 
 
-def terminal_keys(session: Session, sealer: KeySealer, tid: str) -> dict[str, bytes]:
-    return get_keys(session, sealer, "terminal", tid)
+def terminal_keys(session: Session, sealer: KeySealer, tid: str, use: str) -> dict[str, bytes]:
+    """The terminal's keys (TMK and working keys), opened; audited as the host's, for `use`."""
+    return get_keys(session, sealer, "terminal", tid, actor="host", use=use)
 
 
 def complete_test_swipe(session: Session, tid: str) -> None:
@@ -555,7 +556,7 @@ def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
     """Every issuer route with its zone keys opened. `ConfigError` for a MACing route without a ZAK."""
     routes = []
     for row in session.scalars(select(IssuerRoute).order_by(IssuerRoute.name)):
-        keys = get_keys(session, sealer, "issuer", row.name)
+        keys = get_keys(session, sealer, "issuer", row.name, actor="host", use="issuer link")
         if row.mac_enabled and "ZAK" not in keys:
             raise ConfigError(f"issuer route {row.name!r} has mac = true but the store holds no ZAK for it")
         routes.append(
@@ -604,9 +605,9 @@ def upsert_route(
     row.tls = tls is not None
     row.tls_ca_file, row.tls_cert_file = tls_values.ca_file, tls_values.cert_file
     row.tls_key_file, row.tls_server_name = tls_values.key_file, tls_values.server_name
-    put_key(session, sealer, "issuer", name, "ZPK", *zpk)
+    put_key(session, sealer, "issuer", name, "ZPK", *zpk, actor="configuration")
     if zak is not None:
-        put_key(session, sealer, "issuer", name, "ZAK", *zak)
+        put_key(session, sealer, "issuer", name, "ZAK", *zak, actor="configuration")
     else:
         session.execute(
             delete(SealedKey).where(
