@@ -20,7 +20,8 @@ from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
 from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
-from posgate.security.at_rest import CardVault, load_or_create_master_key
+from posgate.security.at_rest import CardVault, load_or_create_keyring
+from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
 from posgate.security.link_tls import link_client_context
 from posgate.seed import load_demo_fixture, store_is_empty
@@ -43,7 +44,9 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     private_dir(settings.data_dir, own=True)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
     migrate(engine)
-    vault = CardVault(load_or_create_master_key(settings.master_key_path))
+    key_path = settings.master_key_path
+    vault = CardVault(load_or_create_keyring(key_path))
+    vault.refresh = lambda: read_keyring(key_path)  # a ciphertext of a version another process added
     # SQLite has one writer at a time and answers in microseconds: units of work run inline on the event
     # loop (no lock waits — its busy handler sleeps in growing steps — and no GIL hand-offs).
     # PostgreSQL answers over a socket: its units of work run on a pool of threads.

@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         default=10, ge=1, le=10_000, description="sign-ins per TID per window; above it the host answers 65"
     )
     sign_in_window_s: float = Field(default=60.0, gt=0, le=86_400, description="the sign-in limit's window")
+    master_key_reload_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="how often a running process looks whether master.key changed (a master key rotation)",
+    )
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from posgate.cards.pan import PAN_MAX_DIGITS, PAN_MIN_DIGITS, mask_pan
 from posgate.errors import SecurityError
 from posgate.files import private_dir
-from posgate.security.keyring import HEADER_MAGIC, MASTER_KEY_LENGTH, Keyring, derive_subkey
+from posgate.security.keyring import HEADER_MAGIC, MASTER_KEY_LENGTH, Keyring, derive_subkey, read_keyring
 
 NONCE_LENGTH = 12
 _PAN_AAD = b"posgate pan"
@@ -62,6 +62,15 @@ def load_or_create_master_key(path: pathlib.Path) -> bytes:
         expected = 2 * MASTER_KEY_LENGTH
         raise SecurityError(f"master key file {path} is malformed: expected {expected} hex digits")
     return key
+
+
+def load_or_create_keyring(path: pathlib.Path) -> Keyring:
+    """The master keyring in `path` (a single key — version 1 — or the keyring a rotation wrote); on first
+    call, a new single master key (`load_or_create_master_key`)."""
+    path = pathlib.Path(path)
+    if not path.exists():
+        load_or_create_master_key(path)
+    return read_keyring(path)
 
 
 @dataclass(frozen=True)
