@@ -101,6 +101,7 @@ def sweep(store: Store, vault: CardVault, batch_size: int, write: bool) -> Censu
     """Steps 3 and 4: one pass over every sealed column, batch by batch (each its own unit of work)."""
     census = Census()
     for spec in SEALED_COLUMNS:
+        census.add(spec, Batch(last_id=None))  # every column is reported, even an empty one
         after = 0
         while True:
             batch = store.transact(
