@@ -145,6 +145,10 @@ async def _the_sale(running: Running) -> Transaction:
     return await running.handle.store.run(read)
 
 
+async def _state_is(running: Running, state: str) -> bool:
+    return (await _the_sale(running)).state == state
+
+
 async def _reversals_of(running: Running, txn_id: int) -> int:
     return await running.handle.store.run(
         lambda s: s.scalar(
@@ -217,6 +221,7 @@ async def test_a_sale_in_doubt_after_a_crash_is_reversed_by_the_restarted_host(
 
         assert await eventually(restored, timeout_s=TIMING["in_doubt_after_s"] + 15)
         assert time.monotonic() - started < TIMING["in_doubt_after_s"] + 15
+        assert await eventually(lambda: _state_is(issuers, "reversed"))  # the 0430 is recorded
         recovered = await _the_sale(issuers)
         assert recovered.state == "reversed" and recovered.response_code == "98"
         assert recovered.recovered_at is not None
@@ -248,8 +253,8 @@ async def test_two_live_nodes_reverse_a_dead_nodes_sale_exactly_once(
             return await _available_fen(issuers) == START_FEN
 
         assert await eventually(restored, timeout_s=TIMING["in_doubt_after_s"] + 15)
+        assert await eventually(lambda: _state_is(issuers, "reversed"))
         await asyncio.sleep(2 * TIMING["recovery_interval_s"] + 1)  # both timers have run again since
-        assert (await _the_sale(issuers)).state == "reversed"
         assert await _reversals_of(issuers, txn.id) == 1
         assert await _issuer_reversed(issuers) == 1
         assert await _available_fen(issuers) == START_FEN
