@@ -43,11 +43,17 @@ async def test_key_uses_are_audited_with_kcvs_and_without_key_material(
         if ref == "terminal/10000001" and act == "keys_opened"
     ]
     assert ("sign-in", ["TMK"]) in opened
-    assert ("verify MACs, translate PINs", ["MAK", "PIK", "TMK"]) in opened
+    assert (
+        "verify MACs, translate PINs",
+        ["MAK.next", "PIK.next", "TMK"],
+    ) in opened  # keys issued, not yet used
     issued = [d for _, act, ref, d in events if act == "working_keys_issued" and ref == "terminal/10000001"]
-    assert issued[-1]["kcvs"] == {"PIK": kcv(terminal.state.pik), "MAK": kcv(terminal.state.mak)}
-    # the working keys stay open in memory: more sales open nothing again, their traces name the uses
-    before = len(events)
+    in_use = [d for _, act, ref, d in events if act == "working_keys_in_use" and ref == "terminal/10000001"]
+    expected = {"PIK": kcv(terminal.state.pik), "MAK": kcv(terminal.state.mak)}
+    assert issued[-1]["kcvs"] == expected and in_use[-1]["kcvs"] == expected  # the first sale used them
+    # the working keys in use stay open in memory: more sales open nothing again, their traces name the uses
+    assert (await terminal.sale(CARD, "123456", 150)).approved  # opens the keys now in use, once
+    before = len(await _events(stack))
     assert (await terminal.sale(CARD, "123456", 200)).approved
     assert len(await _events(stack)) == before
     trace = await stack.handle.store.run(

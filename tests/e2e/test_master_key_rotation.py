@@ -35,7 +35,13 @@ pytestmark = pytest.mark.slow
 CARD_A = demo_card("6229990000000012")  # Demo Bank A: answers throughout
 CARD_B = demo_card("6228880000000016")  # Demo Bank B: silent until after the rotation
 SECOND_TID, SECOND_TMK = "10000009", bytes.fromhex("505152535455565758595A5B5C5D5E5F")
-RELOAD = {"POSGATE_MASTER_KEY_RELOAD_S": "0.2", "POSGATE_ENV": "test", "POSGATE_TERMINAL_CACHE_S": "0"}
+# sign-ins are frequent here (new working keys sealed during the rotation): above the default rate limit
+RELOAD = {
+    "POSGATE_MASTER_KEY_RELOAD_S": "0.2",
+    "POSGATE_ENV": "test",
+    "POSGATE_TERMINAL_CACHE_S": "0",
+    "POSGATE_SIGN_IN_LIMIT": "1000",
+}
 
 
 async def _spawn(*args: str) -> asyncio.subprocess.Process:
@@ -68,7 +74,7 @@ async def _traffic(terminal: TerminalClient, stop: asyncio.Event, codes: list[st
 async def test_the_master_key_is_rotated_while_two_nodes_take_traffic(
     tmp_path: Path, database_url: str
 ) -> None:
-    settings = stack_settings(tmp_path, database_url, master_key_reload_s=0.2)
+    settings = stack_settings(tmp_path, database_url, master_key_reload_s=0.2, sign_in_limit=1000)
     configure_logging(settings.data_dir, "INFO", console=False)
     running: Running = await start_all(settings, console=True)
     node_b = None
@@ -105,7 +111,9 @@ async def test_the_master_key_is_rotated_while_two_nodes_take_traffic(
             filed = await api.post("/api/applications", data=form_values(), files=photo_files(), headers=csrf)
             assert filed.status_code == 201, filed.text
         terminal_a = TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=15)
-        state_b = TerminalState(tid=SECOND_TID, mid="898440153110001", tmk_hex=SECOND_TMK.hex().upper())
+        state_b = TerminalState(
+            tid=SECOND_TID, mid="898440153110001", tmk_hex=SECOND_TMK.hex().upper(), mac_algorithm="x919"
+        )
         terminal_b = TerminalClient(host_b, int(port_b), state_b, timeout_s=15)
         async with terminal_a, terminal_b:
             assert (await terminal_a.sign_in()).approved and (await terminal_b.sign_in()).approved
