@@ -11,14 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from posgate.config import IssuerTls, Settings
+from posgate.files import private_dir, restrict_umask
 from posgate.fixtures.document import read_demo_fixture
 from posgate.host.links import IssuerLink, IssuerLinks
+from posgate.host.recovery import InDoubtRecovery
 from posgate.host.routing import BinTable
 from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
 from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
-from posgate.security.at_rest import CardVault, load_or_create_master_key
+from posgate.security.at_rest import CardVault, load_or_create_keyring
+from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
 from posgate.security.link_tls import link_client_context
 from posgate.security.pos_tls import server_context
@@ -38,10 +41,13 @@ class StoreHandle:
 
 def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     """Engine + migrations + master key; load the demo fixture into an empty store when asked."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    restrict_umask()  # SQLite creates its WAL and SHM files itself
+    private_dir(settings.data_dir, own=True)
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
     migrate(engine)
-    vault = CardVault(load_or_create_master_key(settings.master_key_path))
+    key_path = settings.master_key_path
+    vault = CardVault(load_or_create_keyring(key_path))
+    vault.refresh = lambda: read_keyring(key_path)  # a ciphertext of a version another process added
     # SQLite has one writer at a time and answers in microseconds: units of work run inline on the event
     # loop (no lock waits — its busy handler sleeps in growing steps — and no GIL hand-offs).
     # PostgreSQL answers over a socket: its units of work run on a pool of threads.
@@ -119,10 +125,13 @@ class HostRuntime:
     services: HostServices
     server: PosServer
     address: tuple[str, int]
+    recovery: InDoubtRecovery | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self) -> None:
         await self.server.stop()
+        if self.recovery is not None:
+            await self.recovery.stop()
         await self.services.saf.stop()
         await self.services.links.stop()
 
@@ -173,6 +182,9 @@ async def start_host(
     )
     links.start()
     saf.start()
+    # transactions a dead host left pending: looked for now (a restart) and on a timer (another node's)
+    recovery = InDoubtRecovery(handle.store, saf, settings.in_doubt_after_s, settings.recovery_interval_s)
+    recovery.start()
     server = PosServer(services, timezone=settings.timezone, tls=tls)
     address = await server.start(settings.listen_host, settings.pos_port)
-    return HostRuntime(services=services, server=server, address=address)
+    return HostRuntime(services=services, server=server, address=address, recovery=recovery)

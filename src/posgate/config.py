@@ -24,6 +24,8 @@ from pydantic_settings import (
 from posgate.errors import ConfigError
 
 _HEX32 = r"^[0-9A-Fa-f]{32}$"
+#: seconds a pending transaction must outlive the issuer time-out before it counts as in doubt
+IN_DOUBT_MARGIN_S = 2.0
 
 
 class IssuerTls(BaseModel):
@@ -127,6 +129,16 @@ class Settings(BaseSettings):
     stan_block_max_age_s: float = Field(
         default=60.0, gt=0, le=3600, description="a node drops a block of network STANs older than this"
     )
+    in_doubt_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="a transaction still pending this long after it arrived was left by a host that died:"
+        " a host node reverses it (at least issuer_timeout_s + 2)",
+    )
+    recovery_interval_s: float = Field(
+        default=10.0, gt=0, le=3600, description="how often each host node looks for transactions in doubt"
+    )
     max_frame_bytes: int = Field(default=2048, ge=64, le=65535)
     idle_timeout_s: float = Field(default=300.0, gt=0)
     pos_frame_deadline_s: float = Field(
@@ -165,6 +177,12 @@ class Settings(BaseSettings):
         default=10, ge=1, le=10_000, description="sign-ins per TID per window; above it the host answers 65"
     )
     sign_in_window_s: float = Field(default=60.0, gt=0, le=86_400, description="the sign-in limit's window")
+    master_key_reload_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=300,
+        description="how often a running process looks whether master.key changed (a master key rotation)",
+    )
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
 
@@ -201,6 +219,16 @@ class Settings(BaseSettings):
         if mode != "none" and client_ca is None:
             raise ValueError(f"pos_tls_client_auth = {mode!r} needs pos_tls_client_ca")
         return mode
+
+    @model_validator(mode="after")
+    def _in_doubt_after_the_issuer_time_out(self) -> Settings:
+        if self.in_doubt_after_s < self.issuer_timeout_s + IN_DOUBT_MARGIN_S:
+            raise ValueError(
+                f"in_doubt_after_s ({self.in_doubt_after_s:g}) must be at least issuer_timeout_s"
+                f" ({self.issuer_timeout_s:g}) + {IN_DOUBT_MARGIN_S:g}: a host still waiting for the"
+                " issuer must not see its transaction reversed"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

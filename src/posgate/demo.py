@@ -21,6 +21,7 @@ from rich.table import Table
 
 from posgate.api.demo_story import OnboardingOutcome, run_onboarding_story
 from posgate.config import Settings
+from posgate.files import private_dir
 from posgate.money import yuan
 from posgate.services import Running, serve_forever, start_all
 from posgate.settlement.clearing import ClearingResult, run_clearing
@@ -319,5 +320,4 @@ def fresh_demo_dir(path: Path) -> Path:
     """The demo starts from an empty store every time."""
     if path.exists():
         shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path
+    return private_dir(path, own=True)

@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from posgate.errors import mask_card_data
+from posgate.files import private_dir, private_file
 
 #: C0 controls, DEL, C1 controls, the Unicode line/paragraph separators, the bidirectional marks, embeddings,
 #: overrides and isolates (which reorder what a terminal shows), and the byte-order mark.
@@ -81,8 +82,9 @@ def configure_logging(data_dir: Path, level: str = "INFO", console: bool = True)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     formatter = MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handlers: list[logging.Handler] = [logging.FileHandler(data_dir / "posgate.log", encoding="utf-8")]
+    private_dir(data_dir, own=True)
+    log_file = private_file(data_dir / "posgate.log")  # 0600, before the handler opens it for appending
+    handlers: list[logging.Handler] = [logging.FileHandler(log_file, encoding="utf-8")]
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:

@@ -55,7 +55,7 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
                 tid=t.tid, merchant_id=merchant_ids[t.mid], nii=t.nii, status="live", mac_algorithm="cup_ecb"
             )
         )
-        put_key(session, vault, "terminal", t.tid, "TMK", tmk, t.tmk_kcv)
+        put_key(session, vault, "terminal", t.tid, "TMK", tmk, t.tmk_kcv, actor="fixture")
     for b in fixture.banks:
         session.add(
             IssuerRoute(name=b.name, bins=",".join(b.bins), host="127.0.0.1", port=b.port, kind=b.kind)
@@ -63,12 +63,12 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
         session.add(SimBank(name=b.name, bins=",".join(b.bins), port=b.port, kind=b.kind))
         for purpose in ("zpk", "zak"):
             key = bytes.fromhex(getattr(b, purpose))
-            put_key(session, vault, "issuer", b.name, purpose.upper(), key, kcv(key))
+            put_key(session, vault, "issuer", b.name, purpose.upper(), key, kcv(key), actor="fixture")
         for purpose in ("zpk", "zak", "pvk", "cvk", "imk_ac"):
             value = getattr(b, purpose)
             if value:
                 key = bytes.fromhex(value)
-                put_key(session, vault, "sim_bank", b.name, purpose.upper(), key, kcv(key))
+                put_key(session, vault, "sim_bank", b.name, purpose.upper(), key, kcv(key), actor="fixture")
     add_cards(session, vault, fixture, fixture.cards)
 
 

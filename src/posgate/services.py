@@ -16,6 +16,7 @@ from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
 from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
+from posgate.keyring_watch import KeyringWatch
 from posgate.security.link_tls import simulator_server_context
 from posgate.store.models import SimBank
 
@@ -66,6 +67,7 @@ class Running:
     host: HostRuntime | None
     console: Console | None = None
     console_address: tuple[str, int] | None = None
+    keyring_watch: KeyringWatch | None = None
 
     @property
     def pos_address(self) -> tuple[str, int]:
@@ -73,6 +75,8 @@ class Running:
         return self.host.address
 
     async def stop(self) -> None:
+        if self.keyring_watch is not None:
+            await self.keyring_watch.stop()
         if self.console is not None:
             await self.console.stop()
         if self.host is not None:
@@ -121,7 +125,9 @@ async def start_all(
     runtime = await start_host(settings, handle, issuer_ports=ports) if host else None
     if runtime is not None:
         await runtime.services.links.wait_up(settings.issuer_connect_timeout_s * 2)
-    running = Running(handle=handle, issuers=simulator, host=runtime)
+    watch = KeyringWatch(settings.master_key_path, handle.vault, settings.master_key_reload_s)
+    watch.start()  # a master key rotation reaches this process without a restart
+    running = Running(handle=handle, issuers=simulator, host=runtime, keyring_watch=watch)
     if console:
         running.console = Console(handle, settings)
         running.console_address = await running.console.start()

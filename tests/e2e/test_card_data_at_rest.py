@@ -71,3 +71,35 @@ async def test_no_clear_card_data_in_the_database_or_the_logs(
         for pattern in patterns:
             assert pattern not in database, f"card data of {pan[:6]}… found in the database"
             assert pattern not in logs, f"card data of {pan[:6]}… found in the logs"
+
+
+async def test_the_stored_batch_upload_answer_holds_no_clear_pan(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """Finding 4 of issue 9: the 0330 echoes field 48, whose records hold full PANs, and that answer was
+    stored as is (`transactions.response_fields`). The answer sent still echoes it (pos-8583.md); the
+    stored one does not, and a repeated 0320 still gets the echo."""
+    card = demo_card("6229990000000012")
+    for amount in (101, 102, 103):
+        assert (await terminal.sale(card, "123456", amount)).approved
+    terminal.state.journal.pop(0)  # the terminal's totals now differ: it uploads its records
+    sent: list[dict[str, str]] = []
+    exchange = terminal.exchange
+
+    async def recording(msg: dict[str, str]):  # type: ignore[no-untyped-def]
+        sent.append(dict(msg))
+        return await exchange(msg)
+
+    terminal.exchange = recording  # type: ignore[method-assign]
+    settled = await terminal.settle()
+    terminal.exchange = exchange  # type: ignore[method-assign]
+    assert settled.settled and not settled.balanced and settled.uploaded == 2
+    upload = next(r for r in settled.responses if r.mti == "0330" and "48" in r.fields)
+    assert card.pan in upload.fields["48"]  # the spec's echo, on the wire
+    database = _database_bytes(stack)
+    assert b"622999******0012" in database
+    for pattern in (card.pan.encode(), bytes.fromhex(card.pan), card.pan.encode("utf-16-le")):
+        assert pattern not in database, "a clear PAN is stored"
+    first_upload = next(m for m in sent if m["t"] == "0320" and card.pan in m["48"])  # records, not 207
+    repeat = await terminal.exchange(dict(first_upload))
+    assert repeat.response_code == "00" and repeat.fields["48"] == first_upload["48"]

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from posgate.api.users import Principal
+from posgate.errors import mask_card_data
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models_onboarding import ConsoleSession, LoginFailure, User
 
@@ -29,12 +30,13 @@ WINDOW = dt.timedelta(minutes=5)
 
 def cookie_key(session: Session, sealer: KeySealer) -> bytes:
     """The cookie-signing key, created on first use."""
-    key = get_keys(session, sealer, "console", "session").get("COOKIE")
+    key = get_keys(session, sealer, "console", "session", actor="console", use="sign session cookies").get(
+        "COOKIE"
+    )
     if key is None:
         key = secrets.token_bytes(32)
-        put_key(
-            session, sealer, "console", "session", "COOKIE", key, hashlib.sha256(key).hexdigest()[:8].upper()
-        )
+        kcv = hashlib.sha256(key).hexdigest()[:8].upper()
+        put_key(session, sealer, "console", "session", "COOKIE", key, kcv, actor="console")
     return key
 
 
@@ -46,11 +48,23 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+def stored_username(username: str) -> str:
+    """A username as the failure log keeps it: whatever was typed, card numbers masked (someone may type
+    one into the wrong field), at most 64 characters.
+
+    >>> stored_username("6229990000000012")
+    '622999******0012'
+    """
+    return mask_card_data(username)[:64]
+
+
 def recent_failures(session: Session, username: str, ip: str, now: dt.datetime) -> int:
     return (
         session.scalar(
             select(func.count(LoginFailure.id)).where(
-                LoginFailure.username == username, LoginFailure.ip == ip, LoginFailure.at > now - WINDOW
+                LoginFailure.username == stored_username(username),
+                LoginFailure.ip == ip,
+                LoginFailure.at > now - WINDOW,
             )
         )
         or 0
@@ -58,7 +72,7 @@ def recent_failures(session: Session, username: str, ip: str, now: dt.datetime) 
 
 
 def record_failure(session: Session, username: str, ip: str, now: dt.datetime) -> None:
-    session.add(LoginFailure(username=username[:64], ip=ip[:64], at=now))
+    session.add(LoginFailure(username=stored_username(username), ip=ip[:64], at=now))
     session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW * 12))
 
 
@@ -75,7 +89,11 @@ def open_session(session: Session, user: User, ip: str, now: dt.datetime) -> tup
             expires_at=now + SESSION_TTL,
         )
     )
-    session.execute(delete(LoginFailure).where(LoginFailure.username == user.username, LoginFailure.ip == ip))
+    session.execute(
+        delete(LoginFailure).where(
+            LoginFailure.username == stored_username(user.username), LoginFailure.ip == ip
+        )
+    )
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
     return token, csrf
 

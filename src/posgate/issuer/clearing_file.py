@@ -16,11 +16,13 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from posgate.files import FILE_MODE, private_dir
 from posgate.store.models import SimAuthorization
 
 HEADER = (
@@ -66,13 +68,15 @@ def write_clearing_file(
         )
         .order_by(a.id)
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(out.parent)
     digest = hashlib.sha256()
     count = total = 0
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     temporary = out.with_name(out.name + ".part")
-    with temporary.open("w", encoding="utf-8", newline="") as file:
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)
+    with open(descriptor, "w", encoding="utf-8", newline="") as file:
 
         def emit(values: tuple[object, ...]) -> None:
             buffer.seek(0)

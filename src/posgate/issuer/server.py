@@ -177,7 +177,9 @@ class IssuerSimulator:
                 port=row.port,
                 kind=row.kind,
                 mac_enabled=row.mac_enabled,
-                keys=BankKeys.from_purposes(get_keys(session, self.vault, "sim_bank", row.name)),
+                keys=BankKeys.from_purposes(
+                    get_keys(session, self.vault, "sim_bank", row.name, actor="issuer", use="simulated bank")
+                ),
             )
             for row in books.list_banks(session)
         ]

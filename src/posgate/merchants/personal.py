@@ -4,9 +4,9 @@ key's sealing sub-key, bound to a label) and looked up by a keyed hash; only mas
 from __future__ import annotations
 
 from posgate.store.keys import KeySealer
+from posgate.store.models_onboarding import CARD_LABEL, ID_NUMBER_LABEL
 
-ID_NUMBER_LABEL = "application/id_number"
-CARD_LABEL = "application/settlement_card"
+__all__ = ["CARD_LABEL", "ID_NUMBER_LABEL", "Vault", "lookup_hash", "seal", "unseal"]
 
 
 class Vault(KeySealer):

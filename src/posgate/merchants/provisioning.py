@@ -112,7 +112,7 @@ def provision_terminals(
         terminal = insert_unique(session, lambda: next_tid(session), insert)
         tmk = generate_key()
         tmk_kcv = kcv(tmk)
-        put_key(session, sealer, "terminal", terminal.tid, "TMK", tmk, tmk_kcv)
+        put_key(session, sealer, "terminal", terminal.tid, "TMK", tmk, tmk_kcv, actor=actor)
         audit(
             session,
             actor,
@@ -141,7 +141,7 @@ def key_transfer_key(session: Session, sealer: KeySealer, actor: str, now: dt.da
     key = get_keys(session, sealer, *KTK_OWNER).get("KTK")
     if key is None:
         key = generate_key()
-        put_key(session, sealer, *KTK_OWNER, "KTK", key, kcv(key))
+        put_key(session, sealer, *KTK_OWNER, "KTK", key, kcv(key), actor=actor)
         session.flush()
         audit(session, actor, "create_ktk", "key", "acquirer/KTK", now, kcv=kcv(key))
     return key, kcv(key)

@@ -1,6 +1,6 @@
 """Photo files outside the database: `<root>/<sha256[:2]>/<sha256>.<ext>`, content-addressed, written
-atomically with mode 0640 only after validation, and removed again when the unit of work that references
-them fails (unless another committed row already references the same content).
+atomically with mode 0600 (folders 0700) only after validation, and removed again when the unit of work
+that references them fails (unless another committed row already references the same content).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from posgate.files import FILE_MODE, private_dir
 from posgate.merchants.images import ImageInfo
 
-FILE_MODE = 0o640
 T = TypeVar("T")
 
 
@@ -37,7 +37,7 @@ class UploadStore:
         path = self.path_for(info.sha256, info.ext)
         if path.exists():
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         fd, tmp = tempfile.mkstemp(prefix=".upload.", dir=path.parent)
         try:
             os.fchmod(fd, FILE_MODE)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from posgate.files import write_private
 from posgate.settlement.errors import FileChecksumError, FileFormatError
 
 CHECKSUM = "CHECKSUM"
@@ -52,12 +53,8 @@ def render(header: Sequence[str], rows: Iterable[Sequence[Any]], amount_column: 
 
 
 def write(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]], amount_column: str) -> Path:
-    """Write the file atomically (a temporary name, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".part")
-    temporary.write_text(render(header, rows, amount_column), encoding="utf-8", newline="")
-    temporary.replace(path)
-    return path
+    """Write the file atomically (a temporary name, then renamed), mode 0600."""
+    return write_private(path, render(header, rows, amount_column).encode("utf-8"))
 
 
 def _split(text: str) -> tuple[str, str]:

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from posgate.errors import ConfigError
@@ -115,8 +115,9 @@ def load_terminal(session: Session, tid: str) -> TerminalRecord | None:
     return TerminalRecord(*row[:-1], key_period=row[-1] or 1)
 
 
-def terminal_keys(session: Session, sealer: KeySealer, tid: str) -> dict[str, bytes]:
-    return get_keys(session, sealer, "terminal", tid)
+def terminal_keys(session: Session, sealer: KeySealer, tid: str, use: str) -> dict[str, bytes]:
+    """The terminal's keys (TMK and working keys), opened; audited as the host's, for `use`."""
+    return get_keys(session, sealer, "terminal", tid, actor="host", use=use)
 
 
 def complete_test_swipe(session: Session, tid: str) -> None:
@@ -211,27 +212,43 @@ def find_duplicate(
     return Existing(id=row.id, state=row.state, response=response)
 
 
-def _unless_settled(column: str) -> Any:
-    """Write the new value only while the row is pending: a reversal that arrived while we waited for the
-    issuer wins, and 'reversed' is never overwritten."""
-    return case((_TXN.c.state == "pending", bindparam(f"new_{column}")), else_=_TXN.c[column])
-
-
-_FINISH_TXN = (
+_FINISH_COLUMNS = (
+    "rrn",
+    "response_fields",
+    "trace",
+    "updated_at",
+    "stand_in",
+    "original_id",
+)
+# the outcome, written only while the row is pending: a terminal's reversal that arrived while we waited
+# for the issuer, or a host node that resolved the row as in doubt (store/in_doubt.py), wins
+_FINISH_PENDING = (
     update(_TXN)
-    .where(_TXN.c.id == bindparam("txn_id"))
+    .where(_TXN.c.id == bindparam("txn_id"), _TXN.c.state == "pending")
     .values(
-        state=_unless_settled("state"),
-        response_code=_unless_settled("response_code"),
-        auth_code=_unless_settled("auth_code"),
-        rrn=bindparam("new_rrn"),
-        response_fields=bindparam("new_response_fields"),
-        trace=bindparam("new_trace"),
-        updated_at=bindparam("new_updated_at"),
-        stand_in=bindparam("new_stand_in"),
-        original_id=bindparam("new_original_id"),
+        state=bindparam("new_state"),
+        response_code=bindparam("new_response_code"),
+        auth_code=bindparam("new_auth_code"),
+        **{column: bindparam(f"new_{column}") for column in _FINISH_COLUMNS},
     )
 )
+# someone else settled it: keep their state, code and authorization code; record our answer and trace
+_FINISH_SETTLED = (
+    update(_TXN)
+    .where(_TXN.c.id == bindparam("txn_id"))
+    .values(**{column: bindparam(f"new_{column}") for column in _FINISH_COLUMNS})
+    .returning(_TXN.c.state, _TXN.c.recovered_at)
+)
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What `finish_transaction` found: whether it wrote the outcome (the row was still pending) and the
+    row's state now."""
+
+    applied: bool
+    state: str
+    recovered: bool = False  # a host node resolved it as in doubt (its effects are done)
 
 
 def finish_transaction(
@@ -244,22 +261,38 @@ def finish_transaction(
     trace: str,
     stand_in: bool = False,
     original_id: int | None = None,
-) -> None:
-    """Record the outcome and the answer sent (no card data in `response`)."""
-    session.connection().execute(
-        _FINISH_TXN,
-        {
-            "txn_id": txn_id,
-            "new_state": state,
-            "new_response_code": response_code,
-            "new_auth_code": auth_code,
-            "new_rrn": rrn_of(txn_id),
-            "new_response_fields": json.dumps(response, sort_keys=True),
-            "new_trace": trace,
-            "new_updated_at": utcnow(),
-            "new_stand_in": stand_in,
-            "new_original_id": original_id,
-        },
+) -> Finished:
+    """Record the outcome and the answer sent (no card data in `response`). The outcome is written only
+    while the row is pending (one conditional UPDATE on the hot path); otherwise the row keeps the state
+    another request gave it, and the caller must answer accordingly."""
+    params = {
+        "txn_id": txn_id,
+        "new_state": state,
+        "new_response_code": response_code,
+        "new_auth_code": auth_code,
+        "new_rrn": rrn_of(txn_id),
+        "new_response_fields": json.dumps(response, sort_keys=True),
+        "new_trace": trace,
+        "new_updated_at": utcnow(),
+        "new_stand_in": stand_in,
+        "new_original_id": original_id,
+    }
+    connection = session.connection()
+    if connection.execute(_FINISH_PENDING, params).rowcount:
+        return Finished(applied=True, state=state)
+    row = connection.execute(_FINISH_SETTLED, params).first()
+    if row is None:
+        return Finished(applied=False, state="missing")
+    return Finished(applied=False, state=row.state, recovered=row.recovered_at is not None)
+
+
+def store_answer(session: Session, txn_id: int, response: dict[str, str]) -> None:
+    """Replace the stored answer (what a duplicate gets) with the one actually sent."""
+    session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id)
+        .values(response_fields=json.dumps(response, sort_keys=True))
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -301,7 +334,7 @@ def reverse_transaction(session: Session, txn_id: int, reason_code: str, now: dt
     txn = session.get(Transaction, txn_id)
     assert txn is not None
     if txn.issuer_name and txn.transmission_dt:
-        _queue_reversal(session, txn, reason_code, now)
+        queue_reversal(session, txn, reason_code, now)
     return True
 
 
@@ -314,10 +347,11 @@ def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> Non
     ).rowcount
     txn = session.get(Transaction, txn_id)
     if changed and txn is not None:
-        _queue_reversal(session, txn, "98", now)
+        queue_reversal(session, txn, "98", now)
 
 
-def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: dt.datetime) -> None:
+def queue_reversal(session: Session, txn: Transaction, reason_code: str, now: dt.datetime) -> None:
+    """Queue the 0420 of `txn` (once per transaction) and supersede its advice not yet delivered."""
     _queue(session, txn.id, txn.issuer_name or "", "0420", reason_code, now)
     # an advice not yet delivered is moot once its transaction is reversed: the 0420 undoes it
     session.execute(
@@ -327,11 +361,21 @@ def _queue_reversal(session: Session, txn: Transaction, reason_code: str, now: d
     )
 
 
-def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.datetime, auth_code: str) -> None:
+def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.datetime, auth_code: str) -> bool:
     """A 0220 advice (a refund the issuer did not answer, a stand-in approval) to deliver until answered;
-    the host's authorization code is recorded with it, so the advice carries it from the first attempt."""
-    session.execute(update(Transaction).where(Transaction.id == txn_id).values(auth_code=auth_code))
+    the host's authorization code is recorded with it, so the advice carries it from the first attempt.
+    Only while the transaction is pending: False (nothing queued) when a host node already resolved it as
+    in doubt and queued its reversal."""
+    changed = session.execute(
+        update(Transaction)
+        .where(Transaction.id == txn_id, Transaction.state == "pending")
+        .values(auth_code=auth_code)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not changed:
+        return False
     _queue(session, txn_id, issuer_name, "0220", "00", now)
+    return True
 
 
 def _queue(
@@ -512,7 +556,7 @@ def load_routes(session: Session, sealer: KeySealer) -> list[RouteRecord]:
     """Every issuer route with its zone keys opened. `ConfigError` for a MACing route without a ZAK."""
     routes = []
     for row in session.scalars(select(IssuerRoute).order_by(IssuerRoute.name)):
-        keys = get_keys(session, sealer, "issuer", row.name)
+        keys = get_keys(session, sealer, "issuer", row.name, actor="host", use="issuer link")
         if row.mac_enabled and "ZAK" not in keys:
             raise ConfigError(f"issuer route {row.name!r} has mac = true but the store holds no ZAK for it")
         routes.append(
@@ -561,9 +605,9 @@ def upsert_route(
     row.tls = tls is not None
     row.tls_ca_file, row.tls_cert_file = tls_values.ca_file, tls_values.cert_file
     row.tls_key_file, row.tls_server_name = tls_values.key_file, tls_values.server_name
-    put_key(session, sealer, "issuer", name, "ZPK", *zpk)
+    put_key(session, sealer, "issuer", name, "ZPK", *zpk, actor="configuration")
     if zak is not None:
-        put_key(session, sealer, "issuer", name, "ZAK", *zak)
+        put_key(session, sealer, "issuer", name, "ZAK", *zak, actor="configuration")
     else:
         session.execute(
             delete(SealedKey).where(

@@ -10,6 +10,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from posgate.files import private_file, tighten
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -25,8 +27,10 @@ def make_engine(url: str, pool_size: int = 8) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if path and path != ":memory:" and not path.startswith("file:"):
+            private_file(Path(path))  # an empty file is an empty SQLite database
+            for suffix in ("-wal", "-shm", "-journal"):
+                tighten(Path(path + suffix))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -187,6 +187,8 @@ class Transaction(Base):
     trace: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # set when a host node resolved it after the host handling it died (store/in_doubt.py)
+    recovered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class BatchSettlement(Base):

@@ -31,6 +31,11 @@ from posgate.store.models import Base, utcnow
 #   more_info_needed → submitted (the operator resubmits)
 
 
+# the labels (AES-GCM associated data) the applicant's sealed fields are sealed under
+ID_NUMBER_LABEL = "application/id_number"
+CARD_LABEL = "application/settlement_card"
+
+
 class Application(Base):
     """A merchant's application for a POS terminal, as filed by an operator and decided by a reviewer."""
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from posgate.store.acquirer import rrn_of
+from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
 from posgate.store.models import Transaction
 
 
@@ -67,9 +67,11 @@ def find_by_rrn(session: Session, rrn: str) -> OriginalRecord | None:
     )
 
 
-def reserve_refund(session: Session, original_id: int, amount_fen: int) -> bool:
-    """Add `amount_fen` to the original's refunded total if it stays within the original amount."""
-    return bool(
+def reserve_refund(session: Session, original_id: int, amount_fen: int, refund_id: int | None = None) -> bool:
+    """Add `amount_fen` to the original's refunded total if it stays within the original amount. The
+    refund's own row (`refund_id`) then names its original, so whoever resolves that refund later (its
+    outcome, or the recovery of a refund left in doubt) knows which reservation to give back."""
+    reserved = bool(
         session.execute(
             update(Transaction)
             .where(
@@ -80,6 +82,14 @@ def reserve_refund(session: Session, original_id: int, amount_fen: int) -> bool:
             .execution_options(synchronize_session=False)
         ).rowcount
     )
+    if reserved and refund_id is not None:
+        session.execute(
+            update(Transaction)
+            .where(Transaction.id == refund_id)
+            .values(original_id=original_id)
+            .execution_options(synchronize_session=False)
+        )
+    return reserved
 
 
 def release_refund(session: Session, original_id: int, amount_fen: int) -> None:
@@ -101,6 +111,54 @@ def move_original(session: Session, original_id: int, from_state: str, to_state:
             .execution_options(synchronize_session=False)
         ).rowcount
     )
+
+
+REVERSIBLE_MTIS = ("0200", "0100")
+REVERSIBLE_KINDS = ("sale", "void", "preauth", "preauth_void", "completion", "completion_void")
+# reversing one of these gives its original back its approved state
+RESTORES_ORIGINAL = {
+    "void": "voided",
+    "completion_void": "voided",
+    "completion": "completed",
+    "preauth_void": "cancelled",
+}
+
+
+@dataclass(frozen=True)
+class TerminalReversal:
+    """What a terminal's 0400 did: the original it found (if any) and whether this call reversed it."""
+
+    original_id: int | None = None
+    reversed_kind: str | None = None
+    refused: str | None = None  # why a found original was left alone
+
+    @property
+    def reversed(self) -> bool:
+        return self.reversed_kind is not None
+
+
+def reverse_for_terminal(
+    session: Session,
+    tid: str,
+    stan: str,
+    business_date: dt.date,
+    processing_code: str,
+    reason_code: str,
+    now: dt.datetime,
+) -> TerminalReversal:
+    """A terminal's 0400: find its original (TID + STAN + processing code, today or yesterday), mark it
+    reversed and queue its 0420 — exactly once (`reverse_transaction` is a conditional UPDATE) — and give
+    a reversed void, completion or pre-authorization void's original back its approved state."""
+    original = find_original(session, tid, stan, business_date, processing_code, REVERSIBLE_MTIS)
+    if original is None or original.kind not in REVERSIBLE_KINDS:
+        return TerminalReversal()
+    if original.refunded_fen:  # refunds were made against it since: reversing would pay twice
+        return TerminalReversal(original.id, refused="it has been partly refunded")
+    if not reverse_transaction(session, original.id, reason_code, now):
+        return TerminalReversal(original.id)
+    if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
+        move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
+    return TerminalReversal(original.id, reversed_kind=original.kind)
 
 
 def stand_in_total_today(session: Session, pan_hash: str, business_date: dt.date) -> int:

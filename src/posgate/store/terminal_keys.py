@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import case, delete, func, update
 from sqlalchemy.orm import Session
 
+from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models import SealedKey, Terminal
 
@@ -49,8 +50,9 @@ class StoredKeys:
         return f"StoredKeys(current={sorted(self.current)}, pending={sorted(self.pending)})"
 
 
-def load_terminal_keys(session: Session, sealer: KeySealer, tid: str) -> StoredKeys:
-    keys = get_keys(session, sealer, OWNER, tid)
+def load_terminal_keys(session: Session, sealer: KeySealer, tid: str, use: str | None = None) -> StoredKeys:
+    """The terminal's keys, opened; with `use`, the opening is audited as the host's (`keys_opened`)."""
+    keys = get_keys(session, sealer, OWNER, tid, actor="host" if use else None, use=use)
     return StoredKeys(
         tmk=keys.get("TMK"),
         current={p: keys[p] for p in WORKING_PURPOSES if p in keys},
@@ -101,7 +103,9 @@ def offer_pending_keys(
         return False
     _delete_keys(session, tid, [pending_purpose(p) for p in WORKING_PURPOSES if p not in keys])
     for purpose, (key, kcv) in keys.items():
-        put_key(session, sealer, OWNER, tid, pending_purpose(purpose), key, kcv)
+        put_key(session, sealer, OWNER, tid, pending_purpose(purpose), key, kcv, audited=False)
+    kcvs = {purpose: kcv for purpose, (_key, kcv) in keys.items()}
+    audit(session, "host", "working_keys_issued", "key", f"{OWNER}/{tid}", now, kcvs=kcvs, period=period)
     return True
 
 
@@ -132,7 +136,9 @@ def promote_pending_keys(
     _delete_keys(session, tid, [p for p in WORKING_PURPOSES if p not in keys])
     _delete_keys(session, tid, [pending_purpose(p) for p in WORKING_PURPOSES])
     for purpose, (key, kcv) in keys.items():
-        put_key(session, sealer, OWNER, tid, purpose, key, kcv)
+        put_key(session, sealer, OWNER, tid, purpose, key, kcv, audited=False)
+    kcvs = {purpose: kcv for purpose, (_key, kcv) in keys.items()}
+    audit(session, "host", "working_keys_in_use", "key", f"{OWNER}/{tid}", kcvs=kcvs)
     return True
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from posgate.errors import ConfigError, SecurityError
+from posgate.files import private_dir
 from posgate.fixtures.document import read_demo_fixture
 from posgate.security.pos_mac import MacAlgorithm
 from posgate.terminal.journal import PREAUTH, JournalEntry, card_key, journal_key
@@ -197,7 +198,7 @@ class TerminalState:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the state atomically with mode 0600 (creating the folder if needed)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:

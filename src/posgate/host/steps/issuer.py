@@ -69,8 +69,11 @@ class AskIssuer(Step):
         """A refund the issuer did not answer: approve it and repeat the 0220 advice until answered."""
         assert ctx.route is not None and ctx.txn_id is not None
         txn_id, issuer, now = ctx.txn_id, ctx.route.issuer_name, self.services.clock().replace(tzinfo=None)
-        code = ctx.auth_code = new_auth_code()
-        await self.services.store.run(lambda s: queue_advice(s, txn_id, issuer, now, code))
+        code = new_auth_code()
+        if not await self.services.store.run(lambda s: queue_advice(s, txn_id, issuer, now, code)):
+            ctx.result.decline(Reason.ISSUER_TIMEOUT)  # resolved meanwhile as in doubt: it is reversed
+            return
+        ctx.auth_code = code
         self.services.saf.kick()
 
     async def _stand_in(self, ctx: TxnContext) -> bool:
@@ -91,8 +94,7 @@ class AskIssuer(Step):
                 and stand_in_total_today(session, pan_hash, day) + amount > daily_limit
             ):
                 return False
-            queue_advice(session, txn_id, issuer, now, code)
-            return True
+            return queue_advice(session, txn_id, issuer, now, code)
 
         code = new_auth_code()
         if not await self.services.store.run(approve):

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import Step
+from posgate.host.steps.respond import ComposeResponse, replayed_answer, stored_answer
 from posgate.iso8583.reasons import Reason
 from posgate.store.acquirer import (
     Existing,
+    Finished,
     find_duplicate,
     finish_transaction,
     insert_transaction,
-    transaction_state,
+    store_answer,
 )
 from posgate.store.originals import move_original, release_refund, reserve_refund
+
+log = logging.getLogger("posgate.host")
 
 
 def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str, object]:
@@ -87,7 +94,7 @@ class RecordRequest(Step):
         if existing is None or existing.response is None:
             ctx.result.decline(Reason.DUPLICATE)
             return
-        ctx.replay = existing.response
+        ctx.replay = replayed_answer(ctx.kind, existing.response, ctx.request)
         ctx.notes["duplicate_of"] = existing.id
 
 
@@ -98,8 +105,8 @@ class ReserveRefund(Step):
 
     async def prepare(self, ctx: TxnContext) -> None:
         assert ctx.original is not None
-        original_id, amount = ctx.original.id, int(ctx.request["4"])
-        reserved = await self.services.store.run(lambda s: reserve_refund(s, original_id, amount))
+        original_id, amount, refund_id = ctx.original.id, int(ctx.request["4"]), ctx.txn_id
+        reserved = await self.services.store.run(lambda s: reserve_refund(s, original_id, amount, refund_id))
         ctx.notes["refund_reserved"] = reserved
         if not reserved:
             ctx.result.decline(Reason.AMOUNT_DIFFERS)
@@ -118,8 +125,16 @@ ORIGINAL_EFFECT: dict[Kind, tuple[str, str]] = {
 
 class RecordOutcome(Step):
     """Needs: ctx.notes["response_fields"] (built by ComposeResponse), ctx.txn_id. Stores the outcome and the
-    answer (which a duplicate gets again). Requests declined before RecordRequest (97, A0, 30, 14, 15 …) are
-    not transactions: the log line with the trace is their record, and the terminal may retry them."""
+    answer (which a duplicate gets again; without the echoed fields that carry card data). Requests declined
+    before RecordRequest (97, A0, 30, 14, 15 …) are not transactions: the log line with the trace is their
+    record, and the terminal may retry them.
+
+    The outcome is written only while the row is still pending. When another request settled it meanwhile
+    — the terminal's own reversal, or a host node that took it for a transaction in doubt after the host
+    handling it died (and queued its reversal) — an approval becomes `98` for the terminal: it is never told
+    "approved" for a transaction that is being reversed. Effects on the original (voided, completed …) and
+    the release of a refund's reservation happen only with an outcome that was written, or (a release) when
+    no recovery did it already."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         if ctx.replay is not None or ctx.txn_id is None:
@@ -131,23 +146,40 @@ class RecordOutcome(Step):
         txn_id = ctx.txn_id
         approved = ctx.result.approved
         effect = ORIGINAL_EFFECT.get(ctx.kind) if approved and ctx.original is not None else None
-        release = ctx.notes.get("refund_reserved") and not approved
+        reserved = bool(ctx.notes.get("refund_reserved"))
+        original_id = ctx.original.id if ctx.original is not None else ctx.notes.get("original_id")
+        amount_fen = int(ctx.request.get("4", "0"))
+        stored = stored_answer(ctx.kind, response)
 
-        def finish(session):  # type: ignore[no-untyped-def]
-            finish_transaction(
+        def finish(session: Session) -> Finished:
+            finished = finish_transaction(
                 session,
                 txn_id,
                 state=state,
                 response_code=code,
                 auth_code=ctx.auth_code,
-                response=response,
+                response=stored,
                 trace=trace,
                 stand_in=ctx.stand_in,
-                original_id=ctx.original.id if ctx.original is not None else ctx.notes.get("original_id"),
+                original_id=original_id,
             )
-            if effect is not None and transaction_state(session, txn_id) == "approved":
-                move_original(session, ctx.original.id, *effect)  # type: ignore[union-attr]
-            if release:
-                release_refund(session, ctx.original.id, int(ctx.request["4"]))  # type: ignore[union-attr]
+            if effect is not None and finished.applied:
+                move_original(session, original_id, *effect)
+            overruled = approved and finished.state != "approved"
+            if reserved and (not approved or overruled) and not finished.recovered:
+                release_refund(session, original_id, amount_fen)
+            return finished
 
-        await self.services.store.run(finish)
+        finished = await self.services.store.run(finish)
+        if approved and finished.state != "approved":
+            log.warning(
+                "%s RRN %s was %s while the host waited for the issuer: answering 98",
+                ctx.kind.value,
+                ctx.rrn,
+                "resolved as in doubt" if finished.recovered else finished.state,
+            )
+            ctx.result.decline(Reason.ISSUER_TIMEOUT)
+            ctx.auth_code = None
+            await ComposeResponse(self.services).prepare(ctx)
+            answer = stored_answer(ctx.kind, ctx.notes["response_fields"])
+            await self.services.store.run(lambda s: store_answer(s, txn_id, answer))

@@ -24,6 +24,9 @@ ECHOED: dict[Kind, tuple[str, ...]] = {
     Kind.BATCH_UPLOAD: ("11", "41", "42", "48", "60"),
     Kind.UNSUPPORTED: ("3", "4", "11", "41", "42", "49", "60"),
 }
+# echoed request fields that carry card data (a 0320's records hold full PANs): sent back as the spec
+# requires, never stored; a duplicate gets them echoed again from its own request
+NOT_STORED: dict[Kind, tuple[str, ...]] = {Kind.BATCH_UPLOAD: ("48",)}
 SLIP_KINDS = (Kind.SALE, Kind.BALANCE, Kind.PREAUTH, Kind.COMPLETION, Kind.VOID, Kind.REFUND)
 
 
@@ -56,3 +59,24 @@ class ComposeResponse(Step):
             fields["63"] = "CUP"
         fields |= ctx.response_extra
         ctx.notes["response_fields"] = fields
+
+
+def stored_answer(kind: Kind, fields: dict[str, str]) -> dict[str, str]:
+    """The answer as kept in `transactions.response_fields`: without the echoed fields that carry card data.
+
+    >>> stored_answer(Kind.BATCH_UPLOAD, {"t": "0330", "39": "00", "48": "01006229990000000012"})
+    {'t': '0330', '39': '00'}
+    """
+    hidden = NOT_STORED.get(kind, ())
+    return {name: value for name, value in fields.items() if name not in hidden}
+
+
+def replayed_answer(kind: Kind, stored: dict[str, str], request: dict[str, str]) -> dict[str, str]:
+    """What a duplicate gets: the stored answer, with the echoed fields it lacks (those never stored, or all
+    of them for a transaction a host resolved after a crash) taken from the duplicate's own request.
+
+    >>> replayed_answer(Kind.BATCH_UPLOAD, {"t": "0330", "11": "000009"}, {"11": "000009", "48": "01"})
+    {'t': '0330', '11': '000009', '48': '01'}
+    """
+    echoed = {name: request[name] for name in ECHOED[kind] if name in request and name not in stored}
+    return {**stored, **echoed}

@@ -6,20 +6,10 @@ import logging
 
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
-from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
-from posgate.store.originals import move_original
+from posgate.store.acquirer import rrn_of
+from posgate.store.originals import reverse_for_terminal
 
 log = logging.getLogger("posgate.host")
-
-REVERSIBLE_MTIS = ("0200", "0100")
-REVERSIBLE_KINDS = ("sale", "void", "preauth", "preauth_void", "completion", "completion_void")
-# reversing one of these gives its original back its approved state
-RESTORES_ORIGINAL = {
-    "void": "voided",
-    "completion_void": "voided",
-    "completion": "completed",
-    "preauth_void": "cancelled",
-}
 
 
 class ReverseOriginal(Step):
@@ -33,25 +23,16 @@ class ReverseOriginal(Step):
         request = ctx.request
         reason_code = request.get("39", "98")
         now = self.services.clock().replace(tzinfo=None)
-
-        def reverse(session) -> int | None:  # type: ignore[no-untyped-def]
-            original = find_original(
-                session, ctx.tid, ctx.stan, ctx.business_date, request["3"], REVERSIBLE_MTIS
-            )
-            if original is None or original.kind not in REVERSIBLE_KINDS:
-                return None
-            ctx.notes["original_id"] = original.id
-            if original.refunded_fen:  # refunds were made against it since: reversing would pay twice
-                log.warning("not reversing RRN %s: it has been partly refunded", rrn_of(original.id))
-                return None
-            if not reverse_transaction(session, original.id, reason_code, now):
-                return None
-            ctx.notes["reversed_kind"] = original.kind
-            if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
-                move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
-            return original.id
-
-        original_id = await self.services.store.run(reverse)
-        if original_id is not None:
-            await self.services.saf.deliver_for(original_id, self.services.settings.issuer_timeout_s)
+        tid, stan, day, processing_code = ctx.tid, ctx.stan, ctx.business_date, request["3"]
+        outcome = await self.services.store.run(
+            lambda s: reverse_for_terminal(s, tid, stan, day, processing_code, reason_code, now)
+        )
+        if outcome.original_id is not None:
+            ctx.notes["original_id"] = outcome.original_id
+        if outcome.refused:
+            log.warning("not reversing RRN %s: %s", rrn_of(outcome.original_id or 0), outcome.refused)
+        if outcome.reversed:
+            ctx.notes["reversed_kind"] = outcome.reversed_kind
+            assert outcome.original_id is not None
+            await self.services.saf.deliver_for(outcome.original_id, self.services.settings.issuer_timeout_s)
         ctx.result.approve()

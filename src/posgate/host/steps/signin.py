@@ -52,7 +52,7 @@ class IssueWorkingKeys(Step):
         distinct_mak_halves = MacAlgorithm.parse(ctx.terminal.mac_algorithm) is MacAlgorithm.X919
         for _ in range(_ATTEMPTS):
             record, stored = await services.store.run(
-                lambda s: (load_terminal(s, tid), load_terminal_keys(s, services.vault, tid))
+                lambda s: (load_terminal(s, tid), load_terminal_keys(s, services.vault, tid, "sign-in"))
             )
             if record is None or stored.tmk is None:
                 ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)

@@ -61,7 +61,9 @@ class IdentifyTerminal(Step):
         generations = cache.get(cache_key)
         if generations is None:
             stored = await self.services.store.run(
-                lambda s: load_terminal_keys(s, self.services.vault, record.tid)
+                lambda s: load_terminal_keys(
+                    s, self.services.vault, record.tid, "verify MACs, translate PINs"
+                )
             )
             generations = KeyGenerations(
                 current=_working(stored.current) if record.current_keys_valid else None,

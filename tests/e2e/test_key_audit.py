@@ -1,0 +1,65 @@
+"""Every key use is in the audit trail (issue 9, build item 6): keys stored (fixture, configuration,
+sign-in) and every opening of sealed keys, with KCVs and never key material; the per-message uses (MAC,
+PIN translation) are named by each transaction's trace instead of an event each."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from posgate.security.keys import kcv
+from posgate.services import Running
+from posgate.store.models import Transaction
+from posgate.store.models_onboarding import AuditEvent
+from posgate.terminal import TerminalClient, demo_card
+
+CARD = demo_card("6229990000000012")
+
+
+async def _events(stack: Running) -> list[tuple[str, str, str, dict[str, object]]]:
+    rows = await stack.handle.store.run(
+        lambda s: list(
+            s.scalars(select(AuditEvent).where(AuditEvent.subject_kind == "key").order_by(AuditEvent.id))
+        )
+    )
+    return [(e.actor, e.action, e.subject_ref, json.loads(e.detail)) for e in rows]
+
+
+async def test_key_uses_are_audited_with_kcvs_and_without_key_material(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    sale = await terminal.sale(CARD, "123456", 100)
+    assert sale.approved
+    events = await _events(stack)
+    actions = {(actor, action, ref) for actor, action, ref, _ in events}
+    assert ("fixture", "key_stored", "terminal/10000001/TMK") in actions
+    assert ("fixture", "key_stored", "sim_bank/Demo Bank A/PVK") in actions
+    assert ("host", "keys_opened", "issuer/Demo Bank A") in actions  # the links, at start
+    assert ("issuer", "keys_opened", "sim_bank/Demo Bank A") in actions  # the simulator, at start
+    opened = [
+        (d["use"], d["purposes"])
+        for a, act, ref, d in events
+        if ref == "terminal/10000001" and act == "keys_opened"
+    ]
+    assert ("sign-in", ["TMK"]) in opened
+    assert (
+        "verify MACs, translate PINs",
+        ["MAK.next", "PIK.next", "TMK"],
+    ) in opened  # keys issued, not yet used
+    issued = [d for _, act, ref, d in events if act == "working_keys_issued" and ref == "terminal/10000001"]
+    in_use = [d for _, act, ref, d in events if act == "working_keys_in_use" and ref == "terminal/10000001"]
+    expected = {"PIK": kcv(terminal.state.pik), "MAK": kcv(terminal.state.mak)}
+    assert issued[-1]["kcvs"] == expected and in_use[-1]["kcvs"] == expected  # the first sale used them
+    # the working keys in use stay open in memory: more sales open nothing again, their traces name the uses
+    assert (await terminal.sale(CARD, "123456", 150)).approved  # opens the keys now in use, once
+    before = len(await _events(stack))
+    assert (await terminal.sale(CARD, "123456", 200)).approved
+    assert len(await _events(stack)) == before
+    trace = await stack.handle.store.run(
+        lambda s: s.scalar(select(Transaction.trace).where(Transaction.amount_fen == 200))
+    )
+    assert "VerifyMac:ok" in trace and "TranslatePin:ok" in trace
+    details = json.dumps([d for *_, d in events]).upper()
+    for key in (terminal.state.pik, terminal.state.mak, bytes.fromhex(terminal.state.tmk_hex)):
+        assert key.hex().upper() not in details
