@@ -1,0 +1,299 @@
+"""One chaos run: provision, start the stack as processes, load it with terminals while a seeded schedule
+of faults is injected, heal, wait out the recovery window, stop, clear, check the invariants, scan.
+
+The fault schedule (which fault, when, for how long) is drawn from the seed up front, so a seed replays the
+same schedule; how it interleaves with the terminals' traffic is up to the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from posgate.config import Settings
+from posgate.store.db import make_engine
+from tests.chaos import invariants
+from tests.chaos.invariants import Check
+from tests.chaos.load import BANKS, PIN, ChaosTerminal, LoadReport, provision
+from tests.chaos.pg import OwnPostgres
+from tests.chaos.proxy import Mode
+from tests.chaos.scan import Scanner, ScanReport
+from tests.chaos.stack import Stack
+
+KILLS = {"split": ("kill_host", "kill_issuer"), "single": ("kill_up",)}
+LINK_FAULTS = ("link_delay", "link_drop", "link_cut")
+
+
+def fault_kinds(store: str, topology: str) -> tuple[str, ...]:
+    kinds = KILLS[topology] + (LINK_FAULTS if topology == "split" else ())
+    return kinds + (("kill_pg",) if store == "postgresql" else ())
+
+
+@dataclass
+class RunConfig:
+    store: str = "postgresql"  # postgresql (a server of the run's own) | sqlite
+    topology: str = "split"  # split: `posgate issuer` + `posgate host`; single: `posgate up`
+    rounds: int = 6
+    seed: int = 1
+    terminals: int = 6
+    cards: int = 40
+    gap_s: tuple[float, float] = (1.0, 3.0)  # load between two faults
+    recovery_s: float = 30.0  # how long the stack may take to resolve what is in doubt
+    double_fault_p: float = 0.0  # chance that a round injects two faults at once
+
+    @property
+    def name(self) -> str:
+        return f"{self.store}/{self.topology}"
+
+
+@dataclass
+class Fault:
+    kind: str
+    down_s: float  # how long the process stays dead or the link stays faulty
+    delay_s: float = 0.0  # link_delay: how late every chunk is
+    bank: int | None = None  # link faults: one bank's link (index), None for both
+
+
+def schedule(config: RunConfig) -> list[tuple[float, list[Fault]]]:
+    """(load before, faults) per round. Every kind appears once in the first rounds, then at random."""
+    rng = random.Random(config.seed)
+    kinds = list(fault_kinds(config.store, config.topology))
+    rng.shuffle(kinds)
+    plan = []
+    for i in range(config.rounds):
+        first = kinds[i] if i < len(kinds) else rng.choice(kinds)
+        chosen = [first]
+        if rng.random() < config.double_fault_p:
+            chosen.append(rng.choice([k for k in kinds if k != first]))
+        faults = []
+        for kind in chosen:
+            bank = rng.choice([None, 0, 1])
+            if kind.startswith("kill_"):
+                faults.append(Fault(kind, rng.uniform(0.1, 1.5)))
+            elif kind == "link_delay":
+                faults.append(Fault(kind, rng.uniform(1.5, 4.0), delay_s=rng.uniform(0.5, 2.5), bank=bank))
+            elif kind == "link_drop":
+                faults.append(Fault(kind, rng.uniform(1.0, 3.0), bank=bank))
+            else:
+                faults.append(Fault(kind, rng.uniform(0.3, 2.0), bank=bank))
+        plan.append((rng.uniform(*config.gap_s), faults))
+    return plan
+
+
+@dataclass
+class RunReport:
+    config: RunConfig
+    run_dir: Path
+    faults: Counter[str] = field(default_factory=Counter)
+    load: LoadReport = field(default_factory=LoadReport)
+    checks: list[Check] = field(default_factory=list)
+    scan: ScanReport = field(default_factory=ScanReport)
+    clearing: list[str] = field(default_factory=list)
+    quiescent_after_s: float | None = None
+    stop_codes: dict[str, int | None] = field(default_factory=dict)
+    seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str, since: float) -> float:
+        """Time `phase` as ending now (started at `since`); returns now."""
+        now = time.monotonic()
+        self.phases[phase] = now - since
+        return now
+
+    @property
+    def violations(self) -> int:
+        return sum(len(c.violations) for c in self.checks)
+
+    @property
+    def ok(self) -> bool:
+        return self.violations == 0 and not self.scan.findings
+
+    def text(self) -> str:
+        c, load = self.config, self.load
+        faults = ", ".join(f"{k} ×{n}" for k, n in sorted(self.faults.items()))
+        declined = sum(n for code, n in load.codes.items() if code != "00")
+        quiet = (
+            f"quiescent after {self.quiescent_after_s:.1f} s"
+            if self.quiescent_after_s is not None
+            else f"NOT quiescent after {c.recovery_s:g} s"
+        )
+        lines = [
+            f"chaos run {c.name}: seed {c.seed}, {c.rounds} rounds, {c.terminals} terminals, {c.cards} cards,"
+            f" {self.seconds:.0f} s — {'PASSED' if self.ok else 'FAILED'}",
+            f"  run folder: {self.run_dir}",
+            f"  phases: {', '.join(f'{k} {v:.1f} s' for k, v in self.phases.items())}",
+            f"  faults injected: {sum(self.faults.values())} ({faults})",
+            f"  load: {len(load.sales)} sales — {load.approved} approved, {declined} declined"
+            f" ({', '.join(f'{k}×{n}' for k, n in sorted(load.codes.items()) if k != '00') or 'none'}),"
+            f" {load.unknown} without an answer; {load.reversals_sent} reversals sent"
+            f" ({load.reversals_approved} answered 00); {load.reconnects} connects, {load.sign_ins} sign-ins",
+            f"  terminal errors: {dict(load.errors) or 'none'}",
+            f"  recovery: {quiet}; stop exit codes {self.stop_codes}",
+            *(f"  {line}" for line in self.clearing),
+            f"  invariants: {len(self.checks)} checks, {sum(ch.checked for ch in self.checks)} items checked,"
+            f" {self.violations} violations",
+            *(check.line() for check in self.checks),
+            f"  data protection: {self.scan.files} files, {self.scan.bytes / 1e6:.1f} MB scanned,"
+            f" {len(self.scan.findings)} findings",
+            *(f"      - {finding}" for finding in self.scan.findings[:10]),
+        ]
+        return "\n".join(lines)
+
+
+class ChaosRun:
+    def __init__(self, config: RunConfig, run_dir: Path) -> None:
+        self.config, self.run_dir = config, run_dir
+        self.report = RunReport(config, run_dir)
+        self.pg: OwnPostgres | None = None
+        self.stack: Stack | None = None
+        self.rng = random.Random(config.seed + 1)
+
+    async def run(self) -> RunReport:
+        began = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = self.run_dir / "data"
+        url = None
+        if self.config.store == "postgresql":
+            self.pg = OwnPostgres(self.run_dir / "postgresql.log")
+            await asyncio.to_thread(self.pg.start)
+            admin = create_engine(self.pg.server_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("CREATE DATABASE chaos"))
+            admin.dispose()
+            url = self.pg.url("chaos")
+        try:
+            await self._run(data_dir, url)
+        finally:
+            if self.stack is not None:
+                self.report.stop_codes = await self.stack.stop()
+            if self.pg is not None:
+                self.pg.stop()
+        scan_began = time.monotonic()
+        self._scan(data_dir)
+        self.report.mark("scan", scan_began)
+        if self.pg is not None:
+            self.pg.destroy()
+        self.report.seconds = time.monotonic() - began
+        return self.report
+
+    async def _run(self, data_dir: Path, url: str | None) -> None:
+        config, report = self.config, self.report
+        since = time.monotonic()
+        settings = Settings(data_dir=data_dir, database_url=url, env="test")
+        states, cards = await asyncio.to_thread(provision, settings, config.terminals, config.cards)
+        self.cards = cards
+        engine = make_engine(settings.resolved_database_url, pool_size=2)
+        accounts_before = invariants.account_snapshot(engine)
+        engine.dispose()
+        self.stack = stack = Stack(self.run_dir, data_dir, url, config.topology)
+        await stack.start()
+        since = report.mark("start", since)
+
+        stop = asyncio.Event()
+        terminals = [
+            ChaosTerminal(
+                "127.0.0.1",
+                stack.pos_port,
+                state,
+                cards,
+                reverses=i % 2 == 0,
+                rng=random.Random(f"{config.seed}:{state.tid}"),
+                report=report.load,
+                timeout_s=3.0,
+            )
+            for i, state in enumerate(states)
+        ]
+        load = [asyncio.create_task(t.run(stop)) for t in terminals]
+        try:
+            for gap_s, faults in schedule(config):
+                await asyncio.sleep(gap_s)
+                await asyncio.gather(*(self._inject(fault) for fault in faults))
+                report.faults.update(f.kind for f in faults)
+                await self._revive()
+            await asyncio.sleep(1.0)  # some load on the healed stack
+        finally:
+            stop.set()
+            await asyncio.gather(*load, return_exceptions=True)
+        deadline = time.monotonic() + 20
+        await asyncio.gather(*(t.finish(deadline) for t in terminals))
+        since = report.mark("load and faults", since)
+
+        engine = make_engine(settings.resolved_database_url, pool_size=2)
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < config.recovery_s:
+                await self._revive()
+                if await asyncio.to_thread(invariants.quiescent, engine):
+                    report.quiescent_after_s = time.monotonic() - started
+                    break
+                await asyncio.sleep(0.5)
+            since = report.mark("recovery", since)
+            report.stop_codes = await stack.stop()
+            self.stack = None
+            report.clearing = await asyncio.to_thread(invariants.clear_every_date, engine, data_dir)
+            report.checks = await asyncio.to_thread(
+                invariants.check_all, engine, data_dir, report.load.sales, accounts_before
+            )
+            report.checks.append(self._survival_check(stack))
+            report.mark("stop, clearing, checks", since)
+        finally:
+            engine.dispose()
+
+    async def _inject(self, fault: Fault) -> None:
+        stack = self.stack
+        assert stack is not None
+        if fault.kind == "kill_pg":
+            assert self.pg is not None
+            self.pg.kill()
+            await asyncio.sleep(fault.down_s)
+            await asyncio.to_thread(self.pg.restart)
+            return
+        if fault.kind.startswith("kill_"):
+            service = stack.services[fault.kind.removeprefix("kill_")]
+            service.kill9()
+            await asyncio.sleep(fault.down_s)
+            await service.start()
+            return
+        proxies = stack.proxies if fault.bank is None else [stack.proxies[fault.bank]]
+        mode = {"link_delay": Mode.DELAY, "link_drop": Mode.DROP, "link_cut": Mode.CUT}[fault.kind]
+        for proxy in proxies:
+            await proxy.set_mode(mode, fault.delay_s)
+        await asyncio.sleep(fault.down_s)
+        for proxy in proxies:
+            await proxy.set_mode(Mode.PASS)
+
+    async def _revive(self) -> None:
+        """Bring back whatever died without being killed (counted by the survival check)."""
+        if self.pg is not None and not self.pg.running:
+            await asyncio.to_thread(self.pg.restart)
+        if self.stack is not None:
+            await self.stack.ensure_running()
+
+    def _survival_check(self, stack: Stack) -> Check:
+        """No service exited without being killed, and each stopped cleanly on SIGTERM at the end."""
+        check = Check("no process died unasked")
+        for service in stack.services.values():
+            check.checked += service.incarnation
+            check.violations.extend(f"{service.name} died: {exit}" for exit in service.unexpected_exits)
+        for name, code in self.report.stop_codes.items():
+            if code != 0:
+                check.fail(f"{name} did not stop cleanly on SIGTERM (exit {code})")
+        return check
+
+    def _scan(self, data_dir: Path) -> None:
+        pans = [card.pan for card in self.cards]
+        from posgate.fixtures.document import read_demo_fixture
+
+        fixture = read_demo_fixture()
+        pins = {card.pan: PIN for card in self.cards} | {c.pan: c.pin for c in fixture.cards}
+        scanner = Scanner([*pans, *(c.pan for c in fixture.cards)], pins, BANKS.values())
+        roots = [self.run_dir]
+        if self.pg is not None:
+            roots.append(self.pg.data)
+        self.report.scan = scanner.scan(roots)
