@@ -34,7 +34,7 @@ def chaos_pans(bin_prefix: str, count: int) -> list[str]:
     """Luhn-valid PANs in a demo bank's BIN, outside the fixture's and the bench's ranges.
 
     >>> chaos_pans("622888", 2)
-    ['6228886000000006', '6228886000000014']
+    ['6228886000000005', '6228886000000013']
     """
     return [(partial := f"{bin_prefix}600000{n:03d}") + luhn_check_digit(partial) for n in range(count)]
 
