@@ -30,6 +30,8 @@ CHAOS_ENV = {
     "POSGATE_ECHO_INTERVAL_S": "1.0",
     "POSGATE_RECONNECT_MAX_S": "0.5",
     "POSGATE_SAF_RETRY_S": "0.5",
+    "POSGATE_IN_DOUBT_AFTER_S": "3.0",  # the least allowed: issuer_timeout_s + 2
+    "POSGATE_RECOVERY_INTERVAL_S": "1.0",
     "PYTHONFAULTHANDLER": "1",  # a fatal error dumps its traceback to stderr (scanned too)
 }
 
