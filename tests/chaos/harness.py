@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from posgate.config import Settings
+from posgate.fixtures.document import read_demo_fixture
 from posgate.store.db import make_engine
 from tests.chaos import invariants
 from tests.chaos.invariants import Check
@@ -234,6 +235,7 @@ class ChaosRun:
                     break
                 await asyncio.sleep(0.5)
             since = report.mark("recovery", since)
+            self._scan_live_store(data_dir)
             report.stop_codes = await stack.stop()
             self.stack = None
             report.clearing = await asyncio.to_thread(invariants.clear_every_date, engine, data_dir)
@@ -286,14 +288,26 @@ class ChaosRun:
                 check.fail(f"{name} did not stop cleanly on SIGTERM (exit {code})")
         return check
 
-    def _scan(self, data_dir: Path) -> None:
-        pans = [card.pan for card in self.cards]
-        from posgate.fixtures.document import read_demo_fixture
-
+    def _scanner(self) -> Scanner:
+        """The scan of the run's cards and the demo fixture's (PANs, tracks, PIN blocks)."""
         fixture = read_demo_fixture()
         pins = {card.pan: PIN for card in self.cards} | {c.pan: c.pin for c in fixture.cards}
-        scanner = Scanner([*pans, *(c.pan for c in fixture.cards)], pins, BANKS.values())
+        return Scanner(pins.keys(), pins, BANKS.values())
+
+    def _scan_live_store(self, data_dir: Path) -> None:
+        """The data folder while the stack still runs: SQLite's WAL and SHM exist only until it stops."""
+        self.live_scan = self._scanner().scan([data_dir])
+
+    def _scan(self, data_dir: Path) -> None:
+        """Everything the run left: the data folder (store, log), every process's stdout and stderr, the
+        PostgreSQL server's files (heap, WAL) and log — plus what the live scan found."""
         roots = [self.run_dir]
         if self.pg is not None:
             roots.append(self.pg.data)
-        self.report.scan = scanner.scan(roots)
+        scan = self._scanner().scan(roots)
+        live = getattr(self, "live_scan", None)
+        if live is not None:
+            scan.files += live.files
+            scan.bytes += live.bytes
+            scan.findings += live.findings
+        self.report.scan = scan

@@ -30,7 +30,7 @@ class FaultProxy:
         self.delay_s = 0.0
         self.connections = 0
         self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
+        self._pipes: set[asyncio.Task[None]] = set()  # connection handlers and their pumps
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> int:
@@ -69,6 +69,17 @@ class FaultProxy:
         self._writers.clear()
 
     async def _accept(self, down_reader: asyncio.StreamReader, down_writer: asyncio.StreamWriter) -> None:
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._pipes.add(handler)
+        try:
+            await self._relay(down_reader, down_writer)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._pipes.discard(handler)
+
+    async def _relay(self, down_reader: asyncio.StreamReader, down_writer: asyncio.StreamWriter) -> None:
         if self.mode is Mode.CUT:
             down_writer.transport.abort()
             return
@@ -78,6 +89,10 @@ class FaultProxy:
             )
         except (OSError, TimeoutError):
             down_writer.transport.abort()
+            return
+        if self.mode is Mode.CUT:  # cut while connecting
+            down_writer.transport.abort()
+            up_writer.transport.abort()
             return
         self.connections += 1
         self._writers |= {down_writer, up_writer}
