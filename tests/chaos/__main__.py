@@ -15,14 +15,14 @@ from pathlib import Path
 
 from tests.chaos.harness import ChaosRun, RunConfig
 
-VARIANTS = ("postgresql/split", "sqlite/split", "sqlite/single")
+VARIANTS = ("postgresql/split", "postgresql/two-hosts", "sqlite/split", "sqlite/single")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=int(os.environ.get("CHAOS_ROUNDS", "50")))
     parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", "0")) or None)
-    parser.add_argument("--variant", action="append", choices=VARIANTS, help="default: all three")
+    parser.add_argument("--variant", action="append", choices=VARIANTS, help="default: all four")
     parser.add_argument("--terminals", type=int, default=8)
     parser.add_argument("--cards", type=int, default=60)
     parser.add_argument("--double-fault", type=float, default=0.25, help="chance of two faults in a round")

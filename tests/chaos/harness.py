@@ -27,19 +27,23 @@ from tests.chaos.proxy import Mode
 from tests.chaos.scan import Scanner, ScanReport
 from tests.chaos.stack import Stack
 
-KILLS = {"split": ("kill_host", "kill_issuer"), "single": ("kill_up",)}
+KILLS = {
+    "split": ("kill_host", "kill_issuer"),
+    "two-hosts": ("kill_host", "kill_host2", "kill_issuer"),
+    "single": ("kill_up",),
+}
 LINK_FAULTS = ("link_delay", "link_drop", "link_cut")
 
 
 def fault_kinds(store: str, topology: str) -> tuple[str, ...]:
-    kinds = KILLS[topology] + (LINK_FAULTS if topology == "split" else ())
+    kinds = KILLS[topology] + (LINK_FAULTS if topology != "single" else ())
     return kinds + (("kill_pg",) if store == "postgresql" else ())
 
 
 @dataclass
 class RunConfig:
     store: str = "postgresql"  # postgresql (a server of the run's own) | sqlite
-    topology: str = "split"  # split: `posgate issuer` + `posgate host`; single: `posgate up`
+    topology: str = "split"  # split | two-hosts | single (tests/chaos/stack.py)
     rounds: int = 6
     seed: int = 1
     terminals: int = 6
@@ -70,7 +74,7 @@ def schedule(config: RunConfig) -> list[tuple[float, list[Fault]]]:
     for i in range(config.rounds):
         first = kinds[i] if i < len(kinds) else rng.choice(kinds)
         chosen = [first]
-        if rng.random() < config.double_fault_p:
+        if len(kinds) > 1 and rng.random() < config.double_fault_p:
             chosen.append(rng.choice([k for k in kinds if k != first]))
         faults = []
         for kind in chosen:
@@ -200,7 +204,7 @@ class ChaosRun:
         terminals = [
             ChaosTerminal(
                 "127.0.0.1",
-                stack.pos_port,
+                stack.pos_ports[i % len(stack.pos_ports) :] + stack.pos_ports[: i % len(stack.pos_ports)],
                 state,
                 cards,
                 reverses=i % 2 == 0,

@@ -15,11 +15,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, text
 
+from posgate.issuer.clearing_file import write_clearing_file
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.settlement.clearing import run_clearing
-from posgate.settlement.clearing_day import clearing_date
+from posgate.settlement.clearing_day import clearing_date, clearing_window
 from posgate.settlement.ledger_store import trial_balance, unbalanced_entries, verify_balances
 from posgate.settlement.rates import load_rates
+from posgate.settlement.reconcile import reconcile_issuer_file
 from posgate.store.acquirer import rrn_of
 from posgate.store.runtime import Store
 from tests.chaos.load import Sale
@@ -55,15 +57,42 @@ def _rows(engine: Engine, sql: str) -> list:  # type: ignore[type-arg]
 def clear_every_date(engine: Engine, data_dir: Path, timezone: str = "Asia/Shanghai") -> list[str]:
     """Run the clearing (open day allowed) of every date the run's transactions fall on; a line per run."""
     rates = load_rates(None, data_dir)
-    zone = ZoneInfo(timezone)
-    created = [row[0] for row in _rows(engine, "select created_at from transactions")]
-    dates = sorted({clearing_date(_naive(c), zone, rates.clearing.cut_off_local) for c in created})
     store = Store(engine, threads=1, inline=True)
     lines = []
-    for day in dates:
+    for day in _clearing_dates(engine, data_dir, timezone):
         result = run_clearing(store, day, rates, timezone, allow_open_day=True)
         lines.append(f"clearing {day}: {result.cleared} cleared, {result.pending} pending")
     return lines
+
+
+def _clearing_dates(engine: Engine, data_dir: Path, timezone: str) -> list[dt.date]:
+    rates = load_rates(None, data_dir)
+    zone = ZoneInfo(timezone)
+    created = [row[0] for row in _rows(engine, "select created_at from transactions")]
+    return sorted({clearing_date(_naive(c), zone, rates.clearing.cut_off_local) for c in created})
+
+
+def issuer_files_reconcile(engine: Engine, data_dir: Path, timezone: str = "Asia/Shanghai") -> Check:
+    """Each demo bank's clearing file (the simulator's books) of each date the run touched, reconciled
+    with the host's records the way `posgate reconcile issuer` does: no line missing on either side, no
+    amount differing. The files are written into the data folder (and so scanned)."""
+    check = Check("issuer files reconcile")
+    rates = load_rates(None, data_dir)
+    cut_off = rates.clearing.cut_off_local
+    store = Store(engine, threads=1, inline=True)
+    banks = [row[0] for row in _rows(engine, "select name from sim_banks order by name")]
+    for day in _clearing_dates(engine, data_dir, timezone):
+        start, end = clearing_window(day, ZoneInfo(timezone), cut_off)
+        for bank in banks:
+            path = data_dir / "clearing" / f"{bank.replace(' ', '-')}-{day}.csv"
+            store.transact(lambda s, b=bank, p=path, w=(start, end): write_clearing_file(s, b, *w, p))
+            result = reconcile_issuer_file(store, path, day, timezone, cut_off, bank)
+            check.checked += result.matched + len(result.differences)
+            check.violations.extend(
+                f"{bank} {day}: {d.status} RRN {d.rrn} issuer {d.issuer_amount_fen} host {d.host_amount_fen}"
+                for d in result.differences
+            )
+    return check
 
 
 def _naive(value: object) -> dt.datetime:
@@ -83,6 +112,7 @@ def check_all(
         issuer_books_match(engine),
         issuer_accounts_agree(engine, accounts_before),
         nothing_reversed_and_cleared(engine),
+        issuer_files_reconcile(engine, data_dir),
         ledger_balances(engine),
         no_duplicate_rrn(engine, sales),
         nothing_left_pending(engine),

@@ -103,6 +103,7 @@ class LoadReport:
     reversals_sent: int = 0
     reversals_approved: int = 0
     reconnects: int = 0
+    reconnects_by_tid: Counter[str] = field(default_factory=Counter)  # connection attempts
     sign_ins: int = 0
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -121,7 +122,7 @@ class ChaosTerminal:
     def __init__(
         self,
         host: str,
-        port: int,
+        ports: list[int],
         state: TerminalState,
         cards: list[CardProfile],
         reverses: bool,
@@ -129,7 +130,8 @@ class ChaosTerminal:
         report: LoadReport,
         timeout_s: float,
     ) -> None:
-        self.client = TerminalClient(host, port, state, timeout_s=timeout_s)
+        self.ports = ports
+        self.client = TerminalClient(host, ports[0], state, timeout_s=timeout_s)
         self.cards, self.reverses, self.rng, self.report = cards, reverses, rng, report
         self.signed_in = False
         self.to_reverse: Sale | None = None
@@ -164,6 +166,9 @@ class ChaosTerminal:
         try:
             if not self.client.connected:
                 await self.client.close()
+                if self.report.reconnects_by_tid[self.client.state.tid]:  # a load balancer's next node
+                    self.client.port = self.ports[(self.ports.index(self.client.port) + 1) % len(self.ports)]
+                self.report.reconnects_by_tid[self.client.state.tid] += 1
                 await self.client.connect()
                 self.report.reconnects += 1
             if not self.signed_in:

@@ -1,7 +1,9 @@
 """The stack under test as real OS processes the harness can SIGKILL and start again.
 
 `split`: `posgate issuer` and `posgate host` on one store (the host reaches each simulated bank through a
-`FaultProxy`); `single`: `posgate up` (host, issuers and console in one process, no proxy). Every port is
+`FaultProxy`); `two-hosts`: the same with a second `posgate host` node (`host2`) on the same store, the
+terminals shared between the two (a node that survives resolves what a killed one left in doubt);
+`single`: `posgate up` (host, issuers and console in one process, no proxy). Every port is
 fixed for the whole run (free ports chosen at the start) so terminals and links find a restarted process
 where the old one was. Each incarnation's stdout and stderr go to files of their own in the run folder —
 the crash output the data-protection scan reads.
@@ -125,15 +127,17 @@ class Stack:
     def __init__(self, run_dir: Path, data_dir: Path, database_url: str | None, topology: str) -> None:
         self.topology = topology
         env = service_env(data_dir, database_url)
-        self.pos_port = free_port()
+        nodes = 2 if topology == "two-hosts" else 1
+        self.pos_ports = [free_port() for _ in range(nodes)]
         self.issuer_ports = [free_port(), free_port()]  # Demo Bank A, Demo Bank B (name order)
         self.proxies: list[FaultProxy] = []
         self.services: dict[str, Service] = {}
         issuers = ",".join(map(str, self.issuer_ports))
         if topology == "single":
+            up = ["up", "--pos-port", str(self.pos_ports[0]), "--issuer-ports", issuers]
             self.services["up"] = Service(
                 "up",
-                ["up", "--pos-port", str(self.pos_port), "--issuer-ports", issuers, "--console-port", "0"],
+                [*up, "--console-port", "0"],
                 env,
                 run_dir,
                 "posgate ready pos=",
@@ -143,23 +147,21 @@ class Stack:
         self.services["issuer"] = Service(
             "issuer", ["issuer", "--issuer-ports", issuers], env, run_dir, "posgate issuers "
         )
-        self.services["host"] = Service(
-            "host",
-            ["host", "--pos-port", str(self.pos_port), "--issuer-ports", "{proxies}"],
-            env,
-            run_dir,
-            "posgate ready pos=",
-        )
-
-    @property
-    def host_service(self) -> Service:
-        return self.services["up" if self.topology == "single" else "host"]
+        for n, port in enumerate(self.pos_ports, start=1):
+            name = "host" if n == 1 else f"host{n}"
+            self.services[name] = Service(
+                name,
+                ["host", "--pos-port", str(port), "--issuer-ports", "{proxies}"],
+                env,
+                run_dir,
+                "posgate ready pos=",
+            )
 
     async def start(self) -> None:
         if self.proxies:
-            ports = [str(await proxy.start()) for proxy in self.proxies]
-            host = self.services["host"]
-            host.args = [a.replace("{proxies}", ",".join(ports)) for a in host.args]
+            ports = ",".join([str(await proxy.start()) for proxy in self.proxies])
+            for service in self.services.values():
+                service.args = [a.replace("{proxies}", ports) for a in service.args]
         for service in self.services.values():  # the issuer first: the host signs on to it
             await service.start()
 
