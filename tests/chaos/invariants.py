@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, text
 
 from posgate.issuer.clearing_file import write_clearing_file
-from posgate.security.at_rest import CardVault, load_or_create_master_key
+from posgate.security.at_rest import CardVault, load_or_create_keyring
 from posgate.settlement.clearing import run_clearing
 from posgate.settlement.clearing_day import clearing_date, clearing_window
 from posgate.settlement.ledger_store import trial_balance, unbalanced_entries, verify_balances
@@ -105,7 +105,7 @@ def _naive(value: object) -> dt.datetime:
 def check_all(
     engine: Engine, data_dir: Path, sales: list[Sale], accounts_before: dict[int, tuple[str, int, int]]
 ) -> list[Check]:
-    vault = CardVault(load_or_create_master_key(data_dir / "master.key"))
+    vault = CardVault(load_or_create_keyring(data_dir / "master.key"))
     return [
         approved_sales_stored_once(engine, vault, sales),
         terminal_reversals_honoured(engine, sales),

@@ -12,7 +12,7 @@ import pytest
 from psec import pinblock
 
 from tests.chaos.proxy import FaultProxy, Mode
-from tests.chaos.scan import Scanner
+from tests.chaos.scan import RawScanner
 
 PAN = "6229996000000016"
 
@@ -71,7 +71,7 @@ async def test_the_proxy_passes_delays_drops_and_cuts() -> None:
         await server.wait_closed()
 
 
-def test_the_scan_finds_a_pan_in_every_encoding_and_names_it_masked(tmp_path: Path) -> None:
+def test_the_raw_scan_finds_a_pan_in_every_encoding_and_names_it_masked(tmp_path: Path) -> None:
     block = pinblock.encode_pinblock_iso_0("123456", PAN)
     planted = {
         "ascii.log": b"sale pan=" + PAN.encode() + b" ok",
@@ -86,7 +86,7 @@ def test_the_scan_finds_a_pan_in_every_encoding_and_names_it_masked(tmp_path: Pa
     }
     for name, data in planted.items():
         (tmp_path / name).write_bytes(data)
-    report = Scanner([PAN], {PAN: "123456"}, ["622999", "622888"]).scan([tmp_path])
+    report = RawScanner([PAN], {PAN: "123456"}, ["622999", "622888"]).scan([tmp_path])
     found = {(Path(f.path).name, f.what, f.encoding) for f in report.findings}
     assert found == {
         ("ascii.log", "PAN", "ASCII"),
