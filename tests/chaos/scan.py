@@ -1,6 +1,6 @@
-"""RawScanner: a fast scan of large binary files — the PostgreSQL server's heap and WAL, 70 MB and more
-after a chaos run — for the run's cards: clear PANs, track 2 data and clear PIN blocks, in ASCII, packed BCD
-and UTF-16 (LE and BE).
+"""RawScanner: a fast scan of large binary files — the PostgreSQL server's heap and WAL (70 MB and more
+after a chaos run) and SQLite's WAL while the stack runs — for the run's cards: clear PANs, track 2 data
+and clear PIN blocks, in ASCII, packed BCD and UTF-16 (LE and BE).
 
 Everything else (the data folder, logs, stdout and stderr, the database's rows) is scanned with the
 project's scanner, `posgate.tools.card_scan`. That one searches each secret's every encoding with its own
