@@ -74,8 +74,15 @@ def provision(
             provision_terminal(session, handle.vault, tid, MID, tmk, kcv(tmk))
 
     handle.store.transact(work)
+    # the MAC algorithm each terminal was provisioned with, where the store keeps one (issue 9 item 1)
+    algorithms = handle.store.transact(
+        lambda s: {t.tid: getattr(t, "mac_algorithm", None) for t in s.scalars(select(Terminal))}
+    )
     handle.store.close()
-    states = [TerminalState(tid=tid, mid=MID, tmk_hex=tmk.hex().upper()) for tid, tmk in tmks.items()]
+    states = []
+    for tid, tmk in tmks.items():
+        algorithm = {"mac_algorithm": algorithms[tid]} if algorithms[tid] else {}
+        states.append(TerminalState(tid=tid, mid=MID, tmk_hex=tmk.hex().upper(), **algorithm))
     return states, [card_profile(doc, fixture.bank(doc.bank)) for doc in docs]
 
 
