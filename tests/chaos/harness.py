@@ -193,29 +193,34 @@ class ChaosRun:
         began = time.monotonic()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         data_dir = self.run_dir / "data"
-        url = None
-        if self.config.store == "postgresql":
-            self.pg = OwnPostgres(self.run_dir / "postgresql.log")
-            await asyncio.to_thread(self.pg.start)
-            admin = create_engine(self.pg.server_url, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(text("CREATE DATABASE chaos"))
-            admin.dispose()
-            url = self.pg.url("chaos")
         try:
-            await self._run(data_dir, url)
+            try:
+                await self._run(data_dir, await self._database())
+            finally:  # whatever failed: no process of the run outlives it
+                if self.stack is not None:
+                    self.report.stop_codes = await self.stack.stop()
+                if self.pg is not None:
+                    self.pg.stop()
+            scan_began = time.monotonic()
+            self._scan()
+            self.report.mark("scan", scan_began)
         finally:
-            if self.stack is not None:
-                self.report.stop_codes = await self.stack.stop()
             if self.pg is not None:
-                self.pg.stop()
-        scan_began = time.monotonic()
-        self._scan()
-        self.report.mark("scan", scan_began)
-        if self.pg is not None:
-            self.pg.destroy()
+                self.pg.destroy()
         self.report.seconds = time.monotonic() - began
         return self.report
+
+    async def _database(self) -> str | None:
+        """The run's own PostgreSQL server and database (None: SQLite in the data folder)."""
+        if self.config.store != "postgresql":
+            return None
+        self.pg = OwnPostgres(self.run_dir / "postgresql.log")
+        await asyncio.to_thread(self.pg.start)
+        admin = create_engine(self.pg.server_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("CREATE DATABASE chaos"))
+        admin.dispose()
+        return self.pg.url("chaos")
 
     async def _run(self, data_dir: Path, url: str | None) -> None:
         config, report = self.config, self.report

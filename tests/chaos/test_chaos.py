@@ -34,11 +34,15 @@ def test_chaos_postgresql_host_issuer_and_database_killed(tmp_path: Path) -> Non
         if os.environ.get("CI"):
             pytest.fail(why_not)
         pytest.skip(why_not)
-    config = RunConfig(store="postgresql", topology="split", rounds=6, seed=SEED, recovery_s=30)
+    config = RunConfig(
+        store="postgresql", topology="split", rounds=6, seed=SEED, gap_s=(0.5, 2.0), recovery_s=30
+    )
     _run(config, tmp_path / "postgresql-split")
 
 
 def test_chaos_sqlite_single_process_killed(tmp_path: Path) -> None:
     """`posgate up` on SQLite, killed twice under load."""
-    config = RunConfig(store="sqlite", topology="single", rounds=2, seed=SEED, terminals=4, recovery_s=30)
+    config = RunConfig(
+        store="sqlite", topology="single", rounds=2, seed=SEED, terminals=4, gap_s=(0.5, 2.0), recovery_s=30
+    )
     _run(config, tmp_path / "sqlite-single")
