@@ -30,9 +30,9 @@ from tests.chaos.scan import RawScanner
 from tests.chaos.stack import Stack
 
 KILLS = {
-    "split": ("kill_host", "kill_issuer"),
-    "two-hosts": ("kill_host", "kill_host2", "kill_issuer"),
-    "single": ("kill_up",),
+    "split": ("kill_host", "kill_issuer", "freeze_host"),
+    "two-hosts": ("kill_host", "kill_host2", "kill_issuer", "freeze_host", "freeze_host2"),
+    "single": ("kill_up", "freeze_up"),
 }
 LINK_FAULTS = ("link_delay", "link_drop", "link_cut")
 
@@ -83,6 +83,8 @@ def schedule(config: RunConfig) -> list[tuple[float, list[Fault]]]:
             bank = rng.choice([None, 0, 1])
             if kind.startswith("kill_"):
                 faults.append(Fault(kind, rng.uniform(0.1, 1.5)))
+            elif kind.startswith("freeze_"):  # shorter or longer than in_doubt_after_s 3 s, a terminal 4 s
+                faults.append(Fault(kind, rng.uniform(2.0, 6.0)))
             elif kind == "link_delay":
                 faults.append(Fault(kind, rng.uniform(1.5, 4.0), delay_s=rng.uniform(0.5, 2.5), bank=bank))
             elif kind == "link_drop":
@@ -245,7 +247,7 @@ class ChaosRun:
                 reverses=i % 2 == 0,
                 rng=random.Random(f"{config.seed}:{state.tid}"),
                 report=report.load,
-                timeout_s=3.0,
+                timeout_s=4.0,
             )
             for i, state in enumerate(states)
         ]
@@ -299,6 +301,9 @@ class ChaosRun:
             self.pg.kill()
             await asyncio.sleep(fault.down_s)
             await asyncio.to_thread(self.pg.restart)
+            return
+        if fault.kind.startswith("freeze_"):
+            await stack.services[fault.kind.removeprefix("freeze_")].freeze(fault.down_s)
             return
         if fault.kind.startswith("kill_"):
             service = stack.services[fault.kind.removeprefix("kill_")]

@@ -46,6 +46,7 @@ class Service:
         self.proc: subprocess.Popen[bytes] | None = None
         self.incarnation = 0
         self.kills = 0
+        self.freezes = 0
         self.failed_starts = 0
         self.unexpected_exits: list[str] = []
 
@@ -89,6 +90,17 @@ class Service:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         self.kills += 1
+
+    async def freeze(self, seconds: float) -> None:
+        """SIGSTOP, then SIGCONT after `seconds`: a process that stalls (a VM paused, a swap storm) and
+        then carries on where it was, its connections still open."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            self.proc.send_signal(signal.SIGCONT)
+        self.freezes += 1
 
     def note_exit(self) -> bool:
         """True (and remembered) when the process died without being killed by the harness."""

@@ -28,20 +28,20 @@ def _run(config: RunConfig, run_dir: Path) -> None:
 
 def test_chaos_postgresql_host_issuer_and_database_killed(tmp_path: Path) -> None:
     """`posgate issuer` + `posgate host` on the run's own PostgreSQL: host, issuer and database killed,
-    the issuer links delayed, dropped and cut — each once."""
+    the host frozen, the issuer links delayed, dropped and cut — each once."""
     why_not = pg.available()
     if why_not is not None:
         if os.environ.get("CI"):
             pytest.fail(why_not)
         pytest.skip(why_not)
     config = RunConfig(
-        store="postgresql", topology="split", rounds=6, seed=SEED, gap_s=(0.5, 2.0), recovery_s=30
+        store="postgresql", topology="split", rounds=7, seed=SEED, gap_s=(0.5, 2.0), recovery_s=30
     )
     _run(config, tmp_path / "postgresql-split")
 
 
 def test_chaos_sqlite_single_process_killed(tmp_path: Path) -> None:
-    """`posgate up` on SQLite, killed twice under load."""
+    """`posgate up` on SQLite under load: killed once, frozen once."""
     config = RunConfig(
         store="sqlite", topology="single", rounds=2, seed=SEED, terminals=4, gap_s=(0.5, 2.0), recovery_s=30
     )
