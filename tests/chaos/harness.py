@@ -206,6 +206,8 @@ class ChaosRun:
             scan_began = time.monotonic()
             self._scan()
             self.report.mark("scan", scan_began)
+            if self.pg is not None and not self.report.ok:  # keep the evidence: the server goes next
+                self.pg.dump("chaos", self.run_dir / "chaos.sql")
         finally:
             if self.pg is not None:
                 self.pg.destroy()

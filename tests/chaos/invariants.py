@@ -120,8 +120,8 @@ def check_all(
 
 
 _SALE_ROWS = (
-    "select id, tid, batch_no, stan, rrn, state, amount_fen, auth_code, pan_hash, stand_in from transactions"
-    " where kind = 'sale' and mti = '0200'"
+    "select id, tid, batch_no, stan, rrn, state, amount_fen, auth_code, pan_hash, stand_in, response_code,"
+    " trace, created_at, updated_at from transactions where kind = 'sale' and mti = '0200'"
 )
 
 
@@ -140,10 +140,21 @@ class _Sale:
     auth_code: str | None
     pan_hash: str | None
     stand_in: bool
+    response_code: str | None
+    trace: str | None
+    created_at: object
+    updated_at: object
 
     @property
     def key(self) -> str:
         return rrn_of(self.id)
+
+    def detail(self) -> str:
+        """What the host recorded, for a violation's report (no card data in any of it)."""
+        return (
+            f"host row {self.id} TID {self.tid} STAN {self.stan} {self.state} rc={self.response_code}"
+            f" created {self.created_at} updated {self.updated_at} trace=[{self.trace}]"
+        )
 
 
 def _sales(engine: Engine) -> list[_Sale]:
@@ -176,13 +187,13 @@ def approved_sales_stored_once(engine: Engine, vault: CardVault, sales: list[Sal
 def terminal_reversals_honoured(engine: Engine, sales: list[Sale]) -> Check:
     """A sale whose terminal got `00` to its reversal is not approved at the host."""
     check = Check("terminal reversal honoured")
-    states = {(r.tid, r.batch_no, r.stan): r.state for r in _sales(engine)}
+    rows = {(r.tid, r.batch_no, r.stan): r for r in _sales(engine)}
     for sale in sales:
         if sale.reversed_by_terminal:
             check.checked += 1
-            state = states.get((sale.tid, sale.batch, sale.stan))
-            if state not in (None, "reversed", "declined"):
-                check.fail(f"TID {sale.tid} STAN {sale.stan}: reversed by its terminal, host state {state}")
+            row = rows.get((sale.tid, sale.batch, sale.stan))
+            if row is not None and row.state not in ("reversed", "declined"):
+                check.fail(f"TID {sale.tid} STAN {sale.stan}: reversed by its terminal; {row.detail()}")
     return check
 
 
@@ -193,7 +204,7 @@ def issuer_books_match(engine: Engine) -> Check:
     host = {r.key: r for r in _sales(engine)}
     auths = _rows(
         engine,
-        "select bank, rrn, stan, state, effect, amount_fen from sim_authorizations"
+        "select bank, rrn, stan, state, effect, amount_fen, created_at from sim_authorizations"
         " where mti in ('0200', '0100') and effect in ('debit', 'hold')",
     )
     standing = {}
@@ -208,8 +219,9 @@ def issuer_books_match(engine: Engine) -> Check:
         standing[auth.rrn] = auth
         txn = host.get(auth.rrn)
         if txn is None or txn.state != "approved" or txn.amount_fen != auth.amount_fen:
-            state = "no transaction" if txn is None else f"host {txn.state} {txn.amount_fen}"
-            check.fail(f"{where}: issuer {auth.effect} {auth.amount_fen} stands, {state}")
+            state = "no transaction" if txn is None else f"host {txn.state} {txn.amount_fen}; {txn.detail()}"
+            stands = f"issuer {auth.effect} {auth.amount_fen} stands"
+            check.fail(f"{where} at {auth.created_at}: {stands}, {state}")
     for txn in host.values():
         if txn.state == "approved" and not txn.stand_in:
             check.checked += 1

@@ -112,6 +112,18 @@ class OwnPostgres:
             time.sleep(0.1)
         raise RuntimeError(f"PostgreSQL not ready on port {self.port} within {timeout_s:g} s")
 
+    def dump(self, database: str, out: Path) -> None:
+        """`pg_dump` of `database` to `out` (started again for it when stopped)."""
+        if not self.running:
+            self._launch()
+        with out.open("wb") as file:
+            subprocess.run(
+                [PG_BIN / "pg_dump", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", database],
+                stdout=file,
+                check=False,
+            )
+        self.stop()
+
     def kill(self) -> None:
         """SIGKILL the postmaster and all its backends at once (a crashed server or machine)."""
         assert self.proc is not None
