@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint up clean
+.PHONY: demo test lint up clean chaos
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
+
+# Fault injection, the long run (docs/testing.md): every variant, CHAOS_ROUNDS rounds each, niced.
+CHAOS_ROUNDS ?= 50
+chaos: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.chaos --rounds $(CHAOS_ROUNDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
