@@ -1,0 +1,146 @@
+"""POS settlement (0500) against the host's totals, on SQLite and PostgreSQL: the batch closes only when all
+four numbers agree — debit amount and count, credit amount and count — and the foreign totals are zero.
+Which transactions count: approved sales and completions (and those later voided) in debit; approved
+voids, completion voids and refunds in credit; nothing declined, reversed, pending or already settled."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select
+
+from posgate.store.batches import Totals, host_totals, open_settlement, parse_totals, settle_batch
+from posgate.store.db import make_engine, migrate
+from posgate.store.models import BatchSettlement, Transaction
+from posgate.store.runtime import Store
+
+TID, MID, BATCH = "10000001", "898440153110001", "000001"
+DAY = dt.date(2026, 11, 26)
+NOW = dt.datetime(2026, 11, 26, 18, 0)
+MTI_CODE = {
+    "sale": ("0200", "000000"),
+    "completion": ("0200", "000000"),
+    "void": ("0200", "200000"),
+    "completion_void": ("0200", "200000"),
+    "refund": ("0220", "200000"),
+    "preauth": ("0100", "030000"),
+    "balance": ("0200", "310000"),
+}
+_stans = itertools.count(1)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    engine = make_engine(database_url)
+    migrate(engine)
+    store = Store(engine, threads=1, inline=True)
+    yield store
+    store.close()
+
+
+def _add(store: Store, kind: str, amount_fen: int, state: str = "approved", tid: str = TID) -> None:
+    mti, code = MTI_CODE[kind]
+    row = Transaction(
+        tid=tid,
+        mid=MID,
+        batch_no=BATCH,
+        stan=f"{next(_stans):06d}",
+        mti=mti,
+        processing_code=code,
+        business_date=DAY,
+        kind=kind,
+        amount_fen=amount_fen,
+        state=state,
+        created_at=NOW,
+    )
+    store.transact(lambda s: s.add(row))
+
+
+@pytest.fixture
+def batch(store: Store) -> Totals:
+    """Debit 300.00 in 3 (a sale later voided among them), credit 80.00 in 2; and what must not count."""
+    _add(store, "sale", 10_000)
+    _add(store, "sale", 15_000, state="voided")
+    _add(store, "completion", 5_000)
+    _add(store, "void", 5_000)  # of a sale of 50.00 (not in this batch's rows: the void alone counts)
+    _add(store, "refund", 3_000)
+    _add(store, "sale", 99_999, state="declined")
+    _add(store, "sale", 88_888, state="reversed")
+    _add(store, "sale", 77_777, state="pending")
+    _add(store, "refund", 66_666, state="declined")
+    _add(store, "preauth", 55_555)
+    _add(store, "balance", 0)
+    _add(store, "sale", 44_444, tid="10000002")  # another terminal's
+    return Totals(debit_fen=30_000, debit_count=3, credit_fen=8_000, credit_count=2)
+
+
+def _field48(own: Totals, foreign: Totals = Totals()) -> str:
+    return own.field48_part() + foreign.field48_part()
+
+
+def _settle(store: Store, field48: str):  # type: ignore[no-untyped-def]
+    return store.transact(lambda s: settle_batch(s, TID, MID, BATCH, DAY, field48, NOW))
+
+
+def _unsettled(store: Store) -> int:
+    return len(
+        store.transact(
+            lambda s: list(
+                s.scalars(
+                    select(Transaction.id).where(Transaction.tid == TID, Transaction.settlement_id.is_(None))
+                )
+            )
+        )
+    )
+
+
+def test_the_host_counts_what_the_terminal_should(store: Store, batch: Totals) -> None:
+    assert store.transact(lambda s: host_totals(s, TID, BATCH)) == batch
+
+
+def test_equal_totals_close_the_batch(store: Store, batch: Totals) -> None:
+    outcome = _settle(store, _field48(batch))
+    assert outcome.balanced
+    assert outcome.host_field48 == batch.field48_part("1") + Totals().field48_part("1")
+    assert _unsettled(store) == 0
+    row = store.transact(lambda s: s.get(BatchSettlement, outcome.settlement_id))
+    assert (row.result, row.completed_at) == ("balanced", NOW)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"debit_fen": 30_001},
+        {"debit_count": 2},  # same amounts, one debit fewer
+        {"debit_count": 4},
+        {"credit_fen": 7_999},
+        {"credit_count": 1},  # same amounts, one credit fewer
+        {"credit_count": 3},
+        {"debit_fen": 38_000, "credit_fen": 0, "credit_count": 0},  # the credits netted into the debits
+    ],
+    ids=lambda change: ",".join(f"{k}={v}" for k, v in change.items()),
+)
+def test_any_one_number_that_differs_leaves_the_batch_open(
+    store: Store, batch: Totals, change: dict[str, int]
+) -> None:
+    theirs = Totals(**{**batch.__dict__, **change})
+    outcome = _settle(store, _field48(theirs))
+    assert not outcome.balanced
+    assert outcome.host_field48 == batch.field48_part("2") + Totals().field48_part("2")
+    assert parse_totals(outcome.host_field48[:31]) == batch  # the host tells its own totals
+    assert _unsettled(store) == 11  # nothing closed: the terminal uploads its batch next
+    assert store.transact(lambda s: open_settlement(s, TID, BATCH)) is not None
+
+
+def test_foreign_card_totals_leave_the_batch_open(store: Store, batch: Totals) -> None:
+    outcome = _settle(store, _field48(batch, Totals(debit_fen=100, debit_count=1)))
+    assert not outcome.balanced
+    assert _unsettled(store) == 11
+
+
+def test_an_empty_batch_settles_with_zero_totals(store: Store) -> None:
+    assert _settle(store, _field48(Totals())).balanced
+    assert not _settle(store, _field48(Totals(debit_fen=0, debit_count=1))).balanced
