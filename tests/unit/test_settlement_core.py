@@ -164,6 +164,16 @@ def test_an_entry_must_balance_to_the_fen() -> None:
     day = dt.date(2026, 1, 1)
     with pytest.raises(UnbalancedEntry, match="entry clear:1: debits and credits differ by 1 fen"):
         Entry("clear:1", "clear", day, (("a", 100), ("b", -99)))
+    with pytest.raises(UnbalancedEntry, match="entry clear:2: debits and credits differ by -1 fen"):
+        Entry("clear:2", "clear", day, (("a", 99), ("b", -100)))  # more credit than debit
+    with pytest.raises(UnbalancedEntry, match="entry clear:3: debits and credits differ by -30 fen"):
+        Entry("clear:3", "clear", day, (("a", -10), ("b", -20)))
+    with pytest.raises(UnbalancedEntry, match="entry z: line on a must be non-zero fen"):
+        Entry("z", "clear", day, (("a", 0), ("b", 0)))
+    with pytest.raises(UnbalancedEntry, match="entry f: line on a must be non-zero fen"):
+        Entry("f", "clear", day, (("a", 1.0), ("b", -1)))  # type: ignore[arg-type]  # fen are integers
+    with pytest.raises(UnbalancedEntry, match="entry one: needs at least two lines"):
+        Entry("one", "clear", day, (("a", 5),))
     with pytest.raises(UnbalancedEntry, match="entry x: needs at least two lines"):
         Entry("x", "clear", day, (("a", 0),))
     with pytest.raises(UnbalancedEntry, match="entry y: line on b must be non-zero fen"):
