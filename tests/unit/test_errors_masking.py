@@ -77,6 +77,8 @@ def test_every_error_masks_what_it_is_given() -> None:
     ):
         assert str(error) == "pan 422222***2222"
         assert pan not in repr(error) and "422222***2222" in repr(error)
+    assert repr(DecodeError(f"pan {pan}")) == "DecodeError('pan 422222***2222')"
+    assert repr(ConfigError("no")) == "ConfigError('no')"
     assert str(DecodeError(f"field 35: {track}", field=35)) == "field 35: 622999******0012D***"
 
 
