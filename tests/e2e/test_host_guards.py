@@ -16,6 +16,7 @@ from pathlib import Path
 import iso8583
 import iso8583.specs
 import pytest
+from sqlalchemy import update
 
 from posgate.bootstrap import start_host
 from posgate.config import IssuerConfig
@@ -23,6 +24,7 @@ from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
 from posgate.logs import configure_logging
 from posgate.services import Running, start_all
+from posgate.store.models import Merchant, Terminal
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
 from posgate.terminal.messages import (
     REQUEST_HEADER,
@@ -72,12 +74,14 @@ async def test_a_reversal_without_a_mac_does_not_undo_the_sale(terminal: Termina
 
 
 class ReplyTamperingProxy:
-    """Between the host and an issuer: passes every frame, but while `tamper` is set changes the last
-    character of each 0210 reply — the MAC's last hex digit, the MAC being the message's last field."""
+    """Between the host and an issuer: passes every frame, but while `tamper` is set changes each 0210
+    reply: `flip` changes its last character (the MAC's last hex digit, the MAC being the last field),
+    `strip` takes the MAC away (field 64 and its bit in the primary bitmap)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.tamper = True
+        self.mode = "flip"
         self.tampered = 0
         self.server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -109,6 +113,10 @@ class ReplyTamperingProxy:
         if not (self.tamper and body[:4] == b"0210"):
             return body
         self.tampered += 1
+        if self.mode == "strip":
+            bitmap = int(body[4:20], 16)
+            assert bitmap & 1 and not bitmap >> 63, "field 64 last in a primary-bitmap message expected"
+            return body[:4] + f"{bitmap & ~1:016X}".encode() + body[20:-16]
         last = body[-1:]
         return body[:-1] + (b"1" if last == b"0" else b"0")
 
@@ -160,6 +168,20 @@ async def test_an_issuer_approval_whose_mac_fails_is_not_an_approval_and_is_reve
         assert result.response_code == "96", result.summary()
         proxy.tamper = False
         # the issuer did debit the card; the host's reversal gives it back
+        assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=8)
+
+
+async def test_an_issuer_approval_without_a_mac_is_not_an_approval_and_is_reversed(
+    stack_behind_proxy: tuple[Running, ReplyTamperingProxy],
+) -> None:
+    running, proxy = stack_behind_proxy
+    proxy.mode = "strip"
+    async with TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=5.0) as terminal:
+        assert (await terminal.sign_in()).approved
+        result = await terminal.sale(OK_CARD, "123456", 4_300)
+        assert proxy.tampered == 1
+        assert result.response_code == "96", result.summary()
+        proxy.tamper = False
         assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=8)
 
 
@@ -236,3 +258,30 @@ async def test_a_refund_the_issuer_declines_leaves_the_whole_amount_refundable(
     finally:
         await running.stop()
         await issuer.stop()
+
+
+# ---- the terminal status the host caches follows the test swipe
+
+
+async def test_after_the_test_swipe_the_host_serves_the_terminal_as_live_at_once(
+    tmp_path: Path, database_url: str
+) -> None:
+    """With the terminal cache on, the test swipe's void must drop the cached `testing` record: the next
+    real sale is approved, not refused 03 until the cache expires."""
+    running = await start_all(stack_settings(tmp_path, database_url, terminal_cache_s=60.0))
+    try:
+        await running.handle.store.run(_testing)
+        async with TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=5.0) as terminal:
+            assert (await terminal.sign_in()).approved
+            assert (await terminal.sale(OK_CARD, "123456", 5_000)).response_code == "03"  # cached: testing
+            test_sale = await terminal.sale(OK_CARD, "123456", 1)
+            assert test_sale.approved and test_sale.rrn
+            assert (await terminal.void(test_sale.rrn, OK_CARD)).approved
+            assert (await terminal.sale(OK_CARD, "123456", 5_000)).response_code == "00"
+    finally:
+        await running.stop()
+
+
+def _testing(session) -> None:  # type: ignore[no-untyped-def]
+    session.execute(update(Merchant).where(Merchant.mid == "898440153110001").values(status="testing"))
+    session.execute(update(Terminal).where(Terminal.tid == "10000001").values(status="testing"))
