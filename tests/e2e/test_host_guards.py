@@ -15,6 +15,7 @@ from pathlib import Path
 
 import iso8583
 import iso8583.specs
+import psec
 import pytest
 from sqlalchemy import update
 
@@ -68,6 +69,22 @@ async def test_a_reversal_without_a_mac_does_not_undo_the_sale(terminal: Termina
     answer = await _send_without_mac(terminal, forged)
     assert (answer["t"], answer["39"]) == ("0410", "A0")
     assert await available_fen(terminal, OK_CARD) == 1_000_000 - 2_500  # the sale stands
+
+
+# ---- a PIN block that does not open
+
+
+async def test_a_pin_block_that_is_not_format_0_is_55_and_never_reaches_the_issuer(
+    terminal: TerminalClient,
+) -> None:
+    pik = terminal.state.pik
+    assert pik is not None
+    garbage = psec.des.encrypt_tdes_ecb(pik, bytes.fromhex("F" * 16)).hex().upper()  # format nibble F
+    for _ in range(3):  # the issuer would block the card after 3 wrong PINs (75)
+        msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, 100, garbage, "magstripe")
+        assert (await terminal.exchange(msg)).response_code == "55"
+    assert (await terminal.sale(OK_CARD, "123456", 100)).response_code == "00"
+    assert await available_fen(terminal, OK_CARD) == 1_000_000 - 100
 
 
 # ---- an issuer reply whose MAC does not verify
