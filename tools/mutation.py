@@ -100,12 +100,29 @@ def prepare(group: Group, incremental: bool) -> Path:
         "only_mutate": sorted({f"src/{t.path}" for t in group.targets}),
         "pytest_add_cli_args_test_selection": group.tests,
         "pytest_add_cli_args": PYTEST_ARGS,
+        "also_copy": ["conftest.py"],
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     pyproject = (ROOT / "pyproject.toml").read_text()
     (workdir / "pyproject.toml").write_text(pyproject + "\n[tool.mutmut]\n" + "\n".join(lines) + "\n")
     (workdir / ".gitignore").write_text("*\n")
+    (workdir / "conftest.py").write_text(ORDER_CONFTEST)
     return workdir
+
+
+# mutmut hands pytest a mutant's tests in no particular order: run the fast layers first, so that a mutant
+# a unit test kills does not wait for the end-to-end tests (the first failure ends the run).
+ORDER_CONFTEST = """
+LAYERS = ("tests/unit/", "tests/contract/", "tests/integration/", "tests/e2e/")
+
+
+def pytest_collection_modifyitems(items):
+    def layer(item):
+        path = item.nodeid
+        return next((n for n, prefix in enumerate(LAYERS) if path.startswith(prefix)), len(LAYERS))
+
+    items.sort(key=layer)
+"""
 
 
 def run_group(group: Group, max_children: int, incremental: bool) -> None:

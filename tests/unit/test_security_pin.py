@@ -132,3 +132,18 @@ def test_a_pan_of_the_wrong_shape_is_refused_everywhere(pan: str, pik: bytes) ->
     ):
         with pytest.raises(SecurityError, match=r"^PAN must be 13 to 19 digits$"):
             call()
+
+
+@pytest.mark.parametrize(("pin", "pan"), [("1234", "4222222222222"), ("123456789012", "6229990000000000014")])
+def test_the_shortest_and_longest_pins_and_pans_work_end_to_end(pin: str, pan: str, pik: bytes) -> None:
+    block = translate_pin_block(encode_pin_block(pin, pan, pik), pan, pik, BANK_A_ZPK)
+    offset = pin_offset(BANK_A_PVK, pin, pan)
+    assert len(offset) == len(pin)
+    assert verify_pin_block(block, pan, BANK_A_ZPK, BANK_A_PVK, offset)
+
+
+def test_a_single_length_des_pvk_is_accepted_for_offsets() -> None:
+    pvk = BANK_A_PVK[:8]  # IBM 3624 PVKs are often single-length DES keys
+    offset = pin_offset(pvk, "123456", PAN)
+    block = encode_pin_block("123456", PAN, BANK_A_ZPK)
+    assert verify_pin_block(block, PAN, BANK_A_ZPK, pvk, offset)
