@@ -71,6 +71,25 @@ async def test_a_reversal_without_a_mac_does_not_undo_the_sale(terminal: Termina
     assert await available_fen(terminal, OK_CARD) == 1_000_000 - 2_500  # the sale stands
 
 
+# ---- a copy of a request still in flight
+
+
+async def test_a_copy_of_a_request_still_in_flight_is_94_and_charges_nothing_more(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    assert stack.issuers is not None
+    stack.issuers.set_fault(BANK_A, "drop_replies")  # the first request waits for the issuer
+    msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, 800, None, "magstripe")
+    async with TerminalClient(*stack.pos_address, terminal.state, timeout_s=5.0) as other:
+        first = asyncio.create_task(terminal.exchange(dict(msg)))
+        await asyncio.sleep(0.3)
+        copy = await other.exchange(dict(msg))
+        assert copy.response_code == "94"
+        assert (await first).response_code == "98"
+    stack.issuers.set_fault(BANK_A, "none")
+    assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=8)
+
+
 # ---- a PIN block that does not open
 
 
