@@ -138,10 +138,20 @@ def run_group(group: Group, max_children: int, incremental: bool) -> None:
             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
             check=False,
         )
-    group.seconds = time.monotonic() - started
     if done.returncode != 0:
         tail = (workdir / "mutmut.log").read_text(errors="replace")[-3000:]
         raise SystemExit(f"mutation: mutmut failed for group {group.name} (exit {done.returncode}):\n{tail}")
+    (workdir / "seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
+    collect(group)
+
+
+def collect(group: Group) -> None:
+    """Read the results of the group's last run from build/mutation/<group>/."""
+    workdir = WORK / group.name
+    if not (workdir / "mutants").is_dir():
+        raise SystemExit(f"mutation: group {group.name} has not run yet (no {workdir}/mutants)")
+    seconds = workdir / "seconds.txt"
+    group.seconds = float(seconds.read_text()) if seconds.exists() else 0.0
     listing = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"],
         cwd=workdir,
@@ -236,6 +246,9 @@ def main() -> int:
     parser.add_argument("--group", action="append", help="run only this group (repeatable)")
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--incremental", action="store_true", help="reuse earlier results for unchanged code")
+    parser.add_argument(
+        "--report-only", action="store_true", help="report the last runs' results, run nothing"
+    )
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
     groups = load_groups(config)
@@ -247,6 +260,9 @@ def main() -> int:
             )
         groups = [g for g in groups if g.name in args.group]
     for group in groups:
+        if args.report_only:
+            collect(group)
+            continue
         print(f"mutation: group {group.name} …", flush=True)
         run_group(group, args.max_children, args.incremental)
     equivalent = {name: reason.strip() for name, reason in config.get("equivalent", {}).items()}
