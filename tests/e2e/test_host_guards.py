@@ -17,7 +17,7 @@ import iso8583
 import iso8583.specs
 import psec
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from posgate.bootstrap import start_host
 from posgate.config import IssuerConfig
@@ -25,7 +25,7 @@ from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
 from posgate.logs import configure_logging
 from posgate.services import Running, start_all
-from posgate.store.models import Merchant, Terminal
+from posgate.store.models import Merchant, Terminal, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
 from posgate.terminal.messages import (
     REQUEST_HEADER,
@@ -75,19 +75,34 @@ async def test_a_reversal_without_a_mac_does_not_undo_the_sale(terminal: Termina
 
 
 async def test_a_copy_of_a_request_still_in_flight_is_94_and_charges_nothing_more(
-    stack: Running, terminal: TerminalClient
+    tmp_path: Path, database_url: str
 ) -> None:
-    assert stack.issuers is not None
-    stack.issuers.set_fault(BANK_A, "drop_replies")  # the first request waits for the issuer
-    msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, 800, None, "magstripe")
-    async with TerminalClient(*stack.pos_address, terminal.state, timeout_s=5.0) as other:
-        first = asyncio.create_task(terminal.exchange(dict(msg)))
-        await asyncio.sleep(0.3)
-        copy = await other.exchange(dict(msg))
-        assert copy.response_code == "94"
-        assert (await first).response_code == "98"
-    stack.issuers.set_fault(BANK_A, "none")
-    assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=8)
+    running = await start_all(stack_settings(tmp_path, database_url, issuer_timeout_s=5.0))
+    try:
+        assert running.issuers is not None
+        running.issuers.set_fault(BANK_A, "drop_replies")  # the first request waits for the issuer
+        async with (
+            TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=10.0) as terminal,
+            TerminalClient(*running.pos_address, terminal.state, timeout_s=10.0) as other,
+        ):
+            assert (await terminal.sign_in()).approved
+            msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, 800, None, "magstripe")
+            first = asyncio.create_task(terminal.exchange(dict(msg)))
+            assert await eventually(lambda: _recorded(running, msg["11"], "pending"), timeout_s=5)
+            copy = await other.exchange(dict(msg))  # the first still waits for the issuer
+            assert copy.response_code == "94"
+            assert (await first).response_code == "98"
+            running.issuers.set_fault(BANK_A, "none")
+            assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=10)
+    finally:
+        await running.stop()
+
+
+async def _recorded(running: Running, stan: str, state: str) -> bool:
+    def states(session) -> list[str]:  # type: ignore[no-untyped-def]
+        return list(session.scalars(select(Transaction.state).where(Transaction.stan == stan)))
+
+    return await running.handle.store.run(states) == [state]
 
 
 # ---- a PIN block that does not open
