@@ -86,7 +86,7 @@ def load_groups(config: dict) -> list[Group]:  # type: ignore[type-arg]
     return groups
 
 
-def prepare(group: Group, incremental: bool) -> Path:
+def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
     """build/mutation/<group>/ with fresh copies of src/ and tests/ and the group's pyproject.toml."""
     workdir = WORK / group.name
     if not incremental and workdir.exists():
@@ -99,7 +99,7 @@ def prepare(group: Group, incremental: bool) -> Path:
         "source_paths": ["src/posgate"],
         "only_mutate": sorted({f"src/{t.path}" for t in group.targets}),
         "pytest_add_cli_args_test_selection": group.tests,
-        "pytest_add_cli_args": PYTEST_ARGS,
+        "pytest_add_cli_args": PYTEST_ARGS + [arg for test in deselect for arg in ("--deselect", test)],
         "also_copy": ["conftest.py"],
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in table.items()]
@@ -125,8 +125,8 @@ def pytest_collection_modifyitems(items):
 """
 
 
-def run_group(group: Group, max_children: int, incremental: bool) -> None:
-    workdir = prepare(group, incremental)
+def run_group(group: Group, max_children: int, incremental: bool, deselect: list[str]) -> None:
+    workdir = prepare(group, incremental, deselect)
     patterns = [p for t in group.targets for p in t.patterns()]
     started = time.monotonic()
     with (workdir / "mutmut.log").open("w") as log:
@@ -264,7 +264,7 @@ def main() -> int:
             collect(group)
             continue
         print(f"mutation: group {group.name} …", flush=True)
-        run_group(group, args.max_children, args.incremental)
+        run_group(group, args.max_children, args.incremental, list(config.get("deselect", [])))
     equivalent = {name: reason.strip() for name, reason in config.get("equivalent", {}).items()}
     return 0 if report(groups, equivalent, float(config["threshold_percent"])) else 1
 
