@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
 from posgate.logs import configure_logging
 from posgate.services import Running, start_all
-from posgate.store.models import Merchant, Terminal, Transaction
+from posgate.store.models import Merchant, SafEntry, Terminal, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
 from posgate.terminal.messages import (
     REQUEST_HEADER,
@@ -103,6 +104,39 @@ async def _recorded(running: Running, stan: str, state: str) -> bool:
         return list(session.scalars(select(Transaction.state).where(Transaction.stan == stan)))
 
     return await running.handle.store.run(states) == [state]
+
+
+# ---- a terminal's reversal
+
+
+async def test_a_reversal_names_its_original_and_queues_the_0420_with_the_terminals_reason(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    sale = await terminal.sale(OK_CARD, "123456", 1_500)
+    assert sale.approved and sale.rrn
+    assert (await terminal.reverse_last("96")).response_code == "00"
+
+    def recorded(session):  # type: ignore[no-untyped-def]
+        reversal = session.scalar(select(Transaction).where(Transaction.mti == "0400"))
+        queued = session.scalar(select(SafEntry).where(SafEntry.transaction_id == int(sale.rrn or "0")))
+        return reversal.original_id, queued.mti, queued.reason_code
+
+    assert await stack.handle.store.run(recorded) == (int(sale.rrn), "0420", "96")
+    assert await available_fen(terminal, OK_CARD) == 1_000_000
+
+
+async def test_a_partly_refunded_sale_is_not_reversed_and_the_log_says_why(
+    terminal: TerminalClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    sale = await terminal.sale(OK_CARD, "123456", 1_000)
+    assert sale.rrn
+    last = terminal.state.last
+    assert (await terminal.refund(sale.rrn, OK_CARD, 400)).approved
+    terminal.state.last = last
+    with caplog.at_level(logging.WARNING, logger="posgate.host"):
+        assert (await terminal.reverse_last("98")).response_code == "00"
+    assert f"not reversing RRN {sale.rrn}: it has been partly refunded" in caplog.messages
+    assert await available_fen(terminal, OK_CARD) == 1_000_000 - 600
 
 
 # ---- a PIN block that does not open

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from posgate.store.acquirer import (
     find_duplicate,
+    find_original,
     finish_transaction,
     insert_transaction,
     pending_saf_count,
@@ -119,3 +120,29 @@ def test_what_is_not_outstanding_is_not_reversed(store: Store, state: str) -> No
     assert store.transact(lambda s: reverse_transaction(s, txn_id, "98", NOW)) is False
     assert store.transact(lambda s: s.get(Transaction, txn_id)).state == state
     assert store.transact(lambda s: pending_saf_count(s)) == 0
+
+
+def _original(store: Store, key: Key, mtis: tuple[str, ...] = ("0200", "0100")) -> int | None:
+    k = key
+    row = store.transact(lambda s: find_original(s, k.tid, k.stan, k.business_date, k.processing_code, mtis))
+    return None if row is None else row.id
+
+
+def test_a_reversal_finds_its_original_by_terminal_stan_processing_code_and_day(store: Store) -> None:
+    others = [
+        Key(tid="10000002"),
+        Key(stan="000043"),
+        Key(processing_code="310000"),
+        Key(mti="0220", processing_code="000000"),  # not a reversible MTI
+        Key(business_date=DAY + dt.timedelta(days=1)),
+        Key(business_date=DAY - dt.timedelta(days=2)),
+    ]
+    for key in others:
+        _insert(store, key)
+    assert _original(store, Key()) is None  # none of those is it
+    yesterday = _insert(store, Key(business_date=DAY - dt.timedelta(days=1), batch_no="000009"))
+    assert _original(store, Key()) == yesterday  # a reversal just after midnight finds the sale before it
+    today = _insert(store, Key(mti="0100"))
+    assert _original(store, Key()) == today  # the latest of them
+    assert _original(store, Key(), mtis=("0200",)) == yesterday
+    assert _original(store, Key(business_date=DAY - dt.timedelta(days=1))) == yesterday
