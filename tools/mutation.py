@@ -70,6 +70,7 @@ class Group:
     name: str
     targets: list[Target]
     tests: list[str]
+    skip_lines: list[str] = field(default_factory=list)
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     survivors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -82,7 +83,7 @@ def load_groups(config: dict) -> list[Group]:  # type: ignore[type-arg]
         for item in raw["mutate"]:
             path, _, only = item.partition("::")
             targets.append(Target(path, tuple(n.strip() for n in only.split(",") if n.strip())))
-        groups.append(Group(raw["name"], targets, list(raw["tests"])))
+        groups.append(Group(raw["name"], targets, list(raw["tests"]), list(raw.get("skip_lines", []))))
     return groups
 
 
@@ -101,6 +102,7 @@ def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
         "pytest_add_cli_args_test_selection": group.tests,
         "pytest_add_cli_args": PYTEST_ARGS + [arg for test in deselect for arg in ("--deselect", test)],
         "also_copy": ["conftest.py"],
+        "do_not_mutate_patterns": group.skip_lines,
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     pyproject = (ROOT / "pyproject.toml").read_text()
