@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from posgate.store.acquirer import (
+    due_saf_entries,
     find_duplicate,
     find_original,
     finish_transaction,
@@ -112,6 +113,15 @@ def test_a_transaction_is_reversed_and_its_0420_queued_exactly_once(store: Store
     row = store.transact(lambda s: s.get(Transaction, txn_id))
     assert (row.state, row.updated_at, row.rrn) == ("reversed", NOW, rrn_of(txn_id))
     assert store.transact(lambda s: pending_saf_count(s, "0420")) == 1
+    due = store.transact(lambda s: due_saf_entries(s, NOW))  # due at once, for the right issuer
+    assert [(item.mti, item.issuer_name, item.reason_code) for item in due] == [("0420", "Demo Bank A", "98")]
+
+
+def test_a_transaction_that_never_went_to_an_issuer_is_reversed_without_a_0420(store: Store) -> None:
+    txn_id = _insert(store, Key(), state="approved")  # no issuer: nothing to undo there
+    assert store.transact(lambda s: reverse_transaction(s, txn_id, "98", NOW)) is True
+    assert store.transact(lambda s: s.get(Transaction, txn_id)).state == "reversed"
+    assert store.transact(lambda s: pending_saf_count(s)) == 0
 
 
 @pytest.mark.parametrize("state", ["declined", "voided", "reversed"])
