@@ -12,7 +12,8 @@ out of the score. The run fails when any group, or all of them together, scores 
 
     python tools/mutation.py                 # every group, from scratch
     python tools/mutation.py --group ledger  # one group (repeatable)
-    python tools/mutation.py --incremental   # keep build/mutation/<group>/mutants: re-test changed code only
+    python tools/mutation.py --incremental   # keep build/mutation/<group>/mutants (mutmut's cache)
+    python tools/mutation.py --retest-survivors  # after adding tests: re-test only what survived
 """
 
 from __future__ import annotations
@@ -127,9 +128,18 @@ def pytest_collection_modifyitems(items):
 """
 
 
-def run_group(group: Group, max_children: int, incremental: bool, deselect: list[str]) -> None:
-    workdir = prepare(group, incremental, deselect)
+def run_group(
+    group: Group, max_children: int, incremental: bool, deselect: list[str], survivors_only: bool = False
+) -> None:
+    workdir = prepare(group, incremental or survivors_only, deselect)
     patterns = [p for t in group.targets for p in t.patterns()]
+    if survivors_only:  # the same code, more tests: only what was not killed needs testing again
+        collect(group)
+        patterns = [line.split(": ")[0] for line in group.survivors]
+        group.survivors, group.counts = [], {}
+        if not patterns:
+            collect(group)
+            return
     started = time.monotonic()
     with (workdir / "mutmut.log").open("w") as log:
         done = subprocess.run(
@@ -143,7 +153,8 @@ def run_group(group: Group, max_children: int, incremental: bool, deselect: list
     if done.returncode != 0:
         tail = (workdir / "mutmut.log").read_text(errors="replace")[-3000:]
         raise SystemExit(f"mutation: mutmut failed for group {group.name} (exit {done.returncode}):\n{tail}")
-    (workdir / "seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
+    if not survivors_only:
+        (workdir / "seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
     collect(group)
 
 
@@ -251,6 +262,11 @@ def main() -> int:
     parser.add_argument(
         "--report-only", action="store_true", help="report the last runs' results, run nothing"
     )
+    parser.add_argument(
+        "--retest-survivors",
+        action="store_true",
+        help="after adding tests (code unchanged): test again only the mutants the last run did not kill",
+    )
     args = parser.parse_args()
     config = tomllib.loads(CONFIG.read_text())
     groups = load_groups(config)
@@ -266,7 +282,8 @@ def main() -> int:
             collect(group)
             continue
         print(f"mutation: group {group.name} …", flush=True)
-        run_group(group, args.max_children, args.incremental, list(config.get("deselect", [])))
+        deselect = list(config.get("deselect", []))
+        run_group(group, args.max_children, args.incremental, deselect, args.retest_survivors)
     equivalent = {name: reason.strip() for name, reason in config.get("equivalent", {}).items()}
     return 0 if report(groups, equivalent, float(config["threshold_percent"])) else 1
 
