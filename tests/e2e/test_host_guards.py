@@ -226,7 +226,7 @@ async def stack_behind_proxy(
     tmp_path: Path, database_url: str
 ) -> AsyncIterator[tuple[Running, ReplyTamperingProxy]]:
     """The issuer simulator, and the host reaching Demo Bank A through a `ReplyTamperingProxy`."""
-    settings = stack_settings(tmp_path, database_url)
+    settings = stack_settings(tmp_path, database_url, issuer_timeout_s=5.0)  # a loaded machine is slow
     configure_logging(settings.data_dir, "INFO", console=False)
     running = await start_all(settings, host=False)
     assert running.issuers is not None
@@ -271,7 +271,8 @@ async def test_an_issuer_approval_without_a_mac_is_not_an_approval_and_is_revers
 
 
 async def _available_is(terminal: TerminalClient, fen: int) -> bool:
-    return await available_fen(terminal, OK_CARD) == fen
+    result = await terminal.balance(OK_CARD, OK_CARD.default_pin)
+    return result.response_code == "00" and result.balance_fen == fen
 
 
 # ---- a refund the issuer declines gives its reservation back
@@ -327,7 +328,7 @@ async def test_a_refund_the_issuer_declines_leaves_the_whole_amount_refundable(
     plain = IssuerConfig(
         name="Plain Bank", bins=["621234"], port=port, zpk=PLAIN_ZPK, zak="22" * 16, mac=False
     )
-    running = await start_all(stack_settings(tmp_path, database_url, issuers=[plain]))
+    running = await start_all(stack_settings(tmp_path, database_url, issuers=[plain], issuer_timeout_s=5.0))
     try:
         card = manual_card(PLAIN_PAN, "3012", default_pin="246810")
         async with TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=5.0) as terminal:
