@@ -129,13 +129,18 @@ def pytest_collection_modifyitems(items):
 
 
 def run_group(
-    group: Group, max_children: int, incremental: bool, deselect: list[str], survivors_only: bool = False
+    group: Group,
+    max_children: int,
+    incremental: bool,
+    deselect: list[str],
+    survivors_only: bool = False,
+    equivalent: frozenset[str] = frozenset(),
 ) -> None:
     workdir = prepare(group, incremental or survivors_only, deselect)
     patterns = [p for t in group.targets for p in t.patterns()]
     if survivors_only:  # the same code, more tests: only what was not killed needs testing again
         collect(group)
-        patterns = [line.split(": ")[0] for line in group.survivors]
+        patterns = [name for line in group.survivors if (name := line.split(": ")[0]) not in equivalent]
         group.survivors, group.counts = [], {}
         if not patterns:
             collect(group)
@@ -283,7 +288,8 @@ def main() -> int:
             continue
         print(f"mutation: group {group.name} …", flush=True)
         deselect = list(config.get("deselect", []))
-        run_group(group, args.max_children, args.incremental, deselect, args.retest_survivors)
+        known = frozenset(config.get("equivalent", {}))
+        run_group(group, args.max_children, args.incremental, deselect, args.retest_survivors, known)
     equivalent = {name: reason.strip() for name, reason in config.get("equivalent", {}).items()}
     return 0 if report(groups, equivalent, float(config["threshold_percent"])) else 1
 
