@@ -98,6 +98,13 @@ def test_a_repeated_request_finds_its_own_transaction_by_the_whole_key(store: St
 
 def test_the_key_is_a_constraint_and_a_request_in_flight_has_no_answer_yet(store: Store) -> None:
     first = _insert(store, Key())
+    values = {**dataclasses.asdict(Key(stan="000099")), "mid": "898440153110001", "kind": "settlement"}
+    recorded = store.transact(lambda s: insert_transaction(s, **values, created_at=NOW))
+    assert (recorded.rrn, recorded.network_stan) == (rrn_of(recorded.id), "")  # no network STAN given
+    with_stan = store.transact(
+        lambda s: insert_transaction(s, **{**values, "stan": "000100"}, created_at=NOW, network_stan="000123")
+    )
+    assert with_stan.network_stan == "000123"
     with pytest.raises(IntegrityError):
         _insert(store, Key())
     found = _find(store, Key())
