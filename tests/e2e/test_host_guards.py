@@ -139,6 +139,43 @@ async def test_a_partly_refunded_sale_is_not_reversed_and_the_log_says_why(
     assert await available_fen(terminal, OK_CARD) == 1_000_000 - 600
 
 
+# ---- a void names its original twice (37 and 61), and only its own merchant's, its own terminal's
+
+
+def _void_of(terminal: TerminalClient, rrn: str, amount_fen: int, field61: str) -> dict[str, str]:
+    msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, amount_fen, None, "magstripe")
+    msg.update({"3": "200000", "37": rrn, "61": field61})
+    msg["60"] = "23" + msg["60"][2:]
+    return msg
+
+
+async def test_a_void_whose_37_and_61_name_different_sales_is_25(terminal: TerminalClient) -> None:
+    first = await terminal.sale(OK_CARD, "123456", 1_100)
+    second = await terminal.sale(OK_CARD, "123456", 1_100)
+    assert first.rrn and second.rrn
+    batch = terminal.state.batch
+    for field61 in (batch + second.stan, f"{int(batch) + 1:06d}" + first.stan):  # other STAN, other batch
+        assert (await terminal.exchange(_void_of(terminal, first.rrn, 1_100, field61))).response_code == "25"
+    assert (await terminal.exchange(_void_of(terminal, first.rrn, 1_100, batch + first.stan))).approved
+    assert await available_fen(terminal, OK_CARD) == 1_000_000 - 1_100
+
+
+@pytest.mark.parametrize("owner", ["mid", "tid"])
+async def test_a_void_of_another_merchants_or_terminals_sale_is_25(
+    stack: Running, terminal: TerminalClient, owner: str
+) -> None:
+    sale = await terminal.sale(OK_CARD, "123456", 1_200)
+    assert sale.rrn
+    other = {"mid": "898440153110999", "tid": "10000099"}[owner]
+    txn_id = int(sale.rrn)
+    await stack.handle.store.run(
+        lambda s: s.execute(update(Transaction).where(Transaction.id == txn_id).values({owner: other}))
+    )
+    void = _void_of(terminal, sale.rrn, 1_200, terminal.state.batch + sale.stan)
+    assert (await terminal.exchange(void)).response_code == "25"
+    assert await available_fen(terminal, OK_CARD) == 1_000_000 - 1_200
+
+
 # ---- a PIN block that does not open
 
 
