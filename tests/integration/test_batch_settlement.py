@@ -12,9 +12,18 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
-from posgate.store.batches import Totals, host_totals, open_settlement, parse_totals, settle_batch
+from posgate.store.batches import (
+    Totals,
+    UploadRecord,
+    host_totals,
+    open_settlement,
+    parse_totals,
+    parse_upload_records,
+    settle_batch,
+    store_upload,
+)
 from posgate.store.db import make_engine, migrate
-from posgate.store.models import BatchSettlement, Transaction
+from posgate.store.models import BatchSettlement, BatchUploadRecord, Transaction
 from posgate.store.runtime import Store
 
 TID, MID, BATCH = "10000001", "898440153110001", "000001"
@@ -144,3 +153,64 @@ def test_foreign_card_totals_leave_the_batch_open(store: Store, batch: Totals) -
 def test_an_empty_batch_settles_with_zero_totals(store: Store) -> None:
     assert _settle(store, _field48(Totals())).balanced
     assert not _settle(store, _field48(Totals(debit_fen=0, debit_count=1))).balanced
+
+
+# ---- batch upload records (field 48 of a 0320): n2 count + count × (org n2, STAN n6, PAN n20, amount n12)
+
+
+def _record(org: str, stan: str, pan: str, amount_fen: int) -> str:
+    return f"{org}{stan}{pan:0>20}{amount_fen:012d}"
+
+
+def test_upload_records_parse_field_by_field() -> None:
+    field48 = "03" + _record("00", "000123", "6229990000000012", 1_000)
+    field48 += _record("01", "000124", "4222222222222", 25) + _record(
+        "02", "000125", "6229990000000000014", 9
+    )
+    assert parse_upload_records(field48) == [
+        UploadRecord("00", "000123", "6229990000000012", 1_000),
+        UploadRecord("01", "000124", "4222222222222", 25),
+        UploadRecord("02", "000125", "6229990000000000014", 9),
+    ]
+    eight = "08" + "".join(_record("00", f"{n:06d}", "6229990000000012", n) for n in range(1, 9))
+    assert [r.amount_fen for r in parse_upload_records(eight)] == list(range(1, 9))
+
+
+@pytest.mark.parametrize(
+    ("field48", "message"),
+    [
+        ("00", "field 48: 0 records need 2 digits, got 2"),
+        (
+            "09" + _record("00", "000001", "6229990000000012", 1) * 9,
+            "field 48: 9 records need 362 digits, got 362",
+        ),
+        ("02" + _record("00", "000001", "6229990000000012", 1), "field 48: 2 records need 82 digits, got 42"),
+        (
+            "01" + _record("00", "000001", "6229990000000012", 1) + "0",
+            "field 48: 1 records need 42 digits, got 43",
+        ),
+    ],
+)
+def test_upload_records_outside_1_to_8_or_of_the_wrong_length_are_refused(field48: str, message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
+        parse_upload_records(field48)
+
+
+def test_uploaded_records_keep_a_keyed_hash_and_a_mask_never_the_pan(store: Store) -> None:
+    settlement_id = _settle(store, _field48(Totals(debit_fen=1, debit_count=1))).settlement_id
+    records = [UploadRecord("00", "000123", "6229990000000012", 1_000), UploadRecord("00", "000124", "", 5)]
+
+    def protect(pan: str) -> tuple[str, str]:
+        return f"hash-of-{pan[-4:]}", pan[:6] + "******" + pan[-4:]
+
+    store.transact(lambda s: store_upload(s, settlement_id, records, "201", protect))
+    rows = store.transact(
+        lambda s: [
+            (r.stan, r.card_org, r.pan_hash, r.pan_masked, r.amount_fen, r.record_type, r.settlement_id)
+            for r in s.scalars(select(BatchUploadRecord).order_by(BatchUploadRecord.stan))
+        ]
+    )
+    assert rows == [
+        ("000123", "00", "hash-of-0012", "622999******0012", 1_000, "201", settlement_id),
+        ("000124", "00", None, None, 5, "201", settlement_id),  # no PAN: nothing to protect
+    ]
