@@ -19,11 +19,12 @@ from posgate.store.batches import (
     open_settlement,
     parse_totals,
     parse_upload_records,
+    reconcile_batch,
     settle_batch,
     store_upload,
 )
 from posgate.store.db import make_engine, migrate
-from posgate.store.models import BatchSettlement, BatchUploadRecord, Transaction
+from posgate.store.models import BatchSettlement, BatchUploadRecord, ReconciliationItem, Transaction
 from posgate.store.runtime import Store
 
 TID, MID, BATCH = "10000001", "898440153110001", "000001"
@@ -214,3 +215,40 @@ def test_uploaded_records_keep_a_keyed_hash_and_a_mask_never_the_pan(store: Stor
         ("000123", "00", "hash-of-0012", "622999******0012", 1_000, "201", settlement_id),
         ("000124", "00", None, None, 5, "201", settlement_id),  # no PAN: nothing to protect
     ]
+
+
+def test_reconciliation_reports_each_difference_and_closes_the_batch(store: Store, batch: Totals) -> None:
+    outcome = _settle(store, _field48(Totals(debit_fen=1, debit_count=1)))
+    assert not outcome.balanced
+    ours = store.transact(
+        lambda s: {t.kind + ":" + str(t.amount_fen): t for t in s.scalars(select(Transaction))}
+    )
+    sale, completion = ours["sale:10000"], ours["completion:5000"]
+    records = [
+        UploadRecord("00", sale.stan, "6229990000000012", 10_000),  # agrees
+        UploadRecord("00", completion.stan, "6229990000000012", 5_001),  # amount differs
+        UploadRecord("00", "999999", "6229990000000012", 700),  # the host never saw it
+    ]
+    store.transact(lambda s: store_upload(s, outcome.settlement_id, records, "201", lambda p: ("h", "m")))
+    later = NOW + dt.timedelta(minutes=5)
+    differences = store.transact(lambda s: reconcile_batch(s, outcome.settlement_id, later))
+    items = store.transact(
+        lambda s: sorted(
+            (i.kind, i.stan, i.rrn, i.host_amount_fen, i.terminal_amount_fen, i.settlement_id)
+            for i in s.scalars(select(ReconciliationItem))
+        )
+    )
+    counted = {t.stan: t for t in ours.values() if t.stan not in (sale.stan, completion.stan)}
+    expected = [
+        ("amount_differs", completion.stan, completion.rrn, 5_000, 5_001, outcome.settlement_id),
+        ("missing_on_host", "999999", None, None, 700, outcome.settlement_id),
+    ] + [
+        ("missing_on_terminal", t.stan, t.rrn, t.amount_fen, None, outcome.settlement_id)
+        for t in counted.values()
+        if (t.kind, t.state) in {("sale", "voided"), ("void", "approved"), ("refund", "approved")}
+    ]
+    assert items == sorted(expected)
+    assert differences == len(expected) == 5
+    row = store.transact(lambda s: s.get(BatchSettlement, outcome.settlement_id))
+    assert (row.result, row.differences, row.completed_at) == ("reconciled", 5, later)
+    assert _unsettled(store) == 0  # the batch is closed
