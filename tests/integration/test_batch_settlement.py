@@ -118,6 +118,10 @@ def test_equal_totals_close_the_batch(store: Store, batch: Totals) -> None:
     assert _unsettled(store) == 0
     row = store.transact(lambda s: s.get(BatchSettlement, outcome.settlement_id))
     assert (row.result, row.completed_at) == ("balanced", NOW)
+    others = store.transact(
+        lambda s: list(s.scalars(select(Transaction.settlement_id).where(Transaction.tid != TID)))
+    )
+    assert others == [None]  # another terminal's batch stays open
 
 
 @pytest.mark.parametrize(
