@@ -88,3 +88,30 @@ def test_the_log_formatter_masks_what_the_message_and_its_arguments_carry() -> N
     )
     line = MaskingFormatter("%(message)s").format(record)
     assert line == "card 422222***2222, pan 622999*********0014"
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("posgate", logging.ERROR, __file__, 1, "card %s", (PANS[16],), None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_a_traceback_a_cached_traceback_and_a_stack_are_masked_and_indented() -> None:
+    formatter = MaskingFormatter("%(asctime)s %(message)s", datefmt="%Y")
+    try:
+        raise ValueError(f"bad card {PANS[13]}")
+    except ValueError:
+        import sys
+
+        exc_info = sys.exc_info()
+    for record in (
+        _record(exc_info=exc_info),
+        _record(exc_text=f"Traceback\nValueError: bad card {PANS[13]}"),
+        _record(stack_info=f"Stack (most recent call last):\n  card {PANS[13]}"),
+    ):
+        lines = formatter.format(record).split("\n")
+        year = formatter.formatTime(record, "%Y")
+        assert lines[0] == f"{year} card 622999******0012"
+        assert len(lines) > 1 and all(line.startswith((" ", "\t")) for line in lines[1:])
+        assert PANS[13] not in "\n".join(lines) and "422222***2222" in "\n".join(lines)
