@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint up clean chaos
+.PHONY: demo test lint up clean chaos mutation
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ up: $(STAMP)
 	$(BIN)/posgate up
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests tools
 	$(BIN)/python -m pytest -q
 
 # Fault injection, the long run (docs/testing.md): every variant, CHAOS_ROUNDS rounds each, niced.
@@ -28,8 +28,13 @@ chaos: $(STAMP)
 	nice -n 10 $(BIN)/python -m tests.chaos --rounds $(CHAOS_ROUNDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
+
+# Mutation testing of the guard modules (tools/mutation.toml; docs/testing.md). MUTATION_ARGS: e.g.
+# --group ledger --incremental
+mutation: $(STAMP)
+	nice -n 10 $(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info mutants

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from posgate.api.demo_story import run_onboarding_story
 from posgate.config import Settings
+from posgate.merchants.provisioning import key_kcv
+from posgate.security.keys import kcv
 from posgate.services import Running
 
 
@@ -14,3 +16,8 @@ async def test_the_onboarding_story_ends_with_a_live_merchant(stack: Running) ->
     assert outcome.ok, [(line.title, line.expected, line.got) for line in outcome.lines]
     assert outcome.mid == "898440158120001"
     assert outcome.lines[-1].got == "live"
+    # the KCV line checked the key the terminal actually signed in with against the one provisioned
+    assert outcome.terminal is not None
+    delivered = next(line for line in outcome.lines if "KCV checked" in line.title)
+    provisioned = stack.handle.store.transact(lambda s: key_kcv(s, "terminal", outcome.terminal.tid, "TMK"))
+    assert delivered.got == kcv(bytes.fromhex(outcome.terminal.tmk_hex)) == provisioned == delivered.expected

@@ -19,9 +19,8 @@ from sqlalchemy import select
 
 from posgate.api.app import create_app
 from posgate.api.testing import DEMO_PASSWORD, form_values, photo_files
-from posgate.merchants.lifecycle import complete_test_swipe
 from posgate.services import start_all
-from posgate.store.models import Merchant
+from posgate.store.models import Merchant, Terminal
 from posgate.terminal import TerminalClient, TerminalState, demo_card
 from tests.e2e.conftest import stack_settings
 
@@ -159,14 +158,15 @@ async def test_operator_files_reviewer_approves_terminal_goes_live(tmp_path: Pat
                 reversal = await terminal.reverse_last("96")
                 assert reversal.response_code == "00", reversal
 
-            status = await running.handle.store.run(
-                lambda s: s.scalar(select(Merchant.status).where(Merchant.mid == mid))
+            # the host itself made the terminal and its merchant live on the approved reversal of the
+            # test sale: nothing here completes the test swipe on its behalf
+            statuses = await running.handle.store.run(
+                lambda s: (
+                    s.scalar(select(Merchant.status).where(Merchant.mid == mid)),
+                    s.scalar(select(Terminal.status).where(Terminal.tid == "10000002")),
+                )
             )
-            if status != "live":
-                # FALLBACK (remove when the host's test-swipe handling is in): the host did not make the
-                # merchant live after the approved reversal of the test sale, so do what it will do.
-                await running.handle.store.run(lambda s: complete_test_swipe(s, "10000002"))
-                print("browser test: FALLBACK used, the host did not make the merchant live")
+            assert statuses == ("live", "live"), statuses
 
             await page.goto(f"{base}/merchants/{mid}")
             await expect(page.locator("#merchant-status")).to_contain_text("live")

@@ -93,3 +93,57 @@ def test_pin_offset_matches_fixture() -> None:
 
 def test_pin_offset_uses_the_16_rightmost_pan_digits() -> None:
     assert pin_offset(BANK_A_PVK, "123456", "99" + PAN) == OFFSET_123456
+
+
+def test_a_malformed_key_is_named_by_its_role_never_shown(pik: bytes) -> None:
+    block = encode_pin_block("123456", PAN, pik)
+    short = bytes(8)
+    cases = [
+        (lambda: encode_pin_block("123456", PAN, short), "PIK must be 16 or 24 bytes, got 8"),
+        (
+            lambda: translate_pin_block(block, PAN, short, BANK_A_ZPK),
+            "source PIN key must be 16 or 24 bytes, got 8",
+        ),
+        (
+            lambda: translate_pin_block(block, PAN, pik, short),
+            "destination PIN key must be 16 or 24 bytes, got 8",
+        ),
+        (
+            lambda: verify_pin_block(block, PAN, short, BANK_A_PVK, OFFSET_123456),
+            "ZPK must be 16 or 24 bytes, got 8",
+        ),
+        (lambda: verify_pin_block(block, PAN, BANK_A_ZPK, bytes(4), OFFSET_123456), "PVK must be"),
+        (lambda: pin_offset(bytes(4), "123456", PAN), "PVK must be"),
+    ]
+    for call, message in cases:
+        with pytest.raises(SecurityError) as info:
+            call()
+        assert str(info.value).startswith(message), str(info.value)
+
+
+@pytest.mark.parametrize("pan", ["622999000012", "62299900000000000123", "622999000000001X"])
+def test_a_pan_of_the_wrong_shape_is_refused_everywhere(pan: str, pik: bytes) -> None:
+    block = encode_pin_block("123456", PAN, pik)
+    for call in (
+        lambda: encode_pin_block("123456", pan, pik),
+        lambda: translate_pin_block(block, pan, pik, BANK_A_ZPK),
+        lambda: verify_pin_block(block, pan, BANK_A_ZPK, BANK_A_PVK, OFFSET_123456),
+        lambda: pin_offset(BANK_A_PVK, "123456", pan),
+    ):
+        with pytest.raises(SecurityError, match=r"^PAN must be 13 to 19 digits$"):
+            call()
+
+
+@pytest.mark.parametrize(("pin", "pan"), [("1234", "4222222222222"), ("123456789012", "6229990000000000014")])
+def test_the_shortest_and_longest_pins_and_pans_work_end_to_end(pin: str, pan: str, pik: bytes) -> None:
+    block = translate_pin_block(encode_pin_block(pin, pan, pik), pan, pik, BANK_A_ZPK)
+    offset = pin_offset(BANK_A_PVK, pin, pan)
+    assert len(offset) == len(pin)
+    assert verify_pin_block(block, pan, BANK_A_ZPK, BANK_A_PVK, offset)
+
+
+def test_a_single_length_des_pvk_is_accepted_for_offsets() -> None:
+    pvk = BANK_A_PVK[:8]  # IBM 3624 PVKs are often single-length DES keys
+    offset = pin_offset(pvk, "123456", PAN)
+    block = encode_pin_block("123456", PAN, BANK_A_ZPK)
+    assert verify_pin_block(block, PAN, BANK_A_ZPK, pvk, offset)

@@ -17,7 +17,7 @@ from posgate.settlement.clearing import Cleared, adjustment, clear_one
 from posgate.settlement.clearing_day import clearing_date, clearing_window
 from posgate.settlement.errors import FileChecksumError, FileFormatError, SettlementError, UnbalancedEntry
 from posgate.settlement.fees import FeePlan, FeeTable, ppm_of, transaction_fees
-from posgate.settlement.ledger import Entry, clearing_lines, payout_entry
+from posgate.settlement.ledger import Entry, account_type, clearing_lines, payout_entry
 from posgate.settlement.payouts import parse_cny
 from posgate.settlement.rates import Rates, load_rates, parse_rates
 from posgate.settlement.reconcile import HostRecord, IssuerLine, Matcher
@@ -164,6 +164,16 @@ def test_an_entry_must_balance_to_the_fen() -> None:
     day = dt.date(2026, 1, 1)
     with pytest.raises(UnbalancedEntry, match="entry clear:1: debits and credits differ by 1 fen"):
         Entry("clear:1", "clear", day, (("a", 100), ("b", -99)))
+    with pytest.raises(UnbalancedEntry, match="entry clear:2: debits and credits differ by -1 fen"):
+        Entry("clear:2", "clear", day, (("a", 99), ("b", -100)))  # more credit than debit
+    with pytest.raises(UnbalancedEntry, match="entry clear:3: debits and credits differ by -30 fen"):
+        Entry("clear:3", "clear", day, (("a", -10), ("b", -20)))
+    with pytest.raises(UnbalancedEntry, match="entry z: line on a must be non-zero fen"):
+        Entry("z", "clear", day, (("a", 0), ("b", 0)))
+    with pytest.raises(UnbalancedEntry, match="entry f: line on a must be non-zero fen"):
+        Entry("f", "clear", day, (("a", 1.0), ("b", -1)))  # type: ignore[arg-type]  # fen are integers
+    with pytest.raises(UnbalancedEntry, match="entry one: needs at least two lines"):
+        Entry("one", "clear", day, (("a", 5),))
     with pytest.raises(UnbalancedEntry, match="entry x: needs at least two lines"):
         Entry("x", "clear", day, (("a", 0),))
     with pytest.raises(UnbalancedEntry, match="entry y: line on b must be non-zero fen"):
@@ -215,6 +225,25 @@ def test_a_payout_entry_takes_the_surcharge_as_income() -> None:
         "settlement_cash": -9_995,
         "fee_income:d0_surcharge": -5,
     }
+    assert (entry.kind, entry.value_date, entry.payout_id, entry.transaction_id, entry.memo) == (
+        "payout",
+        dt.date(2026, 1, 2),
+        3,
+        None,
+        "d0",
+    )
+
+
+def test_account_types_come_from_the_chart_by_code_or_by_its_head() -> None:
+    assert account_type("merchant_payable:898440153110001") == "liability"
+    assert account_type("issuer_receivable:Bank:with:colons") == "asset"  # only the first colon splits
+    assert account_type("fee_income:mdr") == account_type("fee_income:d0_surcharge") == "income"
+    assert account_type("interchange_expense") == account_type("network_fee_expense") == "expense"
+    assert (account_type("settlement_cash"), account_type("suspense")) == ("asset", "suspense")
+    with pytest.raises(ValueError, match=r"^'cash_drawer' is not an account of the chart$"):
+        account_type("cash_drawer")
+    with pytest.raises(ValueError, match=r"^'suspense_x:1' is not an account of the chart$"):
+        account_type("suspense_x:1")
 
 
 # ---- checksum files

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from psec import tr31
 
 from posgate.api.app import create_app
 from posgate.api.testing import form_values, photo_files
@@ -19,6 +20,7 @@ from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.merchants.keyblock import unwrap_tmk
 from posgate.merchants.provisioning import key_transfer_key
+from posgate.security.keys import kcv
 from posgate.store.models import utcnow
 from posgate.terminal import TerminalClient, TerminalState, demo_card
 
@@ -45,6 +47,25 @@ class OnboardingOutcome:
     @property
     def ok(self) -> bool:
         return all(line.ok for line in self.lines)
+
+
+def open_delivered_tmk(tid: str, ktk: bytes, export: dict[str, str]) -> tuple[bytes | None, StoryLine]:
+    """What the key-loading step does with a TR-31 export: unwrap the TMK with the KTK and check that the
+    key it got has the KCV the export announced. The line fails when the block does not open or the KCVs
+    differ; the clear TMK is returned only when the block opened.
+
+    >>> from posgate.merchants.keyblock import wrap_tmk
+    >>> ktk, tmk = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210"), bytes.fromhex("11" * 16)
+    >>> _, line = open_delivered_tmk("1", ktk, {"key_block": wrap_tmk(ktk, tmk), "tmk_kcv": kcv(tmk)})
+    >>> line.ok
+    True
+    """
+    title = f"TMK of {tid} delivered as TR-31, KCV checked"
+    try:
+        tmk = unwrap_tmk(ktk, export["key_block"])
+    except (tr31.KeyBlockError, tr31.HeaderError) as exc:
+        return None, StoryLine(title, export["tmk_kcv"], f"key block refused: {exc}")
+    return tmk, StoryLine(title, export["tmk_kcv"], kcv(tmk))
 
 
 async def _login(client: httpx.AsyncClient, username: str) -> dict[str, str]:
@@ -87,8 +108,10 @@ async def run_onboarding_story(
         add(StoryLine(f"merchant {mid} waits for the test swipe", "testing", merchant["status"]))
         export = (await client.post(f"/api/terminals/{tid}/tmk/tr31", headers=headers)).json()
         ktk, _ktk_kcv = handle.store.transact(lambda s: key_transfer_key(s, handle.vault, "demo", utcnow()))
-        tmk = unwrap_tmk(ktk, export["key_block"])
-        add(StoryLine(f"TMK of {tid} delivered as TR-31, KCV checked", export["tmk_kcv"], export["tmk_kcv"]))
+        tmk, delivered = open_delivered_tmk(tid, ktk, export)
+        add(delivered)
+        if tmk is None or not delivered.ok:
+            return outcome
         mac_algorithm = merchant["terminals"][0]["mac_algorithm"]  # set at provisioning, like the TMK
         state = TerminalState(tid=tid, mid=mid, tmk_hex=tmk.hex().upper(), mac_algorithm=mac_algorithm)
         outcome.terminal = state
