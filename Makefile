@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint up clean
+.PHONY: demo test lint up clean fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q
+
+# Coverage-guided fuzzing (atheris) of every target in tests/fuzz, FUZZ_RUNS inputs each, under nice.
+# Figures go to .fuzz/summary.md; crashes to .fuzz/crashes/. One target: make fuzz FUZZ_TARGETS=pos_codec
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS ?=
+fuzz: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.fuzz --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -1,5 +1,8 @@
 """Settings: environment variables `POSGATE_*`, then `posgate.toml` (in the working directory or
 `POSGATE_CONFIG`), then defaults. One `Settings` object is built by `bootstrap` and passed down.
+`load_settings` is how a command builds it: anything invalid (a value, an unknown key, a file that is not
+TOML or not UTF-8, an environment variable that does not parse) is one `ConfigError` line naming the setting,
+never the value (it may be a key), never a traceback.
 
 Issuers are configuration, not code: each `[[issuers]]` table names a bank, its BIN prefixes, the address
 of its host and its zone keys. Issuers may also live in the store (the demo fixture puts them there).
@@ -9,15 +12,25 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -175,7 +188,7 @@ class Settings(BaseSettings):
         explicit = os.environ.get("POSGATE_CONFIG")
         toml_path = Path(explicit or "posgate.toml")
         if explicit and not toml_path.is_file():
-            raise ConfigError(f"POSGATE_CONFIG names {toml_path}, which is not a file")
+            raise ConfigError(f"invalid configuration: POSGATE_CONFIG names {toml_path}, which is not a file")
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     @property
@@ -188,3 +201,47 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.data_dir / "master.key"
+
+
+_MAX_ERRORS_SHOWN = 3
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings` from `overrides`, the environment and the TOML file; `ConfigError` (one line) if invalid.
+
+    >>> load_settings(pos_port=70000)
+    Traceback (most recent call last):
+    ...
+    posgate.errors.ConfigError: invalid configuration: pos_port: Input should be less than or equal to 65535
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid configuration: {_toml_path()} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"invalid configuration: {_toml_path()} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"invalid configuration: cannot read {_toml_path()}: {exc.strerror}") from None
+    except SettingsError as exc:  # e.g. POSGATE_ISSUERS that is not JSON; its text names the field only
+        raise ConfigError(f"invalid configuration: {_one_line(str(exc).split(' from source ')[0])}") from None
+
+
+def _toml_path() -> str:
+    return os.environ.get("POSGATE_CONFIG") or "posgate.toml"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(exc: ValidationError) -> str:
+    """`where: what` for the first errors, without the input values (they may be keys)."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    parts = [
+        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {_one_line(error['msg'])}"
+        for error in errors[:_MAX_ERRORS_SHOWN]
+    ]
+    more = len(errors) - _MAX_ERRORS_SHOWN
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

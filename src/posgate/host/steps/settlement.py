@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from posgate.cards.pan import mask_pan
+from posgate.errors import DecodeError
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import parse_field60
@@ -53,7 +54,7 @@ class UploadBatch(Step):
         field48 = ctx.request.get("48", "")
         try:
             records = parse_upload_records(field48) if code != BATCH_END else []
-        except ValueError as exc:
+        except DecodeError as exc:
             ctx.notes["format"] = str(exc)
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
