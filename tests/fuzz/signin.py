@@ -13,9 +13,10 @@ from pathlib import Path
 from posgate.errors import SecurityError
 from posgate.security.keys import encrypt_under, kcv_bytes
 from posgate.security.signin import issue_working_keys, unwrap_working_keys
+from posgate.terminal.state import demo_terminal_state
 from tests.fuzz._harness import check_refusal, fuzz
 
-_TMK = bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+_TMK = demo_terminal_state().tmk  # the corpus holds 0810s recorded from the demo terminal
 _KEYS, _FIELD62 = issue_working_keys(_TMK, with_tdk=True)
 
 
