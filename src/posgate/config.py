@@ -204,6 +204,7 @@ class Settings(BaseSettings):
 
 
 _MAX_ERRORS_SHOWN = 3
+_MAX_KEY_SHOWN = 24
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -236,12 +237,21 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A setting's path, e.g. `issuers.0.port`; an unknown key from the file is shown shortened and escaped
+    (it is the file's text: it may be long, hold a newline, or be a key pasted in the wrong place)."""
+    parts = []
+    for part in loc:
+        text = str(part)
+        if not (text.isascii() and text.isprintable()) or len(text) > _MAX_KEY_SHOWN:
+            text = repr(text[:_MAX_KEY_SHOWN] + ("…" if len(text) > _MAX_KEY_SHOWN else ""))
+        parts.append(text)
+    return ".".join(parts) or "settings"
+
+
 def _describe(exc: ValidationError) -> str:
     """`where: what` for the first errors, without the input values (they may be keys)."""
     errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    parts = [
-        f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {_one_line(error['msg'])}"
-        for error in errors[:_MAX_ERRORS_SHOWN]
-    ]
+    parts = [f"{_where(error['loc'])}: {_one_line(error['msg'])}" for error in errors[:_MAX_ERRORS_SHOWN]]
     more = len(errors) - _MAX_ERRORS_SHOWN
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

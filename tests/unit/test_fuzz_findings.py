@@ -218,3 +218,29 @@ def test_the_command_line_prints_one_line_and_exits_2_on_bad_toml(clean_env: Pat
         f"posgate: invalid configuration: {clean_env / 'posgate.toml'} is not valid TOML: "
         "Invalid value (at end of document)"
     ]
+
+
+def test_an_unknown_key_is_shown_shortened_and_escaped(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by tests/fuzz/config.py: the key name went into the message whole — 100 characters, a newline,
+    # or a 32-hex key pasted as a name
+    long_key = "f" * 40 + "pos_port"
+    text = _config_error(monkeypatch, f'{long_key} = 7000\n"a\\nb" = 1\n'.encode())
+    assert text == (
+        "invalid configuration: 'ffffffffffffffffffffffff…': Extra inputs are not permitted; "
+        "'a\\nb': Extra inputs are not permitted"
+    )
+
+
+def test_a_control_character_in_a_text_field_is_refused_by_the_codec() -> None:
+    from posgate.iso8583.codec import decode_pos, encode_pos, salvage_pos
+
+    # found by tests/fuzz/test_posport.py: `0200 sale tid=\n1000000 …` — a TID that forges a log line
+    raw = encode_pos({"t": "0200", "11": "000001", "41": "10000001"}).replace(b"10000001", b"1000\r\n01")
+    with pytest.raises(DecodeError) as info:
+        decode_pos(raw)
+    assert str(info.value) == "field 41: expected printable characters, got '1000\\r\\n01' at byte 13"
+    assert salvage_pos(raw) == {"t": "0200", "11": "000001"}  # no 41: the host closes instead of answering
+    with pytest.raises(EncodeError, match=r"^field 41: expected printable characters, got '\\x1b\[2J1000'"):
+        encode_pos({"t": "0200", "41": "\x1b[2J1000"})
