@@ -83,9 +83,10 @@ def mutate(rng: random.Random, seeds: list[bytes]) -> tuple[str, bytes]:
         return kind, _frame(encode_pos(msg))
     if kind == "unknown_mti":
         return kind, _frame(rng.choice([b"\x09\x00", b"\x02\x40", b"\x99\x99"]) + payload[2:])
-    if kind == "tid_control":
-        msg["41"] = rng.choice(["\n1000000", "1000\r\n01", "\x1b[2J1000", "10000001"[:7] + "\x00"])
-        return kind, _frame(encode_pos(msg))
+    if kind == "tid_control":  # written over the encoded bytes: the codec refuses to encode them
+        tid = rng.choice([b"\n1000000", b"1000\r\n01", b"\x1b[2J1000", b"1000000\x00"])
+        raw = encode_pos({**msg, "41": "\x7e" * 8})
+        return kind, _frame(raw.replace(b"\x7e" * 8, tid))
     if kind == "pipeline":
         return kind, b"".join(rng.choice(seeds) for _ in range(rng.randint(2, 6)))
     if kind == "splice":
@@ -100,6 +101,7 @@ async def _run(stack: Running, watch: LogWatch, inputs: list[tuple[str, bytes]])
     for name, data in inputs:
         problems = await asyncio.to_thread(check_input, stack.pos_address, data, watch)
         failures += [f"{name}: {p} — input {data.hex()}" for p in problems]
+    failures += [f"after all inputs: {p}" for p in watch.take(collect=True)]
     return failures
 
 
@@ -130,7 +132,7 @@ async def test_control_characters_in_field_41_are_refused_and_never_reach_the_lo
     raw = _frame(encode_pos({**echo, "41": "10000001"}))
     at = raw.index(b"10000001")
     frame = raw[:at] + tid.encode("ascii") + raw[at + 8 :]
-    problems = await asyncio.to_thread(check_input, stack.pos_address, frame, log_watch)
+    problems = await asyncio.to_thread(check_input, stack.pos_address, frame, log_watch, collect=True)
     assert problems == []
 
 
