@@ -39,9 +39,8 @@ class SettleBatch(Step):
             outcome = await self.services.store.run(
                 lambda s: settle_batch(s, tid, mid, batch, day, field48, now)
             )
-        except (
-            EncodeError
-        ) as exc:  # the host's totals do not fit field 48 (a count over 999): nothing written
+        except EncodeError as exc:
+            # the host's totals do not fit field 48 (a count over 999): nothing was written
             ctx.notes["settlement"] = str(exc)
             ctx.result.decline(Reason.SYSTEM_ERROR)
             return
