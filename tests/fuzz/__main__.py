@@ -1,6 +1,7 @@
 """`make fuzz`: run every fuzz target under atheris for a number of inputs, then write a summary table.
 
     python -m tests.fuzz [--runs N] [--timeout-s S] [--out DIR] [target ...]
+    python -m tests.fuzz --merge [--out DIR] [--max-files N] [target ...]
 
 Each target runs in its own process (`python -m tests.fuzz.<target> -runs=N …`) with a scratch corpus in
 `DIR/work/<target>/` (the repo corpus `tests/fuzz/corpus/<target>/` is read, never written), crash, hang and
@@ -8,15 +9,22 @@ slow-input files written to `DIR/crashes/`, and its log to `DIR/logs/<target>.lo
 one_input raised stops there; the summary says so and names the input that did it. The summary
 (inputs, exec/s, coverage, corpus size, result per target) is printed and written to `DIR/summary.md`.
 Exit status 1 when any target found something.
+
+`--merge` keeps what a run learnt: libFuzzer's `-merge=1` picks, from the repo corpus and
+`DIR/work/<target>/`, a minimal set of inputs with the same coverage; those not yet in the repo are added
+as `min-<sha1 prefix>` (at most `--max-files` files per target in all, smallest first).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +92,27 @@ def run_target(target: str, runs: int, timeout_s: int, out: Path, extra: list[st
     }
 
 
+def merge_target(target: str, out: Path, max_files: int) -> int:
+    """Add to the repo corpus the minimized inputs of a run; the number of files added."""
+    corpus, work = CORPUS_ROOT / target, out / "work" / target
+    if not work.is_dir():
+        return 0
+    with tempfile.TemporaryDirectory(prefix=f"posgate-merge-{target}-") as merged:
+        command = [sys.executable, "-m", f"tests.fuzz.{target}", "-merge=1", merged, str(corpus), str(work)]
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        known = {hashlib.sha1(p.read_bytes()).hexdigest() for p in corpus.iterdir() if p.is_file()}
+        room = max_files - len(known)
+        added = 0
+        for path in sorted(Path(merged).iterdir(), key=lambda p: p.stat().st_size):
+            digest = hashlib.sha1(path.read_bytes()).hexdigest()
+            if digest in known or added >= room:
+                continue
+            shutil.copyfile(path, corpus / f"min-{digest[:16]}")
+            known.add(digest)
+            added += 1
+    return added
+
+
 def summary(rows: list[dict[str, object]], runs: int) -> str:
     lines = [
         f"fuzz run of {time.strftime('%Y-%m-%d %H:%M')} — {runs} inputs per target",
@@ -106,11 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=int, default=10, help="an input slower than this is a hang")
     parser.add_argument("--out", type=Path, default=Path(".fuzz"))
     parser.add_argument("--libfuzzer", default="", help="extra libFuzzer flags, space-separated")
+    parser.add_argument("--merge", action="store_true", help="add a run's new coverage to the repo corpus")
+    parser.add_argument("--max-files", type=int, default=300, help="corpus files per target at most")
     args = parser.parse_args(argv)
     targets = args.targets or all_targets()
     unknown = sorted(set(targets) - set(all_targets()))
     if unknown:
         parser.error(f"unknown target(s): {', '.join(unknown)}; known: {', '.join(all_targets())}")
+    if args.merge:
+        for target in targets:
+            print(f"{target}: {merge_target(target, args.out, args.max_files)} inputs added", flush=True)
+        return 0
     rows = []
     for target in targets:
         print(f"fuzzing {target} for {args.runs:,} inputs …", flush=True)

@@ -89,6 +89,8 @@ def fuzz(target: str, one_input: OneInput, packages: Iterable[str] = INSTRUMENTE
     import atheris
 
     argv = list(sys.argv)
+    # libFuzzer re-runs argv[0] through the shell for -merge, -fork and -jobs: make it this module again
+    argv[0] = f"{sys.executable} -m tests.fuzz.{target}"
     if not any(not arg.startswith("-") for arg in argv[1:]):
         argv.append(str(corpus_dir(target)))
     count = instrument(packages)
