@@ -244,3 +244,18 @@ def test_a_control_character_in_a_text_field_is_refused_by_the_codec() -> None:
     assert salvage_pos(raw) == {"t": "0200", "11": "000001"}  # no 41: the host closes instead of answering
     with pytest.raises(EncodeError, match=r"^field 41: expected printable characters, got '\\x1b\[2J1000'"):
         encode_pos({"t": "0200", "41": "\x1b[2J1000"})
+
+
+@pytest.mark.parametrize("prefix", [b" 8", b"+8", b"8 "])
+def test_a_network_length_prefix_must_be_digits(prefix: bytes) -> None:
+    from posgate.iso8583.codec import decode_network
+
+    # found by tests/fuzz/network_codec.py: pyiso8583 reads an LLVAR prefix with int(), so " 8" was 8
+    raw = b"0200" + b"0000000100000000" + prefix + b"49990000"
+    with pytest.raises(DecodeError) as info:
+        decode_network(raw)
+    assert (str(info.value), info.value.field, info.value.pos) == (
+        "field 32: length prefix is not digits at byte 20",
+        32,
+        20,
+    )

@@ -139,6 +139,11 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
     for key, enc in doc_enc.items():
         start = pos
         pos += len(enc["len"])
+        if enc["len"] and dialect.spec[key]["len_enc"] == "ascii" and not _ascii_digits(enc["len"]):
+            # pyiso8583 reads the prefix with int(), which also takes " 8", "+8" and "8 "
+            raise DecodeError(
+                message(field_number(key), "length prefix is not digits", start), field_number(key), start
+            )
         if key not in _NOT_DATA_FIELDS:
             offsets[key] = start
             value = doc_dec[key]
@@ -150,6 +155,10 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
             msg[key] = value
         pos += len(enc["data"])
     return msg, offsets
+
+
+def _ascii_digits(raw: bytes) -> bool:
+    return all(0x30 <= b <= 0x39 for b in raw)
 
 
 def _read_mti(data: bytes, dialect: Dialect) -> str:
