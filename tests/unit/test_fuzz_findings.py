@@ -259,3 +259,21 @@ def test_a_network_length_prefix_must_be_digits(prefix: bytes) -> None:
         32,
         20,
     )
+
+
+def test_bit_65_is_refused_instead_of_silently_dropping_a_tertiary_bitmap() -> None:
+    from posgate.iso8583.codec import decode_network, decode_pos
+
+    # found by tests/fuzz/network_codec.py: pyiso8583 read 16 more bitmap characters (a tertiary bitmap), the
+    # codec dropped them, and the message re-encoded to other bytes
+    raw = (Path(__file__).parents[1] / "fuzz/corpus/network_codec/found-field-65").read_bytes()
+    with pytest.raises(DecodeError) as info:
+        decode_network(raw)
+    assert (str(info.value), info.value.field, info.value.pos) == (
+        "field 65: set in the secondary bitmap, but a tertiary bitmap is not used by this dialect at byte 20",
+        65,
+        20,
+    )
+    pos = bytes.fromhex("080080000000000000008000000000000000") + bytes(8)
+    with pytest.raises(DecodeError, match=r"^field 65: set in the secondary bitmap, .* at byte 10$"):
+        decode_pos(pos)
