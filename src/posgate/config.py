@@ -100,9 +100,9 @@ class IssuerConfig(BaseModel):
     @field_validator("bins")
     @classmethod
     def _bins_are_digits(cls, bins: list[str]) -> list[str]:
-        for prefix in bins:
-            if not prefix.isdigit() or not 1 <= len(prefix) <= 11:
-                raise ValueError(f"BIN prefix {prefix!r} must be 1-11 digits")
+        for number, prefix in enumerate(bins, 1):
+            if not (prefix.isascii() and prefix.isdigit()) or not 1 <= len(prefix) <= 11:
+                raise ValueError(f"BIN prefix {number} must be 1-11 digits")  # not echoed: a key pasted here?
         return bins
 
 
@@ -119,7 +119,9 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
-    issuer_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [6001, 6002])
+    issuer_ports: Annotated[list[Annotated[int, Field(ge=0, le=65535)]], NoDecode] = Field(
+        default_factory=lambda: [6001, 6002]
+    )
     issuer_sim_tls_cert: Path | None = Field(
         default=None, description="issuer simulator TLS: certificate chain (PEM) every bank serves"
     )
@@ -163,7 +165,10 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ports(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isascii() and part.isdigit() for part in parts):
+                raise ValueError("must be port numbers separated by commas")  # the value is not echoed
+            return [int(part) for part in parts]
         if isinstance(value, int):
             return [value]
         return value

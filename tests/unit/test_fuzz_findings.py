@@ -277,3 +277,28 @@ def test_bit_65_is_refused_instead_of_silently_dropping_a_tertiary_bitmap() -> N
     pos = bytes.fromhex("080080000000000000008000000000000000") + bytes(8)
     with pytest.raises(DecodeError, match=r"^field 65: set in the secondary bitmap, .* at byte 10$"):
         decode_pos(pos)
+
+
+def test_bad_issuer_ports_are_not_echoed(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # found by tests/fuzz/config.py: "invalid literal for int() with base 10: '…'" echoed the whole value
+    text = _config_error(monkeypatch, None, ISSUER_PORTS="6001,x0123456789ABCDEF0123456789ABCDEF")
+    assert (
+        text == "invalid configuration: issuer_ports: Value error, must be port numbers separated by commas"
+    )
+
+
+def test_issuer_ports_over_65535_are_a_config_error_not_a_bind_traceback(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: accepted, then `posgate issuer` died with "OverflowError: bind(): port must be 0-65535"
+    text = _config_error(monkeypatch, None, ISSUER_PORTS="6001,70000")
+    assert text == "invalid configuration: issuer_ports.1: Input should be less than or equal to 65535"
+
+
+def test_a_bad_bin_prefix_is_named_by_its_number_not_echoed(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    zak = "0123456789ABCDEF0123456789ABCDEF"
+    toml = f'[[issuers]]\nname = "B"\nbins = ["62", "{zak}"]\nport = 7001\nzpk = "{zak}"\nzak = "{zak}"\n'
+    text = _config_error(monkeypatch, toml.encode())
+    assert text == "invalid configuration: issuers.0.bins: Value error, BIN prefix 2 must be 1-11 digits"
