@@ -41,6 +41,7 @@ from posgate.terminal.state import demo_terminal_state
 from tests.fuzz._harness import fuzz
 
 REPLAY_HERE = False  # needs a running host: tests/fuzz/test_posport.py replays the corpus
+RUNS_CAP = 20_000  # make fuzz: TCP + store per input, a few dozen a second (--uncapped for more)
 ANSWER_WAIT_S = 3.0
 TPDU = bytes.fromhex("6000030000")
 HEADER = bytes.fromhex("603210320072")
