@@ -32,15 +32,17 @@ from tests.fuzz._harness import CORPUS_ROOT, FUZZ_DIR
 
 _DONE = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+ .*?exec/s: (\d+)")
 _PROGRESS = re.compile(r"#(\d+)\s+\w+\s+cov: (\d+) ft: (\d+) corp: (\d+)/\S+ .*?exec/s: (\d+)")
+_ONE_INPUT = re.compile(r"^def (one_input|test_one_input|TestOneInput)\(", re.MULTILINE)
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 
 
 def all_targets() -> list[str]:
-    """Every module of tests/fuzz that defines `one_input` (not `_private`, not `test_*`)."""
+    """Every module of tests/fuzz that defines `one_input` (or atheris' `TestOneInput` / `test_one_input`),
+    not `_private`, not `test_*`."""
     return sorted(
         p.stem
         for p in FUZZ_DIR.glob("*.py")
-        if not p.stem.startswith(("_", "test_")) and "\ndef one_input(" in p.read_text()
+        if not p.stem.startswith(("_", "test_")) and _ONE_INPUT.search(p.read_text())
     )
 
 

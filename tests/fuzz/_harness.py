@@ -34,6 +34,15 @@ OneInput = Callable[[bytes], None]
 _CLEAR_PAN = re.compile(r"(?<!\d)\d{13,19}(?!\d)")
 
 
+def one_input_of(module: object) -> OneInput:
+    """A target module's one-input function: `one_input`, or atheris' `TestOneInput` / `test_one_input`."""
+    for name in ("one_input", "TestOneInput", "test_one_input"):
+        function = getattr(module, name, None)
+        if callable(function):
+            return function  # type: ignore[no-any-return]
+    raise AttributeError(f"{getattr(module, '__name__', module)} defines no one_input")
+
+
 def corpus_dir(target: str) -> Path:
     return CORPUS_ROOT / target
 

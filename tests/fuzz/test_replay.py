@@ -13,7 +13,7 @@ import traceback
 import pytest
 
 from tests.fuzz.__main__ import all_targets
-from tests.fuzz._harness import corpus_files
+from tests.fuzz._harness import corpus_files, one_input_of
 
 TARGETS = all_targets()
 REPLAYED = [t for t in TARGETS if getattr(importlib.import_module(f"tests.fuzz.{t}"), "REPLAY_HERE", True)]
@@ -27,11 +27,11 @@ def test_every_target_has_a_corpus() -> None:
 
 @pytest.mark.parametrize("target", REPLAYED)
 def test_corpus_replays_cleanly(target: str) -> None:
-    module = importlib.import_module(f"tests.fuzz.{target}")
+    one_input = one_input_of(importlib.import_module(f"tests.fuzz.{target}"))
     failures = []
     for path in corpus_files(target):
         try:
-            module.one_input(path.read_bytes())
+            one_input(path.read_bytes())
         except Exception:
             failures.append(f"{path.name}: {traceback.format_exc(limit=-3)}")
     assert not failures, f"{len(failures)} corpus file(s) fail:\n" + "\n".join(failures)
