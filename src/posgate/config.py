@@ -210,6 +210,7 @@ class Settings(BaseSettings):
 
 _MAX_ERRORS_SHOWN = 3
 _MAX_KEY_SHOWN = 24
+_LONG_DIGITS = re.compile(r"\d{13,}")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -250,6 +251,7 @@ def _where(loc: tuple[int | str, ...]) -> str:
         text = str(part)
         if not (text.isascii() and text.isprintable()) or len(text) > _MAX_KEY_SHOWN:
             text = repr(text[:_MAX_KEY_SHOWN] + ("…" if len(text) > _MAX_KEY_SHOWN else ""))
+        text = _LONG_DIGITS.sub("…", text)  # 13 digits or more could be a PAN
         parts.append(text)
     return ".".join(parts) or "settings"
 
