@@ -9,8 +9,10 @@ Contract: `load_settings()` returns `Settings` or raises `ConfigError` whose tex
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from tests.fuzz._harness import INSTRUMENTED, check_refusal, fuzz
 _SCRATCH = Path(
     tempfile.mkdtemp(prefix="posgate-fuzz-config-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
 )
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
 _TOML = _SCRATCH / "posgate.toml"
 _KEY = re.compile(r"[0-9A-Fa-f]{32}")
 

@@ -23,9 +23,11 @@ kind of failure in one run). The replay of this corpus runs against the e2e stac
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -216,6 +218,7 @@ def _start_host() -> tuple[tuple[str, int], LogWatch]:
     from posgate.services import start_all
 
     workdir = Path(tempfile.mkdtemp(prefix="posgate-fuzz-posport-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     settings = Settings(
         data_dir=workdir / "data",
         database_url=f"sqlite:///{workdir / 'posgate.sqlite'}",
