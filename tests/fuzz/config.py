@@ -48,6 +48,7 @@ def _environment(text: str) -> dict[str, str]:
 def one_input(data: bytes) -> None:
     missing = data[:1] == b"!"
     toml, _, env_text = data[missing:].partition(b"\n---\n")
+    _SCRATCH.mkdir(exist_ok=True)
     _TOML.write_bytes(toml)
     saved = {k: v for k, v in os.environ.items() if k.startswith("POSGATE_")}
     for name in saved:

@@ -60,12 +60,13 @@ def one_input(data: bytes) -> None:
     assert encoded == _hex_upper(data, offsets) or secondary_unused, (encoded, data)
     try:
         covered = network_mac_payload(data)
-    except DecodeError as error:
+    except DecodeError as error:  # no MAC as the last field (64, or 128 after a secondary bitmap)
         check_refusal(error, len(data))
-        assert "64" not in msg
         return
-    mac = data[len(covered) : len(covered) + 16]
-    assert "64" in msg and covered == data[: len(covered)] and mac.isalnum(), (covered, mac)
+    mac_field = "128" if "128" in msg else "64"
+    assert mac_field in msg and covered == data[:-16] and msg[mac_field] == data[-16:].decode().upper(), (
+        covered
+    )
 
 
 if __name__ == "__main__":

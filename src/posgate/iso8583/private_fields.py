@@ -21,11 +21,11 @@ def _is_digits(text: str) -> bool:
 
 
 def _require_digits(field: int, value: str) -> None:
-    """`DecodeError` at the first character that is not an ASCII digit (an empty value fails at byte 0)."""
+    """`DecodeError` whose `pos` is the first character that is not an ASCII digit (0 for an empty value)."""
     if _is_digits(value):
         return
     pos = next((i for i, c in enumerate(value) if not ("0" <= c <= "9")), 0)
-    raise DecodeError(f"field {field}: expected digits, got {shown(field, value)} at byte {pos}", field, pos)
+    raise DecodeError(f"field {field}: expected digits, got {shown(field, value)}", field, pos)
 
 
 def _check_parts(field: int, parts: list[tuple[str, str, int]]) -> None:
