@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint up clean chaos mutation
+.PHONY: demo test lint up clean chaos mutation fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,13 @@ test: $(STAMP)
 CHAOS_ROUNDS ?= 50
 chaos: $(STAMP)
 	nice -n 10 $(BIN)/python -m tests.chaos --rounds $(CHAOS_ROUNDS) $(if $(CHAOS_SEED),--seed $(CHAOS_SEED))
+
+# Coverage-guided fuzzing (atheris) of every target in tests/fuzz, FUZZ_RUNS inputs each, under nice.
+# Figures go to .fuzz/summary.md; crashes to .fuzz/crashes/. One target: make fuzz FUZZ_TARGETS=pos_codec
+FUZZ_RUNS ?= 1000000
+FUZZ_TARGETS ?=
+fuzz: $(STAMP)
+	nice -n 10 $(BIN)/python -m tests.fuzz --runs $(FUZZ_RUNS) $(FUZZ_TARGETS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools

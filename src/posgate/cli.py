@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.cli_settlement import (
@@ -20,7 +19,7 @@ from posgate.cli_settlement import (
     reconcile_app,
     settlement_app,
 )
-from posgate.config import Settings
+from posgate.config import Settings, load_settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.files import restrict_umask
 from posgate.terminal.cli import app as terminal_app
@@ -50,13 +49,8 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="[POSGAT
 def build_settings(**overrides: Any) -> Settings:
     """Settings from the environment / posgate.toml, with the command line's options on top."""
     given = {k: v for k, v in overrides.items() if v is not None}
-    try:
-        return Settings(**given)
-    except ValidationError as exc:  # name the setting, never echo its value (it may be a key)
-        for error in exc.errors(include_input=False, include_url=False):
-            where = ".".join(str(part) for part in error["loc"])
-            typer.echo(f"posgate: invalid configuration: {where}: {error['msg']}", err=True)
-        raise typer.Exit(2) from None
+    try:  # load_settings names the setting, never echoes its value (it may be a key)
+        return load_settings(**given)
     except ConfigError as exc:
         typer.echo(f"posgate: {exc}", err=True)
         raise typer.Exit(2) from None

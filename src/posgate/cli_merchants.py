@@ -20,8 +20,8 @@ from posgate.api import operations
 from posgate.api.context import AppContext
 from posgate.api.users import Principal
 from posgate.bootstrap import StoreHandle, open_store
-from posgate.config import Settings
-from posgate.errors import PosgateError
+from posgate.config import load_settings
+from posgate.errors import ConfigError, PosgateError
 from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
 from posgate.merchants.queries import list_applications, merchant_view
 from posgate.merchants.uploads import UploadStore
@@ -56,9 +56,9 @@ def _context(data_dir: Path | None, database_url: str | None) -> Iterator[AppCon
         k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v is not None
     }
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
-    except Exception as exc:
-        _fail(f"invalid configuration: {exc}")
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
     handle: StoreHandle = open_store(settings)
     try:
         yield AppContext(handle, settings, UploadStore(settings.data_dir / "uploads"), b"", None)  # type: ignore[arg-type]

@@ -1,5 +1,8 @@
 """Settings: environment variables `POSGATE_*`, then `posgate.toml` (in the working directory or
 `POSGATE_CONFIG`), then defaults. One `Settings` object is built by `bootstrap` and passed down.
+`load_settings` is how a command builds it: anything invalid (a value, an unknown key, a file that is not
+TOML or not UTF-8, an environment variable that does not parse) is one `ConfigError` line naming the setting,
+never the value (it may be a key), never a traceback.
 
 Issuers are configuration, not code: each `[[issuers]]` table names a bank, its BIN prefixes, the address
 of its host and its zone keys. Issuers may also live in the store (the demo fixture puts them there).
@@ -9,15 +12,26 @@ from __future__ import annotations
 
 import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -89,9 +103,9 @@ class IssuerConfig(BaseModel):
     @field_validator("bins")
     @classmethod
     def _bins_are_digits(cls, bins: list[str]) -> list[str]:
-        for prefix in bins:
-            if not prefix.isdigit() or not 1 <= len(prefix) <= 11:
-                raise ValueError(f"BIN prefix {prefix!r} must be 1-11 digits")
+        for number, prefix in enumerate(bins, 1):
+            if not (prefix.isascii() and prefix.isdigit()) or not 1 <= len(prefix) <= 11:
+                raise ValueError(f"BIN prefix {number} must be 1-11 digits")  # not echoed: a key pasted here?
         return bins
 
 
@@ -108,7 +122,9 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
-    issuer_ports: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [6001, 6002])
+    issuer_ports: Annotated[list[Annotated[int, Field(ge=0, le=65535)]], NoDecode] = Field(
+        default_factory=lambda: [6001, 6002]
+    )
     issuer_sim_tls_cert: Path | None = Field(
         default=None, description="issuer simulator TLS: certificate chain (PEM) every bank serves"
     )
@@ -190,7 +206,10 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ports(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [int(part) for part in value.split(",") if part.strip()]
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if not all(part.isascii() and part.isdigit() for part in parts):
+                raise ValueError("must be port numbers separated by commas")  # the value is not echoed
+            return [int(part) for part in parts]
         if isinstance(value, int):
             return [value]
         return value
@@ -242,7 +261,7 @@ class Settings(BaseSettings):
         explicit = os.environ.get("POSGATE_CONFIG")
         toml_path = Path(explicit or "posgate.toml")
         if explicit and not toml_path.is_file():
-            raise ConfigError(f"POSGATE_CONFIG names {toml_path}, which is not a file")
+            raise ConfigError(f"invalid configuration: POSGATE_CONFIG names {toml_path}, which is not a file")
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
 
     @property
@@ -255,3 +274,59 @@ class Settings(BaseSettings):
     @property
     def master_key_path(self) -> Path:
         return self.data_dir / "master.key"
+
+
+_MAX_ERRORS_SHOWN = 3
+_MAX_KEY_SHOWN = 24
+_LONG_DIGITS = re.compile(r"\d{13,}")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """`Settings` from `overrides`, the environment and the TOML file; `ConfigError` (one line) if invalid.
+
+    >>> load_settings(pos_port=70000)
+    Traceback (most recent call last):
+    ...
+    posgate.errors.ConfigError: invalid configuration: pos_port: Input should be less than or equal to 65535
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid configuration: {_toml_path()} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"invalid configuration: {_toml_path()} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"invalid configuration: cannot read {_toml_path()}: {exc.strerror}") from None
+    except SettingsError as exc:  # e.g. POSGATE_ISSUERS that is not JSON; its text names the field only
+        raise ConfigError(f"invalid configuration: {_one_line(str(exc).split(' from source ')[0])}") from None
+
+
+def _toml_path() -> str:
+    return os.environ.get("POSGATE_CONFIG") or "posgate.toml"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """A setting's path, e.g. `issuers.0.port`; an unknown key from the file is shown shortened and escaped
+    (it is the file's text: it may be long, hold a newline, or be a key pasted in the wrong place)."""
+    parts = []
+    for part in loc:
+        text = str(part)
+        if not (text.isascii() and text.isprintable()) or len(text) > _MAX_KEY_SHOWN:
+            text = repr(text[:_MAX_KEY_SHOWN] + ("…" if len(text) > _MAX_KEY_SHOWN else ""))
+        text = _LONG_DIGITS.sub("…", text)  # 13 digits or more could be a PAN
+        parts.append(text)
+    return ".".join(parts) or "settings"
+
+
+def _describe(exc: ValidationError) -> str:
+    """`where: what` for the first errors, without the input values (they may be keys)."""
+    errors = exc.errors(include_input=False, include_url=False, include_context=False)
+    parts = [f"{_where(error['loc'])}: {_one_line(error['msg'])}" for error in errors[:_MAX_ERRORS_SHOWN]]
+    more = len(errors) - _MAX_ERRORS_SHOWN
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

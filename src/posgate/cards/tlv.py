@@ -4,7 +4,7 @@
 Repeated tags: pyemv decodes into a dict, so when a tag occurs twice the LAST occurrence wins and the earlier
 value is silently lost; a dict cannot hold a tag twice on encode either. Encode anything that legitimately
 repeats (issuer scripts 71/72, each with its own 9F18/86) separately and concatenate the bytes.
-Tag names are uppercase hex (`"9F26"`).
+Tag names are uppercase hex (`"9F26"`). A decoding error quotes a tag only when it is at most 4 bytes long.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import pyemv.tlv
 
 from posgate.errors import DecodeError, EncodeError
+
+_MAX_TAG_HEX = 8
 
 
 def decode_tlv(data: bytes) -> dict[str, bytes]:
@@ -29,7 +31,19 @@ def decode_tlv(data: bytes) -> dict[str, bytes]:
     try:
         return pyemv.tlv.decode(bytes(data), flatten=True)
     except pyemv.tlv.DecodeError as exc:
-        raise DecodeError(f"field 55: {exc}", field=55, pos=exc.offset) from None
+        raise DecodeError(
+            f"field 55: {exc.msg}: {_shown_tag(exc.tag)}, offset {exc.offset}.", 55, exc.offset
+        ) from None
+
+
+def _shown_tag(tag: str) -> str:
+    """How an error names a tag: quoted when it can be an EMV tag (at most 4 bytes), otherwise only its
+    size — a "tag" of many bytes is the sender's data, which may be a PAN in BCD.
+
+    >>> _shown_tag("9F26"), _shown_tag("1FFF8888888888888888")
+    ("tag '9F26'", 'a 10-byte tag (not shown)')
+    """
+    return f"tag {tag!r}" if len(tag) <= _MAX_TAG_HEX else f"a {len(tag) // 2}-byte tag (not shown)"
 
 
 def encode_tlv(tags: Mapping[str, bytes]) -> bytes:

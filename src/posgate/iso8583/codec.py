@@ -63,7 +63,8 @@ __all__ = [
 Message = dict[str, str]
 
 MAC_BYTES = 8
-_NOT_DATA_FIELDS = frozenset({"h", "t", "p", "1", "65"})
+_TERTIARY_BITMAP = "65"
+_NOT_DATA_FIELDS = frozenset({"h", "t", "p", "1", _TERTIARY_BITMAP})
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,15 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
     for key, enc in doc_enc.items():
         start = pos
         pos += len(enc["len"])
+        if enc["len"] and dialect.spec[key]["len_enc"] == "ascii" and not _ascii_digits(enc["len"]):
+            # pyiso8583 reads the prefix with int(), which also takes " 8", "+8" and "8 "
+            raise DecodeError(
+                message(field_number(key), "length prefix is not digits", start), field_number(key), start
+            )
+        if key == "1" and int(doc_dec["1"][:1] or "0", 16) & 0x8:
+            # bit 65: pyiso8583 reads a tertiary bitmap, which neither dialect uses and a Message cannot carry
+            bad = "set in the secondary bitmap, but a tertiary bitmap is not used by this dialect"
+            raise DecodeError(message(65, bad, start), 65, start)
         if key not in _NOT_DATA_FIELDS:
             offsets[key] = start
             value = doc_dec[key]
@@ -150,6 +160,10 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
             msg[key] = value
         pos += len(enc["data"])
     return msg, offsets
+
+
+def _ascii_digits(raw: bytes) -> bool:
+    return all(0x30 <= b <= 0x39 for b in raw)
 
 
 def _read_mti(data: bytes, dialect: Dialect) -> str:

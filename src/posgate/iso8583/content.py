@@ -3,7 +3,8 @@
 pyiso8583 checks structure (lengths, pads, encodings); this module checks what a field may contain, from its
 content class ("n", "z", "an", "ans", "b", see the dialect modules) and its pyiso8583 field spec:
 numeric fields are ASCII digits (so BCD nibbles are 0-9), track data is digits with the `D` separator
-(`=` also allowed where the track is ASCII), binary fields are hex, fixed lengths are exact.
+(`=` also allowed where the track is ASCII), text fields ("an", "ans") are printable ASCII (0x20-0x7E: no
+control character reaches a log or a receipt), binary fields are hex, fixed lengths are exact.
 
 Error messages read `field 4: expected 12 digits, got 'ABC…' at byte 22`. Values of card and security fields
 (`SENSITIVE_FIELDS`, and every binary field) are never quoted, only their length.
@@ -24,6 +25,8 @@ SENSITIVE_FIELDS = frozenset({2, 14, 34, 35, 36, 45, 52, 55, 62, 64, 96, 128})
 
 _DIGITS = frozenset("0123456789")
 _HEX = frozenset("0123456789ABCDEFabcdef")
+# "an" and "ans" are printable ASCII: a control character in a TID would reach logs and receipts raw
+_PRINTABLE = frozenset(chr(c) for c in range(0x20, 0x7F))
 _PREVIEW_CHARS = 12
 
 
@@ -109,6 +112,8 @@ def problem(key: str, value: str, kind: str, fspec: Mapping[str, Any]) -> str | 
             size = len(value.encode(fspec["data_enc"]))
         except (UnicodeError, LookupError):
             return f"expected {fspec['data_enc']} text, got {shown(field, value, kind)}"
+        if not set(value) <= _PRINTABLE:
+            return f"expected printable characters, got {shown(field, value, kind)}"
         ok = size == limit if fixed else size <= limit
     if ok:
         return None

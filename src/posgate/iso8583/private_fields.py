@@ -13,10 +13,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from posgate.errors import DecodeError, EncodeError
+from posgate.iso8583.content import shown
 
 
 def _is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
+
+
+def _require_digits(field: int, value: str) -> None:
+    """`DecodeError` whose `pos` is the first character that is not an ASCII digit (0 for an empty value)."""
+    if _is_digits(value):
+        return
+    pos = next((i for i, c in enumerate(value) if not ("0" <= c <= "9")), 0)
+    raise DecodeError(f"field {field}: expected digits, got {shown(field, value)}", field, pos)
 
 
 def _check_parts(field: int, parts: list[tuple[str, str, int]]) -> None:
@@ -29,7 +38,9 @@ def _check_parts(field: int, parts: list[tuple[str, str, int]]) -> None:
         if ended:
             raise EncodeError(f"field {field}: {name} given without {ended}", field=field)
         if len(value) != width or not _is_digits(value):
-            raise EncodeError(f"field {field}: {name} must be {width} digits, got {value!r}", field=field)
+            raise EncodeError(
+                f"field {field}: {name} must be {width} digits, got {shown(field, value)}", field=field
+            )
 
 
 @dataclass(frozen=True)
@@ -75,11 +86,12 @@ def parse_field60(value: str) -> Field60:
     >>> parse_field60("00000001003")
     Field60(type_code='00', batch='000001', nmc='003', read_capability='', ic_condition='', rest='')
     """
-    if not _is_digits(value):
-        raise DecodeError(f"field 60: expected digits, got {value[:12]!r}", field=60)
+    _require_digits(60, value)
     if len(value) < 8 or 8 < len(value) < 11:
         raise DecodeError(
-            f"field 60: expected 8 or at least 11 digits (60.1, 60.2, 60.3), got {len(value)}", field=60
+            f"field 60: expected 8 or at least 11 digits (60.1, 60.2, 60.3), got {len(value)}",
+            field=60,
+            pos=len(value),
         )
     return Field60(value[0:2], value[2:8], value[8:11], value[11:12], value[12:13], value[13:])
 
@@ -116,10 +128,11 @@ def parse_field61(value: str) -> Field61:
     >>> parse_field61("000001000123")
     Field61(batch='000001', stan='000123', date='', rest='')
     """
-    if not _is_digits(value):
-        raise DecodeError(f"field 61: expected digits, got {value[:12]!r}", field=61)
+    _require_digits(61, value)
     if len(value) != 12 and len(value) < 16:
         raise DecodeError(
-            f"field 61: expected 12 or at least 16 digits (61.1, 61.2, 61.3), got {len(value)}", field=61
+            f"field 61: expected 12 or at least 16 digits (61.1, 61.2, 61.3), got {len(value)}",
+            field=61,
+            pos=len(value),
         )
     return Field61(value[0:6], value[6:12], value[12:16], value[16:])

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from posgate.errors import DecodeError, EncodeError
 from posgate.store.models import (
     BatchSettlement,
     BatchUploadRecord,
@@ -22,6 +23,14 @@ DEBIT_KINDS = ("sale", "completion")
 CREDIT_KINDS = ("void", "completion_void", "refund")
 # a sale later voided is still in the debit totals (its void is in the credit totals)
 COUNTED_STATES = {"sale": ("approved", "voided"), "completion": ("approved", "voided")}
+TOTALS_DIGITS = 31  # debit n12 + count n3 + credit n12 + count n3 + code n1
+RECORD_DIGITS = 40  # card organization n2 + STAN n6 + PAN n20 + amount n12
+MAX_RECORDS = 8
+_AMOUNT_MAX_FEN, _COUNT_MAX = 10**12 - 1, 999
+
+
+def _first_non_digit(text: str) -> int | None:
+    return next((i for i, c in enumerate(text) if not ("0" <= c <= "9")), None)
 
 
 @dataclass(frozen=True)
@@ -32,18 +41,45 @@ class Totals:
     credit_count: int = 0
 
     def field48_part(self, code: str = "0") -> str:
-        """n12 + n3 + n12 + n3 + n1 (31 digits)."""
+        """n12 + n3 + n12 + n3 + n1 (31 digits); `EncodeError` when a total does not fit its digits.
+
+        >>> Totals(debit_count=1000).field48_part()
+        Traceback (most recent call last):
+        ...
+        posgate.errors.EncodeError: field 48: debit count 1000 does not fit n3 (0 to 999)
+        """
+        for name, value, digits, limit in (
+            ("debit amount", self.debit_fen, 12, _AMOUNT_MAX_FEN),
+            ("debit count", self.debit_count, 3, _COUNT_MAX),
+            ("credit amount", self.credit_fen, 12, _AMOUNT_MAX_FEN),
+            ("credit count", self.credit_count, 3, _COUNT_MAX),
+        ):
+            if not 0 <= value <= limit:
+                raise EncodeError(f"field 48: {name} {value} does not fit n{digits} (0 to {limit})", field=48)
+        if not (len(code) == 1 and "0" <= code <= "9"):
+            raise EncodeError(f"field 48: settlement code must be one digit, got {code!r}", field=48)
         return (
             f"{self.debit_fen:012d}{self.debit_count:03d}{self.credit_fen:012d}{self.credit_count:03d}{code}"
         )
 
 
 def parse_totals(part: str) -> Totals:
-    """One 31-digit half of a settlement field 48.
+    """One 31-digit half of a settlement field 48; `DecodeError` (field 48, position in `part`) otherwise.
 
     >>> parse_totals("000000012345002000000000100001" + "0")
     Totals(debit_fen=12345, debit_count=2, credit_fen=100, credit_count=1)
+    >>> parse_totals("00000001234500200000000010000")
+    Traceback (most recent call last):
+    ...
+    posgate.errors.DecodeError: field 48: expected 31 digits of settlement totals, got 29 at byte 29
     """
+    bad_at = _first_non_digit(part)
+    if bad_at is not None:
+        raise DecodeError(f"field 48: settlement totals must be digits at byte {bad_at}", 48, bad_at)
+    if len(part) != TOTALS_DIGITS:
+        pos = min(len(part), TOTALS_DIGITS)
+        bad = f"expected {TOTALS_DIGITS} digits of settlement totals, got {len(part)}"
+        raise DecodeError(f"field 48: {bad} at byte {pos}", 48, pos)
     return Totals(int(part[0:12]), int(part[12:15]), int(part[15:27]), int(part[27:30]))
 
 
@@ -163,17 +199,32 @@ class UploadRecord:
 
 
 def parse_upload_records(field48: str) -> list[UploadRecord]:
-    """n2 count + count × (card organization n2, STAN n6, PAN n20 right-aligned, amount n12).
+    """n2 count + count × (card organization n2, STAN n6, PAN n20 right-aligned, amount n12), 1 to 8
+    records; `DecodeError` (field 48, byte position) otherwise.
 
     >>> parse_upload_records("01" + "00" + "000123" + "00006229990000000012" + "000000001000")[0].amount_fen
     1000
+    >>> parse_upload_records("02" + "0" * 40)
+    Traceback (most recent call last):
+    ...
+    posgate.errors.DecodeError: field 48: 2 records need 82 digits, got 42 at byte 42
     """
+    bad_at = _first_non_digit(field48)
+    if bad_at is not None:
+        raise DecodeError(f"field 48: batch upload records must be digits at byte {bad_at}", 48, bad_at)
+    if len(field48) < 2:
+        raise DecodeError(f"field 48: expected the n2 record count, got {len(field48)} digits", 48, 0)
     count = int(field48[:2])
-    if not 1 <= count <= 8 or len(field48) != 2 + 40 * count:
-        raise ValueError(f"field 48: {count} records need {2 + 40 * count} digits, got {len(field48)}")
+    if not 1 <= count <= MAX_RECORDS:
+        raise DecodeError(f"field 48: record count must be 1 to {MAX_RECORDS}, got {count} at byte 0", 48, 0)
+    if len(field48) != 2 + RECORD_DIGITS * count:
+        need = 2 + RECORD_DIGITS * count
+        pos = min(len(field48), need)
+        bad = f"{count} records need {need} digits, got {len(field48)}"
+        raise DecodeError(f"field 48: {bad} at byte {pos}", 48, pos)
     records = []
     for i in range(count):
-        chunk = field48[2 + 40 * i : 2 + 40 * (i + 1)]
+        chunk = field48[2 + RECORD_DIGITS * i : 2 + RECORD_DIGITS * (i + 1)]
         records.append(UploadRecord(chunk[0:2], chunk[2:8], chunk[8:28].lstrip("0"), int(chunk[28:40])))
     return records
 

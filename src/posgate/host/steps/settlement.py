@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from posgate.cards.pan import mask_pan
+from posgate.errors import DecodeError, EncodeError
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import parse_field60
@@ -22,7 +23,8 @@ class SettleBatch(Step):
     """Needs: field 48 (the terminal's totals: 62 digits), 60.2 (batch). Compares them with the host's
     totals of that batch. Balanced: the batch closes (its transactions can no longer be voided) and the
     terminal's batch number advances. Unbalanced: answered `2` in both code digits of field 48; the batch
-    stays open for the batch upload. Declines: 30 when field 48 is not 62 digits."""
+    stays open for the batch upload. Declines: 30 when field 48 is not 62 digits; 96 when the host's totals
+    do not fit field 48 (more than 999 debits or credits, or 999,999,999,999 fen, in one batch)."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         field48 = ctx.request.get("48", "")
@@ -33,7 +35,15 @@ class SettleBatch(Step):
         assert ctx.terminal is not None
         tid, mid, batch, day = ctx.tid, ctx.terminal.mid, ctx.batch_no, ctx.business_date
         now = ctx.received_at.replace(tzinfo=None)
-        outcome = await self.services.store.run(lambda s: settle_batch(s, tid, mid, batch, day, field48, now))
+        try:
+            outcome = await self.services.store.run(
+                lambda s: settle_batch(s, tid, mid, batch, day, field48, now)
+            )
+        except EncodeError as exc:
+            # the host's totals do not fit field 48 (a count over 999): nothing was written
+            ctx.notes["settlement"] = str(exc)
+            ctx.result.decline(Reason.SYSTEM_ERROR)
+            return
         ctx.response_extra["48"] = outcome.host_field48
         ctx.notes["settlement"] = "balanced" if outcome.balanced else "unbalanced"
         ctx.result.approve()
@@ -53,7 +63,7 @@ class UploadBatch(Step):
         field48 = ctx.request.get("48", "")
         try:
             records = parse_upload_records(field48) if code != BATCH_END else []
-        except ValueError as exc:
+        except DecodeError as exc:
             ctx.notes["format"] = str(exc)
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
