@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select
 
+from posgate.errors import DecodeError
 from posgate.store.batches import (
     Totals,
     UploadRecord,
@@ -184,20 +185,23 @@ def test_upload_records_parse_field_by_field() -> None:
 @pytest.mark.parametrize(
     ("field48", "message"),
     [
-        ("00", "field 48: 0 records need 2 digits, got 2"),
+        ("00", "field 48: record count must be 1 to 8, got 0 at byte 0"),
         (
             "09" + _record("00", "000001", "6229990000000012", 1) * 9,
-            "field 48: 9 records need 362 digits, got 362",
+            "field 48: record count must be 1 to 8, got 9 at byte 0",
         ),
-        ("02" + _record("00", "000001", "6229990000000012", 1), "field 48: 2 records need 82 digits, got 42"),
+        (
+            "02" + _record("00", "000001", "6229990000000012", 1),
+            "field 48: 2 records need 82 digits, got 42 at byte 42",
+        ),
         (
             "01" + _record("00", "000001", "6229990000000012", 1) + "0",
-            "field 48: 1 records need 42 digits, got 43",
+            "field 48: 1 records need 42 digits, got 43 at byte 42",
         ),
     ],
 )
 def test_upload_records_outside_1_to_8_or_of_the_wrong_length_are_refused(field48: str, message: str) -> None:
-    with pytest.raises(ValueError, match=f"^{message}$"):
+    with pytest.raises(DecodeError, match=f"^{message}$"):
         parse_upload_records(field48)
 
 
