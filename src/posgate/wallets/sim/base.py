@@ -82,8 +82,7 @@ class Delivery:
     """A notification on its way: what to send, and how an answer counts as received."""
 
     url: str
-    headers: dict[str, str]
-    body: bytes
+    make: Callable[[], tuple[dict[str, str], bytes]]  # headers and body, signed afresh for each attempt
     accepted: Callable[[httpx.Response], bool]
     label: str
 
@@ -249,7 +248,8 @@ class ProviderSimulator:
                 await asyncio.sleep(delay)
             status = 0
             try:
-                answer = await self._http.post(delivery.url, content=delivery.body, headers=delivery.headers)
+                headers, body = delivery.make()
+                answer = await self._http.post(delivery.url, content=body, headers=headers)
                 status = answer.status_code
                 ok = delivery.accepted(answer)
             except httpx.HTTPError:
@@ -257,7 +257,8 @@ class ProviderSimulator:
             self.delivered.append((delivery.label, status))
             if ok:
                 return
-        log.info("%s: notification %s given up after %d attempts", self.name, delivery.label, 1 + len(self.retry_schedule_s))
+        attempts = 1 + len(self.retry_schedule_s)
+        log.info("%s: notification %s given up after %d attempts", self.name, delivery.label, attempts)
 
     # -- API helpers ------------------------------------------------------------------------------------
 
@@ -285,12 +286,17 @@ class ProviderSimulator:
             data = await _json(request)
             name, balance = data.get("name"), data.get("balance_fen")
             if not isinstance(name, str) or not name or not isinstance(balance, int) or balance < 0:
-                return JSONResponse({"error": "name and balance_fen (fen, integer) are needed"}, status_code=400)
+                return JSONResponse(
+                    {"error": "name and balance_fen (fen, integer) are needed"}, status_code=400
+                )
             confirm = data.get("confirm_after_s")
             async with self._lock:
                 self.book.add_customer(name, balance, float(confirm) if confirm else None)
         return JSONResponse(
-            {c.name: {"user_id": c.user_id, "balance_fen": c.balance_fen} for c in self.book.customers.values()}
+            {
+                c.name: {"user_id": c.user_id, "balance_fen": c.balance_fen}
+                for c in self.book.customers.values()
+            }
         )
 
     async def _issue_code(self, request: Request) -> Response:
@@ -320,7 +326,12 @@ class ProviderSimulator:
             return JSONResponse({"error": str(exc), "code": exc.code}, status_code=status)
         self.flush()
         return JSONResponse(
-            {"paid": True, "trade_no": trade.trade_no, "amount_fen": trade.amount_fen, "merchant": trade.merchant_id}
+            {
+                "paid": True,
+                "trade_no": trade.trade_no,
+                "amount_fen": trade.amount_fen,
+                "merchant": trade.merchant_id,
+            }
         )
 
     async def _faults(self, request: Request) -> Response:

@@ -34,8 +34,8 @@ CODE_TTL_S = 60.0
 
 class BookError(Exception):
     """A refused operation: `code` is provider-neutral (`NOT_FOUND`, `ORDER_CLOSED`, `ORDER_PAID`,
-    `BALANCE`, `CODE_INVALID`, `CODE_USED`, `CODE_EXPIRED`, `REFUND_EXCEEDS`, `NOT_PAID`, `PARAM`,
-    `DUPLICATE`)."""
+    `BALANCE`, `CODE_INVALID`, `CODE_USED`, `CODE_EXPIRED`, `REFUND_EXCEEDS`, `NOT_PAID`, `STATE`,
+    `PARAM`, `DUPLICATE`)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -313,7 +313,7 @@ class Book:
         trade = self.trade(merchant_id, out_trade_no, now)
         if trade.state == PAID:
             if trade.refunds:
-                raise BookError("ORDER_PAID", "the trade has refunds: it cannot be reversed")
+                raise BookError("STATE", "the trade has refunds: it cannot be reversed")
             self.customer(trade.customer or "").balance_fen += trade.amount_fen
         if trade.state != REVERSED:
             trade.state, trade.closed_at = REVERSED, now

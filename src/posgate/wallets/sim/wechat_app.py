@@ -58,6 +58,7 @@ _ERRORS = {
     "CODE_EXPIRED": (400, "AUTH_CODE_INVALID", "付款码已过期"),
     "REFUND_EXCEEDS": (400, "INVALID_REQUEST", "申请退款金额超过订单可退金额"),
     "NOT_PAID": (400, "INVALID_REQUEST", "订单未支付"),
+    "STATE": (400, "INVALID_REQUEST", "订单状态不允许此操作"),
     "DUPLICATE": (403, "OUT_TRADE_NO_USED", "商户订单号重复"),
     "PARAM": (400, "PARAM_ERROR", "参数错误"),
 }
@@ -173,7 +174,9 @@ class WeChatPaySimulator(ProviderSimulator):
             "transaction_id": trade.trade_no,
             "trade_type": "NATIVE" if trade.kind == "order" else "MICROPAY",
             "trade_state": state,
-            "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "未支付", "CLOSED": "已关闭"}.get(state, state),
+            "trade_state_desc": {"SUCCESS": "支付成功", "NOTPAY": "未支付", "CLOSED": "已关闭"}.get(
+                state, state
+            ),
             "attach": trade.attach,
             "amount": {"total": trade.amount_fen, "currency": "CNY"},
         }
@@ -193,13 +196,17 @@ class WeChatPaySimulator(ProviderSimulator):
             if data["mchid"] != merchant.merchant_id or data["appid"] != merchant.app_id:
                 return self.error(400, "PARAM_ERROR", "mchid/appid do not match the signer")
             now = self.clock()
-            expire = parse_wechat_time(data["time_expire"]) if data.get("time_expire") else now + DEFAULT_ORDER_TTL
+            expire = (
+                parse_wechat_time(data["time_expire"]) if data.get("time_expire") else now + DEFAULT_ORDER_TTL
+            )
             trade = self.book.create_order(
                 merchant.merchant_id, str(data["out_trade_no"]), _total(data), str(data["description"]), now,
                 expire, str(data["notify_url"]), str(data.get("attach", "")),
             )  # fmt: skip
             if trade.state != b.WAIT:
-                return self.book_error(BookError("ORDER_PAID" if trade.state == b.PAID else "ORDER_CLOSED", ""))
+                return self.book_error(
+                    BookError("ORDER_PAID" if trade.state == b.PAID else "ORDER_CLOSED", "")
+                )
             return self.answer({"code_url": CODE_URL + str(trade.code_token)})
 
         return await self.call(request, handle)
@@ -374,9 +381,13 @@ class WeChatPaySimulator(ProviderSimulator):
             "resource": resource,
         }
         body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":"))
-        headers = wechatpay.signed_headers(self.platform_key, self.platform_serial, body, int(now.timestamp()))
-        headers["Content-Type"] = "application/json"
-        return Delivery(url, headers, body.encode(), _accepted_2xx, f"{event}:{trade.out_trade_no}")
+
+        def make() -> tuple[dict[str, str], bytes]:
+            at = int(self.clock().timestamp())
+            headers = wechatpay.signed_headers(self.platform_key, self.platform_serial, body, at)
+            return {**headers, "Content-Type": "application/json"}, body.encode()
+
+        return Delivery(url, make, _accepted_2xx, f"{event}:{trade.out_trade_no}")
 
 
 def _accepted_2xx(response: httpx.Response) -> bool:
