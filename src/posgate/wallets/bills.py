@@ -6,7 +6,8 @@ reconciliation — as far as their formats are public:
   long numbers as text), then a summary header and one summary row. Amounts are yuan (2 decimals), fees
   5 decimals, the rate as `0.60%`.
 - Alipay business bill (`trade` bill, 业务明细): CSV whose comment lines start with `#` (title, account,
-  period, end marker, totals), a header row, one row per payment (业务类型 `交易`) and refund (`退款`, negative
+  period, end marker, totals), a header row, one row per payment (业务类型 `交易`) and refund (`退款`,
+  negative
   amounts). Alipay serves it GBK-encoded inside a zip; here it is the CSV text (the adapter's `parse`
   takes the text; `encode_alipay` gives the GBK bytes).
 - UnionPay: its settlement files are fixed-width formats not published in full; the simulator writes a
@@ -27,19 +28,71 @@ from zoneinfo import ZoneInfo
 from posgate.wallets.sim.book import BillRow
 
 BEIJING = ZoneInfo("Asia/Shanghai")
-WECHAT_COLUMNS = (
-    "交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
-    "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,"
-    "手续费,费率,订单金额,申请退款金额,费率备注"
-).split(",")
-WECHAT_SUMMARY = (
-    "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额".split(",")
-)
-ALIPAY_COLUMNS = (
-    "支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,"
-    "商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,商家优惠（元）,券核销金额（元）,券名称,"
-    "商家红包消费金额（元）,卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,备注"
-).split(",")
+WECHAT_COLUMNS = [
+    "交易时间",
+    "公众账号ID",
+    "商户号",
+    "特约商户号",
+    "设备号",
+    "微信订单号",
+    "商户订单号",
+    "用户标识",
+    "交易类型",
+    "交易状态",
+    "付款银行",
+    "货币种类",
+    "应结订单金额",
+    "代金券金额",
+    "微信退款单号",
+    "商户退款单号",
+    "退款金额",
+    "充值券退款金额",
+    "退款类型",
+    "退款状态",
+    "商品名称",
+    "商户数据包",
+    "手续费",
+    "费率",
+    "订单金额",
+    "申请退款金额",
+    "费率备注",
+]
+WECHAT_SUMMARY = [
+    "总交易单数",
+    "应结订单总金额",
+    "退款总金额",
+    "充值券退款总金额",
+    "手续费总金额",
+    "订单总金额",
+    "申请退款总金额",
+]
+ALIPAY_COLUMNS = [
+    "支付宝交易号",
+    "商户订单号",
+    "业务类型",
+    "商品名称",
+    "创建时间",
+    "完成时间",
+    "门店编号",
+    "门店名称",
+    "操作员",
+    "终端号",
+    "对方账户",
+    "订单金额（元）",
+    "商家实收（元）",
+    "支付宝红包（元）",
+    "集分宝（元）",
+    "支付宝优惠（元）",
+    "商家优惠（元）",
+    "券核销金额（元）",
+    "券名称",
+    "商家红包消费金额（元）",
+    "卡消费金额（元）",
+    "退款批次号/请求号",
+    "服务费（元）",
+    "分润（元）",
+    "备注",
+]
 UNIONPAY_COLUMNS = ["txnTime", "queryId", "orderId", "txnType", "txnAmt", "origQryId", "fee", "merId"]
 
 
@@ -105,22 +158,67 @@ def write_wechat(rows: Iterable[BillRow], appid: str, mchid: str, rate_ppm: int)
         if row.refund is None:
             fee = fee_of(trade.amount_fen, rate_ppm)
             values = [
-                _local(row.at), appid, mchid, "0", "", trade.trade_no, trade.out_trade_no, trade.customer or "",
-                kind, "SUCCESS", "OTHERS", "CNY", _yuan(trade.amount_fen), "0.00", "0", "0", "0.00", "0.00",
-                "", "", trade.description, trade.attach, _yuan(fee, 5), f"{rate_ppm / 10000:.2f}%",
-                _yuan(trade.amount_fen), "0.00", "",
-            ]  # fmt: skip
+                _local(row.at),
+                appid,
+                mchid,
+                "0",
+                "",
+                trade.trade_no,
+                trade.out_trade_no,
+                trade.customer or "",
+                kind,
+                "SUCCESS",
+                "OTHERS",
+                "CNY",
+                _yuan(trade.amount_fen),
+                "0.00",
+                "0",
+                "0",
+                "0.00",
+                "0.00",
+                "",
+                "",
+                trade.description,
+                trade.attach,
+                _yuan(fee, 5),
+                f"{rate_ppm / 10000:.2f}%",
+                _yuan(trade.amount_fen),
+                "0.00",
+                "",
+            ]
             settled += trade.amount_fen
             ordered += trade.amount_fen
         else:
             fee = -fee_of(row.refund.amount_fen, rate_ppm)
             values = [
-                _local(row.at), appid, mchid, "0", "", trade.trade_no, trade.out_trade_no, trade.customer or "",
-                kind, "REFUND", "OTHERS", "CNY", "0.00", "0.00", row.refund.refund_id,
-                row.refund.out_refund_no, _yuan(row.refund.amount_fen), "0.00", "ORIGINAL", "SUCCESS",
-                trade.description, trade.attach, _yuan(fee, 5), f"{rate_ppm / 10000:.2f}%", "0.00",
-                _yuan(row.refund.amount_fen), "",
-            ]  # fmt: skip
+                _local(row.at),
+                appid,
+                mchid,
+                "0",
+                "",
+                trade.trade_no,
+                trade.out_trade_no,
+                trade.customer or "",
+                kind,
+                "REFUND",
+                "OTHERS",
+                "CNY",
+                "0.00",
+                "0.00",
+                row.refund.refund_id,
+                row.refund.out_refund_no,
+                _yuan(row.refund.amount_fen),
+                "0.00",
+                "ORIGINAL",
+                "SUCCESS",
+                trade.description,
+                trade.attach,
+                _yuan(fee, 5),
+                f"{rate_ppm / 10000:.2f}%",
+                "0.00",
+                _yuan(row.refund.amount_fen),
+                "",
+            ]
             refunded += row.refund.amount_fen
         fees += fee
         count += 1
@@ -160,14 +258,27 @@ def parse_wechat(text: str) -> list[BillLine]:
         try:
             if value["交易状态"] == "REFUND":
                 result.append(
-                    BillLine("refund", value["微信订单号"], value["商户订单号"], _fen(value["退款金额"]),
-                             _fen(value["手续费"]), _parse_local(value["交易时间"]), value["商户退款单号"])
-                )  # fmt: skip
+                    BillLine(
+                        "refund",
+                        value["微信订单号"],
+                        value["商户订单号"],
+                        _fen(value["退款金额"]),
+                        _fen(value["手续费"]),
+                        _parse_local(value["交易时间"]),
+                        value["商户退款单号"],
+                    )
+                )
             else:
                 result.append(
-                    BillLine("pay", value["微信订单号"], value["商户订单号"], _fen(value["应结订单金额"]),
-                             _fen(value["手续费"]), _parse_local(value["交易时间"]))
-                )  # fmt: skip
+                    BillLine(
+                        "pay",
+                        value["微信订单号"],
+                        value["商户订单号"],
+                        _fen(value["应结订单金额"]),
+                        _fen(value["手续费"]),
+                        _parse_local(value["交易时间"]),
+                    )
+                )
         except ValueError as exc:
             raise ValueError(f"line {number}: {exc}") from None
     raise ValueError("the bill has no summary")
@@ -181,7 +292,8 @@ def write_alipay(rows: Iterable[BillRow], pid: str, day: dt.date, rate_ppm: int,
     out.write("#支付宝业务明细查询\r\n")
     out.write(f"#账号：[{pid}]\r\n")
     out.write(
-        f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   终止日期：[{day + dt.timedelta(days=1):%Y年%m月%d日} 00:00:00]\r\n"
+        f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   "
+        f"终止日期：[{day + dt.timedelta(days=1):%Y年%m月%d日} 00:00:00]\r\n"
     )
     out.write(
         "#-----------------------------------------业务明细列表----------------------------------------\r\n"
@@ -198,10 +310,32 @@ def write_alipay(rows: Iterable[BillRow], pid: str, day: dt.date, rate_ppm: int,
             fee, batch = -fee_of(row.refund.amount_fen, rate_ppm), row.refund.out_refund_no
             refunds += 1
         values = [
-            trade.trade_no, trade.out_trade_no, kind, trade.description, _local(trade.created_at), _local(row.at),
-            "", "", "", "", trade.customer or "", _yuan(amount), _yuan(amount), "0.00", "0.00", "0.00", "0.00",
-            "0.00", "", "0.00", "0.00", batch, _yuan(-fee), "0.00", "",
-        ]  # fmt: skip
+            trade.trade_no,
+            trade.out_trade_no,
+            kind,
+            trade.description,
+            _local(trade.created_at),
+            _local(row.at),
+            "",
+            "",
+            "",
+            "",
+            trade.customer or "",
+            _yuan(amount),
+            _yuan(amount),
+            "0.00",
+            "0.00",
+            "0.00",
+            "0.00",
+            "0.00",
+            "",
+            "0.00",
+            "0.00",
+            batch,
+            _yuan(-fee),
+            "0.00",
+            "",
+        ]
         out.write(",".join(f"{v}\t" if v and i in (0, 1) else v for i, v in enumerate(values)) + "\r\n")
     out.write(
         "#-----------------------------------------业务明细列表结束------------------------------------\r\n"
@@ -241,9 +375,16 @@ def parse_alipay(text: str) -> list[BillLine]:
             raise ValueError(f"line {number}: {exc}") from None
         if value["业务类型"] == "退款":
             result.append(
-                BillLine("refund", value["支付宝交易号"], value["商户订单号"], -amount, -fee, at,
-                         value["退款批次号/请求号"])
-            )  # fmt: skip
+                BillLine(
+                    "refund",
+                    value["支付宝交易号"],
+                    value["商户订单号"],
+                    -amount,
+                    -fee,
+                    at,
+                    value["退款批次号/请求号"],
+                )
+            )
         elif value["业务类型"] == "交易":
             result.append(BillLine("pay", value["支付宝交易号"], value["商户订单号"], amount, fee, at))
         else:
@@ -267,9 +408,17 @@ def write_unionpay(rows: Iterable[BillRow], mer_id: str, rate_ppm: int) -> str:
         else:
             fee = -fee_of(row.refund.amount_fen, rate_ppm)
             writer.writerow(
-                [at, row.refund.refund_id, row.refund.out_refund_no, "04", row.refund.amount_fen,
-                 trade.trade_no, fee, mer_id]
-            )  # fmt: skip
+                [
+                    at,
+                    row.refund.refund_id,
+                    row.refund.out_refund_no,
+                    "04",
+                    row.refund.amount_fen,
+                    trade.trade_no,
+                    fee,
+                    mer_id,
+                ]
+            )
     return out.getvalue()
 
 

@@ -29,12 +29,21 @@ class UnknownCodePrefix(WalletError):
 
 
 class ProviderError(WalletError):
-    """A provider answered with an error, or an answer we cannot use. `code` is the provider's code."""
+    """A provider refused, or answered something we cannot use. `code` is the provider's own code,
+    `reason` its provider-neutral meaning (`adapters.base.REASONS`)."""
 
-    def __init__(self, provider: str, message: str, code: str | None = None, status: int | None = None):
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        code: str | None = None,
+        status: int | None = None,
+        reason: str = "system",
+    ) -> None:
         self.provider = provider
         self.code = code
         self.status = status
+        self.reason = reason
         super().__init__(f"{provider}: {message}")
 
 

@@ -4,12 +4,12 @@ RSA2 signatures both ways (`alipay.py`).
 | method | does |
 |---|---|
 | `alipay.trade.precreate` | merchant-presented order → `qr_code` (`https://qr.alipay.com/…`) |
-| `alipay.trade.pay` | customer-presented (`scene=bar_code`, `auth_code`): `10000` paid, `10003` waiting for the buyer |
+| `alipay.trade.pay` | customer-presented (`scene=bar_code`): `10000` paid, `10003` buyer confirming |
 | `alipay.trade.query` | `trade_status`: `WAIT_BUYER_PAY`, `TRADE_SUCCESS`, `TRADE_CLOSED`, `TRADE_FINISHED` |
 | `alipay.trade.cancel` | undo a payment whatever its state (refunds if paid): `action` `close` or `refund` |
 | `alipay.trade.close` | close an unpaid trade |
 | `alipay.trade.refund` | partial refunds by `out_request_no`, never above the amount |
-| `alipay.data.dataservice.bill.downloadurl.query` | the day's bill (`bill_type=trade`) → `bill_download_url` |
+| `alipay.data.dataservice.bill.downloadurl.query` | the day's bill → `bill_download_url` |
 
 Answers: `code` `10000` success, `10003` in progress, `20000` system error, `40002` invalid argument
 (`isv.invalid-signature`, `isv.invalid-app-id`, …), `40004` business failure with the real `sub_code`s
@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
@@ -172,9 +172,14 @@ class AlipaySimulator(ProviderSimulator):
         elif biz.get("timeout_express"):
             expire = now + _express(str(biz["timeout_express"]))
         trade = self.book.create_order(
-            merchant.merchant_id, _str(biz, "out_trade_no"), alipay.fen_of(_str(biz, "total_amount")),
-            _str(biz, "subject"), now, expire, params.get("notify_url") or merchant.notify_url,
-        )  # fmt: skip
+            merchant.merchant_id,
+            _str(biz, "out_trade_no"),
+            alipay.fen_of(_str(biz, "total_amount")),
+            _str(biz, "subject"),
+            now,
+            expire,
+            params.get("notify_url") or merchant.notify_url,
+        )
         if trade.state != b.WAIT:
             raise BookError("ORDER_PAID" if trade.state == b.PAID else "ORDER_CLOSED", "")
         return self.answer(
@@ -193,16 +198,25 @@ class AlipaySimulator(ProviderSimulator):
             raise ValueError("scene is bar_code")
         now = self.clock()
         trade = self.book.charge_code(
-            merchant.merchant_id, _str(biz, "out_trade_no"), _str(biz, "auth_code"),
-            alipay.fen_of(_str(biz, "total_amount")), _str(biz, "subject"), now,
+            merchant.merchant_id,
+            _str(biz, "out_trade_no"),
+            _str(biz, "auth_code"),
+            alipay.fen_of(_str(biz, "total_amount")),
+            _str(biz, "subject"),
+            now,
             params.get("notify_url") or merchant.notify_url,
-        )  # fmt: skip
+        )
         if trade.state == b.PAYING:
             return self.answer(
                 method,
-                {"code": "10003", "msg": " order success pay inprocess", "trade_no": trade.trade_no,
-                 "out_trade_no": trade.out_trade_no, "total_amount": alipay.yuan_text(trade.amount_fen)},
-            )  # fmt: skip
+                {
+                    "code": "10003",
+                    "msg": " order success pay inprocess",
+                    "trade_no": trade.trade_no,
+                    "out_trade_no": trade.out_trade_no,
+                    "total_amount": alipay.yuan_text(trade.amount_fen),
+                },
+            )
         if trade.state != b.PAID:
             raise BookError("ORDER_CLOSED", "")
         fields = self.trade_fields(trade, now)
@@ -234,9 +248,15 @@ class AlipaySimulator(ProviderSimulator):
         trade = self.book.reverse(merchant.merchant_id, trade.out_trade_no, self.clock())
         return self.answer(
             "alipay.trade.cancel",
-            {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
-             "retry_flag": "N", "action": action},
-        )  # fmt: skip
+            {
+                "code": "10000",
+                "msg": "Success",
+                "trade_no": trade.trade_no,
+                "out_trade_no": trade.out_trade_no,
+                "retry_flag": "N",
+                "action": action,
+            },
+        )
 
     def _close(self, merchant: Merchant, params: dict[str, str], biz: dict[str, Any]) -> Response:
         trade = self._find(merchant, biz)
@@ -261,18 +281,30 @@ class AlipaySimulator(ProviderSimulator):
         out_request_no = str(biz.get("out_request_no") or trade.out_trade_no)
         before = trade.refunded_fen
         trade, refund = self.book.refund(
-            merchant.merchant_id, trade.out_trade_no, out_request_no, alipay.fen_of(_str(biz, "refund_amount")),
-            now, str(biz.get("refund_reason", "")),
-        )  # fmt: skip
+            merchant.merchant_id,
+            trade.out_trade_no,
+            out_request_no,
+            alipay.fen_of(_str(biz, "refund_amount")),
+            now,
+            str(biz.get("refund_reason", "")),
+        )
         customer = self.book.customer(trade.customer or "")
         return self.answer(
             "alipay.trade.refund",
-            {"code": "10000", "msg": "Success", "trade_no": trade.trade_no, "out_trade_no": trade.out_trade_no,
-             "buyer_logon_id": customer.name[:1] + "***@example.com", "buyer_user_id": customer.user_id,
-             "fund_change": "Y" if trade.refunded_fen != before else "N",
-             "refund_fee": alipay.yuan_text(trade.refunded_fen), "gmt_refund_pay": alipay_time(refund.created_at),
-             "out_request_no": out_request_no, "send_back_fee": alipay.yuan_text(refund.amount_fen)},
-        )  # fmt: skip
+            {
+                "code": "10000",
+                "msg": "Success",
+                "trade_no": trade.trade_no,
+                "out_trade_no": trade.out_trade_no,
+                "buyer_logon_id": customer.name[:1] + "***@example.com",
+                "buyer_user_id": customer.user_id,
+                "fund_change": "Y" if trade.refunded_fen != before else "N",
+                "refund_fee": alipay.yuan_text(trade.refunded_fen),
+                "gmt_refund_pay": alipay_time(refund.created_at),
+                "out_request_no": out_request_no,
+                "send_back_fee": alipay.yuan_text(refund.amount_fen),
+            },
+        )
 
     def _bill_url(self, merchant: Merchant, params: dict[str, str], biz: dict[str, Any]) -> Response:
         if biz.get("bill_type") != "trade":
@@ -298,7 +330,7 @@ class AlipaySimulator(ProviderSimulator):
             rows, "2088" + merchant_id[-12:].rjust(12, "0"), day, self.fee_rate_ppm, self.clock()
         )
 
-    _methods = {
+    _methods: ClassVar[dict[str, Any]] = {
         "alipay.trade.precreate": _precreate,
         "alipay.trade.pay": _pay,
         "alipay.trade.query": _query,
@@ -308,7 +340,7 @@ class AlipaySimulator(ProviderSimulator):
         "alipay.data.dataservice.bill.downloadurl.query": _bill_url,
     }
 
-    # -- notifications ----------------------------------------------------------------------------------------
+    # -- notifications ------------------------------------------------------------------------------------
 
     def notification(self, notice: Notice, trade: Trade) -> Delivery | None:
         merchant = self.merchants.get(notice.merchant_id)

@@ -3,12 +3,12 @@ both ways, signed `signMethod=01` (`unionpay.py`).
 
 | call | path | fields |
 |---|---|---|
-| apply for a QR (merchant-presented) | `POST /gateway/api/backTransReq.do` | `txnType=01 txnSubType=07` → `qrCode` |
+| apply for a QR (merchant-presented) | `POST /gateway/api/backTransReq.do` | `txnType=01/07` → `qrCode` |
 | consume by payment code | `POST /gateway/api/backTransReq.do` | `txnType=01 txnSubType=06 qrNo=…` |
 | void (cancel) | `POST /gateway/api/backTransReq.do` | `txnType=31`, `origQryId` |
 | refund | `POST /gateway/api/backTransReq.do` | `txnType=04`, `origQryId`, a new `orderId` |
 | query | `POST /gateway/api/queryTrans.do` | `txnType=00`, `orderId` → `origRespCode` |
-| settlement file | `POST /gateway/api/fileTransRequest.do` | `txnType=76`, `settleDate` (MMDD) → `fileContent` |
+| settlement file | `POST /gateway/api/fileTransRequest.do` | `txnType=76`, `settleDate` → `fileContent` |
 
 `respCode` (the request itself) and `origRespCode` (the queried transaction): `00` success, `05` accepted,
 outcome not yet known (query again), `11` signature, `12` duplicate order, `10` format, `31` merchant
@@ -91,8 +91,21 @@ class UnionPaySimulator(ProviderSimulator):
     # -- plumbing -------------------------------------------------------------------------------------------
 
     def answer(self, request_fields: dict[str, str], fields: dict[str, str]) -> Response:
-        echo = {k: request_fields[k] for k in ("version", "encoding", "txnType", "txnSubType", "bizType",
-                                                  "accessType", "merId", "orderId", "txnTime") if k in request_fields}  # fmt: skip
+        echo = {
+            k: request_fields[k]
+            for k in (
+                "version",
+                "encoding",
+                "txnType",
+                "txnSubType",
+                "bizType",
+                "accessType",
+                "merId",
+                "orderId",
+                "txnTime",
+            )
+            if k in request_fields
+        }
         signed = unionpay.sign_fields(self.platform_key, self.platform_serial, {**echo, **fields})
         return Response(
             urlencode(signed).encode(), media_type="application/x-www-form-urlencoded; charset=utf-8"
@@ -148,9 +161,14 @@ class UnionPaySimulator(ProviderSimulator):
                 if minutes:
                     expire = dt.datetime.strptime(minutes, unionpay.TIME_FORMAT).replace(tzinfo=BEIJING)
                 trade = self.book.create_order(
-                    merchant.merchant_id, _f(f, "orderId"), _amount(f), f.get("orderDesc", "UnionPay QR"), now,
-                    expire, f.get("backUrl") or merchant.notify_url,
-                )  # fmt: skip
+                    merchant.merchant_id,
+                    _f(f, "orderId"),
+                    _amount(f),
+                    f.get("orderDesc", "UnionPay QR"),
+                    now,
+                    expire,
+                    f.get("backUrl") or merchant.notify_url,
+                )
                 if trade.state != b.WAIT:
                     raise BookError("ORDER_PAID", "")
                 return self.answer(
@@ -158,12 +176,25 @@ class UnionPaySimulator(ProviderSimulator):
                 )
             if kind == unionpay.CONSUME_BY_CODE:
                 trade = self.book.charge_code(
-                    merchant.merchant_id, _f(f, "orderId"), _f(f, "qrNo"), _amount(f), f.get("orderDesc", ""), now,
+                    merchant.merchant_id,
+                    _f(f, "orderId"),
+                    _f(f, "qrNo"),
+                    _amount(f),
+                    f.get("orderDesc", ""),
+                    now,
                     f.get("backUrl") or merchant.notify_url,
-                )  # fmt: skip
+                )
                 code, message = self.result_code(trade)
-                return self.answer(f, {"respCode": code, "respMsg": message, "queryId": trade.trade_no,
-                                       "txnAmt": str(trade.amount_fen), "currencyCode": "156"})  # fmt: skip
+                return self.answer(
+                    f,
+                    {
+                        "respCode": code,
+                        "respMsg": message,
+                        "queryId": trade.trade_no,
+                        "txnAmt": str(trade.amount_fen),
+                        "currencyCode": "156",
+                    },
+                )
             if kind[0] == unionpay.CANCEL[0]:
                 original = self.book.trade_by_no(_f(f, "origQryId"), now)
                 if original.merchant_id != merchant.merchant_id:
@@ -171,16 +202,32 @@ class UnionPaySimulator(ProviderSimulator):
                 if _amount(f) != original.amount_fen:
                     raise BookError("PARAM", "")
                 self.book.reverse(merchant.merchant_id, original.out_trade_no, now)
-                return self.answer(f, {"respCode": "00", "respMsg": "成功", "queryId": original.trade_no + "C",
-                                       "origQryId": original.trade_no})  # fmt: skip
+                return self.answer(
+                    f,
+                    {
+                        "respCode": "00",
+                        "respMsg": "成功",
+                        "queryId": original.trade_no + "C",
+                        "origQryId": original.trade_no,
+                    },
+                )
             if kind[0] == unionpay.REFUND[0]:
                 original = self.book.trade_by_no(_f(f, "origQryId"), now)
                 if original.merchant_id != merchant.merchant_id:
                     raise BookError("NOT_FOUND", "")
-                _, refund = self.book.refund(merchant.merchant_id, original.out_trade_no, _f(f, "orderId"),
-                                             _amount(f), now)  # fmt: skip
-                return self.answer(f, {"respCode": "00", "respMsg": "成功", "queryId": refund.refund_id,
-                                       "origQryId": original.trade_no, "txnAmt": str(refund.amount_fen)})  # fmt: skip
+                _, refund = self.book.refund(
+                    merchant.merchant_id, original.out_trade_no, _f(f, "orderId"), _amount(f), now
+                )
+                return self.answer(
+                    f,
+                    {
+                        "respCode": "00",
+                        "respMsg": "成功",
+                        "queryId": refund.refund_id,
+                        "origQryId": original.trade_no,
+                        "txnAmt": str(refund.amount_fen),
+                    },
+                )
             return self.refuse(f, "10", f"报文格式错误: txnType {kind[0]!r} txnSubType {kind[1]!r}")
 
         return await self.call(request, handle)
@@ -191,14 +238,32 @@ class UnionPaySimulator(ProviderSimulator):
             for trade in self.book.trades.values():  # a refund is a transaction of its own
                 for refund in trade.refunds:
                     if trade.merchant_id == merchant.merchant_id and refund.out_refund_no == order_id:
-                        return self.answer(f, {"respCode": "00", "respMsg": "成功", "origRespCode": "00",
-                                               "origRespMsg": "成功", "queryId": refund.refund_id,
-                                               "txnAmt": str(refund.amount_fen), "origQryId": trade.trade_no})  # fmt: skip
+                        return self.answer(
+                            f,
+                            {
+                                "respCode": "00",
+                                "respMsg": "成功",
+                                "origRespCode": "00",
+                                "origRespMsg": "成功",
+                                "queryId": refund.refund_id,
+                                "txnAmt": str(refund.amount_fen),
+                                "origQryId": trade.trade_no,
+                            },
+                        )
             trade = self.book.trade(merchant.merchant_id, order_id, now)
             code, message = self.result_code(trade)
-            return self.answer(f, {"respCode": "00", "respMsg": "成功", "origRespCode": code, "origRespMsg": message,
-                                   "queryId": trade.trade_no, "txnAmt": str(trade.amount_fen),
-                                   "refundedAmt": str(trade.refunded_fen)})  # fmt: skip
+            return self.answer(
+                f,
+                {
+                    "respCode": "00",
+                    "respMsg": "成功",
+                    "origRespCode": code,
+                    "origRespMsg": message,
+                    "queryId": trade.trade_no,
+                    "txnAmt": str(trade.amount_fen),
+                    "refundedAmt": str(trade.refunded_fen),
+                },
+            )
 
         return await self.call(request, handle)
 
@@ -209,8 +274,15 @@ class UnionPaySimulator(ProviderSimulator):
             day = dt.date(today.year, int(mmdd[:2]), int(mmdd[2:]))
             text = self.bill_text(merchant.merchant_id, day)
             content = base64.b64encode(zlib.compress(text.encode("utf-8"))).decode("ascii")
-            return self.answer(f, {"respCode": "00", "respMsg": "成功", "fileContent": content,
-                                   "fileName": f"INN{day:%y%m%d}88ZM_{merchant.merchant_id}"})  # fmt: skip
+            return self.answer(
+                f,
+                {
+                    "respCode": "00",
+                    "respMsg": "成功",
+                    "fileContent": content,
+                    "fileName": f"INN{day:%y%m%d}88ZM_{merchant.merchant_id}",
+                },
+            )
 
         return await self.call(request, handle)
 
@@ -219,7 +291,7 @@ class UnionPaySimulator(ProviderSimulator):
         rows = self.book.bill(merchant_id, start, start + dt.timedelta(days=1))
         return bills.write_unionpay(rows, merchant_id, self.fee_rate_ppm)
 
-    # -- notifications ----------------------------------------------------------------------------------------
+    # -- notifications ------------------------------------------------------------------------------------
 
     def notification(self, notice: Notice, trade: Trade) -> Delivery | None:
         merchant = self.merchants.get(notice.merchant_id)
@@ -227,20 +299,38 @@ class UnionPaySimulator(ProviderSimulator):
             return None
         now = self.clock()
         fields = {
-            "version": unionpay.VERSION, "encoding": "UTF-8", "bizType": "000000", "accessType": "0",
-            "merId": merchant.merchant_id, "currencyCode": "156", "respCode": "00", "respMsg": "成功",
-            "traceNo": f"{secrets.randbelow(10**6):06d}", "traceTime": now.astimezone(BEIJING).strftime("%m%d%H%M%S"),
+            "version": unionpay.VERSION,
+            "encoding": "UTF-8",
+            "bizType": "000000",
+            "accessType": "0",
+            "merId": merchant.merchant_id,
+            "currencyCode": "156",
+            "respCode": "00",
+            "respMsg": "成功",
+            "traceNo": f"{secrets.randbelow(10**6):06d}",
+            "traceTime": now.astimezone(BEIJING).strftime("%m%d%H%M%S"),
             "settleDate": now.astimezone(BEIJING).strftime("%m%d"),
-        }  # fmt: skip
+        }
         if notice.event == "paid":
-            fields.update(txnType="01", txnSubType="07" if trade.kind == "order" else "06",
-                          orderId=trade.out_trade_no, txnTime=up_time(trade.created_at),
-                          txnAmt=str(trade.amount_fen), queryId=trade.trade_no)  # fmt: skip
+            fields.update(
+                txnType="01",
+                txnSubType="07" if trade.kind == "order" else "06",
+                orderId=trade.out_trade_no,
+                txnTime=up_time(trade.created_at),
+                txnAmt=str(trade.amount_fen),
+                queryId=trade.trade_no,
+            )
         else:
             refund = next(r for r in trade.refunds if r.out_refund_no == notice.out_refund_no)
-            fields.update(txnType="04", txnSubType="00", orderId=refund.out_refund_no,
-                          txnTime=up_time(refund.created_at), txnAmt=str(refund.amount_fen),
-                          queryId=refund.refund_id, origQryId=trade.trade_no)  # fmt: skip
+            fields.update(
+                txnType="04",
+                txnSubType="00",
+                orderId=refund.out_refund_no,
+                txnTime=up_time(refund.created_at),
+                txnAmt=str(refund.amount_fen),
+                queryId=refund.refund_id,
+                origQryId=trade.trade_no,
+            )
 
         def make() -> tuple[dict[str, str], bytes]:
             sent = {**fields, "traceTime": self.clock().astimezone(BEIJING).strftime("%m%d%H%M%S")}

@@ -3,8 +3,8 @@ API (`wechatpay.py`):
 
 | call | path |
 |---|---|
-| native order (merchant-presented) | `POST /v3/pay/transactions/native` → `{"code_url": "weixin://wxpay/bizpayurl?pr=…"}` |
-| payment code (customer-presented) | `POST /v3/pay/transactions/codepay` → the transaction, or 202 `{"trade_state": "USERPAYING"}` |
+| native order (merchant-presented) | `POST /v3/pay/transactions/native` → `code_url` (`weixin://wxpay/…`) |
+| payment code (customer-presented) | `POST /v3/pay/transactions/codepay` → the transaction, or 202 USERPAYING |
 | query | `GET /v3/pay/transactions/out-trade-no/{no}?mchid=…`, `GET /v3/pay/transactions/id/{id}?mchid=…` |
 | close | `POST /v3/pay/transactions/out-trade-no/{no}/close` → 204 |
 | reverse (code payments) | `POST /v3/pay/transactions/out-trade-no/{no}/reverse` |
@@ -200,9 +200,15 @@ class WeChatPaySimulator(ProviderSimulator):
                 parse_wechat_time(data["time_expire"]) if data.get("time_expire") else now + DEFAULT_ORDER_TTL
             )
             trade = self.book.create_order(
-                merchant.merchant_id, str(data["out_trade_no"]), _total(data), str(data["description"]), now,
-                expire, str(data["notify_url"]), str(data.get("attach", "")),
-            )  # fmt: skip
+                merchant.merchant_id,
+                str(data["out_trade_no"]),
+                _total(data),
+                str(data["description"]),
+                now,
+                expire,
+                str(data["notify_url"]),
+                str(data.get("attach", "")),
+            )
             if trade.state != b.WAIT:
                 return self.book_error(
                     BookError("ORDER_PAID" if trade.state == b.PAID else "ORDER_CLOSED", "")
@@ -216,9 +222,15 @@ class WeChatPaySimulator(ProviderSimulator):
             _need(data, "appid", "mchid", "description", "out_trade_no", "payer", "amount")
             auth_code = str(data["payer"].get("auth_code", ""))
             trade = self.book.charge_code(
-                merchant.merchant_id, str(data["out_trade_no"]), auth_code, _total(data), str(data["description"]),
-                self.clock(), None, str(data.get("attach", "")),
-            )  # fmt: skip
+                merchant.merchant_id,
+                str(data["out_trade_no"]),
+                auth_code,
+                _total(data),
+                str(data["description"]),
+                self.clock(),
+                None,
+                str(data.get("attach", "")),
+            )
             if trade.state == b.PAYING:
                 return self.answer({"trade_state": "USERPAYING"}, 202)
             return self.answer(self.transaction(trade, merchant))
@@ -293,9 +305,13 @@ class WeChatPaySimulator(ProviderSimulator):
             if data.get("notify_url"):
                 trade.notify_url = trade.notify_url or str(data["notify_url"])
             trade, refund = self.book.refund(
-                merchant.merchant_id, trade.out_trade_no, str(data["out_refund_no"]), refund_fen, now,
+                merchant.merchant_id,
+                trade.out_trade_no,
+                str(data["out_refund_no"]),
+                refund_fen,
+                now,
                 str(data.get("reason", "")),
-            )  # fmt: skip
+            )
             return self.answer(self._refund_body(trade, refund))
 
         return await self.call(request, handle)
@@ -344,7 +360,7 @@ class WeChatPaySimulator(ProviderSimulator):
         merchant = self.merchants.get(merchant_id)
         return bills.write_wechat(rows, merchant.app_id if merchant else "", merchant_id, self.fee_rate_ppm)
 
-    # -- notifications ----------------------------------------------------------------------------------------
+    # -- notifications ------------------------------------------------------------------------------------
 
     def notification(self, notice: Notice, trade: Trade) -> Delivery | None:
         merchant = self.merchants.get(notice.merchant_id)
@@ -366,9 +382,13 @@ class WeChatPaySimulator(ProviderSimulator):
                 "refund_id": refund.refund_id,
                 "refund_status": "SUCCESS",
                 "success_time": wechat_time(refund.created_at),
-                "amount": {"total": trade.amount_fen, "refund": refund.amount_fen, "payer_total": trade.amount_fen,
-                           "payer_refund": refund.amount_fen},
-            }  # fmt: skip
+                "amount": {
+                    "total": trade.amount_fen,
+                    "refund": refund.amount_fen,
+                    "payer_total": trade.amount_fen,
+                    "payer_refund": refund.amount_fen,
+                },
+            }
         resource = wechatpay.encrypt_resource(
             merchant.apiv3_key, json.dumps(plain, ensure_ascii=False), original, original
         )
