@@ -4,7 +4,7 @@ API (`wechatpay.py`):
 | call | path |
 |---|---|
 | native order (merchant-presented) | `POST /v3/pay/transactions/native` → `code_url` (`weixin://wxpay/…`) |
-| payment code (customer-presented) | `POST /v3/pay/transactions/codepay` → the transaction, or 202 USERPAYING |
+| payment code (customer-presented) | `POST /v3/pay/transactions/codepay` → the trade, or 202 USERPAYING |
 | query | `GET /v3/pay/transactions/out-trade-no/{no}?mchid=…`, `GET /v3/pay/transactions/id/{id}?mchid=…` |
 | close | `POST /v3/pay/transactions/out-trade-no/{no}/close` → 204 |
 | reverse (code payments) | `POST /v3/pay/transactions/out-trade-no/{no}/reverse` |
