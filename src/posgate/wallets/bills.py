@@ -380,7 +380,7 @@ def parse_alipay(text: str) -> list[BillLine]:
                     value["支付宝交易号"],
                     value["商户订单号"],
                     -amount,
-                    -fee,
+                    fee,
                     at,
                     value["退款批次号/请求号"],
                 )

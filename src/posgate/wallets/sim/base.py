@@ -2,7 +2,7 @@
 notification sender (with the provider's retries) and the uvicorn shell with `async start()` / `stop()`.
 
 Fault injection (`faults`, or `POST /sim/faults` with the same names):
-- `slow_s`: every API answer is held this long first (the acquirer's time-out fires);
+- `slow_s`: every API call is applied, then its answer held this long (the acquirer's time-out fires);
 - `fail_next`: the next N API calls answer the provider's system error (HTTP 500), applying nothing;
 - `lose_notifications`: the next N notifications are never sent, on any attempt (polling must find them);
 - `duplicate_notifications`: the next N notifications are sent twice.
@@ -263,15 +263,18 @@ class ProviderSimulator:
     # -- API helpers ------------------------------------------------------------------------------------
 
     async def guarded(self, request: Request, handler: Callable[[], Awaitable[Response]]) -> Response:
-        """Run one API call: faults first, then the handler under the book's lock, then the outbox."""
-        if self.faults.slow_s:
-            await asyncio.sleep(self.faults.slow_s)
+        """Run one API call: an injected failure answers at once (nothing applied); otherwise the handler
+        runs under the book's lock and the outbox goes out, and a slow answer is held only then (the call
+        was applied: the acquirer that gave up waiting must query to learn the outcome)."""
         if self.faults.fail_next > 0:
             self.faults.fail_next -= 1
             return self.system_error()
+        await request.body()  # read whole before anything is applied
         async with self._lock:
             response = await handler()
         self.flush()
+        if self.faults.slow_s:
+            await asyncio.sleep(self.faults.slow_s)
         return response
 
     def system_error(self) -> Response:

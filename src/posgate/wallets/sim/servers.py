@@ -7,6 +7,7 @@ that a restart keeps the keys merchants were given; without one, fresh keys are 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 from collections.abc import Callable
@@ -46,13 +47,19 @@ class WalletSimulators:
         key_dir: Path | None = None,
         clock: Callable[[], dt.datetime] = utc_now,
         retry_schedule_s: tuple[float, ...] | None = None,
+        platform_keys: dict[str, rsakeys.PrivateKey] | None = None,
     ) -> None:
+        """`platform_keys` (by provider) take precedence over `key_dir` (tests reuse keys)."""
         self.host = host
         self.ports = {**DEFAULT_PORTS, **(ports or {})}
         common = {"clock": clock, "retry_schedule_s": retry_schedule_s}
-        self.wechat = WeChatPaySimulator(platform_key=platform_key(key_dir, "wechat"), **common)  # type: ignore[arg-type]
-        self.alipay = AlipaySimulator(platform_key=platform_key(key_dir, "alipay"), **common)  # type: ignore[arg-type]
-        self.unionpay = UnionPaySimulator(platform_key=platform_key(key_dir, "unionpay"), **common)  # type: ignore[arg-type]
+        keys = dict(platform_keys or {})
+        for name in DEFAULT_PORTS:
+            if name not in keys:
+                keys[name] = platform_key(key_dir, name)
+        self.wechat = WeChatPaySimulator(platform_key=keys["wechat"], **common)  # type: ignore[arg-type]
+        self.alipay = AlipaySimulator(platform_key=keys["alipay"], **common)  # type: ignore[arg-type]
+        self.unionpay = UnionPaySimulator(platform_key=keys["unionpay"], **common)  # type: ignore[arg-type]
 
     @property
     def providers(self) -> dict[str, ProviderSimulator]:
@@ -74,5 +81,4 @@ class WalletSimulators:
         return {name: sim.address for name, sim in self.providers.items()}  # type: ignore[misc]
 
     async def stop(self) -> None:
-        for sim in self.providers.values():
-            await sim.stop()
+        await asyncio.gather(*(sim.stop() for sim in self.providers.values()))
