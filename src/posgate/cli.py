@@ -1,5 +1,5 @@
 """`posgate` command line (Typer): up, host, issuer, console, decode, terminal, merchant, txn, clearing,
-settlement, reconcile, demo, bench, keys."""
+settlement, reconcile, demo, bench, keys, wallet."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from posgate.cli_settlement import (
     reconcile_app,
     settlement_app,
 )
+from posgate.cli_wallet import wallet_app
 from posgate.config import Settings, load_settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.files import restrict_umask
@@ -134,6 +135,7 @@ issuer_app.command("clearing-file")(issuer_file_command)
 app.add_typer(clearing_app, name="clearing")
 app.add_typer(settlement_app, name="settlement")
 app.add_typer(reconcile_app, name="reconcile")
+app.add_typer(wallet_app, name="wallet")
 
 
 async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = False) -> None:

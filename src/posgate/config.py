@@ -201,8 +201,15 @@ class Settings(BaseSettings):
     )
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
+    wallet_sim_ports: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [6101, 6102, 6103],
+        description="wallet provider simulators' ports: WeChat Pay, Alipay, UnionPay QR (0: any free port)",
+    )
+    wallet_timeout_s: float = Field(
+        default=10.0, gt=0, le=120, description="time-out of one call to a wallet provider (then query)"
+    )
 
-    @field_validator("issuer_ports", mode="before")
+    @field_validator("issuer_ports", "wallet_sim_ports", mode="before")
     @classmethod
     def _split_ports(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -213,6 +220,13 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @field_validator("wallet_sim_ports")
+    @classmethod
+    def _three_wallet_ports(cls, ports: list[int]) -> list[int]:
+        if len(ports) != 3 or any(not 0 <= port <= 65535 for port in ports):
+            raise ValueError("three ports (WeChat Pay, Alipay, UnionPay QR), each 0–65535")
+        return ports
 
     @model_validator(mode="after")
     def _issuer_sim_tls_is_whole(self) -> Settings:
