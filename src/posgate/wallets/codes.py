@@ -80,7 +80,7 @@ def route_code(code: str, enabled: Iterable[str] = PROVIDERS) -> CodeShape:
             if len(code) not in shape.lengths:
                 first, last = shape.lengths[0], shape.lengths[-1]
                 want = f"{first}–{last}" if first != last else str(first)
-                raise UnknownCodePrefix(prefix, f"a {shape.provider} code has {want} digits, not {len(code)}")
+                raise UnknownCodePrefix(prefix, f"{shape.provider} codes have {want} digits, not {len(code)}")
             return shape
     raise UnknownCodePrefix(prefix)
 
