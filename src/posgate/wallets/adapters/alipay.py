@@ -27,6 +27,8 @@ from posgate.wallets.adapters.base import (
     RefundResult,
     WalletAdapter,
     WalletNotification,
+    checked_answer,
+    checked_notification,
 )
 from posgate.wallets.bills import BillLine
 from posgate.wallets.credentials import Credentials
@@ -116,6 +118,7 @@ class AlipayAdapter(WalletAdapter):
             paid_at=_local(data.get("send_pay_date")),
         )
 
+    @checked_answer("create order")
     async def create_order(
         self, out_trade_no: str, amount_fen: int, description: str, expires_at: dt.datetime, notify_url: str
     ) -> OrderCreated:
@@ -128,6 +131,7 @@ class AlipayAdapter(WalletAdapter):
         data = await self.call("alipay.trade.precreate", biz, notify_url)
         return OrderCreated(out_trade_no, str(data["qr_code"]))
 
+    @checked_answer("charge code")
     async def charge_code(
         self, out_trade_no: str, code: str, amount_fen: int, description: str, notify_url: str | None = None
     ) -> ProviderTrade:
@@ -150,16 +154,20 @@ class AlipayAdapter(WalletAdapter):
             _local(data.get("gmt_payment")),
         )
 
+    @checked_answer("query")
     async def query(self, out_trade_no: str) -> ProviderTrade:
         data = await self.call("alipay.trade.query", {"out_trade_no": out_trade_no})
         return self.trade(data, out_trade_no)
 
+    @checked_answer("close")
     async def close(self, out_trade_no: str) -> None:
         await self.call("alipay.trade.close", {"out_trade_no": out_trade_no})
 
+    @checked_answer("reverse")
     async def reverse(self, out_trade_no: str) -> None:
         await self.call("alipay.trade.cancel", {"out_trade_no": out_trade_no})
 
+    @checked_answer("refund")
     async def refund(
         self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str = ""
     ) -> RefundResult:
@@ -175,6 +183,7 @@ class AlipayAdapter(WalletAdapter):
             out_refund_no, str(data.get("trade_no", "")), refund_fen, data.get("fund_change") == "Y"
         )
 
+    @checked_notification
     def read_notification(
         self, headers: Mapping[str, str], body: bytes, now: dt.datetime
     ) -> WalletNotification:
@@ -232,6 +241,7 @@ class AlipayAdapter(WalletAdapter):
     def notification_ack(self, accepted: bool) -> Ack:
         return Ack(200, b"success" if accepted else b"fail", "text/plain")
 
+    @checked_answer("bill")
     async def bill(self, day: dt.date) -> list[BillLine]:
         data = await self.call(
             "alipay.data.dataservice.bill.downloadurl.query",

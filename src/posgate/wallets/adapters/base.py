@@ -20,10 +20,11 @@ Failures: `ProviderTimeout` (no answer in `timeout_s`: the outcome is unknown â€
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import httpx
 
@@ -99,6 +100,43 @@ class Ack:
     status: int
     body: bytes
     media_type: str
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def checked_answer(operation: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """A verified answer that lacks what we need (a missing field, a malformed amount) is a
+    `ProviderError` naming the operation, never a KeyError from deep inside an adapter."""
+
+    def wrap(func: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(func)
+        async def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return await func(*args, **kwargs)
+            except (KeyError, ValueError, TypeError, AttributeError) as exc:
+                provider = getattr(args[0], "provider", "provider")
+                raise ProviderError(
+                    provider, f"{operation}: unusable answer ({type(exc).__name__})", reason="system"
+                ) from None
+
+        return inner
+
+    return wrap
+
+
+def checked_notification(func: Callable[P, R]) -> Callable[P, R]:
+    """A notification that verifies but lacks a field we need is rejected (`format`), never a KeyError."""
+
+    @functools.wraps(func)
+    def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise NotificationRejected("format", f"notification unusable ({type(exc).__name__})") from None
+
+    return inner
 
 
 class NotificationGuard:

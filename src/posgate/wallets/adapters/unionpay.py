@@ -32,6 +32,8 @@ from posgate.wallets.adapters.base import (
     RefundResult,
     WalletAdapter,
     WalletNotification,
+    checked_answer,
+    checked_notification,
 )
 from posgate.wallets.bills import BillLine
 from posgate.wallets.credentials import Credentials
@@ -105,6 +107,7 @@ class UnionPayAdapter(WalletAdapter):
     def now_text() -> str:
         return dt.datetime.now(BEIJING).strftime(unionpay.TIME_FORMAT)
 
+    @checked_answer("create order")
     async def create_order(
         self, out_trade_no: str, amount_fen: int, description: str, expires_at: dt.datetime, notify_url: str
     ) -> OrderCreated:
@@ -123,6 +126,7 @@ class UnionPayAdapter(WalletAdapter):
         self.orders[out_trade_no] = (txn_time, amount_fen, None)
         return OrderCreated(out_trade_no, answer["qrCode"])
 
+    @checked_answer("charge code")
     async def charge_code(
         self, out_trade_no: str, code: str, amount_fen: int, description: str, notify_url: str | None = None
     ) -> ProviderTrade:
@@ -138,6 +142,7 @@ class UnionPayAdapter(WalletAdapter):
         state = PAID if answer["respCode"] == "00" else PAYING
         return ProviderTrade(out_trade_no, state, answer["respCode"], amount_fen, answer.get("queryId"))
 
+    @checked_answer("query")
     async def query(self, out_trade_no: str) -> ProviderTrade:
         txn_time, amount, _ = self.orders.get(out_trade_no, (self.now_text(), 0, None))
         answer = await self.call("query", QUERY, self.fields(unionpay.QUERY, out_trade_no, txn_time))
@@ -164,6 +169,7 @@ class UnionPayAdapter(WalletAdapter):
             return trade.trade_no, trade.amount_fen or 0
         return known[2], known[1]
 
+    @checked_answer("close")
     async def close(self, out_trade_no: str) -> None:
         trade = await self.query(out_trade_no)
         if trade.state == PAID:
@@ -171,6 +177,7 @@ class UnionPayAdapter(WalletAdapter):
                 self.provider, "close: the order is paid: refund it", "35", reason="order_paid"
             )
 
+    @checked_answer("reverse")
     async def reverse(self, out_trade_no: str) -> None:
         query_id, amount = await self._original(out_trade_no)
         fields = self.fields(
@@ -178,6 +185,7 @@ class UnionPayAdapter(WalletAdapter):
         )
         await self.call("void", BACK, fields)
 
+    @checked_answer("refund")
     async def refund(
         self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str = ""
     ) -> RefundResult:
@@ -193,6 +201,7 @@ class UnionPayAdapter(WalletAdapter):
         answer = await self.call("refund", BACK, fields)
         return RefundResult(out_refund_no, answer.get("queryId", ""), refund_fen, answer["respCode"] == "00")
 
+    @checked_notification
     def read_notification(
         self, headers: Mapping[str, str], body: bytes, now: dt.datetime
     ) -> WalletNotification:
@@ -242,6 +251,7 @@ class UnionPayAdapter(WalletAdapter):
     def notification_ack(self, accepted: bool) -> Ack:
         return Ack(200 if accepted else 400, b"ok" if accepted else b"fail", "text/plain")
 
+    @checked_answer("bill")
     async def bill(self, day: dt.date) -> list[BillLine]:
         fields = self.fields(
             ("76", "01"), f"F{day:%Y%m%d}", self.now_text(), settleDate=f"{day:%m%d}", fileType="00"

@@ -29,6 +29,8 @@ from posgate.wallets.adapters.base import (
     RefundResult,
     WalletAdapter,
     WalletNotification,
+    checked_answer,
+    checked_notification,
 )
 from posgate.wallets.bills import BillLine
 from posgate.wallets.credentials import Credentials
@@ -121,6 +123,7 @@ class WeChatPayAdapter(WalletAdapter):
             paid_at=_time(data.get("success_time")),
         )
 
+    @checked_answer("create order")
     async def create_order(
         self, out_trade_no: str, amount_fen: int, description: str, expires_at: dt.datetime, notify_url: str
     ) -> OrderCreated:
@@ -138,6 +141,7 @@ class WeChatPayAdapter(WalletAdapter):
         response = await self.call("native order", "POST", "/v3/pay/transactions/native", payload)
         return OrderCreated(out_trade_no, str(response.json()["code_url"]))
 
+    @checked_answer("charge code")
     async def charge_code(
         self, out_trade_no: str, code: str, amount_fen: int, description: str, notify_url: str | None = None
     ) -> ProviderTrade:
@@ -153,21 +157,25 @@ class WeChatPayAdapter(WalletAdapter):
         response = await self.call("code payment", "POST", "/v3/pay/transactions/codepay", payload)
         return self.trade(response.json(), out_trade_no)
 
+    @checked_answer("query")
     async def query(self, out_trade_no: str) -> ProviderTrade:
         path = f"/v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={self.credentials.merchant_id}"
         response = await self.call("query", "GET", path)
         return self.trade(response.json(), out_trade_no)
 
+    @checked_answer("close")
     async def close(self, out_trade_no: str) -> None:
         path = f"/v3/pay/transactions/out-trade-no/{out_trade_no}/close"
         await self.call("close", "POST", path, {"mchid": self.credentials.merchant_id})
 
+    @checked_answer("reverse")
     async def reverse(self, out_trade_no: str) -> None:
         path = f"/v3/pay/transactions/out-trade-no/{out_trade_no}/reverse"
         await self.call(
             "reverse", "POST", path, {"appid": self.credentials.app_id, "mchid": self.credentials.merchant_id}
         )
 
+    @checked_answer("refund")
     async def refund(
         self, out_trade_no: str, out_refund_no: str, refund_fen: int, total_fen: int, reason: str = ""
     ) -> RefundResult:
@@ -194,6 +202,7 @@ class WeChatPayAdapter(WalletAdapter):
             data.get("status") == "SUCCESS",
         )
 
+    @checked_notification
     def read_notification(
         self, headers: Mapping[str, str], body: bytes, now: dt.datetime
     ) -> WalletNotification:
@@ -247,6 +256,7 @@ class WeChatPayAdapter(WalletAdapter):
         body = json.dumps({"code": "FAIL", "message": "失败"}, ensure_ascii=False).encode()
         return Ack(400, body, "application/json")
 
+    @checked_answer("bill")
     async def bill(self, day: dt.date) -> list[BillLine]:
         response = await self.call(
             "trade bill", "GET", f"/v3/bill/tradebill?bill_date={day.isoformat()}&bill_type=ALL"
