@@ -31,9 +31,13 @@ def store(database_url: str, tmp_path: Path) -> Iterator[tuple[Store, CardVault]
 
 def test_sealed_credentials_round_trip_audited_and_opaque(store: tuple[Store, CardVault]) -> None:
     db, vault = store
-    creds = credentials.Credentials("wechat", "1900000109", "wx1", "SER1", KEY, {"PUB_KEY_ID_1": PLATFORM.public_key()}, APIV3)
+    creds = credentials.Credentials(
+        "wechat", "1900000109", "wx1", "SER1", KEY, {"PUB_KEY_ID_1": PLATFORM.public_key()}, APIV3
+    )
     db.transact(lambda s: credentials.seal(s, vault, creds, actor="alice"))
-    opened = db.transact(lambda s: credentials.open_credentials(s, vault, "wechat", "1900000109", actor="host"))
+    opened = db.transact(
+        lambda s: credentials.open_credentials(s, vault, "wechat", "1900000109", actor="host")
+    )
     assert opened is not None and opened == creds
     assert opened.apiv3_key == APIV3
     assert rsakeys.verify(KEY.public_key(), b"m", rsakeys.sign(opened.private_key, b"m"))

@@ -168,3 +168,19 @@ def test_routing_by_prefix_and_enabled_providers() -> None:
     for provider in codes.PROVIDERS:
         for _ in range(20):
             assert codes.route_code(codes.new_code(provider)).provider == provider
+
+
+def test_the_pure_core_imports_no_event_loop_http_or_database() -> None:
+    import subprocess
+    import sys
+
+    modules = ["emvqr", "codes", "wechatpay", "alipay", "unionpay", "rsakeys", "bills", "orderqr"]
+    modules += ["qrimage", "sim.book"]
+    frameworks = ("asyncio", "starlette", "httpx", "uvicorn", "sqlalchemy")
+    code = (
+        "import sys\n"
+        + "".join(f"import posgate.wallets.{m}\n" for m in modules)
+        + f"print(sorted(m for m in {frameworks!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
