@@ -4,8 +4,9 @@ query, void, refund, notifications and the settlement file — signed forms over
 UnionPay keys its transactions by `orderId` + `txnTime`; a refund or a void is a transaction of its own that
 names the original by its `queryId` (`origQryId`), so this adapter remembers the `queryId` of each order it
 saw (and asks with a query when it does not know it). Closing an unpaid merchant-presented order: UnionPay
-has no close call; the order lapses at `payTimeout` (sent with the order), and `close` voids it if a
-payment slipped in.
+has no close call; the order lapses at `payTimeout` (sent with the order). `close` queries: a paid order is
+`ProviderError(reason="order_paid")` (void or refund it), an unpaid one is left to lapse — until then the
+customer could still pay it, so the order state machine must void a payment that arrives after its close.
 """
 
 from __future__ import annotations
