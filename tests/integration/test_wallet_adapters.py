@@ -233,17 +233,19 @@ async def test_duplicate_notification_is_marked_and_applied_once(provider: str) 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_old_notification_replayed_is_rejected(provider: str) -> None:
-    async with wallet_bench(window_s=1.0) as bench:
+    async with wallet_bench(window_s=2.0) as bench:
         _, payload = await _order(bench, provider)
         await customer.pay_payload(payload, "demo", _urls(bench))
         await bench.wait_for(lambda: bench.received.of(provider, "payment"))
         _, headers, body = next(r for r in bench.received.raw if r[0] == provider)
-        await asyncio.sleep(2.2)  # older than the window now
+        await asyncio.sleep(4.2)  # older than the window now
         import httpx
 
+        refused = bench.adapters[provider].notification_ack(False)
         async with httpx.AsyncClient() as client:
-            await client.post(bench.notify_url(provider), content=body, headers=headers)
-        assert bench.received.rejected == ["stale"]
+            answer = await client.post(bench.notify_url(provider), content=body, headers=headers)
+        assert (answer.status_code, answer.content) == (refused.status, refused.body)
+        assert bench.received.rejected[-1] == "stale"
         assert len(bench.received.of(provider, "payment")) == 1
 
 

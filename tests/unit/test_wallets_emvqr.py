@@ -194,7 +194,7 @@ _text = st.text(
 _tag = st.integers(min_value=0, max_value=99).map(lambda n: f"{n:02d}")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(st.tuples(_tag, _text.filter(lambda s: len(s) <= 99)), max_size=8))
 def test_objects_round_trip(objects: list[tuple[str, str]]) -> None:
     from posgate.wallets.emvqr import encode_objects
