@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from posgate.wallets import rsakeys
 from posgate.wallets.adapters import ADAPTERS, WalletAdapter, WalletNotification
-from posgate.wallets.credentials import Credentials
+from posgate.wallets.credentials import Credentials, simulator_registration
 from posgate.wallets.errors import NotificationRejected
 from posgate.wallets.sim import WalletSimulators
 
@@ -93,15 +93,7 @@ def make_credentials(provider: str, sims: WalletSimulators) -> Credentials:
 async def register(sims: WalletSimulators, creds: Credentials, notify_url: str) -> None:
     """As the merchant does in the provider's portal: upload the public key (and the API v3 key)."""
     sim = sims.providers[creds.provider]
-    payload = {
-        "merchant_id": creds.merchant_id,
-        "app_id": creds.app_id,
-        "public_key_pem": rsakeys.public_pem(creds.private_key.public_key()).decode(),
-        "key_serial": creds.key_serial,
-        "notify_url": notify_url,
-    }
-    if creds.apiv3_key is not None:
-        payload["apiv3_key"] = creds.apiv3_key.decode()
+    payload = simulator_registration(creds, notify_url)
     async with httpx.AsyncClient() as client:
         answer = await client.post(sim.base_url + "/sim/merchants", json=payload)
     assert answer.status_code == 200, answer.text

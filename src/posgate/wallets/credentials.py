@@ -123,3 +123,20 @@ def open_credentials(
         provider_keys={s: rsakeys.load_public(pem) for s, pem in config["provider_keys"].items()},
         apiv3_key=keys.get("apiv3_key"),
     )
+
+
+def simulator_registration(credentials: Credentials, notify_url: str | None = None) -> dict[str, str]:
+    """What a merchant gives a provider simulator's portal (`POST /sim/merchants`): its ids, its public key
+    and, for WeChat Pay, the API v3 key (a secret shared with the provider — send it to a loopback simulator
+    only)."""
+    registration = {
+        "merchant_id": credentials.merchant_id,
+        "app_id": credentials.app_id,
+        "public_key_pem": rsakeys.public_pem(credentials.private_key.public_key()).decode(),
+        "key_serial": credentials.key_serial,
+    }
+    if notify_url:
+        registration["notify_url"] = notify_url
+    if credentials.apiv3_key is not None:
+        registration["apiv3_key"] = credentials.apiv3_key.decode("ascii")
+    return registration
