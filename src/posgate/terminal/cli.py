@@ -40,23 +40,22 @@ from posgate.fixtures.document import read_demo_fixture
 from posgate.money import yuan
 from posgate.security.keys import kcv
 from posgate.security.pos_tls import client_context
-from posgate.terminal.cards import CardProfile, demo_card, manual_card
-from posgate.terminal.client import (
+from posgate.terminal.cards import CardProfile, default_entry, demo_card, manual_card
+from posgate.terminal.client import TerminalClient
+from posgate.terminal.day import DayReport, play_day
+from posgate.terminal.errors import (
     NothingToReverse,
     NotSignedIn,
-    SettlementResult,
-    TerminalClient,
     TerminalConnectionError,
     TerminalError,
     TerminalTimeout,
     UnknownOriginal,
-    default_entry,
 )
-from posgate.terminal.day import DayReport, play_day
 from posgate.terminal.journal import open_pan
 from posgate.terminal.messages import AMOUNT_MAX_FEN
 from posgate.terminal.receipt import format_receipt
 from posgate.terminal.result import TxnResult, response_text
+from posgate.terminal.settlement import SettlementResult
 from posgate.terminal.state import DEMO_TID, TerminalState, demo_terminal_state
 
 EXIT_APPROVED = 0

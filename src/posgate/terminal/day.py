@@ -34,15 +34,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from posgate.terminal.cards import CardProfile
-from posgate.terminal.client import (
-    PendingReversal,
-    SettlementResult,
-    TerminalClient,
-    TerminalTimeout,
-    UnknownOriginal,
-    default_entry,
-)
+from posgate.terminal.cards import CardProfile, default_entry
+from posgate.terminal.client import TerminalClient
+from posgate.terminal.errors import PendingReversal, TerminalTimeout, UnknownOriginal
 from posgate.terminal.journal import (
     COMPLETION,
     DEBIT_KINDS,
@@ -52,6 +46,7 @@ from posgate.terminal.journal import (
     open_pan,
 )
 from posgate.terminal.result import TxnResult
+from posgate.terminal.settlement import SettlementResult
 from posgate.terminal.state import TerminalState
 
 WEIGHTS: dict[str, int] = {
