@@ -55,7 +55,7 @@ def pos_frame(mti: str, stan: str, tid: str = TID, **fields: str) -> bytes:
 
 def send_net(session: Session[str], mti: str, stan: str, now: float = 0.0, timeout_s: float = 10.0) -> bytes:
     msg = net(mti, stan, f70="301") if mti == "0800" else net(mti, stan)
-    return session.send_request(msg, encode_network(msg), now, timeout_s, token=f"{mti}/{stan}")
+    return session.send_request(msg, encode_network(msg), now, timeout_s, token=f"{mti}/{stan}")[1]
 
 
 def send_pos(session: Session[str], mti: str, stan: str, now: float = 0.0, timeout_s: float = 10.0) -> bytes:
@@ -157,7 +157,13 @@ def test_a_pos_error_answer_is_unmatched_when_two_requests_have_its_stan() -> No
 def test_the_request_frame_is_the_wire_frame() -> None:
     session: Session[str] = Session(POS_WIRE)
     msg = pos("0800", "000001", f60="00000001003")
-    frame = session.send_request(msg, encode_pos(msg), 0.0, 5.0, token="t", envelope=ENVELOPE)
+    request, frame = session.send_request(msg, encode_pos(msg), 0.0, 5.0, token="t", envelope=ENVELOPE)
+    assert (request.key, request.mti, request.stan, request.token) == (
+        ("0810", "000001", TID),
+        "0800",
+        "000001",
+        "t",
+    )
     assert frame == build_pos_frame(TPDU, HEADER, encode_pos(msg))
     network: Session[str] = Session(NETWORK_WIRE)
     assert send_net(network, "0800", "000001") == net_frame("0800", "000001", f70="301")

@@ -34,9 +34,9 @@ raises `SessionClosed`.
 >>> from posgate.iso8583.codec import encode_network
 >>> client = Session(NETWORK_WIRE)
 >>> echo = {"t": "0800", "11": "000001", "70": "301"}
->>> wire = client.send_request(echo, encode_network(echo), now=0.0, timeout_s=5.0, token="echo")
->>> int.from_bytes(wire[:2], "big") == len(encode_network(echo)), client.in_flight, client.next_deadline()
-(True, 1, 5.0)
+>>> request, wire = client.send_request(echo, encode_network(echo), now=0.0, timeout_s=5.0, token="echo")
+>>> wire == build_network_frame(encode_network(echo)), request, client.next_deadline()
+(True, Pending(0800 stan=000001, deadline=5), 5.0)
 >>> client.receive_data(build_network_frame(encode_network({**echo, "t": "0810", "39": "00"})), now=0.25)
 >>> event = client.next_event()
 >>> type(event).__name__, event.request.token, event.response.fields["39"], event.elapsed_s
@@ -357,9 +357,9 @@ class Session(Generic[T]):
 
     def send_request(
         self, msg: Message, payload: bytes, now: float, timeout_s: float, token: T, envelope: bytes = b""
-    ) -> bytes:
+    ) -> tuple[Pending[T], bytes]:
         """Register `msg` (its key from its MTI and match fields; `payload`: its encoded bytes) as waiting
-        until `now + timeout_s`, and return the frame to write (`envelope`: the POS TPDU and header).
+        until `now + timeout_s`; return it and the frame to write (`envelope`: the POS TPDU and header).
 
         Raises `SessionClosed` after `connection_lost`, `SessionError` when a request with the same key is
         waiting or `max_in_flight` are; nothing is registered then."""
@@ -367,16 +367,15 @@ class Session(Generic[T]):
             raise SessionClosed(self._closed_why)
         key = self.request_key(msg)
         if key in self._pending:
-            raise SessionError(
-                f"a {msg['t']} with STAN {msg.get('11', '')} is already waiting for its response"
-            )
+            stan = msg.get("11", "")
+            raise SessionError(f"a {msg['t']} with STAN {stan} is already waiting for its response")
         if self.max_in_flight is not None and len(self._pending) >= self.max_in_flight:
             raise SessionError(f"{len(self._pending)} requests already waiting (the most in flight)")
         frame = self.wire.frame(envelope, payload)
         pending = Pending(key, msg["t"], msg.get("11", ""), token, now, now + timeout_s)
         self._pending[key] = pending
         heapq.heappush(self._deadlines, (pending.deadline, next(self._order), pending))
-        return frame
+        return pending, frame
 
     def abandon(self, request: Pending[T]) -> None:
         """Stop waiting for `request` (its sender gave up); an answer that comes is `Unmatched`."""

@@ -30,7 +30,7 @@ from types import TracebackType
 from posgate.cards.pan import mask_pan
 from posgate.errors import EncodeError, SecurityError
 from posgate.iso8583.codec import encode_pos, encode_pos_with_mac
-from posgate.iso8583.framing import MAX_FRAME_BYTES, build_pos_frame
+from posgate.iso8583.framing import MAX_FRAME_BYTES
 from posgate.security.pin import encode_pin_block
 from posgate.security.pos_mac import pos_mac
 from posgate.security.signin import unwrap_working_keys
@@ -65,7 +65,6 @@ from posgate.terminal.messages import (
     financial_request,
     last_transaction,
     request_tpdu,
-    response_mti,
     reversal_request,
     sign_in_request,
     sign_out_request,
@@ -186,13 +185,13 @@ class TerminalClient:
         `NotSignedIn` if a MAC is needed and there is no MAK, `EncodeError` for an invalid message.
         """
         payload = self._encode(msg)
-        frame = build_pos_frame(request_tpdu(self.state.nii), REQUEST_HEADER, payload)
-        response, started = await self.connection.request(frame, msg["t"], msg["11"], response_mti(msg["t"]))
+        envelope = request_tpdu(self.state.nii) + REQUEST_HEADER
+        response, elapsed_s = await self.connection.request(msg, payload, envelope)
         pan = _card_pan(msg)
         result = result_from_message(
             response.fields,
             response_mac_ok(response.payload, response.fields, self.state.mak, self.state.mac),
-            elapsed_ms=(response.received - started) * 1000,
+            elapsed_ms=elapsed_s * 1000,
             masked_pan=mask_pan(pan) if pan else None,
             sign_in_required=response.header[2] & 0x0F == SIGN_IN_AGAIN,
         )

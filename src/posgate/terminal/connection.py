@@ -1,10 +1,12 @@
 """The terminal simulator's connection to the acquirer host (asyncio shell): one TCP connection (TLS when
 given a context), requests pipelined on it.
 
-`HostConnection` sends framed requests and hands each response to the request waiting for it, matched by
-field 11 (STAN), the response MTI and field 41 (TID) — so several tasks may have requests in flight at once
-and the host may answer out of order. Frames that match nothing (late answers, answers to `send_raw`) go to
-a small queue that `send_raw` reads. It knows nothing of MACs, keys or the transactions: `client` does.
+A thin shell over the sans-IO `iso8583.session.Session` (POS wire): the session matches each response to
+the request waiting for it — by field 11 (STAN), the response MTI and field 41 (TID) — so several tasks may
+have requests in flight at once and the host may answer out of order; it times requests out (this shell
+keeps one `loop.call_at` timer armed at the session's next deadline) and fails those still waiting when the
+connection goes. Frames that match nothing (late answers, answers to `send_raw`) go to a small queue that
+`send_raw` reads. It knows nothing of MACs, keys or the transactions: `client` does.
 """
 
 from __future__ import annotations
@@ -16,31 +18,32 @@ import logging
 import os
 import socket
 import ssl
-import time
-from dataclasses import dataclass
 
-from posgate.errors import DecodeError, FramingError
-from posgate.iso8583.codec import Message, decode_pos
-from posgate.iso8583.framing import MAX_FRAME_BYTES, FrameBuffer, split_pos_frame
+from posgate.iso8583.codec import Message
+from posgate.iso8583.framing import MAX_FRAME_BYTES
+from posgate.iso8583.session import (
+    POS_WIRE,
+    BadFrame,
+    Inbound,
+    RequestFailed,
+    RequestTimedOut,
+    ResponseReceived,
+    Session,
+    SessionClosed,
+    SessionError,
+    Undecodable,
+    Unmatched,
+)
 from posgate.terminal.errors import TerminalConnectionError, TerminalError, TerminalTimeout
 
-__all__ = ["HostConnection", "Response"]
+__all__ = ["HostConnection", "connection_reason"]
 
 log = logging.getLogger(__name__)
 
 _READ_CHUNK = 65536
 _UNMATCHED_MAX = 64
-
-
-@dataclass(frozen=True)
-class Response:
-    """A response as read: its frame header, the message bytes from the MTI on, the decoded fields, and
-    when it was read (`time.perf_counter()`)."""
-
-    header: bytes
-    payload: bytes
-    fields: Message
-    received: float
+#: The session of one connection; its tokens are the futures the requests wait on.
+_Session = Session[asyncio.Future[Inbound]]
 
 
 def connection_reason(exc: OSError) -> str:
@@ -78,10 +81,11 @@ class HostConnection:
         self.server_name = server_name
         self.timeout_s = timeout_s
         self._max_frame_bytes = max_frame_bytes
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[tuple[str, str], asyncio.Future[Response]] = {}
+        self._session: _Session | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self._unmatched: asyncio.Queue[bytes | None] = asyncio.Queue(_UNMATCHED_MAX)
         self._lost: TerminalConnectionError | None = None
 
@@ -106,7 +110,7 @@ class HostConnection:
                     server_hostname=self.server_name or self.host,
                     ssl_handshake_timeout=self.timeout_s,
                 )
-            self._reader, self._writer = await asyncio.wait_for(connecting, self.timeout_s)
+            reader, self._writer = await asyncio.wait_for(connecting, self.timeout_s)
         except TimeoutError:
             raise TerminalConnectionError(
                 f"cannot reach posgate host at {self.address}: timed out after {self.timeout_s:g} s"
@@ -117,12 +121,16 @@ class HostConnection:
             ) from None
         self._lost = None
         self._unmatched = asyncio.Queue(_UNMATCHED_MAX)
-        self._reader_task = asyncio.create_task(self._read_loop(self._reader), name=f"terminal-{self.tid}")
+        self._cancel_timer()
+        self._session = Session(POS_WIRE, max_frame_bytes=self._max_frame_bytes)
+        self._reader_task = asyncio.create_task(
+            self._read_loop(reader, self._session), name=f"terminal-{self.tid}"
+        )
 
     async def close(self) -> None:
         """Close the connection; requests still waiting fail with `TerminalConnectionError`."""
-        task, writer = self._reader_task, self._writer
-        self._reader_task = self._writer = self._reader = None
+        task, writer, session = self._reader_task, self._writer, self._session
+        self._reader_task = self._writer = None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -131,103 +139,141 @@ class HostConnection:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-        self._fail_pending(TerminalConnectionError(f"connection to posgate host at {self.address} closed"))
+        if session is not None and not session.closed:
+            self._lost = TerminalConnectionError(f"connection to posgate host at {self.address} closed")
+            session.connection_lost("closed")
+            self._handle_events(session)
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
-        frames = FrameBuffer(self._max_frame_bytes)
+    # ------------------------------------------------------------------------------------------ reading
+
+    async def _read_loop(self, reader: asyncio.StreamReader, session: _Session) -> None:
+        loop = asyncio.get_running_loop()
         reason = "closed by the host"
         if self.tls is not None:  # a host that requires a client certificate closes after the handshake
             reason += " before any answer (over TLS: does it require a client certificate? see --tls-cert)"
         try:
             while data := await reader.read(_READ_CHUNK):
                 reason = "closed by the host"
-                frames.receive_data(data)
-                while (body := frames.next_frame()) is not None:
-                    self._dispatch(body)
-        except FramingError as exc:
-            reason = f"bad frame from the host ({exc})"
+                session.receive_data(data, loop.time())
+                bad = self._handle_events(session)
+                if bad is not None:
+                    reason = f"bad frame from the host ({bad.error})"
+                    break
         except OSError as exc:
             reason = connection_reason(exc)
         finally:
-            self._lost = TerminalConnectionError(
-                f"connection to posgate host at {self.address} lost: {reason}"
-            )
-            self._fail_pending(self._lost)
+            if not session.closed:
+                self._lost = TerminalConnectionError(
+                    f"connection to posgate host at {self.address} lost: {reason}"
+                )
+                session.connection_lost(reason)
+                self._handle_events(session)
             self._offer_unmatched(None)
 
-    def _fail_pending(self, error: Exception) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(error)
+    def _handle_events(self, session: _Session) -> BadFrame | None:
+        """Act on the session's events: answers to their requests, late and stray frames to `send_raw`'s
+        queue, time-outs and failures as exceptions; re-arm the timer. Returns a `BadFrame` if one came."""
+        bad = None
+        while (event := session.next_event()) is not None:
+            if isinstance(event, ResponseReceived):
+                if not event.request.token.done():
+                    event.request.token.set_result(event.response)
+            elif isinstance(event, Unmatched):
+                fields = event.message.fields
+                log.info(
+                    "terminal %s: unmatched %s STAN %s from the host", self.tid, fields["t"], fields.get("11")
+                )
+                self._offer_unmatched(event.message.body)
+            elif isinstance(event, Undecodable):
+                log.warning("terminal %s: undecodable frame from the host: %s", self.tid, event.error)
+                self._offer_unmatched(event.body)
+            elif isinstance(event, RequestTimedOut):
+                request = event.request
+                if not request.token.done():
+                    request.token.set_exception(
+                        TerminalTimeout(
+                            f"no response to {request.mti} STAN {request.stan} from {self.address}"
+                            f" within {self.timeout_s:g} s"
+                        )
+                    )
+            elif isinstance(event, RequestFailed):
+                if not event.request.token.done():
+                    event.request.token.set_exception(self._lost_error(event.why))
+            elif isinstance(event, BadFrame):
+                bad = event
+        self._arm(session)
+        return bad
+
+    def _lost_error(self, why: str) -> TerminalConnectionError:
+        if self._lost is not None:
+            return self._lost
+        return TerminalConnectionError(f"connection to posgate host at {self.address} lost: {why}")
 
     def _offer_unmatched(self, body: bytes | None) -> None:
         if self._unmatched.full():
             self._unmatched.get_nowait()  # keep the newest frames
         self._unmatched.put_nowait(body)
 
-    def _dispatch(self, body: bytes) -> None:
-        """Hand a frame to the request it answers (same 11, response MTI and 41), else to `send_raw`."""
-        received = time.perf_counter()
-        try:
-            frame = split_pos_frame(body)
-            fields = decode_pos(frame.payload)
-        except (FramingError, DecodeError) as exc:
-            log.warning("terminal %s: undecodable frame from the host: %s", self.tid, exc)
-            self._offer_unmatched(body)
-            return
-        stan, mti = fields.get("11", ""), fields.get("t", "")
-        key = (stan, mti)
-        if key not in self._pending:  # e.g. an error response with another MTI: match on the STAN alone
-            same_stan = [k for k in self._pending if k[0] == stan]
-            key = same_stan[0] if len(same_stan) == 1 else key
-        future = self._pending.get(key)
-        if future is None or fields.get("41") != self.tid:
-            log.info("terminal %s: unmatched %s STAN %s from the host", self.tid, mti, stan)
-            self._offer_unmatched(body)
-            return
-        del self._pending[key]
-        if not future.done():
-            future.set_result(Response(frame.header, frame.payload, fields, received))
+    # ------------------------------------------------------------------------------------------ time
 
-    def _writer_or_raise(self) -> asyncio.StreamWriter:
+    def _arm(self, session: _Session) -> None:
+        """Keep one timer at the session's next deadline."""
+        deadline = session.next_deadline()
+        if session is not self._session or deadline == self._timer_at:
+            return
+        self._cancel_timer()
+        if deadline is not None:
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer, session, deadline)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def _on_timer(self, session: _Session, deadline: float) -> None:
+        self._timer = self._timer_at = None
+        session.handle_timer(max(asyncio.get_running_loop().time(), deadline))
+        self._handle_events(session)
+
+    # ------------------------------------------------------------------------------------------ sending
+
+    def _writer_or_raise(self) -> tuple[asyncio.StreamWriter, _Session]:
         if self._lost is not None:
             raise self._lost
-        if self._writer is None:
+        if self._writer is None or self._session is None:
             raise TerminalConnectionError(f"not connected to posgate host at {self.address}")
-        return self._writer
+        return self._writer, self._session
 
-    async def request(self, frame: bytes, mti: str, stan: str, response_mti: str) -> tuple[Response, float]:
-        """Send one framed request (`mti`, `stan`) and wait for its response (`response_mti`, same STAN
-        and TID). Returns the response and when the request was written (`time.perf_counter()`).
+    async def request(self, msg: Message, payload: bytes, envelope: bytes) -> tuple[Inbound, float]:
+        """Send one request (`msg` encoded as `payload`, after the TPDU and header `envelope`) and wait for
+        its response (the response MTI, same STAN and TID). Returns the response and the seconds it took.
 
         Raises `TerminalTimeout` after `timeout_s`, `TerminalConnectionError` if the connection is lost.
         """
-        writer = self._writer_or_raise()
-        key = (stan, response_mti)
-        if key in self._pending:
-            raise TerminalError(f"a {mti} with STAN {stan} is already waiting for its response")
-        future: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        started = time.perf_counter()
+        writer, session = self._writer_or_raise()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Inbound] = loop.create_future()
+        try:
+            request, frame = session.send_request(msg, payload, loop.time(), self.timeout_s, future, envelope)
+        except SessionClosed as exc:
+            raise self._lost_error(exc.why) from None
+        except SessionError as exc:
+            raise TerminalError(str(exc)) from None
+        self._arm(session)
         try:
             writer.write(frame)
             await writer.drain()
-            response = await asyncio.wait_for(future, self.timeout_s)
-        except TimeoutError:
-            raise TerminalTimeout(
-                f"no response to {mti} STAN {stan} from {self.address} within {self.timeout_s:g} s"
-            ) from None
+            response = await future
         except OSError as exc:
             raise await self._lost_because(exc) from None
         finally:
-            if self._pending.get(key) is future:
-                del self._pending[key]
+            session.abandon(request)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: the reader may have failed it while the write failed
             else:
                 future.cancel()
-        return response, started
+        return response, response.received_at - request.sent_at
 
     async def _lost_because(self, exc: OSError) -> TerminalConnectionError:
         """The error for a write that failed: the reader's reason when it has one (a TLS alert says more
@@ -245,7 +291,7 @@ class HostConnection:
         """Send `frame` as is (length prefix included) and return the next frame body (without its length
         prefix) that answers no pending request, or None on time-out or when the host closes the connection.
         For tests of the host's handling of bad frames."""
-        writer = self._writer_or_raise()
+        writer, _ = self._writer_or_raise()
         while not self._unmatched.empty():
             self._unmatched.get_nowait()
         writer.write(frame)
