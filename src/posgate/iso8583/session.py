@@ -184,16 +184,16 @@ POS_ENVELOPE_LEN = TPDU_LEN + POS_HEADER_LEN
 
 class Pending(Generic[T]):
     """A request sent and waiting for its answer: its key (response MTI, then the match fields), the
-    request's MTI and field 11, the shell's `token` (e.g. the future to resolve), when it was sent and its
-    deadline."""
+    request's MTI and field 11, the shell's `token` (e.g. the future to resolve), when it was sent, its
+    time-out and its deadline (`sent_at + timeout_s`)."""
 
-    __slots__ = ("deadline", "done", "key", "mti", "sent_at", "stan", "token")
+    __slots__ = ("deadline", "done", "key", "mti", "sent_at", "stan", "timeout_s", "token")
 
     def __init__(
-        self, key: tuple[str, ...], mti: str, stan: str, token: T, sent_at: float, deadline: float
+        self, key: tuple[str, ...], mti: str, stan: str, token: T, sent_at: float, timeout_s: float
     ) -> None:
         self.key, self.mti, self.stan, self.token = key, mti, stan, token
-        self.sent_at, self.deadline = sent_at, deadline
+        self.sent_at, self.timeout_s, self.deadline = sent_at, timeout_s, sent_at + timeout_s
         self.done = False
 
     def __repr__(self) -> str:
@@ -372,7 +372,7 @@ class Session(Generic[T]):
         if self.max_in_flight is not None and len(self._pending) >= self.max_in_flight:
             raise SessionError(f"{len(self._pending)} requests already waiting (the most in flight)")
         frame = self.wire.frame(envelope, payload)
-        pending = Pending(key, msg["t"], msg.get("11", ""), token, now, now + timeout_s)
+        pending = Pending(key, msg["t"], msg.get("11", ""), token, now, timeout_s)
         self._pending[key] = pending
         heapq.heappush(self._deadlines, (pending.deadline, next(self._order), pending))
         return pending, frame
