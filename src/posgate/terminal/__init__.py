@@ -6,7 +6,9 @@ totals, batch upload records; PANs sealed), `messages` (requests per shared/spec
 (what a void, refund or completion may act on, and what it does to it), `result` (a response read and
 MAC-checked), `receipt`, `errors`. Transactions: `client.TerminalClient` (build, MAC, send, book) and
 `settlement.settle`, over `connection.HostConnection` (the asyncio shell: one pipelined TCP or TLS connection
-to the host). On top: `day.play_day` (a mixed trading day on a client) and `cli.app` (`posgate terminal`).
+to the host). On top: `policy.PosPolicy` (what a terminal does around a transaction: sign in again on `97`,
+reverse on a time-out or an approval that does not verify), `day.play_day` (a mixed trading day on a
+client) and `cli.app` (`posgate terminal`).
 The CLI is not imported here, so the library does not pull in Typer.
 """
 
@@ -24,6 +26,7 @@ from posgate.terminal.errors import (
     UnknownOriginal,
 )
 from posgate.terminal.journal import BatchTotals, JournalEntry
+from posgate.terminal.policy import Outcome, PosPolicy
 from posgate.terminal.result import TxnResult
 from posgate.terminal.settlement import SettlementResult
 from posgate.terminal.state import LastTransaction, TerminalState, demo_terminal_state
@@ -37,7 +40,9 @@ __all__ = [
     "LastTransaction",
     "NotSignedIn",
     "NothingToReverse",
+    "Outcome",
     "PendingReversal",
+    "PosPolicy",
     "SettlementResult",
     "TerminalClient",
     "TerminalConnectionError",
