@@ -92,6 +92,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_EVEN = frozenset("02468")
 
 
 class SessionError(PosgateError):
@@ -118,7 +119,7 @@ def is_request_mti(mti: str) -> bool:
 # ---------------------------------------------------------------------------------------------------- wires
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Inbound:
     """A frame received and decoded. `body`: the frame without its length prefix; `tpdu` and `header`: the
     POS frame's (empty on the network wire); `payload`: the message from the MTI on; `fields`: decoded;
@@ -200,7 +201,7 @@ class Pending(Generic[T]):
         return f"Pending({self.mti} stan={self.stan}, deadline={self.deadline:g})"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseReceived(Generic[T]):
     """The answer to a waiting request (which is forgotten)."""
 
@@ -213,14 +214,14 @@ class ResponseReceived(Generic[T]):
         return self.response.received_at - self.request.sent_at
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestReceived:
     """A request from the peer (serving sessions): answer it with `send_response`, or `finish_request`."""
 
     request: Inbound
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unmatched:
     """A message nobody waits for: a late answer, an answer to no request of ours, a request we do not
     serve."""
@@ -228,7 +229,7 @@ class Unmatched:
     message: Inbound
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Undecodable:
     """A whole frame whose envelope or message cannot be read; the stream goes on."""
 
@@ -237,14 +238,14 @@ class Undecodable:
     received_at: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestTimedOut(Generic[T]):
     """No answer before the request's deadline: it is forgotten (a late answer will be `Unmatched`)."""
 
     request: Pending[T]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestFailed(Generic[T]):
     """The connection went before the answer (`why`: the reason given to `connection_lost`). The request
     was sent: the peer may have acted on it."""
@@ -253,14 +254,14 @@ class RequestFailed(Generic[T]):
     why: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BadFrame:
     """The length prefix is out of range: the stream cannot be resynchronised. Close the connection."""
 
     error: FramingError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FrameDeadlineExpired:
     """A frame begun `deadline_s` ago is still incomplete (`pending_bytes` received). Close the connection."""
 
@@ -353,7 +354,7 @@ class Session(Generic[T]):
 
     def request_key(self, msg: Message) -> tuple[str, ...]:
         """The key the answer to `msg` will carry: its response MTI, then the match fields."""
-        return (response_mti(msg["t"]), *(msg.get(name, "") for name in self.wire.match_fields))
+        return (response_mti(msg["t"]), *[msg.get(name, "") for name in self.wire.match_fields])
 
     def send_request(
         self, msg: Message, payload: bytes, now: float, timeout_s: float, token: T, envelope: bytes = b""
@@ -425,8 +426,7 @@ class Session(Generic[T]):
         except ProtocolError as exc:
             return Undecodable(body, exc, received_at)
         message = Inbound(body, tpdu, header, payload, fields, received_at)
-        mti = fields["t"]
-        if is_request_mti(mti):
+        if fields["t"][2] in _EVEN:  # a request (the codec let only the dialect's MTIs through)
             if not self.serve:
                 return Unmatched(message)
             self._serving += 1
@@ -439,7 +439,7 @@ class Session(Generic[T]):
         return ResponseReceived(pending, message)
 
     def _match(self, fields: Message) -> Pending[T] | None:
-        match = tuple(fields.get(name, "") for name in self.wire.match_fields)
+        match = tuple([fields.get(name, "") for name in self.wire.match_fields])
         pending = self._pending.get((fields["t"], *match))
         if pending is None and self.wire.loose_mti and self._pending:
             # an error answer with another MTI: match on the fields alone when only one request has them

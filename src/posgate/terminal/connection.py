@@ -217,12 +217,16 @@ class HostConnection:
     # ------------------------------------------------------------------------------------------ time
 
     def _arm(self, session: _Session) -> None:
-        """Keep one timer at the session's next deadline."""
-        deadline = session.next_deadline()
-        if session is not self._session or deadline == self._timer_at:
+        """Keep one timer at or before the session's next deadline. It is moved only when a deadline comes
+        earlier than the one armed: requests share a time-out, so their deadlines come in order and one
+        timer serves them all; a timer that finds nothing due arms the next deadline."""
+        if session is not self._session:
             return
-        self._cancel_timer()
-        if deadline is not None:
+        deadline = session.next_deadline()
+        if session.closed:
+            self._cancel_timer()
+        elif deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._cancel_timer()
             self._timer_at = deadline
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer, session, deadline)
 
