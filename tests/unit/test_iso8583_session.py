@@ -4,6 +4,9 @@ socket and no clock."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from posgate.errors import DecodeError, EncodeError, FramingError
@@ -463,3 +466,11 @@ def test_inbound_carries_the_frame() -> None:
     assert isinstance(event, Unmatched)
     message: Inbound = event.message
     assert message.body == frame[2:] and message.payload == frame[13:] and message.mti == "0810"
+
+
+def test_the_core_imports_no_io() -> None:
+    """The session core is pure: importing it loads no event loop, socket or database library."""
+    io = ("asyncio", "socket", "ssl", "selectors", "sqlalchemy")
+    code = f"import sys, posgate.iso8583.session; print(sorted(m for m in {io!r} if m in sys.modules))"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
