@@ -134,13 +134,26 @@ class TerminalClient:
     def host(self) -> str:
         return self.connection.host
 
+    @host.setter
+    def host(self, host: str) -> None:
+        """Where the next `connect` goes (a load balancer's next node)."""
+        self.connection.host = host
+
     @property
     def port(self) -> int:
         return self.connection.port
 
+    @port.setter
+    def port(self, port: int) -> None:
+        self.connection.port = port
+
     @property
     def timeout_s(self) -> float:
         return self.connection.timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, timeout_s: float) -> None:
+        self.connection.timeout_s = timeout_s
 
     @property
     def address(self) -> str:

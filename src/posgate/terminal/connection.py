@@ -193,7 +193,7 @@ class HostConnection:
                     request.token.set_exception(
                         TerminalTimeout(
                             f"no response to {request.mti} STAN {request.stan} from {self.address}"
-                            f" within {self.timeout_s:g} s"
+                            f" within {request.timeout_s:g} s"
                         )
                     )
             elif isinstance(event, RequestFailed):
