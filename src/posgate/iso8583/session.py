@@ -5,7 +5,9 @@ Like h11 (`receive_data()`, `next_event()`, `send()` returning bytes) and aioqui
 the asyncio shell feeds it the bytes it read and the time (`now`, any monotonic clock), writes the bytes
 it returns, acts on its events, and keeps one timer armed at `next_deadline()` (`loop.call_at`) that calls
 `handle_timer(now)`. It is what the terminal simulator (`terminal.connection`), the host's issuer links
-(`host.links`) and the issuer simulator (`issuer.server`) have in common.
+(`host.links`) and the issuer simulator (`issuer.server`) have in common. It lives in `iso8583`, beside the
+framing and the codec it composes, because it is the same kind of thing: the protocol, pure, for every
+actor; the actors keep only their asyncio shells and their own rules (MACs, faults, the POS policy).
 
 Framing: the session cuts the stream with a `FrameBuffer` and decodes each frame once (`Wire`: the POS
 frame's TPDU and header, or the network frame's bare message); the event carries the decoded message.
