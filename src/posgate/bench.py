@@ -4,7 +4,8 @@ The stack under test runs as its own process (`posgate up`, on a fresh SQLite st
 database given), so the load generator in this process does not share its interpreter. Before starting it,
 the bench provisions N terminals (TIDs 9xxxxxxx, fresh TMKs) and M cards at Demo Bank A (generated PANs in
 BIN 622999 with a large balance), then N terminal simulators sign in and send sales of 0.01 CNY back to back
-for the duration. Latency is measured at the terminal: request written → answer read and MAC-verified.
+for the duration, under the terminal's POS policy (`terminal.policy`). Latency is measured at the
+terminal: request written → answer read and MAC-verified.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from posgate.fixtures.document import FixtureCard, read_demo_fixture
 from posgate.security.keys import generate_key, kcv
 from posgate.terminal import TerminalClient, TerminalState, TxnResult, demo_card, play_day
 from posgate.terminal.cards import CardProfile, card_profile
+from posgate.terminal.journal import SALE
+from posgate.terminal.policy import PosPolicy
 
 BENCH_MID = "898440153110001"
 BENCH_PIN = "123456"
@@ -140,16 +143,22 @@ async def _sale_loop(
     report: BenchReport,
     warmup_until: float,
 ) -> None:
-    """The `sale` mix: 0.01 CNY sales back to back, each on a card drawn at random."""
+    """The `sale` mix: 0.01 CNY sales back to back, each on a card drawn at random, under the POS policy
+    (a sale without an answer in time is reversed, a `97` signs in again)."""
     rng = random.Random(state.tid)
     async with _MeasuredClient(host, port, state, report, warmup_until) as client:
-        signed = await client.sign_in()
-        if not signed.approved:
+        policy = PosPolicy(client)
+        signed = await policy.ensure_signed_in()
+        if signed is not None and not signed.approved:
             raise RuntimeError(f"bench terminal {state.tid} could not sign in: {signed.response_code}")
         while time.monotonic() < until:
+            card = rng.choice(cards)
             try:
-                await client.sale(rng.choice(cards), BENCH_PIN, 1)
-            except Exception:  # a time-out or a lost connection: counted, the load goes on
+                outcome = await policy.transact(SALE, lambda: client.sale(card, BENCH_PIN, 1))  # noqa: B023
+            except Exception:  # a lost connection: counted, the load goes on
+                report.errors += 1
+                continue
+            if outcome.timeout is not None:  # counted; reversed by the policy
                 report.errors += 1
 
 

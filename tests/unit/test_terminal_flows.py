@@ -49,6 +49,7 @@ from posgate.terminal import (
     play_day,
 )
 from posgate.terminal.cli import app
+from posgate.terminal.day import _Day
 from posgate.terminal.journal import open_pan
 from posgate.terminal.messages import MACED_RESPONSE_MTIS
 from posgate.terminal.result import TxnResult, response_mac_ok, result_from_message
@@ -88,6 +89,7 @@ class BookHost:
     silent_once: bool = False  # the next financial request gets no answer
     silent_every: int = 0  # every n-th financial request gets no answer
     financials: int = 0
+    bad_mac_for: str | None = None  # approvals of requests with this processing code get a wrong MAC
 
     @staticmethod
     def kind(request: dict[str, str]) -> str:
@@ -235,7 +237,8 @@ class BookHost:
     def encode_response(self, response: dict[str, str]) -> bytes:
         if response["t"] in MACED_RESPONSE_MTIS and response["39"] == "00":
             assert self.keys is not None
-            mak = self.keys.mak
+            spoiled = self.bad_mac_for is not None and response.get("3") == self.bad_mac_for
+            mak = bytes(16) if spoiled else self.keys.mak
             return encode_pos_with_mac(response, lambda data: cup_ecb_mac(mak, data))
         return encode_pos(response)
 
@@ -592,6 +595,22 @@ async def test_a_day_with_lost_answers_reverses_them(host: BookHost) -> None:
     posted, held = host.effect()
     assert {c.pan: report.effect_fen[c] for c in cards} == {c.pan: posted[c.pan] for c in cards}
     assert {c.pan: report.held_fen[c] for c in cards} == {c.pan: held[c.pan] for c in cards}
+
+
+async def test_a_day_never_reverses_a_sale_because_a_balance_answer_fails_its_mac(
+    client: TerminalClient, host: BookHost
+) -> None:
+    """A balance inquiry is not reversible: reversing on its bad MAC sent the 0400 of `state.last`, the
+    sale before it, and took an approved sale back (the day's own rule before the POS policy was shared)."""
+    host.bad_mac_for = "310000"
+    day = _Day(client, [OK], random.Random(1), batch_limit=500)
+    sale = await day.send("sale", lambda: client.sale(OK, OK.default_pin, 1_00))
+    balance = await day.send("balance", lambda: client.balance(OK, OK.default_pin))
+    assert sale is not None and sale.approved
+    assert balance is not None and balance.mac_ok is False and not balance.approved
+    assert [r["t"] for r in host.requests].count("0400") == 0
+    assert not any(b.reversed for b in host.booked)
+    assert day.report.counts[("balance", "00!")] == 1 and day.report.unresolved == 0
 
 
 # ------------------------------------------------------------------------------------------------ CLI

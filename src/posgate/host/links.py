@@ -1,9 +1,16 @@
 """Issuer links: one persistent TCP connection per issuer speaking the network dialect.
 
 Each link signs on (0800, 70 = 001) when it connects, echoes (70 = 301) every `echo_interval_s`, reconnects
-with exponential back-off, matches replies to requests by (MTI, field 11), MACs requests and verifies
-replies when the route says so. A link that is down refuses at once (`IssuerUnavailable` → 91); a request
-with no answer in time raises `IssuerTimeout` (→ 98 and a queued reversal).
+with exponential back-off, MACs requests and verifies replies when the route says so. A link that is down
+refuses at once (`IssuerUnavailable` → 91); a request with no answer in time raises `IssuerTimeout` (→ 98
+and a queued reversal), and so does one still waiting when the link closes ("link closed before the
+answer": it was sent, so the issuer may have acted on it).
+
+Matching replies to requests (by response MTI and field 11), the time-outs and what fails when the link
+closes are the sans-IO `iso8583.session.Session`'s, one per connection (network wire): this shell reads,
+feeds it bytes and `loop.time()`, keeps one `loop.call_at` timer at its next deadline and turns its events
+into answers and exceptions. Two requests with the same MTI and STAN at once are a bug (STANs are unique
+per link): the second raises `SessionError`.
 
 A route whose `mac` setting does not match the issuer is named in one log line: at sign-on, from the MAC
 of the 0810 (absent, or not verifying under the ZAK, while `mac = true`; present while `mac = false`), and
@@ -20,16 +27,21 @@ import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
 
-from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError, ProtocolError
-from posgate.iso8583.codec import (
-    decode_network,
-    encode_network,
-    encode_network_with_mac,
-    response_mti,
-    split_network_mac,
-)
-from posgate.iso8583.framing import FrameBuffer, build_network_frame
+from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError
+from posgate.iso8583.codec import encode_network, encode_network_with_mac, split_network_mac
 from posgate.iso8583.network_dialect import NETWORK_MAC_FIELDS
+from posgate.iso8583.session import (
+    NETWORK_WIRE,
+    BadFrame,
+    Inbound,
+    RequestFailed,
+    RequestTimedOut,
+    ResponseReceived,
+    Session,
+    SessionClosed,
+    Undecodable,
+    Unmatched,
+)
 from posgate.security.keys import kcv
 from posgate.security.network_mac import network_mac, verify_network_mac
 from posgate.store.acquirer import RouteRecord
@@ -37,6 +49,9 @@ from posgate.store.acquirer import RouteRecord
 log = logging.getLogger("posgate.host.link")
 
 Message = dict[str, str]
+#: The session of one connection; its tokens are the futures the requests wait on.
+_Session = Session[asyncio.Future[Message]]
+_MAX_FRAME_BYTES = 8192
 
 
 class StanSource(Protocol):
@@ -68,14 +83,15 @@ class IssuerLink:
         self.up = asyncio.Event()
         self.on_up: list[Callable[[], None]] = []
         self._writer: asyncio.StreamWriter | None = None
-        self._pending: dict[tuple[str, str], asyncio.Future[Message]] = {}
+        self._session: _Session | None = None  # the current connection's
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
         self.stans = stans
         self.ssl = ssl
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._told_replies_lack_mac = False
         self._told_sign_on_mac = False
-        self._closed_why: str | None = None  # the current connection's reader ended, and why
 
     @property
     def name(self) -> str:
@@ -105,22 +121,23 @@ class IssuerLink:
         return await self._send(msg, timeout_s)
 
     async def _send(self, msg: Message, timeout_s: float) -> Message:
-        writer = self._writer
-        if writer is None:
+        writer, session = self._writer, self._session
+        if writer is None or session is None:
             raise IssuerUnavailable(f"issuer {self.name} link is down")
-        if self._closed_why is not None:  # nothing sent: nothing to reverse
-            raise IssuerUnavailable(f"issuer {self.name} link closed: {self._closed_why}")
-        key = (response_mti(msg["t"]), msg["11"])
-        future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        if session.closed:  # the issuer closed it: nothing sent, nothing to reverse
+            raise IssuerUnavailable(f"issuer {self.name} link closed: {session.closed_why}")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Message] = loop.create_future()
         try:
-            writer.write(build_network_frame(self._encode(msg)))
-            try:
-                return await asyncio.wait_for(future, timeout_s)
-            except TimeoutError:
-                raise IssuerTimeout(f"issuer {self.name} did not answer {msg['t']} in {timeout_s}s") from None
+            request, frame = session.send_request(msg, self._encode(msg), loop.time(), timeout_s, future)
+        except SessionClosed as exc:
+            raise IssuerUnavailable(f"issuer {self.name} link closed: {exc.why}") from None
+        self._arm(session)
+        try:
+            writer.write(frame)
+            return await future
         finally:
-            self._pending.pop(key, None)
+            session.abandon(request)
 
     def _encode(self, msg: Message) -> bytes:
         zak = self.route.zak
@@ -153,8 +170,8 @@ class IssuerLink:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.reconnect_max_s)
                 continue
-            self._writer, self._closed_why = writer, None
-            reader_task = asyncio.create_task(self._read(reader))
+            self._writer, self._session = writer, Session(NETWORK_WIRE, max_frame_bytes=_MAX_FRAME_BYTES)
+            reader_task = asyncio.create_task(self._read(reader, self._session))
             try:
                 await self._sign_on()
                 backoff = 0.2
@@ -208,18 +225,21 @@ class IssuerLink:
         msg = {"t": "0800", "7": self.clock().strftime("%m%d%H%M%S"), "11": stan, "70": code}
         return await self._send(msg, self.connect_timeout_s)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _read(self, reader: asyncio.StreamReader, session: _Session) -> None:
         """Deliver replies until the issuer closes the link; then what was waiting for an answer (a sign-on
         included) fails at once, saying why."""
-        buffer = FrameBuffer(max_frame_bytes=8192)
+        loop = asyncio.get_running_loop()
         answered = False
         why = "closed by the issuer"
         try:
             while data := await reader.read(65536):
                 answered = True
-                buffer.receive_data(data)
-                while (body := buffer.next_frame()) is not None:
-                    self._deliver(body)
+                session.receive_data(data, loop.time())
+                bad = self._handle_events(session)
+                if bad is not None:
+                    why = f"bad frame from the issuer ({bad.error})"
+                    log.warning("issuer %s sent a bad frame, closing the link: %s", self.name, bad.error)
+                    break
         except OSError as exc:  # ssl.SSLError, ConnectionResetError …
             why = str(exc) or type(exc).__name__
         else:
@@ -227,15 +247,70 @@ class IssuerLink:
             if not answered and tls is not None and tls.cert_file is None:
                 # asyncio reads a TLS 1.3 "certificate required" alert as a plain end of stream
                 why += " before any answer: if it wants a client certificate, set tls.cert and tls.key"
-        self._closed_why = why
-        self._fail_pending(why)
+        session.connection_lost(why)
+        self._handle_events(session)
 
-    def _deliver(self, body: bytes) -> None:
-        try:
-            msg = decode_network(body)
-        except ProtocolError as exc:
-            log.warning("issuer %s sent an undecodable message: %s", self.name, exc)
+    def _handle_events(self, session: _Session) -> BadFrame | None:
+        """Act on the session's events: replies (MAC-checked) to their requests, time-outs and a closed
+        link as `IssuerTimeout`; re-arm the timer. Returns a `BadFrame` if one came."""
+        bad = None
+        while (event := session.next_event()) is not None:
+            if isinstance(event, ResponseReceived):
+                reply = self._checked(event.response)
+                if not event.request.token.done():
+                    event.request.token.set_result(reply)
+            elif isinstance(event, Unmatched):
+                msg = self._checked(event.message)
+                log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
+            elif isinstance(event, Undecodable):
+                log.warning("issuer %s sent an undecodable message: %s", self.name, event.error)
+            elif isinstance(event, RequestTimedOut):
+                request = event.request
+                if not request.token.done():
+                    request.token.set_exception(
+                        IssuerTimeout(
+                            f"issuer {self.name} did not answer {request.mti} in {request.timeout_s}s"
+                        )
+                    )
+            elif isinstance(event, RequestFailed):
+                if not event.request.token.done():  # it was sent: the issuer may have acted on it
+                    because = f": {event.why}" if event.why else ""
+                    event.request.token.set_exception(
+                        IssuerTimeout(f"issuer {self.name} link closed before the answer{because}")
+                    )
+            elif isinstance(event, BadFrame):
+                bad = event
+        self._arm(session)
+        return bad
+
+    def _arm(self, session: _Session) -> None:
+        """Keep one timer at or before the session's next deadline. It is moved only when a deadline comes
+        earlier than the one armed: requests share a time-out, so their deadlines come in order and one
+        timer serves them all; a timer that finds nothing due arms the next deadline."""
+        if session is not self._session:
             return
+        deadline = session.next_deadline()
+        if session.closed:
+            self._cancel_timer()
+        elif deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            self._cancel_timer()
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer, session, deadline)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+    def _on_timer(self, session: _Session, deadline: float) -> None:
+        self._timer = self._timer_at = None
+        session.handle_timer(max(asyncio.get_running_loop().time(), deadline))
+        self._handle_events(session)
+
+    def _checked(self, reply: Inbound) -> Message:
+        """The reply's fields, its MAC judged as the route says: a financial reply whose MAC does not
+        verify gets 39 = `A0`; the first sign-on answer tells whether the route's `mac` setting fits."""
+        msg, body = reply.fields, reply.body
         if msg["t"] == "0810" and msg.get("70") == "001" and not self._told_sign_on_mac:
             self._diagnose_sign_on_mac(body, msg)
         elif self.route.mac_enabled and msg["t"][:2] != "08":
@@ -254,11 +329,7 @@ class IssuerLink:
                     "issuer %s reply %s/%s failed MAC verification", self.name, msg["t"], msg.get("11")
                 )
                 msg = {**msg, "39": "A0"}
-        future = self._pending.get((msg["t"], msg.get("11", "")))
-        if future is not None and not future.done():
-            future.set_result(msg)
-        else:
-            log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
+        return msg
 
     def _reply_mac(self, body: bytes, msg: Message) -> str:
         """`absent` (no MAC field), `good`, or `bad` (misplaced, or not verifying under the ZAK)."""
@@ -305,16 +376,11 @@ class IssuerLink:
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-        self._fail_pending("")
-        self._pending.clear()
-
-    def _fail_pending(self, why: str) -> None:
-        because = f": {why}" if why else ""
-        for future in self._pending.values():
-            if not future.done():  # it was sent: the issuer may have acted on it, so it needs a reversal
-                future.set_exception(
-                    IssuerTimeout(f"issuer {self.name} link closed before the answer{because}")
-                )
+        session = self._session
+        if session is not None:
+            session.connection_lost("")  # what the reader did not fail yet
+            self._handle_events(session)
+        self._cancel_timer()
 
 
 class IssuerLinks:

@@ -1,7 +1,10 @@
 """ISO 8583 for posgate: the POS dialect (terminals) and the network dialect (issuers) as data, the codec
-that checks every field, pure TCP framing (length prefix, TPDU, header) and the `posgate decode` explainer.
+that checks every field (and says which bytes a MAC covers), pure TCP framing (length prefix, TPDU, header),
+the request/response session of one connection (`session`: matching, pipelining, time-outs) and the
+`posgate decode` explainer.
 
-No sockets, no clock, no database: bytes in, Messages (dicts of strings) out, and back.
+No sockets, no clock, no database: bytes (and the time, where it matters) in, Messages (dicts of strings)
+and events out, and back.
 """
 
 from posgate.iso8583.codec import (
@@ -21,6 +24,8 @@ from posgate.iso8583.codec import (
     response_mti,
     salvage_network,
     salvage_pos,
+    split_network_mac,
+    split_pos_mac,
 )
 from posgate.iso8583.framing import (
     MAX_FRAME_BYTES,
@@ -72,5 +77,7 @@ __all__ = [
     "response_tpdu",
     "salvage_network",
     "salvage_pos",
+    "split_network_mac",
     "split_pos_frame",
+    "split_pos_mac",
 ]

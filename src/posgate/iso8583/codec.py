@@ -12,6 +12,8 @@ offset from the MTI, e.g. `field 4: expected 12 digits, got 'ABC…' at byte 22`
 
 This module also owns where the MAC goes: the bytes a MAC covers and writing it once it is computed — field
 64 in the POS dialect; in the network dialect the last field, 64 or 128 (`network_dialect.network_mac_field`).
+Whoever computes or checks a MAC asks it: `encode_pos_with_mac` / `encode_network_with_mac` to write one,
+`split_pos_mac` / `split_network_mac` for the bytes a received MAC covers (and the MAC).
 
 >>> msg = {"t": "0800", "11": "000001", "41": "10000001", "60": "00000001003"}
 >>> encode_pos(msg).hex().upper()
@@ -58,6 +60,7 @@ __all__ = [
     "salvage_network",
     "salvage_pos",
     "split_network_mac",
+    "split_pos_mac",
 ]
 
 Message = dict[str, str]
@@ -304,7 +307,28 @@ def mac_payload(encoded: bytes) -> bytes:
 
     Raises DecodeError if the message does not decode or carries no field 64.
     """
-    return _before_mac(encoded, _POS)
+    parts = split_pos_mac(decode(encoded, _POS)[0], encoded)
+    if parts is None:
+        pos = _POS.mti_len
+        raise DecodeError(message(64, "not in the bitmap, the message carries no MAC", pos), 64, pos)
+    return parts[0]
+
+
+def split_pos_mac(msg: Mapping[str, str], encoded: bytes) -> tuple[bytes, bytes] | None:
+    """For a POS Message decoded from `encoded`: (the bytes its MAC covers, the 8-byte MAC of field 64), or
+    None when it carries no field 64. Field 64 is the last field of every POS message (the dialect defines
+    none above it), so the MAC covers every byte before its 8 — the secondary bitmap, when set, included.
+
+    >>> signed = encode_pos({"t": "0210", "11": "000001", "39": "00", "64": "3132333435363738"})
+    >>> covered, mac = split_pos_mac(decode_pos(signed), signed)
+    >>> covered == signed[:-8], mac
+    (True, b'12345678')
+    >>> split_pos_mac({"t": "0810", "11": "000001"}, b"...") is None
+    True
+    """
+    if "64" not in msg:
+        return None
+    return bytes(encoded[:-MAC_BYTES]), bytes.fromhex(msg["64"])
 
 
 def network_mac_payload(encoded: bytes) -> bytes:
@@ -345,14 +369,6 @@ def split_network_mac(msg: Mapping[str, str], encoded: bytes) -> tuple[bytes, by
     if field is None:
         return None
     return bytes(encoded[: -2 * MAC_BYTES]), bytes.fromhex(msg[field])
-
-
-def _before_mac(encoded: bytes, dialect: Dialect) -> bytes:
-    _, offsets = decode(encoded, dialect)
-    if "64" not in offsets:
-        pos = dialect.mti_len
-        raise DecodeError(message(64, "not in the bitmap, the message carries no MAC", pos), 64, pos)
-    return bytes(encoded[: offsets["64"]])
 
 
 def encode_pos_with_mac(msg: Message, mac_fn: Callable[[bytes], bytes]) -> bytes:

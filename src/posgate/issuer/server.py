@@ -1,9 +1,11 @@
 """The issuer simulator's asyncio shell: one TCP server per simulated bank, speaking the network dialect.
 
-Per connection it cuts frames (`FrameBuffer`), decodes each message and answers it on its own task, so
-pipelined requests are served concurrently (answers may come out of order; each carries its request's
-field 11). 0800 sign-on / sign-off / echo are answered here; financial requests (0100, 0200, 0220) and
-reversals (0420) go to `authorizer` as one unit of work each through `Store.run`.
+Per connection a sans-IO `iso8583.session.Session` (network wire, serving) cuts the frames, decodes each
+message once and holds every frame to its deadline; this shell reads, feeds it bytes and `loop.time()`,
+and answers each request on its own task, so pipelined requests are served concurrently (answers may come
+out of order; each carries its request's field 11). 0800 sign-on / sign-off / echo are answered here;
+financial requests (0100, 0200, 0220) and reversals (0420) go to `authorizer` as one unit of work each
+through `Store.run`.
 
 When the bank has `mac_enabled`, a financial request or reversal must carry a good MAC (an 0800's is
 checked when present) — else `A0`, nothing applied — and every response is MACed. The MAC is the last field
@@ -33,25 +35,34 @@ import contextlib
 import datetime as dt
 import logging
 import ssl as ssl_module
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
 
 from sqlalchemy.orm import Session
 
 from posgate.cards.pan import mask_pan
-from posgate.errors import ConfigError, DecodeError, EncodeError, FramingError
+from posgate.errors import ConfigError, DecodeError, EncodeError, ProtocolError
 from posgate.iso8583.codec import (
     Message,
-    decode_network,
     encode_network,
     encode_network_with_mac,
     salvage_network,
     split_network_mac,
 )
-from posgate.iso8583.framing import MAX_FRAME_BYTES, FrameBuffer, build_network_frame
+from posgate.iso8583.framing import MAX_FRAME_BYTES
 from posgate.iso8583.network_dialect import NETWORK_MAC_FIELDS, NETWORK_MTIS
 from posgate.iso8583.reasons import Reason, network_code
+from posgate.iso8583.session import (
+    NETWORK_WIRE,
+    BadFrame,
+    FrameDeadlineExpired,
+    Inbound,
+    RequestReceived,
+    Undecodable,
+    Unmatched,
+)
+from posgate.iso8583.session import Session as WireSession
 from posgate.issuer import authorizer, books
 from posgate.issuer.authorizer import BankKeys
 from posgate.issuer.messages import (
@@ -77,6 +88,7 @@ _READ_CHUNK = 65536
 @dataclass(eq=False)
 class _Connection:
     writer: asyncio.StreamWriter
+    session: WireSession[None]
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -259,38 +271,34 @@ class IssuerSimulator:
             log.warning("issuer %s: refused a connection: %d open already", bank.name, len(bank.connections))
             writer.close()
             return
-        connection = _Connection(writer)
+        session: WireSession[None] = WireSession(
+            NETWORK_WIRE,
+            serve=True,
+            max_frame_bytes=self.max_frame_bytes,
+            frame_deadline_s=self.frame_deadline_s,
+        )
+        connection = _Connection(writer, session)
         me = asyncio.current_task()
         if me is not None:
             bank.handlers.add(me)
         bank.connections.add(connection)
         peer = writer.get_extra_info("peername")
-        frames = FrameBuffer(self.max_frame_bytes)
         loop = asyncio.get_running_loop()
         try:
             while True:
-                started = frames.incomplete_since
-                deadline = None if started is None else started + self.frame_deadline_s
-                async with asyncio.timeout_at(deadline):
-                    data = await reader.read(_READ_CHUNK)
-                if not data:
+                deadline = session.next_deadline()
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        data = await reader.read(_READ_CHUNK)
+                except TimeoutError:
+                    assert deadline is not None
+                    session.handle_timer(max(loop.time(), deadline))
+                else:
+                    if not data:
+                        break
+                    session.receive_data(data, loop.time())
+                if not self._handle_events(bank, connection, peer):
                     break
-                frames.receive_data(data, loop.time())
-                while (frame := frames.next_frame()) is not None:
-                    task = asyncio.create_task(self._handle_frame(bank, connection, frame))
-                    connection.tasks.add(task)
-                    bank.requests.add(task)
-                    task.add_done_callback(connection.tasks.discard)
-                    task.add_done_callback(bank.requests.discard)
-        except FramingError as exc:
-            log.warning("issuer %s: bad frame from %s, closing: %s", bank.name, peer, exc)
-        except TimeoutError:
-            log.warning(
-                "issuer %s: a frame from %s was incomplete after %g s, closing",
-                bank.name,
-                peer,
-                self.frame_deadline_s,
-            )
         except (ConnectionError, OSError):
             pass
         finally:
@@ -303,22 +311,58 @@ class IssuerSimulator:
             if me is not None:
                 bank.handlers.discard(me)
 
-    async def _handle_frame(self, bank: _Bank, connection: _Connection, frame: bytes) -> None:
+    def _handle_events(self, bank: _Bank, connection: _Connection, peer: object) -> bool:
+        """Act on the session's events: each request (or undecodable message) answered on its own task.
+        False when the connection must close (a bad frame length, a frame past its deadline)."""
+        while (event := connection.session.next_event()) is not None:
+            if isinstance(event, RequestReceived):
+                self._start(bank, connection, self._handle_request(bank, connection, event.request))
+            elif isinstance(event, Undecodable):
+                self._start(
+                    bank, connection, self._answer_undecodable(bank, connection, event.body, event.error)
+                )
+            elif isinstance(event, Unmatched):
+                fields = event.message.fields
+                log.warning(
+                    "issuer %s: ignoring a %s (not a request) stan=%s",
+                    bank.name,
+                    fields["t"],
+                    fields.get("11"),
+                )
+            elif isinstance(event, BadFrame):
+                log.warning("issuer %s: bad frame from %s, closing: %s", bank.name, peer, event.error)
+                return False
+            elif isinstance(event, FrameDeadlineExpired):
+                log.warning(
+                    "issuer %s: a frame from %s was incomplete after %g s, closing",
+                    bank.name,
+                    peer,
+                    event.deadline_s,
+                )
+                return False
+        return True
+
+    def _start(self, bank: _Bank, connection: _Connection, work: Coroutine[None, None, None]) -> None:
+        task = asyncio.create_task(work)
+        connection.tasks.add(task)
+        bank.requests.add(task)
+        task.add_done_callback(connection.tasks.discard)
+        task.add_done_callback(bank.requests.discard)
+
+    async def _handle_request(self, bank: _Bank, connection: _Connection, request: Inbound) -> None:
+        msg = request.fields
         try:
-            msg = decode_network(frame)
-        except DecodeError as exc:
-            await self._answer_undecodable(bank, connection, frame, exc)
-            return
-        try:
-            response = await self._respond(bank, msg, frame)
+            response = await self._respond(bank, msg, request.body)
         except Exception:
             log.exception("issuer %s: failed on %s stan=%s", bank.name, msg.get("t"), msg.get("11"))
             response = self._error_response(msg, network_code(Reason.SYSTEM_ERROR))
-        if response is not None:
-            await self._send(bank, connection, response)
+        if response is None:
+            connection.session.finish_request(request)
+        else:
+            await self._send(bank, connection, response, request)
 
     async def _answer_undecodable(
-        self, bank: _Bank, connection: _Connection, frame: bytes, exc: DecodeError
+        self, bank: _Bank, connection: _Connection, frame: bytes, exc: ProtocolError
     ) -> None:
         salvaged = salvage_network(frame)
         log.warning(
@@ -339,7 +383,12 @@ class IssuerSimulator:
         safe = {key: value for key, value in msg.items() if key in ("t", "3", "4", "7", "11", "32", "37")}
         return build_response(safe, code)
 
-    async def _send(self, bank: _Bank, connection: _Connection, response: Message) -> None:
+    async def _send(
+        self, bank: _Bank, connection: _Connection, response: Message, request: Inbound | None = None
+    ) -> None:
+        """Write `response` (MACed when the bank MACs), the answer to `request` (None: to an undecodable
+        message, which took no slot of the session)."""
+        session = connection.session
         try:
             if bank.mac_enabled and bank.keys.zak is not None:
                 zak = bank.keys.zak
@@ -348,12 +397,17 @@ class IssuerSimulator:
                 payload = encode_network(response)
         except EncodeError as exc:
             log.error("issuer %s: cannot encode the %s response: %s", bank.name, response.get("t"), exc)
+            if request is not None:
+                session.finish_request(request)
             return
+        frame = (
+            session.wire.frame(b"", payload) if request is None else session.send_response(request, payload)
+        )
         writer = connection.writer
         if writer.is_closing():
             return
         async with connection.write_lock:
-            writer.write(build_network_frame(payload))
+            writer.write(frame)
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.drain()
 

@@ -128,3 +128,11 @@ def manual_card(pan: str, expiry: str, default_pin: str | None = None) -> CardPr
     return CardProfile(
         pan=pan, expiry=expiry, service_code="", track2=None, psn=None, default_pin=default_pin
     )
+
+
+def default_entry(card: CardProfile) -> str:
+    """How the terminal reads a card when the caller does not say: the chip when the simulator can read it,
+    else the stripe, else the keypad."""
+    if card.chip is not None and card.track2:
+        return "chip"
+    return "magstripe" if card.track2 else "manual"

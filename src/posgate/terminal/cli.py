@@ -6,7 +6,8 @@ the chips' ATCs) lives in a JSON file, by default `posgate-data/terminal-<tid>.j
 fixture's terminal on first use; it is saved after every run. Commands sign in by themselves when the
 terminal has no working keys (and once more if the host answers `97`). A reversible transaction with no
 response is reversed at once (`98`); an approval whose MAC (or chip ARPC) fails is reversed (`A0` / `96`)
-and reported as a decline.
+and reported as a decline; `settle` first reverses a transaction still waiting for its reversal. These are
+the POS policy's rules (`policy.PosPolicy`), which `terminal day` and `posgate bench` follow too.
 
 Transactions on an original (`void`, `refund`, `complete`, `preauth-void`, `complete-void`) find it in the
 journal by RRN; the card defaults to the original's (the cashier asks for the same card).
@@ -40,23 +41,33 @@ from posgate.fixtures.document import read_demo_fixture
 from posgate.money import yuan
 from posgate.security.keys import kcv
 from posgate.security.pos_tls import client_context
-from posgate.terminal.cards import CardProfile, demo_card, manual_card
-from posgate.terminal.client import (
+from posgate.terminal.cards import CardProfile, default_entry, demo_card, manual_card
+from posgate.terminal.client import TerminalClient
+from posgate.terminal.day import DayReport, play_day
+from posgate.terminal.errors import (
     NothingToReverse,
     NotSignedIn,
-    SettlementResult,
-    TerminalClient,
     TerminalConnectionError,
     TerminalError,
     TerminalTimeout,
     UnknownOriginal,
-    default_entry,
 )
-from posgate.terminal.day import DayReport, play_day
-from posgate.terminal.journal import open_pan
+from posgate.terminal.journal import (
+    BALANCE,
+    COMPLETION,
+    COMPLETION_VOID,
+    PREAUTH,
+    PREAUTH_VOID,
+    REFUND,
+    SALE,
+    VOID,
+    open_pan,
+)
 from posgate.terminal.messages import AMOUNT_MAX_FEN
+from posgate.terminal.policy import PosPolicy
 from posgate.terminal.receipt import format_receipt
 from posgate.terminal.result import TxnResult, response_text
+from posgate.terminal.settlement import SettlementResult
 from posgate.terminal.state import DEMO_TID, TerminalState, demo_terminal_state
 
 EXIT_APPROVED = 0
@@ -419,52 +430,40 @@ def _run_command(target: _Target, session: _Session, *, sign_in: bool = True) ->
 
 async def _signed_in(client: TerminalClient) -> bool:
     """Sign in if the terminal has no working keys; False (after printing why) if the host refused."""
-    if client.state.signed_in:
-        return True
-    result = await client.sign_in()
-    if not result.approved:
+    result = await PosPolicy(client).ensure_signed_in()
+    if result is not None and not result.approved:
         _print_refusal(result)
         return False
     return True
 
 
-async def _with_sign_in_retry(client: TerminalClient, send: Callable[[], Awaitable[TxnResult]]) -> TxnResult:
-    """Send; if the host says the terminal is not signed in (97, header nibble 3), sign in and send again."""
-    result = await send()
-    if result.response_code == "97" or (result.sign_in_required and not result.approved):
-        client.state.clear_keys()
-        signed = await client.sign_in()
-        if signed.approved:
-            result = await send()
-    return result
+def _print_reversal(reversal: TxnResult | None, error: TerminalError | None) -> None:
+    if error is not None:
+        err.print(Text(f"reversal not completed ({error}); run `posgate terminal reverse` again"))
+    elif reversal is not None:
+        err.print(Text(f"reversal: {reversal.response_code} {reversal.response_text}"))
 
 
-async def _reverse_quietly(client: TerminalClient, reason: str) -> None:
-    try:
-        result = await client.reverse_last(reason)
-    except TerminalError as exc:
-        err.print(Text(f"reversal not completed ({exc}); run `posgate terminal reverse` again"))
-        return
-    err.print(Text(f"reversal: {result.response_code} {result.response_text}"))
-
-
-def _transaction(send: _Send, *, reversible: bool = True, reverse_unverified: bool = True) -> _Session:
-    """The session of one transaction: send it (again after a sign-in if the host asks for one), reverse it
-    when no response came (`98`, if `reversible`) or when the approval's MAC / ARPC fails (if
-    `reverse_unverified`), print the receipt; exit by the response."""
+def _transaction(kind: str, send: _Send) -> _Session:
+    """The session of one transaction of `kind` under the POS policy (`policy.PosPolicy`: sent again after
+    a sign-in if the host asks for one, reversed when no response came or the approval's MAC / ARPC fails,
+    where `kind` is reversible): print what the policy did and the receipt; exit by the response."""
 
     async def session(client: TerminalClient) -> int:
-        try:
-            result = await _with_sign_in_retry(client, lambda: send(client))
-        except TerminalTimeout as exc:
-            if reversible:
-                err.print(Text(f"{exc}; reversing it (98)"))
-                await _reverse_quietly(client, "98")
-            raise
-        if reverse_unverified and result.needs_reversal:
+        outcome = await PosPolicy(client).transact(kind, lambda: send(client))
+        if outcome.timeout is not None:
+            if outcome.reversal_reason is not None:
+                err.print(Text(f"{outcome.timeout}; reversing it ({outcome.reversal_reason})"))
+                _print_reversal(outcome.reversal, outcome.reversal_error)
+            raise outcome.timeout
+        result = outcome.result
+        assert result is not None
+        if outcome.reversal_reason is not None:
             what = "MAC" if result.mac_ok is False else "ARPC"
-            err.print(Text(f"the approval's {what} does not verify: reversing it ({result.reversal_reason})"))
-            await _reverse_quietly(client, result.reversal_reason)
+            err.print(
+                Text(f"the approval's {what} does not verify: reversing it ({outcome.reversal_reason})")
+            )
+            _print_reversal(outcome.reversal, outcome.reversal_error)
         return _print_result(result, client.state)
 
     return session
@@ -574,11 +573,7 @@ def balance_command(
 ) -> None:
     """Balance inquiry (0200, 3 = 310000): prints the available amount."""
     read = _read_card(card, pin, no_pin, entry, expiry)
-    session = _transaction(
-        lambda client: client.balance(read.card, read.pin, read.entry),
-        reversible=False,
-        reverse_unverified=False,
-    )
+    session = _transaction(BALANCE, lambda client: client.balance(read.card, read.pin, read.entry))
     _run_command(
         _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
         session,
@@ -586,10 +581,10 @@ def balance_command(
 
 
 def _amount_command(
-    method: Callable[[TerminalClient, CardProfile, str | None, int, str], Awaitable[TxnResult]],
+    kind: str, method: Callable[[TerminalClient, CardProfile, str | None, int, str], Awaitable[TxnResult]]
 ) -> Callable[..., None]:
-    """A command that reads a card and sends `method` (`TerminalClient.sale` or `.preauth`) of AMOUNT yuan:
-    reversed when no response comes or its approval fails the MAC / ARPC; prints the receipt."""
+    """A command that reads a card and sends `method` (`TerminalClient.sale` or `.preauth`, of `kind`) of
+    AMOUNT yuan: reversed when no response comes or its approval fails the MAC / ARPC; prints the receipt."""
 
     def command(
         amount: AmountArg,
@@ -611,7 +606,9 @@ def _amount_command(
     ) -> None:
         amount_fen = _amount_or_fail(amount)
         read = _read_card(card, pin, no_pin, entry, expiry)
-        session = _transaction(lambda client: method(client, read.card, read.pin, amount_fen, read.entry))
+        session = _transaction(
+            kind, lambda client: method(client, read.card, read.pin, amount_fen, read.entry)
+        )
         _run_command(
             _Target(
                 host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
@@ -623,17 +620,17 @@ def _amount_command(
 
 
 app.command("sale", help="Sale (0200, 3 = 000000) of AMOUNT yuan: prints the receipt.")(
-    _amount_command(TerminalClient.sale)
+    _amount_command(SALE, TerminalClient.sale)
 )
 app.command(
     "preauth",
     help="Pre-authorization (0100, 3 = 030000) of AMOUNT yuan: the issuer holds it until completion or void.",
-)(_amount_command(TerminalClient.preauth))
+)(_amount_command(PREAUTH, TerminalClient.preauth))
 
 
-def _void_command(method: Callable[..., Awaitable[TxnResult]]) -> Callable[..., None]:
+def _void_command(kind: str, method: Callable[..., Awaitable[TxnResult]]) -> Callable[..., None]:
     """A command that voids the original with this RRN by `method` (`TerminalClient.void`, `.preauth_void`
-    or `.complete_void`), for its full amount, with its card unless --card says otherwise."""
+    or `.complete_void`, of `kind`), for its full amount, with its card unless --card says otherwise."""
 
     def command(
         rrn: RrnArg,
@@ -655,14 +652,16 @@ def _void_command(method: Callable[..., Awaitable[TxnResult]]) -> Callable[..., 
             host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
         )
         read = _read_original_card(target, rrn, card, entry, expiry)
-        _run_command(target, _transaction(lambda client: method(client, rrn, read.card, entry=read.entry)))
+        _run_command(
+            target, _transaction(kind, lambda client: method(client, rrn, read.card, entry=read.entry))
+        )
 
     return command
 
 
 app.command(
     "void", help="Void (0200, 3 = 200000) of the sale with this RRN, for its full amount, in the open batch."
-)(_void_command(TerminalClient.void))
+)(_void_command(VOID, TerminalClient.void))
 
 
 @app.command("refund")
@@ -691,10 +690,8 @@ def refund_command(
         host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
     )
     read = _read_original_card(target, rrn, card, entry, expiry)
-    session = _transaction(
-        lambda client: client.refund(rrn, read.card, amount_fen, original_date, entry=read.entry),
-        reversible=False,
-        reverse_unverified=False,  # a refund is never reversed: it is an advice
+    session = _transaction(  # never reversed: a refund is an advice
+        REFUND, lambda client: client.refund(rrn, read.card, amount_fen, original_date, entry=read.entry)
     )
     _run_command(target, session)
 
@@ -729,9 +726,10 @@ def complete_command(
     )
     read = _read_original_card(target, rrn, card, entry, expiry)
     session = _transaction(
+        COMPLETION,
         lambda client: client.complete(
             rrn, read.card, amount_fen, entry=read.entry, auth_code=auth_code, original_date=original_date
-        )
+        ),
     )
     _run_command(target, session)
 
@@ -739,10 +737,10 @@ def complete_command(
 app.command(
     "preauth-void",
     help="Pre-authorization void (0100, 3 = 200000): releases the hold of the pre-authorization RRN.",
-)(_void_command(TerminalClient.preauth_void))
+)(_void_command(PREAUTH_VOID, TerminalClient.preauth_void))
 app.command(
     "complete-void", help="Completion void (0200, 3 = 200000, 25 = 06) of the completion with this RRN."
-)(_void_command(TerminalClient.complete_void))
+)(_void_command(COMPLETION_VOID, TerminalClient.complete_void))
 
 
 def _print_settlement(result: SettlementResult) -> None:
@@ -780,13 +778,16 @@ def settle_command(
     the batch closed (balanced, or reconciled by the upload)."""
 
     async def session(client: TerminalClient) -> int:
-        result = await client.settle()
-        if result.response_code == "97":
-            client.state.clear_keys()
-            if await _signed_in(client):
-                result = await client.settle()
-        _print_settlement(result)
-        return _exit_code(result.settled)
+        outcome = await PosPolicy(client).settle()
+        if outcome.reversal is not None or outcome.reversal_error is not None:
+            _print_reversal(outcome.reversal, outcome.reversal_error)
+        if outcome.pending is not None:
+            raise outcome.pending
+        if outcome.sign_in is not None and not outcome.sign_in.approved:
+            _print_refusal(outcome.sign_in)
+        assert outcome.result is not None
+        _print_settlement(outcome.result)
+        return _exit_code(outcome.result.settled)
 
     _run_command(
         _Target(host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)),
@@ -886,9 +887,7 @@ def reverse_command(
     target = _Target(
         host, port, state_file, tid, timeout, _tls(tls, tls_ca, tls_cert, tls_key, tls_server_name)
     )
-    session = _transaction(
-        lambda client: client.reverse_last(reason), reversible=False, reverse_unverified=False
-    )
+    session = _transaction("reversal", lambda client: client.reverse_last(reason))
 
     async def action(state: TerminalState) -> int:
         if state.last is None:  # before connecting: nothing to send

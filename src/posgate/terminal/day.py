@@ -17,9 +17,10 @@ The day is a sequence of `transactions` steps drawn with `rng` (so a seed replay
 | no answer | 4 | a sale (or a void) whose answer "does not come": reversed at once with `98` |
 
 A tap needs no PIN up to 1,000.00 CNY (QuickPass); a fallback is a swipe after the chip could not be read.
-An approval whose MAC or ARPC fails is reversed (`A0` / `96`), a time-out on a reversible transaction is
-reversed (`98`), a `97` signs in again and retries once. The batch is settled when it reaches `batch_limit`
-counted transactions and at the end of the day.
+The terminal follows the POS policy (`policy.PosPolicy`): an approval of a reversible transaction whose
+MAC or ARPC fails is reversed (`A0` / `96`), a time-out on a reversible transaction is reversed (`98`), a
+`97` signs in again and retries once. The batch is settled when it reaches `batch_limit` counted
+transactions and at the end of the day (a transaction still waiting for its reversal is reversed first).
 
 The `DayReport` counts every response by kind and code and gives, per card, the money the issuer should
 have moved because of the day: `effect_fen` = approved and not reversed sales and completions − voids and
@@ -34,15 +35,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from posgate.terminal.cards import CardProfile
-from posgate.terminal.client import (
-    PendingReversal,
-    SettlementResult,
-    TerminalClient,
-    TerminalTimeout,
-    UnknownOriginal,
-    default_entry,
-)
+from posgate.terminal.cards import CardProfile, default_entry
+from posgate.terminal.client import TerminalClient
+from posgate.terminal.errors import TerminalError, TerminalTimeout, UnknownOriginal
 from posgate.terminal.journal import (
     COMPLETION,
     DEBIT_KINDS,
@@ -51,7 +46,9 @@ from posgate.terminal.journal import (
     JournalEntry,
     open_pan,
 )
+from posgate.terminal.policy import PosPolicy
 from posgate.terminal.result import TxnResult
+from posgate.terminal.settlement import SettlementResult
 from posgate.terminal.state import TerminalState
 
 WEIGHTS: dict[str, int] = {
@@ -134,6 +131,7 @@ class _Day:
         if not cards:
             raise ValueError("play_day needs at least one card")
         self.client = client
+        self.policy = PosPolicy(client)
         self.state = client.state
         self.cards = list(cards)
         self.by_pan = {card.pan: card for card in self.cards}
@@ -147,43 +145,40 @@ class _Day:
 
     # ----------------------------------------------------------------------------------- sending
 
-    async def _sign_in(self) -> bool:
-        result = await self.client.sign_in()
+    def count_sign_in(self, result: TxnResult) -> None:
         self.report.counts[("sign_in", result.response_code)] += 1
-        return result.approved
 
-    async def send(
-        self, kind: str, send: Callable[[], Awaitable[TxnResult]], reversible: bool = True
-    ) -> TxnResult | None:
-        """Send one transaction; reverse it when its answer is lost or fails the MAC / ARPC."""
-        try:
-            result = await send()
-            if result.response_code == "97" or (result.sign_in_required and not result.approved):
-                self.report.counts[(kind, result.response_code)] += 1
-                self.state.clear_keys()
-                if not await self._sign_in():
-                    return result
-                result = await send()
-        except TerminalTimeout:
+    async def send(self, kind: str, send: Callable[[], Awaitable[TxnResult]]) -> TxnResult | None:
+        """Send one transaction under the POS policy (`policy.PosPolicy`: sign in again on `97`; reverse
+        when its answer is lost or fails the MAC / ARPC) and count what happened."""
+        outcome = await self.policy.transact(kind, send)
+        if outcome.refused is not None:
+            self.report.counts[(kind, outcome.refused.response_code)] += 1
+        if outcome.sign_in is not None:
+            self.count_sign_in(outcome.sign_in)
+            if not outcome.sign_in.approved:
+                return outcome.refused
+        result = outcome.result
+        if result is None:
             self.report.counts[(kind, "timeout")] += 1
-            if reversible:
-                await self.reverse("98")
-            return None
-        code = result.response_code + ("!" if result.needs_reversal else "")
-        self.report.counts[(kind, code)] += 1
-        if result.needs_reversal:
-            await self.reverse(result.reversal_reason)
+        else:
+            code = result.response_code + ("!" if result.needs_reversal else "")
+            self.report.counts[(kind, code)] += 1
+        if outcome.reversal_reason is not None:
+            self._count_reversal(outcome.reversal, outcome.reversal_error)
         return result
 
     async def reverse(self, reason: str) -> None:
-        try:
-            result = await self.client.reverse_last(reason)
-        except TerminalTimeout:
-            self.report.counts[("reversal", "timeout")] += 1
-            self.report.unresolved += 1
-            return
-        self.report.counts[("reversal", result.response_code)] += 1
-        if not result.approved:
+        self._count_reversal(*await self.policy.reverse(reason))
+
+    def _count_reversal(self, result: TxnResult | None, error: TerminalError | None) -> None:
+        """Count a reversal the day asked for; one that did not go through is unresolved. A lost
+        connection is not the day's to count: it ends the day."""
+        if error is not None and not isinstance(error, TerminalTimeout):
+            raise error
+        code = "timeout" if result is None else result.response_code
+        self.report.counts[("reversal", code)] += 1
+        if result is None or not result.approved:
             self.report.unresolved += 1
 
     # ----------------------------------------------------------------------------------- choices
@@ -249,7 +244,7 @@ class _Day:
         self.report.transactions += 1
 
     async def _sale(self, card: CardProfile, amount: int, pin: str | None, entry: str) -> TxnResult | None:
-        result = await self.send("sale", lambda: self.client.sale(card, pin, amount, entry), reversible=True)
+        result = await self.send("sale", lambda: self.client.sale(card, pin, amount, entry))
         if result is not None and pin == card.default_pin and result.response_code in ("00", "51"):
             self.wrong_pin_streak[card.pan] = 0  # the issuer checked the right PIN: its count is reset
         return result
@@ -277,9 +272,7 @@ class _Day:
     async def do_balance(self) -> None:
         card = self.rng.choice(self.cards)
         entry = default_entry(card)
-        await self.send(
-            "balance", lambda: self.client.balance(card, card.default_pin, entry), reversible=False
-        )
+        await self.send("balance", lambda: self.client.balance(card, card.default_pin, entry))
 
     async def do_void(self) -> None:
         entry, card = self.rng.choice(self.candidates("void"))
@@ -290,9 +283,7 @@ class _Day:
         entry, card = self.rng.choice(self.candidates("refund"))
         left = entry.amount_fen - entry.refunded_fen
         amount = self.rng.randint(1, max(1, left // 2))
-        await self._acting(
-            "refund", lambda: self.client.refund(entry.rrn or "", card, amount), reversible=False
-        )
+        await self._acting("refund", lambda: self.client.refund(entry.rrn or "", card, amount))
 
     async def do_preauth(self) -> None:
         card = self.rng.choice(self.cards)
@@ -331,11 +322,9 @@ class _Day:
         if result is not None and not result.needs_reversal and self.state.last is not None:
             await self.reverse("98")
 
-    async def _acting(
-        self, kind: str, send: Callable[[], Awaitable[TxnResult]], reversible: bool = True
-    ) -> TxnResult | None:
+    async def _acting(self, kind: str, send: Callable[[], Awaitable[TxnResult]]) -> TxnResult | None:
         try:
-            return await self.send(kind, send, reversible)
+            return await self.send(kind, send)
         except UnknownOriginal:
             self.report.counts[(kind, "no original")] += 1
             return None
@@ -346,16 +335,21 @@ class _Day:
         return sum(1 for e in self.state.journal if e.in_totals and e.batch == self.state.batch)
 
     async def settle(self) -> None:
-        last = self.state.last
-        if last is not None and last.response_code is None:  # a lost answer not reversed yet: first
-            await self.reverse("98")
+        """Settle under the POS policy (a lost answer not reversed yet is reversed first)."""
         batch = self.state.batch
         postings = _postings(self.state, batch)
-        try:
-            result = await self.client.settle()
-        except PendingReversal:
+        outcome = await self.policy.settle()
+        if outcome.reversal is not None or outcome.reversal_error is not None:
+            self._count_reversal(outcome.reversal, outcome.reversal_error)
+        if outcome.pending is not None:
             self.report.counts[("settlement", "pending reversal")] += 1
             return
+        if outcome.refused is not None:
+            self.report.counts[("settlement", outcome.refused.response_code)] += 1
+        if outcome.sign_in is not None:
+            self.count_sign_in(outcome.sign_in)
+        result = outcome.result
+        assert result is not None
         self.report.settlements.append(result)
         self.report.counts[("settlement", "balanced" if result.balanced else result.response_code)] += 1
         if result.uploaded:
@@ -386,8 +380,11 @@ async def play_day(
     """Play `transactions` steps of a mixed day on `client` (connected; signed in here if needed) with
     `cards`, then settle (unless `settle=False`). Returns the `DayReport`; the caller saves the state."""
     day = _Day(client, cards, rng, batch_limit)
-    if not client.state.signed_in and not await day._sign_in():
-        return day.finish()
+    signed = await day.policy.ensure_signed_in()
+    if signed is not None:
+        day.count_sign_in(signed)
+        if not signed.approved:
+            return day.finish()
     for _ in range(transactions):
         await day.step()
         if day.counted() >= batch_limit:

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from posgate.errors import DecodeError
-from posgate.iso8583.codec import decode_pos
+from posgate.iso8583.codec import decode_pos, split_pos_mac
 from posgate.iso8583.reasons import POS_RESPONSE_TEXT
-from posgate.security.pos_mac import MAC_LENGTH, MacAlgorithm, verify_pos_mac
+from posgate.security.pos_mac import MacAlgorithm, verify_pos_mac
 from posgate.terminal.messages import MACED_RESPONSE_MTIS
 
 #: Header processing-requirement nibble asking the terminal to sign in again.
@@ -99,14 +99,13 @@ def parse_balance(field54: str | None) -> int | None:
 def mac_verifies(
     payload: bytes, fields: dict[str, str], mak: bytes | None, algorithm: MacAlgorithm = MacAlgorithm.CUP_ECB
 ) -> bool:
-    """True when the message's field 64 is the MAC (`algorithm`) of its bytes before field 64 under `mak`.
-
-    Field 64 is the last field of a POS message (the dialect defines none above 64), so the MAC covers all
-    but the last 8 bytes.
-    """
-    if mak is None or "64" not in fields or len(payload) <= MAC_LENGTH:
+    """True when the message's field 64 is the MAC (`algorithm`) under `mak` of the bytes it covers
+    (`codec.split_pos_mac`: every byte before field 64)."""
+    parts = split_pos_mac(fields, payload)
+    if mak is None or parts is None:
         return False
-    return verify_pos_mac(algorithm, mak, payload[:-MAC_LENGTH], bytes.fromhex(fields["64"]))
+    covered, mac = parts
+    return verify_pos_mac(algorithm, mak, covered, mac)
 
 
 def result_from_message(

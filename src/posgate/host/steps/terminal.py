@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
-from posgate.iso8583.codec import mac_payload
+from posgate.iso8583.codec import split_pos_mac
 from posgate.iso8583.reasons import Reason
 from posgate.security.keys import kcv
 from posgate.security.pos_mac import MacAlgorithm, verify_pos_mac
@@ -112,14 +112,11 @@ class VerifyMac(Step):
     pending, so the terminal must sign in again to receive them."""
 
     async def prepare(self, ctx: TxnContext) -> None:
-        mac_hex = ctx.request.get("64")
-        if not _has_keys(ctx) or mac_hex is None:
+        parts = split_pos_mac(ctx.request, ctx.frame.payload)
+        if not _has_keys(ctx) or parts is None:
             ctx.result.decline(Reason.MAC_ERROR)
             return
-        payload = ctx.frame.payload
-        # field 64 is the last field of a primary-bitmap message: the MAC covers all before its 8 bytes
-        covered = payload[:-8] if not payload[2] & 0x80 else mac_payload(payload)
-        mac = bytes.fromhex(mac_hex)
+        covered, mac = parts
         if await self._verify(ctx, covered, mac):
             return
         if ctx.notes.get("terminal_cached"):  # keys may have changed on another node: look again
