@@ -144,9 +144,8 @@ async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = 
 
     configure_logging(settings.data_dir, settings.log_level)
     running = await start_all(settings, host=host, issuers=issuers, console=console)
-    if running.console_address is not None:
-        address = running.console_address
-        print(f"posgate console http://{address[0]}:{address[1]}/", flush=True)
+    if running.console_url is not None:
+        print(f"posgate console {running.console_url}", flush=True)
     if running.issuers is not None:
         ports = ",".join(f"{name}={port}" for name, port in sorted(running.issuers.ports.items()))
         print(f"posgate issuers {ports}", flush=True)

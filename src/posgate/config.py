@@ -122,6 +122,16 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
+    console_tls_cert: Path | None = Field(
+        default=None, description="console and REST API TLS: certificate chain (PEM); absent: plain HTTP"
+    )
+    console_tls_key: Path | None = Field(default=None, description="console and REST API TLS: private key")
+    console_hsts_max_age_s: int = Field(
+        default=31_536_000,
+        ge=0,
+        le=63_072_000,
+        description="with console TLS: Strict-Transport-Security max-age (0: no header)",
+    )
     issuer_ports: Annotated[list[Annotated[int, Field(ge=0, le=65535)]], NoDecode] = Field(
         default_factory=lambda: [6001, 6002]
     )
@@ -235,6 +245,17 @@ class Settings(BaseSettings):
         if self.issuer_sim_tls_client_ca is not None and self.issuer_sim_tls_cert is None:
             raise ValueError("issuer_sim_tls_client_ca needs issuer_sim_tls_cert and issuer_sim_tls_key")
         return self
+
+    @model_validator(mode="after")
+    def _console_tls_is_whole(self) -> Settings:
+        if (self.console_tls_cert is None) != (self.console_tls_key is None):
+            raise ValueError("console_tls_cert and console_tls_key go together: give both or neither")
+        return self
+
+    @property
+    def console_tls(self) -> bool:
+        """Whether the console and the REST API are served over HTTPS."""
+        return self.console_tls_cert is not None
 
     @field_validator("pos_tls_key")
     @classmethod

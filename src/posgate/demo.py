@@ -305,8 +305,8 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
             else "[red]some steps did not answer as predicted[/]"
         )
         if keep_running:
-            if running.console_address:
-                console.print(f"console: http://{running.console_address[0]}:{running.console_address[1]}/")
+            if running.console_url:
+                console.print(f"console: {running.console_url}")
             console.print("still running (Ctrl-C to stop): try `posgate terminal sale 12.34`")
             await serve_forever(running)
             return passed

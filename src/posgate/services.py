@@ -17,24 +17,29 @@ from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
 from posgate.keyring_watch import KeyringWatch
+from posgate.security import tls_files
 from posgate.security.link_tls import simulator_server_context
 from posgate.store.models import SimBank
 
 
 class Console:
-    """The REST API and web console (uvicorn) on the event loop it is started from."""
+    """The REST API and web console (uvicorn) on the event loop it is started from; over HTTPS when
+    `console_tls_cert` and `console_tls_key` are set."""
 
     def __init__(self, handle: StoreHandle, settings: Settings) -> None:
         import uvicorn
 
         from posgate.api.app import create_app
 
+        context = console_ssl_context(settings)
+        self.scheme = "https" if context is not None else "http"
         config = uvicorn.Config(
             create_app(handle, settings),
             host=settings.listen_host,
             port=settings.console_port,
             log_level="warning",
             lifespan="off",
+            ssl_context_factory=(lambda _config, _default: context) if context is not None else None,
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
@@ -70,6 +75,14 @@ class Running:
     keyring_watch: KeyringWatch | None = None
 
     @property
+    def console_url(self) -> str | None:
+        """The console's base URL (`https://…/` with console TLS), None when it is not running."""
+        if self.console is None or self.console_address is None:
+            return None
+        host, port = self.console_address
+        return f"{self.console.scheme}://{host}:{port}/"
+
+    @property
     def pos_address(self) -> tuple[str, int]:
         assert self.host is not None
         return self.host.address
@@ -99,6 +112,15 @@ def simulator_ssl_context(settings: Settings) -> ssl.SSLContext | None:
         return None
     return simulator_server_context(
         settings.issuer_sim_tls_cert, settings.issuer_sim_tls_key, settings.issuer_sim_tls_client_ca
+    )
+
+
+def console_ssl_context(settings: Settings) -> ssl.SSLContext | None:
+    """The console's TLS context (`console_tls_*`), or None for plain HTTP."""
+    if settings.console_tls_cert is None or settings.console_tls_key is None:
+        return None
+    return tls_files.server_context(
+        settings.console_tls_cert, settings.console_tls_key, ("console_tls_cert", "console_tls_key")
     )
 
 

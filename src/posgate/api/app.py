@@ -103,6 +103,10 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         response: Response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        if settings.console_tls and settings.console_hsts_max_age_s:
+            response.headers.setdefault(
+                "Strict-Transport-Security", f"max-age={settings.console_hsts_max_age_s}"
+            )
         if not request.url.path.startswith("/docs"):
             response.headers.setdefault("X-Frame-Options", "DENY")
             response.headers.setdefault("Content-Security-Policy", CONSOLE_CSP)

@@ -37,3 +37,9 @@ class AppContext:
 
 def app_context(request: Request) -> AppContext:
     return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def over_tls(request: Request) -> bool:
+    """Whether the caller reached us over HTTPS (console TLS on, or the request says https): cookies are
+    then `Secure`."""
+    return request.url.scheme == "https" or app_context(request).settings.console_tls

@@ -1,10 +1,10 @@
 """TLS for the POS port: the host's server context and the terminal simulator's client context, from
 certificate and key files (PEM). Only the standard `ssl` module (OpenSSL); no sockets are opened here.
 
-Both sides require TLS 1.2 or later. The host can ask terminals for a client certificate
-(`client_auth`): `required` refuses a handshake without a certificate signed by the configured CA,
-`optional` verifies one when the terminal sends it, `none` does not ask. A file that cannot be read, or a
-key that does not match its certificate, raises `ConfigError` naming the setting or option and the file.
+Both sides require TLS 1.2 or later; `tls_files` loads the files. The host can ask terminals for a client
+certificate (`client_auth`): `required` refuses a handshake without a certificate signed by the configured
+CA, `optional` verifies one when the terminal sends it, `none` does not ask. A file that cannot be read, or
+a key that does not match its certificate, raises `ConfigError` naming the setting or option and the file.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from posgate.errors import ConfigError
+from posgate.security import tls_files
 
 ClientAuth = Literal["none", "optional", "required"]
 CLIENT_AUTH_MODES: dict[str, ssl.VerifyMode] = {
@@ -23,46 +24,16 @@ CLIENT_AUTH_MODES: dict[str, ssl.VerifyMode] = {
 }
 
 
-def _why(exc: Exception) -> str:
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
-def _load_chain(context: ssl.SSLContext, cert: Path, key: Path, names: tuple[str, str]) -> None:
-    for name, path in zip(names, (cert, key), strict=True):
-        if not path.is_file():
-            raise ConfigError(f"{name}: {path} is not a readable file")
-    try:
-        context.load_cert_chain(certfile=str(cert), keyfile=str(key))
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(
-            f"{names[0]} / {names[1]}: cannot use {cert} with {key} ({_why(exc)}): "
-            "a PEM certificate (chain) and its unencrypted PEM private key are expected"
-        ) from None
-
-
-def _load_ca(context: ssl.SSLContext, ca: Path, name: str) -> None:
-    if not ca.is_file():
-        raise ConfigError(f"{name}: {ca} is not a readable file")
-    try:
-        context.load_verify_locations(cafile=str(ca))
-    except (ssl.SSLError, OSError) as exc:
-        raise ConfigError(f"{name}: cannot load CA certificates from {ca} ({_why(exc)})") from None
-
-
 def server_context(
     cert: Path, key: Path, client_ca: Path | None = None, client_auth: ClientAuth = "none"
 ) -> ssl.SSLContext:
     """The POS port's TLS context: its certificate chain and key; terminals' certificates verified against
     `client_ca` as `client_auth` says."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    _load_chain(context, cert, key, ("pos_tls_cert", "pos_tls_key"))
+    context = tls_files.server_context(cert, key, ("pos_tls_cert", "pos_tls_key"))
     if client_auth != "none":
         if client_ca is None:
             raise ConfigError(f"pos_tls_client_auth = {client_auth!r} needs pos_tls_client_ca")
-        _load_ca(context, client_ca, "pos_tls_client_ca")
+        tls_files.load_ca(context, client_ca, "pos_tls_client_ca")
     context.verify_mode = CLIENT_AUTH_MODES[client_auth]
     return context
 
@@ -72,15 +43,7 @@ def client_context(
 ) -> ssl.SSLContext:
     """A terminal's TLS context: the host's certificate verified against `ca` (else the system's trusted
     CAs), its name checked; `cert` and `key` are the terminal's own certificate, when the host asks."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca is not None:
-        _load_ca(context, ca, "--tls-ca")
-    if (cert is None) != (key is None):
-        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
-    if cert is not None and key is not None:
-        _load_chain(context, cert, key, ("--tls-cert", "--tls-key"))
-    return context
+    return tls_files.client_context(ca, cert, key, ("--tls-ca", "--tls-cert", "--tls-key"))
 
 
 def peer_subject(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None:

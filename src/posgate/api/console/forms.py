@@ -17,7 +17,7 @@ from posgate.api import operations
 from posgate.api.auth import check_csrf
 from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
-from posgate.api.context import AppContext, app_context
+from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import RateLimited, Unauthenticated
 from posgate.api.login import login, logout
 from posgate.api.routes.auth import client_ip, set_session_cookie
@@ -88,7 +88,7 @@ async def logout_form(request: Request, ctx: Ctx) -> Response:
     who, _form = await _guarded_form(request, ctx, "reference.read")
     await run_in_threadpool(logout, ctx, who)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(COOKIE_NAME, path="/", secure=over_tls(request), httponly=True)
     return response
 
 

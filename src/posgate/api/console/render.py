@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 
 from posgate.api.auth import identify
 from posgate.api.console.i18n import LANG_COOKIE, LANGUAGES, labels, pick_language
-from posgate.api.context import AppContext
+from posgate.api.context import AppContext, over_tls
 from posgate.api.errors import Forbidden
 from posgate.api.roles import allowed
 from posgate.api.users import Principal
@@ -51,5 +51,7 @@ def render(
     }
     response = ctx.templates.TemplateResponse(request, template, context, status_code=status_code)
     if request.query_params.get("lang") in LANGUAGES:
-        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/")
+        response.set_cookie(
+            LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", path="/", secure=over_tls(request)
+        )
     return response

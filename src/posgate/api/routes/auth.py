@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from posgate.api.auth import identify
-from posgate.api.context import AppContext, app_context
+from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Unauthenticated
 from posgate.api.login import login, logout
 from posgate.api.sessions import COOKIE_NAME, SESSION_TTL
@@ -29,7 +29,7 @@ def set_session_cookie(response: Response, request: Request, cookie: str) -> Non
         max_age=int(SESSION_TTL.total_seconds()),
         httponly=True,
         samesite="lax",
-        secure=request.url.scheme == "https",
+        secure=over_tls(request),
         path="/",
     )
 
@@ -54,7 +54,7 @@ def api_logout(
     who = identify(request, ctx)
     if who is not None:
         logout(ctx, who)
-    response.delete_cookie(COOKIE_NAME, path="/")
+    response.delete_cookie(COOKIE_NAME, path="/", secure=over_tls(request), httponly=True)
     return {"signed_out": True}
 
 
