@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from posgate.iso8583.framing import PosFrame
@@ -12,37 +11,10 @@ from posgate.iso8583.reasons import Reason, pos_code
 from posgate.security.signin import KeyGenerations, WorkingKeys
 from posgate.store.acquirer import TerminalRecord
 from posgate.store.originals import OriginalRecord
+from posgate.txnset import Kind
 
 Message = dict[str, str]
-
-
-class Kind(Enum):
-    """What a POS request is, from its MTI, processing code and field 60.1."""
-
-    SIGN_IN = "sign-in"
-    SIGN_OUT = "sign-out"
-    ECHO = "echo"
-    BALANCE = "balance"
-    SALE = "sale"
-    VOID = "void"
-    REFUND = "refund"
-    PREAUTH = "preauth"
-    PREAUTH_VOID = "preauth_void"
-    COMPLETION = "completion"
-    COMPLETION_VOID = "completion_void"
-    REVERSAL = "reversal"
-    SETTLEMENT = "settlement"
-    BATCH_UPLOAD = "batch_upload"
-    UNSUPPORTED = "unsupported"
-
-    @property
-    def financial(self) -> bool:
-        """Recorded as a transaction (and duplicate-checked)."""
-        return self not in (Kind.SIGN_IN, Kind.SIGN_OUT, Kind.ECHO, Kind.UNSUPPORTED)
-
-    @property
-    def needs_original(self) -> bool:
-        return self in (Kind.VOID, Kind.REFUND, Kind.PREAUTH_VOID, Kind.COMPLETION, Kind.COMPLETION_VOID)
+__all__ = ["CardView", "Kind", "Message", "Result", "Route", "TraceEntry", "TxnContext"]
 
 
 @dataclass

@@ -23,27 +23,7 @@ from posgate.host.steps.settlement import SettleBatch, UploadBatch
 from posgate.host.steps.signin import Echo, IssueWorkingKeys, SignOut
 from posgate.host.steps.terminal import CompleteTestSwipe, IdentifyTerminal, RequireSignIn, VerifyMac
 from posgate.iso8583.private_fields import parse_field60
-
-# (MTI, processing code, condition code) → kind; None = any
-_KINDS: dict[tuple[str, str | None, str | None], Kind] = {
-    ("0200", "310000", None): Kind.BALANCE,
-    ("0200", "000000", "00"): Kind.SALE,
-    ("0200", "200000", "00"): Kind.VOID,
-    ("0200", "000000", "06"): Kind.COMPLETION,
-    ("0200", "200000", "06"): Kind.COMPLETION_VOID,
-    ("0220", "200000", None): Kind.REFUND,
-    ("0100", "030000", None): Kind.PREAUTH,
-    ("0100", "200000", None): Kind.PREAUTH_VOID,
-    ("0400", None, None): Kind.REVERSAL,
-    ("0500", None, None): Kind.SETTLEMENT,
-    ("0320", None, None): Kind.BATCH_UPLOAD,
-}
-_NETWORK_MANAGEMENT = {
-    ("0800", "003"): Kind.SIGN_IN,
-    ("0800", "004"): Kind.SIGN_IN,
-    ("0820", "002"): Kind.SIGN_OUT,
-    ("0820", "301"): Kind.ECHO,
-}
+from posgate.txnset import NETWORK_MANAGEMENT_MTIS, kind_of
 
 
 def classify(request: Message) -> Kind:
@@ -57,17 +37,13 @@ def classify(request: Message) -> Kind:
     <Kind.ECHO: 'echo'>
     """
     mti = request.get("t", "")
-    if mti in ("0800", "0820"):
+    nmc = ""
+    if mti in NETWORK_MANAGEMENT_MTIS:
         try:
             nmc = parse_field60(request["60"]).nmc if "60" in request else ""
         except PosgateError:
             nmc = ""
-        return _NETWORK_MANAGEMENT.get((mti, nmc), Kind.UNSUPPORTED)
-    processing, condition = request.get("3"), request.get("25")
-    for key in ((mti, processing, condition), (mti, processing, None), (mti, None, None)):
-        if key in _KINDS:
-            return _KINDS[key]
-    return Kind.UNSUPPORTED
+    return kind_of(mti, request.get("3"), request.get("25"), nmc)
 
 
 def pipelines(s: HostServices) -> dict[Kind, list[Step]]:

@@ -33,32 +33,17 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from posgate.iso8583.reasons import Reason, network_code
+from posgate.txnset import IssuerEffect, IssuerKind, issuer_kind_of
 
 PIN_TRIES_LIMIT = 3
 ADVICE_MTI = "0220"
 PREAUTH_CONDITION_CODE = "06"
 
 
-class Kind(Enum):
-    """What a request asks the issuer to do."""
-
-    SALE = "sale"  # 000000: debit the amount
-    BALANCE = "balance"  # 310000: no effect, report the available amount
-    PREAUTH = "preauth"  # 030000: hold the amount
-    COMPLETION = "completion"  # 000000 with field 25 = 06: debit, releasing the pre-authorization's hold
-    PREAUTH_VOID = "preauth void"  # 0100 200000: release a pre-authorization's hold
-    CREDIT = "credit"  # 200000: void of a sale, refund: give the amount back
-
-
-class Effect(Enum):
-    """What an approved request does to the account (stored in `SimAuthorization.effect`)."""
-
-    NONE = "none"
-    DEBIT = "debit"  # spend `amount`
-    HOLD = "hold"  # hold `amount`
-    CREDIT = "credit"  # un-spend `amount`
-    COMPLETE = "complete"  # release `released_fen` held, spend `amount`
-    RELEASE = "release"  # release `released_fen` held
+# what a request asks the issuer to do, and what an approval does to the account: the transaction set's
+# network-side kinds (`posgate.txnset`)
+Kind = IssuerKind
+Effect = IssuerEffect
 
 
 class Check(Enum):
@@ -75,23 +60,14 @@ def classify(mti: str, processing_code: str, condition_code: str | None = None) 
 
     The first two digits of the processing code are the transaction type; the account types are ignored.
 
-    >>> classify("0200", "000000"), classify("0200", "000000", "06"), classify("0100", "200000")
-    (<Kind.SALE: 'sale'>, <Kind.COMPLETION: 'completion'>, <Kind.PREAUTH_VOID: 'preauth void'>)
+    >>> classify("0200", "000000"), classify("0200", "000000", "06")
+    (<IssuerKind.SALE: 'sale'>, <IssuerKind.COMPLETION: 'completion'>)
+    >>> classify("0100", "200000")
+    <IssuerKind.PREAUTH_VOID: 'preauth void'>
     >>> classify("0200", "400000") is None
     True
     """
-    txn_type = processing_code[:2]
-    preauth_family = condition_code == PREAUTH_CONDITION_CODE
-    if mti == "0100":
-        return {"03": Kind.PREAUTH, "20": Kind.PREAUTH_VOID, "31": Kind.BALANCE}.get(txn_type)
-    if mti in ("0200", ADVICE_MTI):
-        if txn_type == "00":
-            return Kind.COMPLETION if preauth_family else Kind.SALE
-        if txn_type == "20":
-            return Kind.CREDIT
-        if txn_type == "31" and mti == "0200":
-            return Kind.BALANCE
-    return None
+    return issuer_kind_of(mti, processing_code, condition_code)
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,13 @@ from posgate.settlement.rates import Rates
 from posgate.store.models import IssuerRoute, Merchant, Transaction, utcnow
 from posgate.store.models_ledger import ClearingEntry, ClearingRun, LedgerAccount, LedgerEntry, LedgerPosting
 from posgate.store.runtime import Store
+from posgate.txnset import Clearing, Kind, TxnState, kinds_where, row_of
 
-CLEARING_KINDS = ("sale", "completion", "refund")
-CANCELLATION_KINDS = ("void", "completion_void", "reversal")
-VOID_KINDS = ("void", "completion_void")
+# from the transaction set: what clears on its own, what changes an earlier transaction's clearing, and
+# which of those are voids (their original is the transaction they change)
+CLEARING_KINDS = kinds_where(lambda row: row.clearing is Clearing.CLEARED)
+CANCELLATION_KINDS = kinds_where(lambda row: row.clearing is Clearing.CANCELS)
+VOID_KINDS = kinds_where(lambda row: row.clearing is Clearing.CANCELS and row.original is not None)
 REVERSIBLE_MTIS = ("0200", "0100")
 CONFLICT_RETRIES = 5
 _CARD_KINDS = ("debit", "credit")
@@ -145,7 +148,7 @@ def clear_one(
     -500
     """
     known = plan is not None
-    if kind == "refund":
+    if row_of(Kind(kind)).clearing_sign < 0:
         return Cleared(transaction_id, kind, mid, issuer_name, card_kind, -amount_fen, known_merchant=known)
     mdr, interchange, network, network_issuer = fee_table.fees(
         amount_fen, card_kind, plan if plan is not None else default_plan(fee_table.rates)
@@ -357,7 +360,7 @@ def _clearable(ctx: _Context) -> tuple[Any, ...]:
         t.kind.in_(CLEARING_KINDS),
         # an expression, not the bare column: keeps SQLite (no statistics) off the state index, which
         # matches every approved row of every day, and on the created_at range
-        func.coalesce(t.state, "") == "approved",
+        func.coalesce(t.state, "") == TxnState.APPROVED.value,
         t.amount_fen > 0,
         t.currency == ctx.rates.currency,
     )
@@ -487,7 +490,7 @@ def _affected(session: Session, rows: list[Any]) -> dict[int, int]:
     target_of: dict[int, int] = {}
     for row in rows:
         target = row.original_id
-        if target is None and row.kind == "reversal":
+        if target is None and row.kind == Kind.REVERSAL:
             target = session.scalar(
                 _ORIGINAL_BY_KEY,
                 {
@@ -610,7 +613,7 @@ def _pending(session: Session, ctx: _Context) -> int:
         session.scalar(
             select(func.count())
             .select_from(_TXN)
-            .where(t.state == "pending", t.created_at >= ctx.start, t.created_at < ctx.end)
+            .where(t.state == TxnState.PENDING.value, t.created_at >= ctx.start, t.created_at < ctx.end)
         )
         or 0
     )

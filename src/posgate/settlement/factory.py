@@ -21,30 +21,21 @@ from sqlalchemy.orm import Session
 
 from posgate.store.models import IssuerRoute, Merchant, SimAuthorization, Transaction
 from posgate.store.runtime import Store
+from posgate.txnset import ROWS
 
 _TXN = Transaction.__table__
 _AUTH = SimAuthorization.__table__
 
 #: kind → (MTI, processing code, condition code, issuer effect)
 SHAPES: dict[str, tuple[str, str, str, str]] = {
-    "sale": ("0200", "000000", "00", "debit"),
-    "void": ("0200", "200000", "00", "credit"),
-    "refund": ("0220", "200000", "00", "credit"),
-    "preauth": ("0100", "030000", "06", "hold"),
-    "preauth_void": ("0100", "200000", "06", "release"),
-    "completion": ("0200", "000000", "06", "complete"),
-    "completion_void": ("0200", "200000", "06", "credit"),
-    "balance": ("0200", "310000", "00", "none"),
+    row.kind: (row.mti, row.processing_code or "", row.condition_code or "", row.issuer_effect.value)
+    for row in ROWS
+    if row.card
 }
 #: a pre-authorization's host state → its hold's state at the issuer
 _ISSUER_HOLD_STATE = {"completed": "completed", "cancelled": "voided"}
 #: what a reversal of each kind gives its own original back
-_RESTORES = {
-    "void": "voided",
-    "completion_void": "voided",
-    "completion": "completed",
-    "preauth_void": "cancelled",
-}
+_RESTORES = {row.kind: row.reversal_restores for row in ROWS if row.reversal_restores is not None}
 
 
 @dataclass(frozen=True)

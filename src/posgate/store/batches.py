@@ -18,11 +18,12 @@ from posgate.store.models import (
     Terminal,
     Transaction,
 )
+from posgate.txnset import Side, TxnState, kinds_where
 
-DEBIT_KINDS = ("sale", "completion")
-CREDIT_KINDS = ("void", "completion_void", "refund")
+DEBIT_KINDS = kinds_where(lambda row: row.totals is Side.DEBIT)
+CREDIT_KINDS = kinds_where(lambda row: row.totals is Side.CREDIT)
 # a sale later voided is still in the debit totals (its void is in the credit totals)
-COUNTED_STATES = {"sale": ("approved", "voided"), "completion": ("approved", "voided")}
+COUNTED_STATES = {kind: (TxnState.APPROVED, TxnState.VOIDED) for kind in DEBIT_KINDS}
 TOTALS_DIGITS = 31  # debit n12 + count n3 + credit n12 + count n3 + code n1
 RECORD_DIGITS = 40  # card organization n2 + STAN n6 + PAN n20 + amount n12
 MAX_RECORDS = 8

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
 from posgate.store.models import Transaction
+from posgate.txnset import ROWS, kinds_where
 
 
 @dataclass(frozen=True)
@@ -114,13 +115,10 @@ def move_original(session: Session, original_id: int, from_state: str, to_state:
 
 
 REVERSIBLE_MTIS = ("0200", "0100")
-REVERSIBLE_KINDS = ("sale", "void", "preauth", "preauth_void", "completion", "completion_void")
-# reversing one of these gives its original back its approved state
+REVERSIBLE_KINDS = kinds_where(lambda row: row.reversible)
+# reversing one of these gives its original back its approved state (from the state it had put it in)
 RESTORES_ORIGINAL = {
-    "void": "voided",
-    "completion_void": "voided",
-    "completion": "completed",
-    "preauth_void": "cancelled",
+    row.kind: row.reversal_restores for row in ROWS if row.reversible and row.reversal_restores is not None
 }
 
 

@@ -41,9 +41,10 @@ from dataclasses import dataclass, field
 from posgate.cards.tlv import decode_tlv, encode_tlv
 from posgate.errors import DecodeError, EncodeError, SecurityError
 from posgate.security.emv import arqc_data, generate_arpc, generate_arqc, icc_master_key, session_key
+from posgate.txnset.table import ICC_BALANCE, ICC_PURCHASE
 
-TXN_TYPE_PURCHASE = "00"
-TXN_TYPE_BALANCE = "30"
+TXN_TYPE_PURCHASE = ICC_PURCHASE
+TXN_TYPE_BALANCE = ICC_BALANCE
 TXN_TYPE_REFUND = "20"
 
 ARQC_TAG = "9F26"

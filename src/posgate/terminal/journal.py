@@ -29,21 +29,23 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from posgate.errors import DecodeError, EncodeError, SecurityError
+from posgate.txnset import Kind, Side, kinds_where
 
 JOURNAL_KEY_INFO = b"posgate terminal journal"
 NONCE_LENGTH = 12
 
-SALE = "sale"
-VOID = "void"
-REFUND = "refund"
-PREAUTH = "preauth"
-PREAUTH_VOID = "preauth_void"
-COMPLETION = "completion"
-COMPLETION_VOID = "completion_void"
-BALANCE = "balance"
-KINDS = (SALE, VOID, REFUND, PREAUTH, PREAUTH_VOID, COMPLETION, COMPLETION_VOID)
-DEBIT_KINDS = frozenset({SALE, COMPLETION})
-CREDIT_KINDS = frozenset({VOID, COMPLETION_VOID, REFUND})
+SALE = Kind.SALE
+VOID = Kind.VOID
+REFUND = Kind.REFUND
+PREAUTH = Kind.PREAUTH
+PREAUTH_VOID = Kind.PREAUTH_VOID
+COMPLETION = Kind.COMPLETION
+COMPLETION_VOID = Kind.COMPLETION_VOID
+BALANCE = Kind.BALANCE
+#: the kinds the journal holds: the transaction set's card transactions that change an account
+KINDS = kinds_where(lambda row: row.card and row.amount)
+DEBIT_KINDS = frozenset(kinds_where(lambda row: row.totals is Side.DEBIT))
+CREDIT_KINDS = frozenset(kinds_where(lambda row: row.totals is Side.CREDIT))
 
 #: Entry modes (field 22's first two digits) whose records go up as IC records (60.3 = 203).
 CHIP_ENTRY_PREFIXES = ("05", "07")

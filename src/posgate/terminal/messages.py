@@ -7,8 +7,8 @@ uppercase hex); the codec encodes it and the client adds field 64 (the MAC) when
 financial, settlement and batch upload request). Builders take the STAN as a parameter,
 so the caller decides when the counter advances. Frame constants (TPDU, header) live here too.
 
-The financial transactions, one row each of `TXN_TYPES`, all built by `financial_request` (`sale_request` is
-its shorthand for a sale):
+The financial transactions, one row each of `TXN_TYPES` (read from the transaction set, `posgate.txnset`),
+all built by `financial_request` (`sale_request` is its shorthand for a sale):
 
 | kind | MTI | 3 | 25 | 60.1 | original data | PIN | 55 on chip |
 |---|---|---|---|---|---|---|---|
@@ -45,9 +45,9 @@ from typing import Literal
 from posgate.errors import EncodeError
 from posgate.iso8583.private_fields import Field60, Field61
 from posgate.terminal.cards import CardProfile
-from posgate.terminal.chip import TXN_TYPE_BALANCE, TXN_TYPE_PURCHASE
 from posgate.terminal.journal import BatchTotals, UploadGroup
 from posgate.terminal.state import LastTransaction, TerminalState
+from posgate.txnset import ROWS, KindRow
 
 Message = dict[str, str]
 Entry = Literal["magstripe", "chip", "contactless", "fallback", "manual"]
@@ -108,21 +108,25 @@ class TxnType:
     original_date: Literal["no", "optional", "required"] | None
 
 
-_PURCHASE, _BALANCE = TXN_TYPE_PURCHASE, TXN_TYPE_BALANCE
-# fmt: off
-_TXN_TABLE: tuple[TxnType, ...] = (
-    #       kind               MTI     3         25    60.1  reversible 9C         PIN    38     61's date
-    TxnType("balance",         "0200", "310000", "00", "01", False,     _BALANCE,  True,  False, None),
-    TxnType("sale",            "0200", "000000", "00", "22", True,      _PURCHASE, True,  False, None),
-    TxnType("void",            "0200", "200000", "00", "23", True,      None,      True,  True,  "no"),
-    TxnType("refund",          "0220", "200000", "00", "25", False,     None,      False, False, "required"),
-    TxnType("preauth",         "0100", "030000", "06", "10", True,      _PURCHASE, True,  False, None),
-    TxnType("preauth_void",    "0100", "200000", "06", "11", True,      None,      True,  True,  "optional"),
-    TxnType("completion",      "0200", "000000", "06", "20", True,      None,      False, True,  "required"),
-    TxnType("completion_void", "0200", "200000", "06", "21", True,      None,      True,  True,  "no"),
-)
-# fmt: on
-TXN_TYPES: dict[str, TxnType] = {txn.kind: txn for txn in _TXN_TABLE}
+def _txn_type(row: KindRow) -> TxnType:
+    rule = row.original
+    return TxnType(
+        kind=row.kind,
+        mti=row.mti,
+        processing_code=row.processing_code or "",
+        condition_code=row.condition_code or "",
+        type_code=row.type_code or "",
+        reversible=row.reversible,
+        icc_type=row.icc_type,
+        pin=row.pin,
+        original_auth_code=rule is not None and rule.auth_code != "no",
+        original_date=rule.date if rule is not None else None,
+    )
+
+
+#: The financial transactions: the rows of the transaction set (`posgate.txnset`) that carry a card and a
+#: 60.1 transaction type, as the terminal builds them.
+TXN_TYPES: dict[str, TxnType] = {row.kind: _txn_type(row) for row in ROWS if row.card and row.type_code}
 
 
 @dataclass(frozen=True)

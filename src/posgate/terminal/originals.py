@@ -15,10 +15,8 @@ from posgate.terminal.errors import UnknownOriginal
 from posgate.terminal.journal import (
     COMPLETION,
     COMPLETION_VOID,
-    PREAUTH,
     PREAUTH_VOID,
     REFUND,
-    SALE,
     VOID,
     JournalEntry,
     open_pan,
@@ -27,6 +25,7 @@ from posgate.terminal.journal import (
 from posgate.terminal.messages import TXN_TYPES, Message, Original
 from posgate.terminal.result import TxnResult
 from posgate.terminal.state import LastTransaction, TerminalState
+from posgate.txnset import Kind, TxnState, row_of
 
 __all__ = [
     "ON_ORIGINAL",
@@ -42,19 +41,34 @@ __all__ = [
 
 @dataclass(frozen=True)
 class OnOriginalRule:
-    """What a transaction on an original needs of it. `of`: the original's kind in the journal; `mark`: what
-    an approval marks on the original (a flag, which a reversal clears; a refund adds its amount);
-    `barred_before_card` / `barred_after_card`: the marks on the original that bar the transaction, each with
-    its message, checked in this order around the card check; `missing`: the message when the journal does
-    not hold the original (and the caller gave no references); `given_date_wins`: a given original date
-    replaces the journal's. Messages are templates of `{rrn}`."""
+    """What a transaction on an original needs of it, beyond its row in the transaction set (which gives the
+    original's kind and what an approval does to it: `of`, `mark`). `barred_before_card` /
+    `barred_after_card`: the marks on the original that bar the transaction, each with its message, checked
+    in this order around the card check; `missing`: the message when the journal does not hold the original
+    (and the caller gave no references); `given_date_wins`: a given original date replaces the journal's.
+    Messages are templates of `{rrn}`."""
 
-    of: str
-    mark: str
+    kind: Kind
     missing: str
     barred_before_card: tuple[tuple[str, str], ...] = ()
     barred_after_card: tuple[tuple[str, str], ...] = ()
     given_date_wins: bool = False
+
+    @property
+    def of(self) -> Kind:
+        """The original's kind in the journal (the first the transaction set allows)."""
+        rule = row_of(self.kind).original
+        assert rule is not None
+        return rule.kinds[0]
+
+    @property
+    def mark(self) -> str:
+        """The journal entry's field an approval marks: `refunded_fen` (adds to it) or a flag."""
+        rule = row_of(self.kind).original
+        assert rule is not None
+        if rule.adds_refunded:
+            return "refunded_fen"
+        return "completed" if rule.effect and rule.effect[1] is TxnState.COMPLETED else "voided"
 
 
 def _is(name: str, *marks: str, already: bool = False) -> tuple[tuple[str, str], ...]:
@@ -64,8 +78,7 @@ def _is(name: str, *marks: str, already: bool = False) -> tuple[tuple[str, str],
 
 ON_ORIGINAL: dict[str, OnOriginalRule] = {
     VOID: OnOriginalRule(
-        of=SALE,
-        mark="voided",
+        kind=VOID,
         missing="no sale with RRN {rrn} in the journal to void",
         barred_before_card=_is("sale", "reversed", "voided", already=True),
         barred_after_card=(
@@ -73,15 +86,13 @@ ON_ORIGINAL: dict[str, OnOriginalRule] = {
         ),
     ),
     REFUND: OnOriginalRule(
-        of=SALE,
-        mark="refunded_fen",
+        kind=REFUND,
         missing="no sale with RRN {rrn} in the journal: give the original date (MMDD) to refund it",
         barred_after_card=_is("sale", "reversed", "voided"),
         given_date_wins=True,
     ),
     PREAUTH_VOID: OnOriginalRule(
-        of=PREAUTH,
-        mark="voided",
+        kind=PREAUTH_VOID,
         missing="no preauth with RRN {rrn} in the journal to void",
         barred_before_card=_is("preauth", "reversed", "voided", already=True),
         barred_after_card=(
@@ -89,14 +100,12 @@ ON_ORIGINAL: dict[str, OnOriginalRule] = {
         ),
     ),
     COMPLETION: OnOriginalRule(
-        of=PREAUTH,
-        mark="completed",
+        kind=COMPLETION,
         missing="no pre-authorization with RRN {rrn} in the journal: give its authorization code and date",
         barred_after_card=_is("pre-authorization", "reversed", "voided", "completed"),
     ),
     COMPLETION_VOID: OnOriginalRule(
-        of=COMPLETION,
-        mark="voided",
+        kind=COMPLETION_VOID,
         missing="no completion with RRN {rrn} in the journal to void",
         barred_before_card=_is("completion", "reversed", "voided", already=True),
     ),
@@ -175,10 +184,7 @@ def book(
     )
     if original is None:
         return
-    if kind == REFUND:
-        original.refunded_fen += int(msg["4"])
-    else:
-        setattr(original, ON_ORIGINAL[kind].mark, True)
+    _mark(original, ON_ORIGINAL[kind].mark, int(msg["4"]), on=True)
 
 
 def unbook(state: TerminalState, last: LastTransaction) -> None:
@@ -201,4 +207,14 @@ def unbook(state: TerminalState, last: LastTransaction) -> None:
         return
     original = find(state, entry.original_rrn, rule.of)
     if original is not None:
-        setattr(original, rule.mark, False)
+        _mark(original, rule.mark, entry.amount_fen, on=False)
+
+
+def _mark(original: JournalEntry, mark: str, amount_fen: int, on: bool) -> None:
+    """Mark (or, for a reversal, unmark) what a transaction did to its original."""
+    if mark == "refunded_fen":
+        original.refunded_fen += amount_fen if on else 0  # a refund is not reversible: nothing to give back
+    elif mark == "completed":
+        original.completed = on
+    else:
+        original.voided = on

@@ -10,28 +10,21 @@ from datetime import datetime
 
 from posgate.money import yuan
 from posgate.terminal.result import TxnResult
+from posgate.txnset import ROWS
 
 WIDTH = 32
 _LABEL = 10
 
-_KINDS = {
-    ("0210", "000000"): "SALE",
-    ("0210", "310000"): "BALANCE INQUIRY",
-    ("0210", "200000"): "VOID",
-    ("0230", "200000"): "REFUND",
-    ("0110", "030000"): "PRE-AUTHORIZATION",
+# from the transaction set: the label of each kind the client sent; a response without one is named by its
+# MTI and processing code (the first kind of that shape that prints a slip), else by its MTI alone
+_KIND_NAMES = {row.kind: row.receipt_label for row in ROWS if row.card and row.receipt_label}
+_KINDS: dict[tuple[str, str], str] = {}
+for _row in ROWS:
+    if _row.slip and _row.processing_code and _row.receipt_label:
+        _KINDS.setdefault((_row.response_mti, _row.processing_code), _row.receipt_label)
+_KINDS_BY_MTI = {
+    row.response_mti: row.receipt_label for row in ROWS if not row.card and row.mti and row.receipt_label
 }
-_KIND_NAMES = {
-    "sale": "SALE",
-    "balance": "BALANCE INQUIRY",
-    "void": "VOID",
-    "refund": "REFUND",
-    "preauth": "PRE-AUTHORIZATION",
-    "preauth_void": "PRE-AUTH VOID",
-    "completion": "PRE-AUTH COMPLETION",
-    "completion_void": "COMPLETION VOID",
-}
-_KINDS_BY_MTI = {"0410": "REVERSAL", "0510": "SETTLEMENT", "0810": "SIGN-IN", "0830": "NETWORK TEST"}
 
 
 def transaction_kind(result: TxnResult) -> str:

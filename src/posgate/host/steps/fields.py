@@ -12,33 +12,8 @@ from posgate.host.steps.base import HostServices, Step
 from posgate.iso8583 import pos_values
 from posgate.iso8583.private_fields import parse_field60
 from posgate.iso8583.reasons import Reason
+from posgate.txnset import NETWORK_MANAGEMENT_MTIS, row_of
 
-REQUIRED: dict[Kind, tuple[str, ...]] = {
-    Kind.SIGN_IN: ("11", "41", "60"),
-    Kind.SIGN_OUT: ("11", "41", "60"),
-    Kind.ECHO: ("11", "41", "60"),
-    Kind.BALANCE: ("3", "11", "22", "25", "41", "42", "49", "60"),
-    Kind.SALE: ("3", "4", "11", "22", "25", "41", "42", "49", "60"),
-    Kind.VOID: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
-    Kind.REFUND: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
-    Kind.PREAUTH: ("3", "4", "11", "22", "25", "41", "42", "49", "60"),
-    Kind.PREAUTH_VOID: ("3", "4", "11", "22", "25", "37", "38", "41", "42", "49", "60"),
-    Kind.COMPLETION: ("3", "4", "11", "22", "25", "37", "38", "41", "42", "49", "60", "61"),
-    Kind.COMPLETION_VOID: ("3", "4", "11", "22", "25", "37", "41", "42", "49", "60", "61"),
-    Kind.REVERSAL: ("3", "11", "25", "39", "41", "42", "60"),
-    Kind.SETTLEMENT: ("11", "41", "42", "48", "60"),
-    Kind.BATCH_UPLOAD: ("11", "41", "42", "48", "60"),
-}
-CARD_KINDS = (
-    Kind.BALANCE,
-    Kind.SALE,
-    Kind.VOID,
-    Kind.REFUND,
-    Kind.PREAUTH,
-    Kind.PREAUTH_VOID,
-    Kind.COMPLETION,
-    Kind.COMPLETION_VOID,
-)
 SUPPORTED_CURRENCIES = ("156",)
 
 log = logging.getLogger("posgate.host")
@@ -61,9 +36,10 @@ class CheckFields(Step):
     def __init__(self, services: HostServices, kind: Kind) -> None:
         super().__init__(services)
         self.kind = kind
-        self.required = REQUIRED[kind]
-        self.needs_card = kind in CARD_KINDS
-        self.needs_amount = kind in CARD_KINDS and kind is not Kind.BALANCE
+        row = row_of(kind)
+        self.required = row.required
+        self.needs_card = row.card
+        self.needs_amount = row.amount
 
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request
@@ -95,9 +71,6 @@ def _icc_problem(request: dict[str, str]) -> str | None:
     if "49" in request and "5F2A" in tags and tags["5F2A"].hex() != request["49"].zfill(4):
         return "field 55: 5F2A (currency) differs from field 49"
     return None
-
-
-NETWORK_MANAGEMENT_MTIS = ("0800", "0820")
 
 
 class RefuseUnsupported(Step):

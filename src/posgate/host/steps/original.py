@@ -4,21 +4,13 @@ request may use it."""
 from __future__ import annotations
 
 from posgate.errors import PosgateError
-from posgate.host.context import Kind, TxnContext
+from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import Field61, parse_field61
 from posgate.iso8583.reasons import Reason
 from posgate.store.originals import OriginalRecord, find_by_rrn
+from posgate.txnset import OriginalRule, TxnState, row_of
 
-# kind → the original's kind(s), and whether it must come from the same terminal and batch
-ORIGINAL_KINDS: dict[Kind, tuple[str, ...]] = {
-    Kind.VOID: ("sale",),
-    Kind.COMPLETION_VOID: ("completion",),
-    Kind.REFUND: ("sale", "completion"),
-    Kind.PREAUTH_VOID: ("preauth",),
-    Kind.COMPLETION: ("preauth",),
-}
-SAME_BATCH = (Kind.VOID, Kind.COMPLETION_VOID)
 COMPLETION_CEILING_PERCENT = 115
 
 
@@ -41,7 +33,7 @@ class FindOriginal(Step):
         record = await self.services.store.run(lambda s: find_by_rrn(s, rrn))
         if (
             record is None
-            or record.kind not in ORIGINAL_KINDS[ctx.kind]
+            or record.kind not in _rule(ctx).kinds
             or not self._same_reference(ctx, record, reference)
         ):
             ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
@@ -58,7 +50,7 @@ class FindOriginal(Step):
         STAN: then the RRN and the date identify it."""
         if record.mid != ctx.request.get("42"):
             return False
-        if ctx.kind in (*SAME_BATCH, Kind.PREAUTH_VOID) and record.tid != ctx.tid:
+        if _rule(ctx).same_terminal and record.tid != ctx.tid:
             return False
         if ref is None:
             return True
@@ -69,23 +61,30 @@ class FindOriginal(Step):
 
     def _check(self, ctx: TxnContext, record: OriginalRecord) -> Reason | None:
         amount = int(ctx.request.get("4", "0"))
+        rule = _rule(ctx)
         assert ctx.card is not None
         if record.pan_hash != self.services.vault.pan_hash(ctx.card.pan):
             return Reason.INVALID_TRANSACTION
-        if record.state != "approved":
+        if record.state != TxnState.APPROVED:
             return Reason.INVALID_TRANSACTION
-        if ctx.kind in SAME_BATCH and (record.settled or record.batch_no != ctx.batch_no):
+        if rule.same_batch and (record.settled or record.batch_no != ctx.batch_no):
             return Reason.INVALID_TRANSACTION
-        if ctx.kind in (Kind.COMPLETION, Kind.PREAUTH_VOID) and ctx.request.get("38") != record.auth_code:
+        if rule.auth_code == "checked" and ctx.request.get("38") != record.auth_code:
             return Reason.ORIGINAL_NOT_FOUND
-        if ctx.kind is Kind.VOID and record.refunded_fen:
+        if rule.not_if_refunded and record.refunded_fen:
             return Reason.INVALID_TRANSACTION  # partly refunded: refund the rest instead
-        if ctx.kind is Kind.COMPLETION:
+        if rule.amount == "up_to_115_percent":
             if amount * 100 > record.amount_fen * COMPLETION_CEILING_PERCENT:
                 return Reason.AMOUNT_DIFFERS
-        elif ctx.kind is Kind.REFUND:
+        elif rule.amount == "what_is_left":
             if amount > record.amount_fen - record.refunded_fen:
                 return Reason.AMOUNT_DIFFERS
         elif amount != record.amount_fen:
             return Reason.AMOUNT_DIFFERS
         return None
+
+
+def _rule(ctx: TxnContext) -> OriginalRule:
+    rule = row_of(ctx.kind).original
+    assert rule is not None, f"{ctx.kind} refers to no original"
+    return rule

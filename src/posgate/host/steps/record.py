@@ -20,6 +20,7 @@ from posgate.store.acquirer import (
     store_answer,
 )
 from posgate.store.originals import move_original, release_refund, reserve_refund
+from posgate.txnset import TxnState, row_of
 
 log = logging.getLogger("posgate.host")
 
@@ -67,7 +68,7 @@ class RecordRequest(Step):
     before anything is sent: a reversal or an advice can always name it."""
 
     async def prepare(self, ctx: TxnContext) -> None:
-        values = _row_values(ctx, self.services.vault, "pending")
+        values = _row_values(ctx, self.services.vault, TxnState.PENDING)
         if ctx.route is not None:
             values["network_stan"] = await self.services.stans.next(ctx.route.issuer_name)
         try:
@@ -112,15 +113,13 @@ class ReserveRefund(Step):
             ctx.result.decline(Reason.AMOUNT_DIFFERS)
 
 
-STATE_BY_CODE = {"00": "approved", "98": "timed_out"}
+STATE_BY_CODE = {"00": TxnState.APPROVED, "98": TxnState.TIMED_OUT}
 
-# what an approved request does to its original (from state, to state)
-ORIGINAL_EFFECT: dict[Kind, tuple[str, str]] = {
-    Kind.VOID: ("approved", "voided"),
-    Kind.COMPLETION_VOID: ("approved", "voided"),
-    Kind.COMPLETION: ("approved", "completed"),
-    Kind.PREAUTH_VOID: ("approved", "cancelled"),
-}
+
+def original_effect(kind: Kind) -> tuple[TxnState, TxnState] | None:
+    """What an approved request of `kind` does to its original (from state, to state)."""
+    rule = row_of(kind).original
+    return rule.effect if rule is not None else None
 
 
 class RecordOutcome(Step):
@@ -141,11 +140,11 @@ class RecordOutcome(Step):
             return
         response = ctx.notes["response_fields"]
         code = ctx.result.code
-        state = STATE_BY_CODE.get(code, "declined")
+        state = STATE_BY_CODE.get(code, TxnState.DECLINED)
         trace = ctx.trace_text()
         txn_id = ctx.txn_id
         approved = ctx.result.approved
-        effect = ORIGINAL_EFFECT.get(ctx.kind) if approved and ctx.original is not None else None
+        effect = original_effect(ctx.kind) if approved and ctx.original is not None else None
         reserved = bool(ctx.notes.get("refund_reserved"))
         original_id = ctx.original.id if ctx.original is not None else ctx.notes.get("original_id")
         amount_fen = int(ctx.request.get("4", "0"))
@@ -165,13 +164,13 @@ class RecordOutcome(Step):
             )
             if effect is not None and finished.applied:
                 move_original(session, original_id, *effect)
-            overruled = approved and finished.state != "approved"
+            overruled = approved and finished.state != TxnState.APPROVED
             if reserved and (not approved or overruled) and not finished.recovered:
                 release_refund(session, original_id, amount_fen)
             return finished
 
         finished = await self.services.store.run(finish)
-        if approved and finished.state != "approved":
+        if approved and finished.state != TxnState.APPROVED:
             log.warning(
                 "%s RRN %s was %s while the host waited for the issuer: answering 98",
                 ctx.kind.value,

@@ -5,29 +5,7 @@ from __future__ import annotations
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.codec import response_mti
-
-# request fields echoed in the response, per kind
-ECHOED: dict[Kind, tuple[str, ...]] = {
-    Kind.SIGN_IN: ("11", "41", "42", "60"),
-    Kind.SIGN_OUT: ("11", "41", "42", "60"),
-    Kind.ECHO: ("11", "41", "42", "60"),
-    Kind.BALANCE: ("3", "11", "25", "41", "42", "49", "60"),
-    Kind.SALE: ("3", "4", "11", "25", "41", "42", "49", "60"),
-    Kind.VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
-    Kind.REFUND: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
-    Kind.PREAUTH: ("3", "4", "11", "25", "41", "42", "49", "60"),
-    Kind.PREAUTH_VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
-    Kind.COMPLETION: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
-    Kind.COMPLETION_VOID: ("3", "4", "11", "25", "41", "42", "49", "60", "61"),
-    Kind.REVERSAL: ("3", "4", "11", "25", "41", "42", "49", "60"),
-    Kind.SETTLEMENT: ("11", "41", "42", "49", "60"),
-    Kind.BATCH_UPLOAD: ("11", "41", "42", "48", "60"),
-    Kind.UNSUPPORTED: ("3", "4", "11", "41", "42", "49", "60"),
-}
-# echoed request fields that carry card data (a 0320's records hold full PANs): sent back as the spec
-# requires, never stored; a duplicate gets them echoed again from its own request
-NOT_STORED: dict[Kind, tuple[str, ...]] = {Kind.BATCH_UPLOAD: ("48",)}
-SLIP_KINDS = (Kind.SALE, Kind.BALANCE, Kind.PREAUTH, Kind.COMPLETION, Kind.VOID, Kind.REFUND)
+from posgate.txnset import row_of
 
 
 class ComposeResponse(Step):
@@ -37,14 +15,15 @@ class ComposeResponse(Step):
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request
         fields: dict[str, str] = {"t": response_mti(request["t"])}
-        for field in ECHOED[ctx.kind]:
+        row = row_of(ctx.kind)
+        for field in row.echoed:
             if field in request:
                 fields[field] = request[field]
         fields["12"] = ctx.local_now.strftime("%H%M%S")
         fields["13"] = ctx.local_now.strftime("%m%d")
-        if ctx.kind.financial:
+        if row.recorded:
             fields["15"] = ctx.local_now.strftime("%m%d")
-            if ctx.kind not in (Kind.SETTLEMENT, Kind.BATCH_UPLOAD):
+            if row.field32:
                 fields["32"] = self.services.settings.acquirer_id
         if ctx.rrn:
             fields["37"] = ctx.rrn
@@ -55,7 +34,7 @@ class ComposeResponse(Step):
             fields["54"] = ctx.balance_field
         if ctx.issuer_reply is not None and "55" in ctx.issuer_reply:
             fields["55"] = ctx.issuer_reply["55"]
-        if ctx.result.approved and ctx.kind in SLIP_KINDS:
+        if ctx.result.approved and row.slip:
             fields["63"] = "CUP"
         fields |= ctx.response_extra
         ctx.notes["response_fields"] = fields
@@ -67,7 +46,7 @@ def stored_answer(kind: Kind, fields: dict[str, str]) -> dict[str, str]:
     >>> stored_answer(Kind.BATCH_UPLOAD, {"t": "0330", "39": "00", "48": "01006229990000000012"})
     {'t': '0330', '39': '00'}
     """
-    hidden = NOT_STORED.get(kind, ())
+    hidden = row_of(kind).not_stored
     return {name: value for name, value in fields.items() if name not in hidden}
 
 
@@ -78,5 +57,5 @@ def replayed_answer(kind: Kind, stored: dict[str, str], request: dict[str, str])
     >>> replayed_answer(Kind.BATCH_UPLOAD, {"t": "0330", "11": "000009"}, {"11": "000009", "48": "01"})
     {'t': '0330', '11': '000009', '48': '01'}
     """
-    echoed = {name: request[name] for name in ECHOED[kind] if name in request and name not in stored}
+    echoed = {name: request[name] for name in row_of(kind).echoed if name in request and name not in stored}
     return {**stored, **echoed}
