@@ -168,8 +168,20 @@ def check_input(
     address: tuple[str, int], data: bytes, log: LogWatch, max_frame_bytes: int = 2048, collect: bool = False
 ) -> list[str]:
     """Every way the host broke the contract on this input (module docstring); empty when it held."""
-    problems: list[str] = []
     bodies, closed = _exchange(address, data, ANSWER_WAIT_S)
+    problems = check_answers(data, bodies, closed, max_frame_bytes)
+    problems += log.take(collect)
+    echo, echo_closed = _exchange(address, legit_echo(), ANSWER_WAIT_S)
+    codes = [decode_pos(split_pos_frame(b).payload).get("39") for b in echo]
+    if codes != ["00"]:
+        problems.append(f"a legitimate echo afterwards got {codes} (closed: {echo_closed})")
+    return problems
+
+
+def check_answers(data: bytes, bodies: list[bytes], closed: bool, max_frame_bytes: int = 2048) -> list[str]:
+    """What the host sent back for `data` (frame bodies; whether it closed in time), against the contract;
+    the problems found (the log and the legitimate echo are the caller's)."""
+    problems: list[str] = []
     if not closed:
         problems.append(f"connection still open {ANSWER_WAIT_S:g} s after the end of the stream (hang)")
     answers: list[dict[str, str]] = []
@@ -197,11 +209,6 @@ def check_input(
                 problems.append(f"an undecodable request (STAN {stan}, MTI and 41 readable) got no 30")
         if len(answers) > len(owed):
             problems.append(f"{len(answers)} answers to {len(owed)} frames")
-    problems += log.take(collect)
-    echo, echo_closed = _exchange(address, legit_echo(), ANSWER_WAIT_S)
-    codes = [decode_pos(split_pos_frame(b).payload).get("39") for b in echo]
-    if codes != ["00"]:
-        problems.append(f"a legitimate echo afterwards got {codes} (closed: {echo_closed})")
     return problems
 
 

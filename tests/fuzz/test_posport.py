@@ -23,6 +23,7 @@ from posgate.services import Running
 from posgate.terminal import TerminalClient, demo_terminal_state
 from posgate.terminal.cards import demo_card
 from tests.e2e.conftest import stack  # noqa: F401  (the e2e fixture, used here as is)
+from tests.fuzz import posport_mem
 from tests.fuzz._harness import corpus_files
 from tests.fuzz.posport import HEADER, TPDU, LogWatch, check_input, legit_echo
 
@@ -154,4 +155,34 @@ async def test_mutated_frames_get_30_or_a_close_and_the_host_keeps_serving(
     inputs += [("found", p.read_bytes()) for p in corpus_files("posport") if p.name.startswith("found-")]
     failures = await _run(stack, log_watch, inputs)
     await _legitimate_terminal_sells(stack)
+    assert not failures, f"{len(failures)} failures of {len(inputs)} inputs:\n{_summary(failures)}"
+
+
+async def test_the_in_memory_connection_path_answers_like_the_socket(
+    stack: Running,  # noqa: F811
+    log_watch: LogWatch,
+) -> None:
+    """The `posport_mem` target drives the POS port's connection handler without a socket: what it sees must
+    be what a terminal sees (an echo gets `00`, a broken field gets `30`, a response MTI a close), and the
+    corpus and the seeded mutations meet the contract through it too."""
+    server = stack.host.server  # type: ignore[union-attr]
+    assert await posport_mem.echo_problems(server) == []
+    echo = decode_pos(split_pos_frame(legit_echo()[2:]).payload)
+    bodies, closed = await posport_mem.exchange(server, _frame(encode_pos({**echo, "t": "0830"})))
+    assert (bodies, closed) == ([], True)
+    broken = _frame(encode_pos(echo).replace(b"898440153110001", b"89844015311000\x1b"))
+    bodies, closed = await posport_mem.exchange(server, broken)
+    answers = [decode_pos(split_pos_frame(b).payload) for b in bodies]
+    assert closed and [(a["t"], a["39"]) for a in answers] == [("0830", "30")]
+    log_watch.take()  # the warnings above are expected
+    seeds = [p.read_bytes() for p in corpus_files("posport") if p.name.startswith("seed-")]
+    rng = random.Random(SEED + 1)
+    inputs = [("corpus", p.read_bytes()) for p in corpus_files("posport")]
+    inputs += [mutate(rng, seeds) for _ in range(MUTATIONS)]
+    failures = []
+    for name, data in inputs:
+        problems = await posport_mem.check_input(server, data, log_watch)
+        failures += [f"{name}: {p} — input {data.hex()}" for p in problems]
+    failures += [f"after all inputs: {p}" for p in log_watch.take(collect=True)]
+    failures += await posport_mem.echo_problems(server)
     assert not failures, f"{len(failures)} failures of {len(inputs)} inputs:\n{_summary(failures)}"
