@@ -138,13 +138,14 @@ _HOST: dict[str, Any] = {"inputs": 0}
 
 
 def _start_host() -> None:
-    """The whole stack (issuer simulator + host, SQLite in a temporary folder) on an event loop of this
-    thread, which runs only while an input is handled."""
+    """The whole stack (issuer simulator + host, SQLite in a temporary folder in memory) on an event loop
+    of this thread, which runs only while an input is handled."""
     from posgate.config import Settings
     from posgate.logs import configure_logging
     from posgate.services import start_all
 
-    workdir = Path(tempfile.mkdtemp(prefix="posgate-fuzz-posport-mem-"))
+    shm = Path("/dev/shm")  # a store on tmpfs: its commits cost no disk flush
+    workdir = Path(tempfile.mkdtemp(prefix="posgate-fuzz-posport-mem-", dir=shm if shm.is_dir() else None))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)
     settings = Settings(
         data_dir=workdir / "data",

@@ -279,6 +279,34 @@ def test_bit_65_is_refused_instead_of_silently_dropping_a_tertiary_bitmap() -> N
         decode_pos(pos)
 
 
+@pytest.mark.parametrize(
+    ("bitmaps", "pos"),
+    [
+        (b"8220000002000001" + b"04000000 00 0000", 20),  # found: bytes.fromhex skips the spaces
+        (b"8220000002000001" + b"04000000\t0000000", 20),
+        (b"82200000 2000001" + b"0400000000000000", 4),
+        (b"8220000002000001" + b"0400000000000\n00", 20),
+    ],
+)
+def test_a_network_bitmap_must_be_hex_digits(bitmaps: bytes, pos: int) -> None:
+    from posgate.iso8583.codec import decode_network
+
+    # found by tests/fuzz/network_codec.py: pyiso8583 reads a hex bitmap with bytes.fromhex, which skips
+    # whitespace, so the 0810 below decoded and re-encoded to other bytes: a second spelling of one message
+    raw = (
+        Path(__file__).parents[1] / "fuzz/corpus/network_codec/found-space-in-secondary-bitmap"
+    ).read_bytes()
+    assert raw[4:36] == b"8220000002000001" + b"04000000 00 0000"
+    with pytest.raises(DecodeError) as info:
+        decode_network(raw[:4] + bitmaps + raw[36:])
+    assert (str(info.value), info.value.field, info.value.pos) == (
+        f"bitmap: expected hex digits at byte {pos}",
+        "bitmap",
+        pos,
+    )
+    assert decode_network(raw[:4] + b"8220000002000001" + b"0400000000000000" + raw[36:])["70"] == "001"
+
+
 def test_bad_issuer_ports_are_not_echoed(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # found by tests/fuzz/config.py: "invalid literal for int() with base 10: '…'" echoed the whole value
     text = _config_error(monkeypatch, None, ISSUER_PORTS="6001,x0123456789ABCDEF0123456789ABCDEF")

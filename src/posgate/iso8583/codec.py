@@ -148,6 +148,9 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
             raise DecodeError(
                 message(field_number(key), "length prefix is not digits", start), field_number(key), start
             )
+        if key in ("p", "1") and dialect.spec[key]["data_enc"] != "b" and not _hex_digits(enc["data"]):
+            # pyiso8583 reads a hex bitmap with bytes.fromhex, which skips spaces: a second spelling
+            raise DecodeError(message("bitmap", "expected hex digits", start), "bitmap", start)
         if key == "1" and int(doc_dec["1"][:1] or "0", 16) & 0x8:
             # bit 65: pyiso8583 reads a tertiary bitmap, which neither dialect uses and a Message cannot carry
             bad = "set in the secondary bitmap, but a tertiary bitmap is not used by this dialect"
@@ -167,6 +170,10 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
 
 def _ascii_digits(raw: bytes) -> bool:
     return all(0x30 <= b <= 0x39 for b in raw)
+
+
+def _hex_digits(raw: bytes) -> bool:
+    return all(0x30 <= b <= 0x39 or 0x41 <= b <= 0x46 or 0x61 <= b <= 0x66 for b in raw)
 
 
 def _read_mti(data: bytes, dialect: Dialect) -> str:
