@@ -58,9 +58,9 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
 
 def http_error_response(exc: StarletteHTTPException) -> JSONResponse:
     codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated", 403: "forbidden"}
-    return JSONResponse(
-        error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)), status_code=exc.status_code
-    )
+    field = getattr(exc, "field", None)  # posgate.api.inputs.InvalidText
+    code = "invalid_field" if field else codes.get(exc.status_code, "http_error")
+    return JSONResponse(error_body(code, str(exc.detail), field), status_code=exc.status_code)
 
 
 def wants_json(request: Request) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from posgate.merchants.errors import FieldError
 
 MAX_PPM = 30_000  # 3.00 %
+MAX_CAP_FEN = 100_000_000  # 1,000,000.00 yuan: a cap above any single card payment
 CYCLES = ("T+1", "D0")
 
 
@@ -59,8 +60,8 @@ def fee_plan_from(overrides: Mapping[str, Any], base: FeePlan = DEFAULT_FEE_PLAN
     debit = _ppm(values["mdr_debit_ppm"], "mdr_debit_ppm")
     credit = _ppm(values["mdr_credit_ppm"], "mdr_credit_ppm")
     cap = values["mdr_debit_cap_fen"]
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
-        raise FieldError("mdr_debit_cap_fen", "must be a positive number of fen, or null for no cap")
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 0 < cap <= MAX_CAP_FEN):
+        raise FieldError("mdr_debit_cap_fen", f"must be 1 to {MAX_CAP_FEN} fen, or null for no cap")
     d0 = values["d0_allowed"]
     if not isinstance(d0, bool):
         raise FieldError("d0_allowed", "must be true or false")

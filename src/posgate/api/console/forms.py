@@ -19,14 +19,17 @@ from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import RateLimited, Unauthenticated
+from posgate.api.inputs import CheckedRoute, Id, parse_int
 from posgate.api.login import login, logout
 from posgate.api.routes.auth import client_ip, set_session_cookie
 from posgate.api.sessions import COOKIE_NAME
-from posgate.merchants.errors import FieldError, OnboardingError
+from posgate.merchants.errors import OnboardingError
+from posgate.merchants.feeplan import MAX_CAP_FEN, MAX_PPM
 from posgate.merchants.form import TEXT_FIELDS
 from posgate.merchants.images import PHOTO_KINDS
+from posgate.merchants.provisioning import MAX_TERMINALS_PER_REQUEST
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
 
 
@@ -46,14 +49,11 @@ def _files(form: FormData) -> dict[str, tuple[bytes, str]]:
     return files
 
 
-def _int(form: FormData, key: str, default: int | None = None) -> int | None:
+def _int(form: FormData, key: str, low: int, high: int, default: int | None = None) -> int | None:
     text = (_text(form, key) or "").strip()
     if not text:
         return default
-    try:
-        return int(text)
-    except ValueError:
-        raise FieldError(key, f"must be a whole number, got {text!r}") from None
+    return parse_int(text, key, low, high)
 
 
 def _see(url: str, done: str | None = None) -> RedirectResponse:
@@ -105,7 +105,7 @@ async def new_application(request: Request, ctx: Ctx) -> Response:
 
 
 @router.post("/applications/{application_id}/resubmit")
-async def resubmit(request: Request, ctx: Ctx, application_id: int) -> Response:
+async def resubmit(request: Request, ctx: Ctx, application_id: Id) -> Response:
     who, form = await _guarded_form(request, ctx, "applications.create")
     values = {key: v for key in TEXT_FIELDS if (v := _text(form, key))}
     try:
@@ -118,7 +118,7 @@ async def resubmit(request: Request, ctx: Ctx, application_id: int) -> Response:
 
 
 @router.post("/applications/{application_id}/decide")
-async def decide(request: Request, ctx: Ctx, application_id: int) -> Response:
+async def decide(request: Request, ctx: Ctx, application_id: Id) -> Response:
     who, form = await _guarded_form(request, ctx, "applications.review")
     action = _text(form, "action") or ""
     try:
@@ -126,13 +126,13 @@ async def decide(request: Request, ctx: Ctx, application_id: int) -> Response:
         terminals = 1
         if action == "approve":
             plan = {
-                "mdr_debit_ppm": _int(form, "mdr_debit_ppm"),
-                "mdr_debit_cap_fen": _int(form, "mdr_debit_cap_fen"),
-                "mdr_credit_ppm": _int(form, "mdr_credit_ppm"),
+                "mdr_debit_ppm": _int(form, "mdr_debit_ppm", 1, MAX_PPM),
+                "mdr_debit_cap_fen": _int(form, "mdr_debit_cap_fen", 1, MAX_CAP_FEN),
+                "mdr_credit_ppm": _int(form, "mdr_credit_ppm", 1, MAX_PPM),
                 "settlement_cycle": _text(form, "settlement_cycle") or "T+1",
                 "d0_allowed": _text(form, "d0_allowed") == "true",
             }
-            terminals = _int(form, "terminals", 1) or 0
+            terminals = _int(form, "terminals", 1, MAX_TERMINALS_PER_REQUEST, 1) or 0
         await run_in_threadpool(
             lambda: operations.decide(
                 ctx, who, application_id, action, _text(form, "reason"), plan, terminals
@@ -174,7 +174,7 @@ async def merchant_lifecycle(request: Request, ctx: Ctx, mid: str) -> Response:
 async def provision(request: Request, ctx: Ctx, mid: str) -> Response:
     who, form = await _guarded_form(request, ctx, "terminals.provision")
     try:
-        count = _int(form, "count", 1) or 0
+        count = _int(form, "count", 1, MAX_TERMINALS_PER_REQUEST, 1) or 0
         await run_in_threadpool(operations.provision, ctx, who, mid, count)
     except OnboardingError as exc:
         return await run_in_threadpool(pages.merchant_page, request, ctx, mid, str(exc), exc.status)

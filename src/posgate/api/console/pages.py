@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 from posgate.api.auth import identify
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute, Id
 from posgate.api.roles import allowed
 from posgate.api.routes.transactions import STATES, check_filters, parse_date
 from posgate.api.settlement_views import default_day
@@ -29,7 +30,7 @@ from posgate.merchants.queries import (
 )
 from posgate.merchants.workflow import STATUSES
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
 MERCHANT_STATUSES = ("testing", "live", "suspended", "closed")
 
@@ -111,7 +112,7 @@ def application_page(
 
 
 @router.get("/applications/{application_id}", response_class=HTMLResponse)
-def application(request: Request, ctx: Ctx, application_id: int) -> HTMLResponse:
+def application(request: Request, ctx: Ctx, application_id: Id) -> HTMLResponse:
     return application_page(request, ctx, application_id)
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute
 from posgate.api.settlement_views import (
     default_day,
     parse_day,
@@ -20,7 +21,7 @@ from posgate.api.settlement_views import (
     statement_view,
 )
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
 PERMISSION = "transactions.read"
 

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict
 from posgate.api import users
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute, Id
 from posgate.api.users import Principal
 from posgate.merchants.business import business_types
 
-router = APIRouter(tags=["users and keys"])
+router = APIRouter(tags=["users and keys"], route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
 Admin = Annotated[Principal, Depends(require("users.manage"))]
 
@@ -66,7 +67,7 @@ def post_key(body: NewApiKey, ctx: Ctx, who: Admin) -> dict[str, Any]:
 
 
 @router.post("/api/api-keys/{key_id}/revoke", summary="Revoke an API key")
-def revoke_key(key_id: int, ctx: Ctx, who: Admin) -> dict[str, Any]:
+def revoke_key(key_id: Id, ctx: Ctx, who: Admin) -> dict[str, Any]:
     ctx.transact(lambda s: users.revoke_api_key(s, key_id, who.username))
     return {"id": key_id, "revoked": True}
 

@@ -11,15 +11,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from posgate.api import operations
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute, Id
 from posgate.api.users import Principal
 from posgate.merchants.applications import get_application
 from posgate.merchants.errors import FieldError, NotFound
+from posgate.merchants.feeplan import MAX_CAP_FEN, MAX_PPM
 from posgate.merchants.images import PHOTO_KINDS
-from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, MAX_TERMINALS_PER_REQUEST
 from posgate.merchants.queries import application_view, list_applications, upload_row
 from posgate.merchants.workflow import STATUSES
 
-router = APIRouter(prefix="/api/applications", tags=["applications"])
+router = APIRouter(prefix="/api/applications", tags=["applications"], route_class=CheckedRoute)
 
 Text = Annotated[str | None, Form()]
 Photo = Annotated[UploadFile | None, File(description="JPEG or PNG, 1 KiB to 5 MiB")]
@@ -32,12 +34,20 @@ class ReasonBody(BaseModel):
 
 class ApproveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mdr_debit_ppm: int | None = Field(default=None, description="debit rate, ppm (default 5000 = 0.50 %)")
-    mdr_debit_cap_fen: int | None = Field(default=None, description="debit fee cap in fen (default 2000)")
-    mdr_credit_ppm: int | None = Field(default=None, description="credit rate, ppm (default 6000 = 0.60 %)")
+    mdr_debit_ppm: int | None = Field(
+        default=None, ge=1, le=MAX_PPM, description="debit rate, ppm (default 5000 = 0.50 %)"
+    )
+    mdr_debit_cap_fen: int | None = Field(
+        default=None, ge=1, le=MAX_CAP_FEN, description="debit fee cap in fen (default 2000; null: no cap)"
+    )
+    mdr_credit_ppm: int | None = Field(
+        default=None, ge=1, le=MAX_PPM, description="credit rate, ppm (default 6000 = 0.60 %)"
+    )
     settlement_cycle: str | None = Field(default=None, description="T+1 (default) or D0")
     d0_allowed: bool | None = Field(default=None, description="default false")
-    terminals: int = Field(default=1, description="terminals to provision (1-20)")
+    terminals: int = Field(
+        default=1, ge=1, le=MAX_TERMINALS_PER_REQUEST, description="terminals to provision (1-20)"
+    )
     mac_algorithm: str = Field(
         default=DEFAULT_MAC_ALGORITHM, description="their MAC: x919 (default) or cup_ecb (legacy terminals)"
     )
@@ -120,7 +130,7 @@ def get_applications(
 
 @router.get("/{application_id}", summary="One application with its checks, photos and history")
 def get_one(
-    application_id: int,
+    application_id: Id,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.read"))],
 ) -> dict[str, Any]:
@@ -129,7 +139,7 @@ def get_one(
 
 @router.get("/{application_id}/uploads/{kind}", summary="A photo of the application", response_class=Response)
 def get_upload(
-    application_id: int,
+    application_id: Id,
     kind: str,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.read"))],
@@ -155,7 +165,7 @@ def get_upload(
 
 @router.post("/{application_id}/resubmit", summary="Answer 'more info needed': changed fields and photos")
 def resubmit(
-    application_id: int,
+    application_id: Id,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.create"))],
     form: ApplicationForm,
@@ -167,7 +177,7 @@ def resubmit(
 
 @router.post("/{application_id}/start-review", summary="submitted → under_review")
 def start_review(
-    application_id: int,
+    application_id: Id,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.review"))],
 ) -> dict[str, Any]:
@@ -176,7 +186,7 @@ def start_review(
 
 @router.post("/{application_id}/request-more-info", summary="under_review → more_info_needed (reason)")
 def request_more_info(
-    application_id: int,
+    application_id: Id,
     body: ReasonBody,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.review"))],
@@ -186,7 +196,7 @@ def request_more_info(
 
 @router.post("/{application_id}/reject", summary="under_review → rejected (reason)")
 def reject(
-    application_id: int,
+    application_id: Id,
     body: ReasonBody,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.review"))],
@@ -199,7 +209,7 @@ def reject(
     summary="under_review → approved: merchant (MID, fee plan, status testing) and terminals (TID, TMK)",
 )
 def approve(
-    application_id: int,
+    application_id: Id,
     ctx: Annotated[AppContext, Depends(app_context)],
     who: Annotated[Principal, Depends(require("applications.review"))],
     body: ApproveBody | None = None,

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from posgate.api.auth import identify
 from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Unauthenticated
+from posgate.api.inputs import CheckedRoute
 from posgate.api.login import login, logout
 from posgate.api.sessions import COOKIE_NAME, SESSION_TTL
 
-router = APIRouter(prefix="/api/auth", tags=["auth"])
+router = APIRouter(prefix="/api/auth", tags=["auth"], route_class=CheckedRoute)
 
 
 class LoginBody(BaseModel):

@@ -11,12 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from posgate.api import operations
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
-from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, key_kcv
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, MAX_TERMINALS_PER_REQUEST, key_kcv
 from posgate.merchants.queries import list_merchants, merchant_view, terminal_view
 
-router = APIRouter(tags=["merchants and terminals"])
+router = APIRouter(tags=["merchants and terminals"], route_class=CheckedRoute)
 STATUSES = ("testing", "live", "suspended", "closed")
 
 
@@ -27,7 +28,7 @@ class ReasonBody(BaseModel):
 
 class ProvisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    count: int = Field(default=1, description="1-20")
+    count: int = Field(default=1, ge=1, le=MAX_TERMINALS_PER_REQUEST, description="1-20")
     mac_algorithm: str = Field(
         default=DEFAULT_MAC_ALGORITHM,
         description="x919 (ANSI X9.19, default) or cup_ecb (legacy: only for terminals that cannot do X9.19)",

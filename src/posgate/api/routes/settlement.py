@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, Query
 
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute
 from posgate.api.settlement_views import fee_income_view, parse_day, payables_view, statement_view
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
 
-router = APIRouter(prefix="/api/settlement", tags=["settlement"])
+router = APIRouter(prefix="/api/settlement", tags=["settlement"], route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
 Reader = Annotated[Principal, Depends(require("transactions.read"))]
 DateQuery = Annotated[str | None, Query(description="clearing date, YYYY-MM-DD")]

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Query
 
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
+from posgate.api.inputs import CheckedRoute
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
 from posgate.merchants.queries import search_transactions
 
-router = APIRouter(prefix="/api/transactions", tags=["transactions"])
+router = APIRouter(prefix="/api/transactions", tags=["transactions"], route_class=CheckedRoute)
 STATES = ("pending", "approved", "declined", "timed_out", "reversed", "voided", "completed", "cancelled")
 
 
