@@ -204,6 +204,23 @@ def score(counts: Counter[str], equivalent: int) -> tuple[int, int, float]:
     return killed, counted, 100.0 * killed / counted if counted else 100.0
 
 
+def summary(groups: list[Group], equivalent: set[str]) -> list[str]:
+    """One row per group: mutants, killed, survived, equivalent, score, run time and the command."""
+    rows = [
+        "| group | mutants | killed | survived | equivalent | score | run time | command |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for group in groups:
+        counts: Counter[str] = sum(group.counts.values(), Counter())
+        patterns = [p for t in group.targets for p in t.patterns()]
+        eq = sum(1 for name in equivalent if any(fnmatch(name, pattern) for pattern in patterns))
+        killed, counted, percent = score(counts, eq)
+        command = f'`make mutation MUTATION_ARGS="--group {group.name}"`'
+        cells = [f"`{group.name}`", counted + eq, killed, counted - killed, eq, f"**{percent:.1f} %**"]
+        rows.append("| " + " | ".join(str(c) for c in [*cells, f"{group.seconds:,.0f} s", command]) + " |")
+    return rows
+
+
 def report(groups: list[Group], equivalent: dict[str, str], threshold: float) -> bool:
     """Print the table (Markdown) and the mutants not killed; True when every group and the total pass."""
     ok = True
@@ -240,6 +257,8 @@ def report(groups: list[Group], equivalent: dict[str, str], threshold: float) ->
         total += group_counts
         total_equivalent += group_equivalent
     ok = row("**total**", "", total, total_equivalent) >= threshold and ok
+    print("\n".join(summary(groups, equivalent.keys() & not_killed)))
+    print()
     print("\n".join(rows))
     if not_killed:
         print(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from posgate.errors import DecodeError
 from posgate.iso8583.codec import (
     decode_network,
     decode_pos,
+    encode_network,
     encode_network_with_mac,
     encode_pos,
     encode_pos_with_mac,
@@ -63,6 +65,29 @@ def test_pos_mac_coverage_with_a_secondary_bitmap_is_the_same_as_by_offsets() ->
 def test_a_pos_message_without_field_64_has_no_mac() -> None:
     encoded = encode_pos(POS_MESSAGES[0])
     assert split_pos_mac(decode_pos(encoded), encoded) is None
+    with pytest.raises(DecodeError) as raised:  # no payload to MAC-check: an error, never "all the bytes"
+        mac_payload(encoded)
+    assert str(raised.value) == "field 64: not in the bitmap, the message carries no MAC at byte 2"
+    assert (raised.value.field, raised.value.pos) == (64, 2)
+
+
+@pytest.mark.parametrize(
+    ("msg", "field"),
+    [
+        ({"t": "0210", "11": "000001", "39": "00"}, 64),  # no MAC at all
+        ({"t": "0430", "11": "000002", "64": "00" * 8, "90": "0" * 42}, 128),  # 64 that 90 follows
+    ],
+)
+def test_a_network_message_without_a_mac_as_its_last_field_has_no_mac_payload(
+    msg: dict[str, str], field: int
+) -> None:
+    encoded = encode_network(msg)
+    assert split_network_mac(decode_network(encoded), encoded) is None
+    with pytest.raises(DecodeError) as raised:
+        network_mac_payload(encoded)
+    bad = "no MAC as the last field of the message (64 without a secondary bitmap, else 128)"
+    assert str(raised.value) == f"field {field}: {bad} at byte 4"
+    assert (raised.value.field, raised.value.pos) == (field, 4)
 
 
 @pytest.mark.parametrize("msg", NETWORK_MESSAGES)

@@ -146,3 +146,14 @@ def test_x919_mac_needs_a_double_length_mak_and_algorithms_parse() -> None:
     assert verify_pos_mac(MacAlgorithm.X919, MAK_DISTINCT, b"0200", mac)
     assert not verify_pos_mac(MacAlgorithm.X919, MAK_DISTINCT, b"0210", mac)
     assert not verify_pos_mac(MacAlgorithm.CUP_ECB, MAK_DISTINCT, b"0200", mac)
+
+
+def test_cup_ecb_mac_refuses_a_mak_of_the_wrong_length_naming_it() -> None:
+    with pytest.raises(SecurityError, match=r"^MAK must be 8 or 16 or 24 bytes, got 5$"):
+        cup_ecb_mac(bytes(5), b"0200")
+
+
+def test_an_unknown_mac_algorithm_is_quoted_shortened_to_20_characters() -> None:
+    with pytest.raises(SecurityError) as raised:
+        MacAlgorithm.parse("x" * 19 + "yz" + "!" * 500)  # a stored value or a profile cannot flood the log
+    assert str(raised.value) == "MAC algorithm must be cup_ecb or x919, got '" + "x" * 19 + "y'"
