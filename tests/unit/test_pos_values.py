@@ -170,3 +170,44 @@ def test_field_55_must_agree_with_fields_4_and_49() -> None:
     assert _icc_problem(sale | {"49": "840"}) == "field 55: 5F2A (currency) differs from field 49"
     assert _icc_problem(sale | {"55": "9F0206000000"}) == "field 55: not BER-TLV"
     assert _icc_problem({"4": "000000000100"}) is None
+
+
+MANUAL = _financial("sale", "manual")  # field 2 and 14, no track 2
+TIME = "field 12: expected a time hhmmss, got {!r}"
+DATE = "field 13: expected a date MMDD, got {!r}"
+EXPIRY = "field 14: expected an expiry date YYMM"
+DATE61 = "field 61: 61.3 expected a date MMDD, got {!r}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "base", "change", "expected"),
+    [
+        *[("sale", SALE, {"12": t}, None) for t in ("000000", "235959")],
+        *[("sale", SALE, {"12": t}, TIME.format(t)) for t in ("240000", "236000", "235960")],
+        *[("sale", SALE, {"13": d}, None) for d in ("0101", "1231")],
+        *[("sale", SALE, {"13": d}, DATE.format(d)) for d in ("0001", "1301", "0100", "0132")],
+        *[("sale", MANUAL, {"14": e}, None) for e in ("3001", "3012")],
+        *[("sale", MANUAL, {"14": e}, EXPIRY) for e in ("3000", "3013")],
+        ("sale", SALE, {"35": "6229990000000012D", "14": "2901"}, None),  # a track 2 without an expiry
+        *[("void", VOID, {"61": "000001000007" + d}, None) for d in ("0101", "1231")],
+        *[("void", VOID, {"61": "000001000007" + d}, DATE61.format(d)) for d in ("0001", "0132")],
+        (
+            "void",
+            VOID,
+            {"37": "０００００００００４２"},
+            "field 37: expected 12 digits, got '０００００００００４２'",
+        ),
+        ("void", VOID, {"38": "12345é"}, "field 38: expected 6 letters or digits, got '12345é'"),
+        ("void", VOID, {"38": "12345-"}, "field 38: expected 6 letters or digits, got '12345-'"),
+    ],
+)
+def test_dates_times_and_references_are_checked_at_their_bounds(
+    kind: str, base: dict[str, str], change: dict[str, str], expected: str | None
+) -> None:
+    assert problem(kind, base | change) == expected
+
+
+def test_a_pin_capture_code_needs_a_pin_block_and_an_unknown_kind_is_left_to_the_pipeline() -> None:
+    without_block = {k: v for k, v in SALE.items() if k != "52"}
+    assert problem("sale", without_block) == "field 26: expected 12 with a PIN block (52), got '12'"
+    assert problem("no such kind", SALE | {"99": "x"}) is None  # RefuseUnsupported answers those
