@@ -32,7 +32,7 @@ ASSESSED_KINDS = ("sale", "preauth", "completion", "refund")
 STOLEN_CODES = frozenset({"04", "41", "43", "54", "57", "62"})
 WRONG_PIN_CODES = frozenset({"55"})
 
-# summed measures: counted per key in time buckets (store.risk_counters), meaning
+# summed measures: counted per key in time buckets (risk.counters_store), meaning
 COUNTERS: dict[str, str] = {
     "count": "purchase requests (sale, pre-authorization, completion) whatever their outcome",
     "approved": "approved purchases",
@@ -43,7 +43,7 @@ COUNTERS: dict[str, str] = {
     "wrong_pin": "answers 55 (wrong PIN), any kind of request",
     "stolen": "issuer answers 04, 41, 43, 54, 57 or 62 (pick up, lost, stolen, expired, not permitted)",
 }
-# distinct measures per key: measure → the member kind counted (store.risk_counters' `risk_seen`)
+# distinct measures per key: measure → the member kind counted (table `risk_seen`, risk.counters_store)
 DISTINCT: dict[str, dict[str, str]] = {
     "card": {"distinct_merchants": "merchant", "distinct_terminals": "terminal"},
     "terminal": {"distinct_cards": "card"},

@@ -80,6 +80,8 @@ class Terminal(Base):
     # sign-in rate limit, shared by every host node: the current window's start and its count
     sign_in_window_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     sign_in_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the registered shop's location, `lat,lon` in decimal degrees (risk: distance to field 59)
+    location: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class SealedKey(Base):
@@ -189,6 +191,9 @@ class Transaction(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     # set when a host node resolved it after the host handling it died (store/in_doubt.py)
     recovered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # the inline risk decision (issue 11): its 0–100 score and summary (rule-set version, action, hits; JSON)
+    risk_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    risk: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class BatchSettlement(Base):
@@ -335,4 +340,4 @@ class SimAuthorization(Base):
 
 
 # the other capabilities' tables join the same metadata (and so the migrations' autogenerate check)
-from posgate.store import models_ledger, models_onboarding  # noqa: E402, F401
+from posgate.store import models_ledger, models_onboarding, models_risk  # noqa: E402, F401

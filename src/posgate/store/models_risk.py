@@ -1,0 +1,48 @@
+"""Models of risk control's state (issue 11): the sliding-window counters and the distinct-count members the
+rules' aggregates are read from (`risk.aggregates`, `risk.counters_store`). Shared by every host node through
+the store, so they survive a restart and count one card's sales on any node together.
+
+Card keys are the store's keyed PAN hash (`pan_hash`), never a PAN. Times are naive UTC; money is fen.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from posgate.store.models import Base
+
+
+class RiskCounter(Base):
+    """One key's counts in one time bucket (`resolution` m / h / d); writers add to it with an upsert."""
+
+    __tablename__ = "risk_counters"
+
+    # key_kind card | card_merchant | terminal | merchant | bin | merchant_hour;
+    # key_value pan hash | pan hash:mid | tid | mid | bin | mid:HH
+    key_kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key_value: Mapped[str] = mapped_column(String(96), primary_key=True)
+    resolution: Mapped[str] = mapped_column(String(1), primary_key=True)
+    bucket_at: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    approved: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)  # fen
+    declined: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunds: Mapped[int] = mapped_column(BigInteger, default=0)
+    refund_amount: Mapped[int] = mapped_column(BigInteger, default=0)  # fen
+    wrong_pin: Mapped[int] = mapped_column(BigInteger, default=0)
+    stolen: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class RiskSeen(Base):
+    """A member (card, merchant, terminal) of a key, and when it was last seen: distinct counts per window."""
+
+    __tablename__ = "risk_seen"
+    __table_args__ = (Index("ix_risk_seen_key_last", "key_kind", "key_value", "last_at"),)
+
+    key_kind: Mapped[str] = mapped_column(String(24), primary_key=True)  # e.g. terminal.card
+    key_value: Mapped[str] = mapped_column(String(96), primary_key=True)
+    member: Mapped[str] = mapped_column(String(96), primary_key=True)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime)
