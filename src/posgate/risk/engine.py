@@ -1,0 +1,111 @@
+"""`RiskEngine`: the shell the host's risk step calls. `assess` reads the terminal's and merchant's profile
+and the aggregates the rule set needs in one unit of work, builds the facts and returns the pure decision;
+`record` adds a finished request to the counters (after the commit, off the latency path).
+
+The rule set is fixed for the engine's life (a new version means a new engine); the clock is injected.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from posgate.risk.aggregates import Outcome, Request
+from posgate.risk.counters_store import read_aggregates, record_outcome
+from posgate.risk.decision import Decision, decide
+from posgate.risk.facts import Assessment, Profile, build_facts
+from posgate.risk.rules import RuleSet
+from posgate.risk.vocabulary import ASSESSED_KINDS
+from posgate.store.models import Merchant, Terminal
+from posgate.store.runtime import Store
+
+
+def _utc(now: dt.datetime) -> dt.datetime:
+    """Naive UTC, as the store keeps times."""
+    return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
+
+
+def read_profile(session: Session, tid: str) -> Profile | None:
+    """The terminal's registered location and age, its merchant's MCC and start; None for an unknown TID."""
+    row = session.execute(
+        select(Terminal.location, Terminal.created_at, Merchant.mcc, Merchant.live_at, Merchant.created_at)
+        .join(Merchant, Merchant.id == Terminal.merchant_id)
+        .where(Terminal.tid == tid)
+    ).one_or_none()
+    if row is None:
+        return None
+    return Profile(
+        terminal_location=row[0], terminal_created_at=row[1], mcc=row[2], merchant_since=row[3] or row[4]
+    )
+
+
+class RiskEngine:
+    """Assess requests against one rule set, with aggregates from one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        rules: RuleSet,
+        timezone: str = "Asia/Shanghai",
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.store = store
+        self.rules = rules
+        self.zone = ZoneInfo(timezone)
+        self.clock = clock
+        self.aggregates = sorted(rules.aggregates)
+
+    def _local(self, now: dt.datetime) -> dt.datetime:
+        aware = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
+        return aware.astimezone(self.zone)
+
+    def assess_in(
+        self,
+        session: Session,
+        assessment: Assessment,
+        now: dt.datetime,
+        lists: Mapping[str, bool] | None = None,
+    ) -> Decision:
+        """Decide within an open unit of work (the host's, or a backtest's)."""
+        if assessment.kind not in ASSESSED_KINDS:
+            raise ValueError(f"risk assesses {', '.join(ASSESSED_KINDS)}, not {assessment.kind!r}")
+        utc, local = _utc(now), self._local(now)
+        profile = read_profile(session, assessment.tid) or Profile(None, None, "", None)
+        request = Request(assessment.pan_hash, assessment.bin, assessment.tid, assessment.mid, local.hour)
+        aggregates = read_aggregates(session, request, self.aggregates, utc)
+        group = self.rules.group_of(profile.mcc)
+        facts = build_facts(
+            assessment, profile, group, aggregates, lists or {}, utc, local.replace(tzinfo=None)
+        )
+        return decide(self.rules, assessment.kind, facts)
+
+    async def assess(self, assessment: Assessment, lists: Mapping[str, bool] | None = None) -> Decision:
+        """The inline decision for one request (one unit of work)."""
+        now = self.clock()
+        return await self.store.run(lambda session: self.assess_in(session, assessment, now, lists))
+
+    def outcome(
+        self, assessment: Assessment, approved: bool, response_code: str | None, at: dt.datetime | None = None
+    ) -> Outcome:
+        """The finished request as the counters take it."""
+        when = at or self.clock()
+        return Outcome(
+            at=_utc(when),
+            kind=assessment.kind,
+            approved=approved,
+            response_code=response_code,
+            amount_fen=assessment.amount_fen,
+            pan_hash=assessment.pan_hash,
+            bin=assessment.bin,
+            tid=assessment.tid,
+            mid=assessment.mid,
+            local_hour=self._local(when).hour,
+        )
+
+    async def record(self, outcome: Outcome) -> None:
+        """Add a finished request to the counters (its own unit of work)."""
+        await self.store.run(lambda session: record_outcome(session, outcome))
