@@ -22,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from posgate.api.audit_trail import AuditTrail, note_refusal
 from posgate.api.console import forms, pages
 from posgate.api.console import settlement as settlement_pages
 from posgate.api.console.render import LoginRequired, render
@@ -114,6 +115,7 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
 
     @app.exception_handler(OnboardingError)
     async def onboarding_error(request: Request, exc: OnboardingError) -> Response:
+        note_refusal(request, exc.code, exc.field)
         if wants_json(request):
             return onboarding_error_response(exc)
         if exc.status == 401:
@@ -122,14 +124,17 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
+        note_refusal(request, "login_required", outcome="unauthenticated")
         return RedirectResponse(f"/login?next={exc.next_url}", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        note_refusal(request, "invalid_field")
         return validation_error_response(exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        note_refusal(request, f"http_{exc.status_code}")
         if wants_json(request):
             return http_error_response(exc)
         return render(
@@ -148,4 +153,6 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
     app.include_router(settlement_pages.router)
     app.include_router(pages.router)
     app.include_router(forms.router)
+    # last added, so outermost: it sees the refusals of the other middleware too
+    app.add_middleware(AuditTrail, ctx=app.state.ctx, routes=app.router.routes)
     return app

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
 from posgate.api import operations
+from posgate.api.audit_trail import note_actor
 from posgate.api.auth import check_csrf
 from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
@@ -72,12 +73,14 @@ async def login_form(request: Request, ctx: Ctx) -> Response:
     form = await request.form()
     next_url = _text(form, "next") or "/"
     next_url = next_url if next_url.startswith("/") and not next_url.startswith("//") else "/"
+    note_actor(request, _text(form, "username") or "")
     try:
         signed = await run_in_threadpool(
             login, ctx, _text(form, "username") or "", _text(form, "password") or "", client_ip(request)
         )
     except (Unauthenticated, RateLimited) as exc:
         return render(request, ctx, "login.html", status_code=exc.status, error=str(exc), next_url=next_url)
+    note_actor(request, signed.username, signed.role)
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, request, signed.cookie)
     return response

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from posgate.api.audit_trail import note_actor
 from posgate.api.auth import identify
 from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Unauthenticated
@@ -43,7 +44,9 @@ def client_ip(request: Request) -> str:
 def api_login(
     body: LoginBody, request: Request, response: Response, ctx: AppContext = Depends(app_context)
 ) -> dict[str, Any]:
+    note_actor(request, body.username)
     signed = login(ctx, body.username, body.password, client_ip(request))
+    note_actor(request, signed.username, signed.role)
     set_session_cookie(response, request, signed.cookie)
     return {"username": signed.username, "role": signed.role, "csrf_token": signed.csrf_token}
 
