@@ -27,6 +27,7 @@ from posgate.security.link_tls import link_client_context
 from posgate.security.pos_tls import server_context
 from posgate.seed import load_demo_fixture, store_is_empty
 from posgate.store.acquirer import RouteRecord, RouteTls, current_key_period, load_routes, upsert_route
+from posgate.store.audit import audit
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
 
@@ -46,6 +47,7 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     engine = make_engine(settings.resolved_database_url, pool_size=settings.db_threads)
     migrate(engine)
     key_path = settings.master_key_path
+    created = not key_path.exists()
     vault = CardVault(load_or_create_keyring(key_path))
     vault.refresh = lambda: read_keyring(key_path)  # a ciphertext of a version another process added
     # SQLite has one writer at a time and answers in microseconds: units of work run inline on the event
@@ -53,6 +55,19 @@ def open_store(settings: Settings, load_demo: bool = True) -> StoreHandle:
     # PostgreSQL answers over a socket: its units of work run on a pool of threads.
     embedded = engine.dialect.name == "sqlite"
     store = Store(engine, threads=1 if embedded else settings.db_threads, inline=embedded)
+    if created:
+        keyring = vault.keyring
+        store.transact(
+            lambda s: audit(
+                s,
+                "system",
+                "master_key_created",
+                "master_key",
+                f"v{keyring.current}",
+                fingerprint=keyring.fingerprint(keyring.current),
+                path=str(key_path),
+            )
+        )
     if load_demo and store.transact(store_is_empty):
         if settings.env == "production":
             log.warning("empty store: the demo fixture holds test keys and is not loaded in production")

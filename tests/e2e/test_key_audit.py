@@ -63,3 +63,24 @@ async def test_key_uses_are_audited_with_kcvs_and_without_key_material(
     details = json.dumps([d for *_, d in events]).upper()
     for key in (terminal.state.pik, terminal.state.mak, bytes.fromhex(terminal.state.tmk_hex)):
         assert key.hex().upper() not in details
+
+
+async def test_a_mac_that_does_not_verify_is_a_key_use_in_the_trail(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """A refused MAC (A0) stores no transaction: without this event the trail would not show that the
+    terminal's MAK was tried with a forged MAC (issue 9, finding 1)."""
+    genuine_mak = terminal.state.mak
+    assert genuine_mak is not None
+    terminal.state.mak_hex = "11" * 16  # the attacker's guess: MACs under another key
+    forged = await terminal.sale(CARD, "123456", 5100)
+    assert forged.response_code == "A0"
+    events = [e for e in await _events(stack) if e[1] == "mac_verify_failed"]
+    assert len(events) == 1
+    actor, _action, ref, detail = events[0]
+    assert (actor, ref) == ("host", "terminal/10000001")
+    assert detail["mti"] == "0200" and detail["stan"] == forged.stan
+    assert detail["algorithm"] == "cup_ecb" and detail["mak_kcvs"] == [kcv(genuine_mak)]
+    assert detail["why"] == "does not verify"
+    text = json.dumps(detail).upper()
+    assert genuine_mak.hex().upper() not in text and "11" * 16 not in text

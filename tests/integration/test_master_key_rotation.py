@@ -119,8 +119,12 @@ def test_rotation_reseals_every_value_and_retires_the_old_key(tmp_path: Path, ha
             )
         ]
     )
-    assert [(a, r) for a, r, _ in events] == [("master_key_added", "v2"), ("master_key_rotated", "v2")]
-    assert events[1][2]["retired"] == [1] and events[1][2]["fingerprint"] == keyring.fingerprint(2)
+    assert [(a, r) for a, r, _ in events] == [
+        ("master_key_created", "v1"),
+        ("master_key_added", "v2"),
+        ("master_key_rotated", "v2"),
+    ]
+    assert events[2][2]["retired"] == [1] and events[2][2]["fingerprint"] == keyring.fingerprint(2)
     assert old_key.hex() not in json.dumps(events)
 
 

@@ -41,10 +41,13 @@ def current_key_period(session: Session) -> int:
     return state.key_period
 
 
-def rotate_key_period(session: Session) -> int:
-    """Start a new working-key period: every terminal must sign in again (97 until it does)."""
-    period = current_key_period(session) + 1
+def rotate_key_period(session: Session, actor: str = "operator") -> int:
+    """Start a new working-key period: every terminal must sign in again (97 until it does). Audited
+    (`key_period_rotated`)."""
+    previous = current_key_period(session)
+    period = previous + 1
     session.execute(update(HostState).where(HostState.id == 1).values(key_period=period))
+    audit(session, actor, "key_period_rotated", "key", "working_keys", period=period, previous=previous)
     return period
 
 

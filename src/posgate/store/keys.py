@@ -8,7 +8,8 @@ key stored (`key_stored`: generated, imported or replaced — its KCV and the on
 opening of an owner's keys from the store (`keys_opened`: by whom, for what). Opened keys are then held in
 memory (the host caches a terminal's working keys until its next sign-in), so the per-message uses — each
 MAC checked, each PIN block translated — are not events of their own: every transaction's stored trace
-names them (`VerifyMac`, `TranslatePin`). An audit detail holds KCVs and purposes, never key material.
+names them (`VerifyMac`, `TranslatePin`); a MAC refused stores no transaction and is audited instead
+(`terminal_keys.record_mac_failure`). An audit detail holds KCVs and purposes, never key material.
 """
 
 from __future__ import annotations

@@ -156,3 +156,23 @@ def count_sign_in(session: Session, tid: str, now: dt.datetime, window_s: float,
         .returning(Terminal.sign_in_count)
     ).scalar_one_or_none()
     return count is not None and count <= limit
+
+
+def record_mac_failure(
+    session: Session, tid: str, mti: str, stan: str, algorithm: str, mak_kcvs: list[str], why: str
+) -> None:
+    """A request whose MAC was refused (`A0`): the use of the terminal's MAK that failed, audited as the
+    host's `mac_verify_failed` with the KCVs of the MAKs it was checked under — never the MAC or a key. Such
+    a request stores no transaction, so without this the trail would not show the attempt."""
+    audit(
+        session,
+        "host",
+        "mac_verify_failed",
+        "key",
+        f"{OWNER}/{tid}",
+        mti=mti,
+        stan=stan,
+        algorithm=algorithm,
+        mak_kcvs=mak_kcvs,
+        why=why,
+    )

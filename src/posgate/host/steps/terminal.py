@@ -11,7 +11,7 @@ from posgate.security.keys import kcv
 from posgate.security.pos_mac import MacAlgorithm, verify_pos_mac
 from posgate.security.signin import KeyGenerations, WorkingKeys
 from posgate.store.acquirer import TerminalRecord, complete_test_swipe, load_terminal
-from posgate.store.terminal_keys import load_terminal_keys, promote_pending_keys
+from posgate.store.terminal_keys import load_terminal_keys, promote_pending_keys, record_mac_failure
 
 LIVE, TESTING = "live", "testing"
 # before going live a terminal makes a test swipe: a small sale, then its void or its reversal
@@ -106,7 +106,8 @@ class VerifyMac(Step):
     """Needs: ctx.terminal (its MAC algorithm), ctx.key_generations, field 64. Provides: ctx.keys, the
     generation the MAC verified under. A MAC under the keys issued at the last sign-in promotes them: from
     then on only they are accepted (docs/security.md, "Sign-in").
-    Declines: A0 when field 64 is missing or verifies under neither generation; but 97 (processing
+    Declines: A0 when field 64 is missing or verifies under neither generation (audited as
+    `mac_verify_failed`: the request stores no transaction); but 97 (processing
     requirement 3) when it does not verify and the terminal has no keys in use of this key period though it
     had keys in an earlier one: `posgate keys rotate` ended them and someone's sign-in since left new keys
     pending, so the terminal must sign in again to receive them."""
@@ -114,7 +115,7 @@ class VerifyMac(Step):
     async def prepare(self, ctx: TxnContext) -> None:
         parts = split_pos_mac(ctx.request, ctx.frame.payload)
         if not _has_keys(ctx) or parts is None:
-            ctx.result.decline(Reason.MAC_ERROR)
+            await self._refuse(ctx, "no working keys" if parts is not None else "absent")
             return
         covered, mac = parts
         if await self._verify(ctx, covered, mac):
@@ -130,7 +131,18 @@ class VerifyMac(Step):
             ctx.result.processing_requirement = 3
             ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
         else:
-            ctx.result.decline(Reason.MAC_ERROR)
+            await self._refuse(ctx, "does not verify")
+
+    async def _refuse(self, ctx: TxnContext, why: str) -> None:
+        """Decline A0, and audit the failed use of the terminal's MAK (`record_mac_failure`)."""
+        ctx.result.decline(Reason.MAC_ERROR)
+        if ctx.terminal is None:
+            return
+        generations = ctx.key_generations
+        keys = (generations.current, generations.pending) if generations is not None else ()
+        kcvs = [kcv(k.mak) for k in keys if k is not None]
+        tid, mti, stan, algorithm = ctx.tid, ctx.mti, ctx.stan, ctx.terminal.mac_algorithm
+        await self.services.store.run(lambda s: record_mac_failure(s, tid, mti, stan, algorithm, kcvs, why))
 
     async def _verify(self, ctx: TxnContext, covered: bytes, mac: bytes) -> bool:
         assert ctx.terminal is not None and ctx.key_generations is not None
