@@ -20,6 +20,8 @@ from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
 from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
+from posgate.risk.engine import RiskEngine
+from posgate.risk.rules import default_rule_set, load_rule_set
 from posgate.security.at_rest import CardVault, load_or_create_keyring
 from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
@@ -149,6 +151,19 @@ class HostRuntime:
             await self.recovery.stop()
         await self.services.saf.stop()
         await self.services.links.stop()
+        if self.services.risk is not None:
+            await self.services.risk.stop()
+
+
+def risk_engine(settings: Settings, store: Store) -> RiskEngine | None:
+    """The inline risk engine from `settings.risk_rules` ('off', 'default' or a file); a bad rule set stops
+    the start here, its error naming the file, the rule and the field."""
+    choice = settings.risk_rules.strip()
+    if choice == "off":
+        return None
+    rules = default_rule_set() if choice == "default" else load_rule_set(Path(choice))
+    log.info("risk rules %s (%s), %d rules", rules.version, rules.source, len(rules.rules))
+    return RiskEngine(store, rules, timezone=settings.timezone)
 
 
 async def start_host(
@@ -194,9 +209,12 @@ async def start_host(
         saf=saf,
         stans=stans,
         terminals=TerminalCache(settings.terminal_cache_s),
+        risk=risk_engine(settings, handle.store),
     )
     links.start()
     saf.start()
+    if services.risk is not None:
+        services.risk.start_pruning()
     # transactions a dead host left pending: looked for now (a restart) and on a timer (another node's)
     recovery = InDoubtRecovery(handle.store, saf, settings.in_doubt_after_s, settings.recovery_interval_s)
     recovery.start()

@@ -143,6 +143,12 @@ class Settings(BaseSettings):
         default=None, description="issuer simulator TLS: CA(s) that must sign the acquirer's certificate"
     )
     timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
+    risk_rules: str = Field(
+        default="off",
+        max_length=1024,
+        description="inline risk rules (docs/risk.md): 'off', 'default' (the shipped rule set) or a rule-set"
+        " TOML file",
+    )
     acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
     issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)
     issuer_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)

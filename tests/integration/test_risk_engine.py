@@ -5,16 +5,19 @@ alike."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import func, select
 
 from posgate.risk.engine import RiskEngine
 from posgate.risk.facts import Assessment
 from posgate.risk.rules import default_rule_set
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import Merchant, Terminal
+from posgate.store.models_risk import RiskCounter
 from posgate.store.runtime import Store
 
 NOW = dt.datetime(2026, 12, 3, 6, 10, 30, tzinfo=dt.UTC)  # 14:10 in Shanghai
@@ -104,3 +107,24 @@ async def test_a_relocated_terminal_gets_58_and_a_missing_location_is_no_evidenc
     assert (nearby.action, [h.rule for h in nearby.after]) == ("approve", ["moved-terminal"])
     assert (await engine.assess(sale(location=None))).action == "approve"
     assert (await engine.assess(sale(location="nowhere"))).action == "approve"
+
+
+async def test_the_engine_prunes_in_the_background(store: Store) -> None:
+    engine = engine_at(store)
+    await engine.record(
+        engine.outcome(sale(), approved=True, response_code="00", at=NOW - dt.timedelta(days=40))
+    )
+
+    def rows(session) -> int:  # type: ignore[no-untyped-def]
+        return session.scalar(select(func.count()).select_from(RiskCounter))
+
+    assert await store.run(rows) == 16
+    engine.start_pruning(interval_s=0.01)
+    try:
+        for _ in range(500):
+            if await store.run(rows) == 0:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await engine.stop()
+    assert await store.run(rows) == 0

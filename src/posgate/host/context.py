@@ -8,6 +8,8 @@ from typing import Any
 
 from posgate.iso8583.framing import PosFrame
 from posgate.iso8583.reasons import Reason, pos_code
+from posgate.risk.decision import Decision
+from posgate.risk.facts import Assessment
 from posgate.security.signin import KeyGenerations, WorkingKeys
 from posgate.store.acquirer import TerminalRecord
 from posgate.store.originals import OriginalRecord
@@ -100,6 +102,8 @@ class TxnContext:
     stand_in: bool = False
     balance_field: str | None = None
     replay: Message | None = None  # a duplicate: the first answer to send again
+    risk_assessment: Assessment | None = None  # what AssessRisk judged (CountForRisk counts its outcome)
+    risk: Decision | None = None  # AssessRisk's decision
     response_extra: dict[str, str] = field(default_factory=dict)
     result: Result = field(default_factory=Result)
     trace: list[TraceEntry] = field(default_factory=list)

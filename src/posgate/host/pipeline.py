@@ -1,7 +1,8 @@
 """The authorization path, readable top to bottom: the ordered steps for each kind of POS message.
 
 "Where is response code 51 decided?" — AskIssuer maps the issuer's answer; "where is 97?" — IdentifyTerminal
-and RequireSignIn; "where is 30?" — CheckFields (every field's content, before any MAC is trusted).
+and RequireSignIn; "where is 30?" — CheckFields (every field's content, before any MAC is trusted);
+"where are 58, 59, 61, 65?" — AssessRisk (the risk rules, before the issuer is asked).
 Every run ends with ComposeResponse and RecordOutcome, declined or not.
 """
 
@@ -18,6 +19,7 @@ from posgate.host.steps.pin import TranslatePin
 from posgate.host.steps.record import RecordOutcome, RecordRequest, ReserveRefund
 from posgate.host.steps.respond import ComposeResponse
 from posgate.host.steps.reversal import ReverseOriginal
+from posgate.host.steps.risk import AssessRisk, CountForRisk
 from posgate.host.steps.routing import SelectIssuer
 from posgate.host.steps.settlement import SettleBatch, UploadBatch
 from posgate.host.steps.signin import Echo, IssueWorkingKeys, SignOut
@@ -50,14 +52,16 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
     """The decide-and-act steps per kind; a decline stops the list."""
     terminal = [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s)]
     authorize = [ReadCard(s), SelectIssuer(s), RecordRequest(s), TranslatePin(s), AskIssuer(s)]
+    # purchases and refunds: the risk decision after the card is read and recorded, before the issuer
+    purchase = [ReadCard(s), SelectIssuer(s), RecordRequest(s), AssessRisk(s), TranslatePin(s), AskIssuer(s)]
     with_original = [ReadCard(s), SelectIssuer(s), RecordRequest(s), FindOriginal(s)]
     return {
         Kind.SIGN_IN: [CheckFields(s, Kind.SIGN_IN), IdentifyTerminal(s), IssueWorkingKeys(s)],
         Kind.SIGN_OUT: [CheckFields(s, Kind.SIGN_OUT), IdentifyTerminal(s), SignOut(s)],
         Kind.ECHO: [CheckFields(s, Kind.ECHO), IdentifyTerminal(s), Echo(s)],
         Kind.BALANCE: [CheckFields(s, Kind.BALANCE), *terminal, *authorize],
-        Kind.SALE: [CheckFields(s, Kind.SALE), *terminal, *authorize],
-        Kind.PREAUTH: [CheckFields(s, Kind.PREAUTH), *terminal, *authorize],
+        Kind.SALE: [CheckFields(s, Kind.SALE), *terminal, *purchase],
+        Kind.PREAUTH: [CheckFields(s, Kind.PREAUTH), *terminal, *purchase],
         Kind.VOID: [
             CheckFields(s, Kind.VOID),
             *terminal,
@@ -68,8 +72,21 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
         ],
         Kind.COMPLETION_VOID: [CheckFields(s, Kind.COMPLETION_VOID), *terminal, *with_original, AskIssuer(s)],
         Kind.PREAUTH_VOID: [CheckFields(s, Kind.PREAUTH_VOID), *terminal, *with_original, AskIssuer(s)],
-        Kind.COMPLETION: [CheckFields(s, Kind.COMPLETION), *terminal, *with_original, AskIssuer(s)],
-        Kind.REFUND: [CheckFields(s, Kind.REFUND), *terminal, *with_original, ReserveRefund(s), AskIssuer(s)],
+        Kind.COMPLETION: [
+            CheckFields(s, Kind.COMPLETION),
+            *terminal,
+            *with_original,
+            AssessRisk(s),
+            AskIssuer(s),
+        ],
+        Kind.REFUND: [
+            CheckFields(s, Kind.REFUND),
+            *terminal,
+            *with_original,
+            AssessRisk(s),
+            ReserveRefund(s),
+            AskIssuer(s),
+        ],
         Kind.REVERSAL: [
             CheckFields(s, Kind.REVERSAL),
             *terminal,
@@ -86,4 +103,4 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
 
 def finishing_steps(s: HostServices) -> list[Step]:
     """Run after every pipeline, declined or approved."""
-    return [ComposeResponse(s), RecordOutcome(s)]
+    return [ComposeResponse(s), RecordOutcome(s), CountForRisk(s)]

@@ -7,20 +7,24 @@ The rule set is fixed for the engine's life (a new version means a new engine); 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import json
+import logging
 from collections.abc import Callable, Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import DateTime, String, text
+from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Session
 
 from posgate.risk.aggregates import Outcome, Request
-from posgate.risk.counters_store import read_aggregates, record_outcome
+from posgate.risk.counters_store import prune, read_aggregates, record_outcome
 from posgate.risk.decision import Decision, decide
 from posgate.risk.facts import Assessment, Profile, build_facts
 from posgate.risk.rules import RuleSet
 from posgate.risk.vocabulary import ASSESSED_KINDS
-from posgate.store.models import Merchant, Terminal
 from posgate.store.runtime import Store
 
 
@@ -29,13 +33,25 @@ def _utc(now: dt.datetime) -> dt.datetime:
     return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
+log = logging.getLogger("posgate.risk")
+PRUNE_INTERVAL_S = 600.0
+
+_PROFILE = text(
+    "SELECT t.location, t.created_at, m.mcc, m.live_at, m.created_at FROM terminals t "
+    "JOIN merchants m ON m.id = t.merchant_id WHERE t.tid = :tid"
+).columns(
+    sa_column("location", String()),
+    sa_column("t_created", DateTime()),
+    sa_column("mcc", String()),
+    sa_column("live_at", DateTime()),
+    sa_column("m_created", DateTime()),
+)
+_SCORE = text("UPDATE transactions SET risk_score = :score, risk = :risk WHERE id = :id")
+
+
 def read_profile(session: Session, tid: str) -> Profile | None:
     """The terminal's registered location and age, its merchant's MCC and start; None for an unknown TID."""
-    row = session.execute(
-        select(Terminal.location, Terminal.created_at, Merchant.mcc, Merchant.live_at, Merchant.created_at)
-        .join(Merchant, Merchant.id == Terminal.merchant_id)
-        .where(Terminal.tid == tid)
-    ).one_or_none()
+    row = session.connection().execute(_PROFILE, {"tid": tid}).one_or_none()
     if row is None:
         return None
     return Profile(
@@ -58,6 +74,7 @@ class RiskEngine:
         self.zone = ZoneInfo(timezone)
         self.clock = clock
         self.aggregates = sorted(rules.aggregates)
+        self._pruning: asyncio.Task[None] | None = None
 
     def _local(self, now: dt.datetime) -> dt.datetime:
         aware = now if now.tzinfo else now.replace(tzinfo=dt.UTC)
@@ -83,10 +100,21 @@ class RiskEngine:
         )
         return decide(self.rules, assessment.kind, facts)
 
-    async def assess(self, assessment: Assessment, lists: Mapping[str, bool] | None = None) -> Decision:
-        """The inline decision for one request (one unit of work)."""
+    async def assess(
+        self, assessment: Assessment, lists: Mapping[str, bool] | None = None, txn_id: int | None = None
+    ) -> Decision:
+        """The inline decision for one request, in one unit of work that also stores the score and the
+        decision's summary on the transaction `txn_id` (when given)."""
         now = self.clock()
-        return await self.store.run(lambda session: self.assess_in(session, assessment, now, lists))
+
+        def work(session: Session) -> Decision:
+            decision = self.assess_in(session, assessment, now, lists)
+            if txn_id is not None:
+                summary = json.dumps(decision.summary(), separators=(",", ":"))
+                session.connection().execute(_SCORE, {"score": decision.score, "risk": summary, "id": txn_id})
+            return decision
+
+        return await self.store.run(work)
 
     def outcome(
         self, assessment: Assessment, approved: bool, response_code: str | None, at: dt.datetime | None = None
@@ -109,3 +137,29 @@ class RiskEngine:
     async def record(self, outcome: Outcome) -> None:
         """Add a finished request to the counters (its own unit of work)."""
         await self.store.run(lambda session: record_outcome(session, outcome))
+
+    async def prune_once(self) -> int:
+        """Delete the buckets and members no window reaches any more; how many rows went."""
+        now = _utc(self.clock())
+        return await self.store.run(lambda session: prune(session, now))
+
+    def start_pruning(self, interval_s: float = PRUNE_INTERVAL_S) -> None:
+        """Prune every `interval_s` in the background (every node may: deleting twice is harmless)."""
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval_s)
+                try:
+                    removed = await self.prune_once()
+                    log.debug("risk counters pruned: %d rows", removed)
+                except Exception:
+                    log.exception("pruning the risk counters failed; next try in %.0f s", interval_s)
+
+        self._pruning = asyncio.create_task(run(), name="risk-prune")
+
+    async def stop(self) -> None:
+        if self._pruning is not None:
+            self._pruning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruning
+            self._pruning = None

@@ -19,6 +19,7 @@ class RiskCounter(Base):
     """One key's counts in one time bucket (`resolution` m / h / d); writers add to it with an upsert."""
 
     __tablename__ = "risk_counters"
+    __table_args__ = (Index("ix_risk_counters_prune", "resolution", "bucket_at"),)  # prune's range delete
 
     # key_kind card | card_merchant | terminal | merchant | bin | merchant_hour;
     # key_value pan hash | pan hash:mid | tid | mid | bin | mid:HH

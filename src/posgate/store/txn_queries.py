@@ -75,6 +75,7 @@ DETAIL_COLUMNS = (
     "created_at",
     "updated_at",
     "trace",
+    "risk_score",
 )
 
 
@@ -88,6 +89,7 @@ def get_transaction(session: Session, rrn: str) -> dict[str, Any] | None:
     detail = _row(txn, DETAIL_COLUMNS)
     detail["rrn"] = f"{txn.id:012d}"
     detail["response_fields"] = json.loads(txn.response_fields) if txn.response_fields else None
+    detail["risk"] = json.loads(txn.risk) if txn.risk else None  # rule-set version, action, rules that hit
     return detail
 
 

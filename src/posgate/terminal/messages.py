@@ -312,6 +312,8 @@ def financial_request(
         raise EncodeError(f"field 55: a {kind} sends no cryptogram", field=55)
     msg.update(_original_fields(txn, original))
     _card_fields(msg, card, pin_block_hex, entry, icc_data_hex)
+    if state.location:
+        msg["59"] = state.location  # the terminal's reported location (risk: relocated terminals)
     return _ordered(msg)
 
 

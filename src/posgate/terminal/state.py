@@ -88,6 +88,7 @@ class TerminalState:
     last: LastTransaction | None = None
     journal: list[JournalEntry] = field(default_factory=list)
     atc: dict[str, int] = field(default_factory=dict)
+    location: str | None = None  # where the terminal is, `lat,lon`: sent in field 59 of financial requests
 
     def __post_init__(self) -> None:
         try:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from posgate.host.links import IssuerLinks
     from posgate.host.saf import SafForwarder
     from posgate.host.stans import StanAllocator
+    from posgate.risk.engine import RiskEngine
 
 
 class TerminalCache:
@@ -63,6 +64,7 @@ class HostServices:
         default_factory=dict
     )
     terminals: TerminalCache = field(default_factory=lambda: TerminalCache(ttl_s=0.0))
+    risk: RiskEngine | None = None  # None: no inline risk rules (settings.risk_rules = "off")
 
 
 class Step:
