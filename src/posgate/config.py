@@ -10,6 +10,7 @@ of its host and its zone keys. Issuers may also live in the store (the demo fixt
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -215,6 +216,37 @@ class Settings(BaseSettings):
         le=300,
         description="how often a running process looks whether master.key changed (a master key rotation)",
     )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of reverse proxies whose X-Forwarded-For the console believes",
+    )
+    login_max_failures: int = Field(
+        default=5, ge=1, le=1000, description="console logins per username and address per window"
+    )
+    login_max_failures_per_address: int = Field(
+        default=20, ge=1, le=100_000, description="console logins per address across usernames per window"
+    )
+    login_window_s: float = Field(
+        default=300.0, ge=1, le=86_400, description="the console login limits' window (and lockout)"
+    )
+    login_hash_workers: int = Field(
+        default=1, ge=1, le=64, description="password hashes the console computes at once"
+    )
+    login_hash_queue: int = Field(
+        default=8, ge=1, le=10_000, description="password checks running or waiting; beyond: 503"
+    )
+    max_request_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="largest console request body of a signed-in caller (413 beyond)",
+    )
+    max_anonymous_request_bytes: int = Field(
+        default=16 * 1024,
+        ge=256,
+        le=1024 * 1024,
+        description="largest request body before sign-in (the login form)",
+    )
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
     wallet_sim_ports: Annotated[list[int], NoDecode] = Field(
@@ -236,6 +268,23 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, proxies: list[str]) -> list[str]:
+        for number, text in enumerate(proxies, 1):
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"entry {number} is not an IP address or CIDR network") from None
+        return proxies
 
     @field_validator("wallet_sim_ports")
     @classmethod

@@ -40,6 +40,7 @@ class Console:
             log_level="warning",
             lifespan="off",
             ssl_context_factory=(lambda _config, _default: context) if context is not None else None,
+            proxy_headers=False,  # the app believes X-Forwarded-For only from `trusted_proxies`
         )
         self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -7,6 +7,7 @@ a generated password printed once), and — unless POSGATE_ENV=production — th
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import sys
@@ -23,19 +24,22 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from posgate.api.audit_trail import AuditTrail, note_refusal
+from posgate.api.body_limit import BodyLimit
 from posgate.api.console import forms, pages
 from posgate.api.console import settlement as settlement_pages
 from posgate.api.console.render import LoginRequired, render
 from posgate.api.context import AppContext
 from posgate.api.errors import (
-    RequestTooLarge,
     http_error_response,
     onboarding_error_response,
     validation_error_response,
     wants_json,
 )
+from posgate.api.hash_worker import HashWorker
+from posgate.api.proxies import TrustedProxyHeaders
 from posgate.api.routes import admin, applications, auth, merchants, settlement, transactions
 from posgate.api.sessions import cookie_key
+from posgate.api.throttle import Limits
 from posgate.api.users import ensure_admin, ensure_demo_users
 from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
@@ -44,7 +48,6 @@ from posgate.merchants.uploads import UploadStore
 
 log = logging.getLogger("posgate.api")
 PACKAGE_DIR = Path(str(resources.files("posgate.api")))
-MAX_REQUEST_BYTES = 32 * 1024 * 1024  # five 5 MiB photos and the form
 CONSOLE_CSP = (
     "default-src 'self'; img-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
 )
@@ -81,6 +84,12 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         uploads=UploadStore(settings.data_dir / "uploads"),
         cookie_key=key,
         templates=Jinja2Templates(directory=str(PACKAGE_DIR / "templates")),
+        login_limits=Limits(
+            settings.login_max_failures,
+            settings.login_max_failures_per_address,
+            dt.timedelta(seconds=settings.login_window_s),
+        ),
+        hash_worker=HashWorker(settings.login_hash_workers, settings.login_hash_queue),
     )
     app.mount("/static/docs", StaticFiles(directory=str(Path(fastapi_offline.__file__).parent / "static")))
     app.mount("/static", StaticFiles(directory=str(PACKAGE_DIR / "static")), name="static")
@@ -96,11 +105,7 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         )
 
     @app.middleware("http")
-    async def limits_and_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_REQUEST_BYTES:
-            exc = RequestTooLarge(f"request body is larger than {MAX_REQUEST_BYTES} bytes")
-            return onboarding_error_response(exc)
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -155,4 +160,7 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
     app.include_router(forms.router)
     # last added, so outermost: it sees the refusals of the other middleware too
     app.add_middleware(AuditTrail, ctx=app.state.ctx, routes=app.router.routes)
+    ctx = app.state.ctx
+    app.add_middleware(BodyLimit, ctx=lambda: ctx)  # before any route reads a body
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies)  # outermost
     return app

@@ -1,16 +1,19 @@
 """What every route needs, built once by `create_app`: the store, the vault, settings, the upload folder,
-the cookie-signing key and the templates."""
+the cookie-signing key, the templates, the login limits and the password pool."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
+from posgate.api.hash_worker import HashWorker
+from posgate.api.throttle import Limits
 from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.merchants.uploads import UploadStore
@@ -25,6 +28,8 @@ class AppContext:
     uploads: UploadStore
     cookie_key: bytes
     templates: Jinja2Templates
+    login_limits: Limits = field(default_factory=lambda: Limits(5, 20, dt.timedelta(minutes=5)))
+    hash_worker: HashWorker = field(default_factory=lambda: HashWorker(workers=1, queue=8))
 
     def transact(self, work: Callable[[Session], T]) -> T:
         """One unit of work (commit on return, rollback on exception)."""

@@ -1,6 +1,7 @@
 """Errors as the API answers them: `{"error": {"code", "field", "message"}}` with the status the error
 carries (422 invalid field, 401/403 auth and role, 404, 409 state conflict, 413 upload too large, 429 login
-rate limit). The console shows the same message on its pages."""
+rate limit and 503 too many password checks at once, both with Retry-After). The console shows the same
+message on its pages."""
 
 from __future__ import annotations
 
@@ -28,6 +29,21 @@ class RateLimited(OnboardingError):
     status = 429
     code = "rate_limited"
 
+    def __init__(self, message: str, field: str | None = None, retry_after_s: int | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after_s = retry_after_s
+
+
+class Overloaded(OnboardingError):
+    """Too much work of one kind at once (password checks): 503 with Retry-After."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
 
 class RequestTooLarge(OnboardingError):
     status = 413
@@ -42,7 +58,10 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def onboarding_error_response(exc: OnboardingError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse(error_body(exc.code, str(exc), exc.field), status_code=exc.status, headers=headers)
 
 

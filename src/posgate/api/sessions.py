@@ -1,10 +1,8 @@
-"""Console sessions and the login rate limit, both in the database (never in process memory, so any
-number of console nodes agree).
+"""Console sessions, in the database (never in process memory, so any number of console nodes agree).
 
 The cookie holds a random token signed with itsdangerous under a key sealed in the keys table (owner
 "console/session"); the database holds the token's SHA-256, the user, a CSRF token and the expiry, so that
-logging out ends the session everywhere. Login: at most `MAX_FAILURES` failures per username and address
-within `WINDOW`, then 429 until the window has passed.
+logging out ends the session everywhere. The login limits are `throttle`'s.
 """
 
 from __future__ import annotations
@@ -14,18 +12,15 @@ import hashlib
 import secrets
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from posgate.api.users import Principal
-from posgate.errors import mask_card_data
 from posgate.store.keys import KeySealer, get_keys, put_key
-from posgate.store.models_onboarding import ConsoleSession, LoginFailure, User
+from posgate.store.models_onboarding import ConsoleSession, User
 
 COOKIE_NAME = "posgate_session"
 SESSION_TTL = dt.timedelta(hours=12)
-MAX_FAILURES = 5
-WINDOW = dt.timedelta(minutes=5)
 
 
 def cookie_key(session: Session, sealer: KeySealer) -> bytes:
@@ -48,36 +43,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-def stored_username(username: str) -> str:
-    """A username as the failure log keeps it: whatever was typed, card numbers masked (someone may type
-    one into the wrong field), at most 64 characters.
-
-    >>> stored_username("6229990000000012")
-    '622999******0012'
-    """
-    return mask_card_data(username)[:64]
-
-
-def recent_failures(session: Session, username: str, ip: str, now: dt.datetime) -> int:
-    return (
-        session.scalar(
-            select(func.count(LoginFailure.id)).where(
-                LoginFailure.username == stored_username(username),
-                LoginFailure.ip == ip,
-                LoginFailure.at > now - WINDOW,
-            )
-        )
-        or 0
-    )
-
-
-def record_failure(session: Session, username: str, ip: str, now: dt.datetime) -> None:
-    session.add(LoginFailure(username=stored_username(username), ip=ip[:64], at=now))
-    session.execute(delete(LoginFailure).where(LoginFailure.at < now - WINDOW * 12))
-
-
 def open_session(session: Session, user: User, ip: str, now: dt.datetime) -> tuple[str, str]:
-    """A new session for `user`; returns (token for the cookie, CSRF token). Clears the failures."""
+    """A new session for `user`; returns (token for the cookie, CSRF token)."""
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(24)
     session.add(
@@ -87,11 +54,6 @@ def open_session(session: Session, user: User, ip: str, now: dt.datetime) -> tup
             csrf_token=csrf,
             created_at=now,
             expires_at=now + SESSION_TTL,
-        )
-    )
-    session.execute(
-        delete(LoginFailure).where(
-            LoginFailure.username == stored_username(user.username), LoginFailure.ip == ip
         )
     )
     session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))

@@ -1,5 +1,5 @@
 """Models of merchant onboarding: applications, their uploads, the audit trail, console users, API keys,
-console sessions and login failures (the login rate limit lives in the database, never in memory).
+console sessions and the login throttle's counters (the login limits live in the database, never in memory).
 
 Personal data at rest: the applicant's ID number and the settlement card are kept only as a sealed
 ciphertext (AES-GCM under the master key's sealing sub-key), a keyed look-up hash and a masked form.
@@ -142,13 +142,13 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
 
 
-class LoginFailure(Base):
-    """One failed login, for the rate limit (N failures per username + address per window)."""
+class LoginThrottle(Base):
+    """One counter of the console's login limits: `key` names what is counted (a username at an address,
+    or an address), `count` the attempts reserved in the window that began at `window_start`. Counted by one
+    atomic upsert per attempt, before the password is checked (`api/throttle.py`)."""
 
-    __tablename__ = "login_failures"
-    __table_args__ = (Index("ix_login_failures_who", "username", "ip", "at"),)
+    __tablename__ = "login_throttle"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(64))
-    ip: Mapped[str] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime)
+    count: Mapped[int] = mapped_column(Integer)

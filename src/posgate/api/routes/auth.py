@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from posgate.api.audit_trail import note_actor
-from posgate.api.auth import identify
+from posgate.api.auth import check_csrf, identify
 from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Unauthenticated
 from posgate.api.inputs import CheckedRoute
@@ -51,12 +51,13 @@ def api_login(
     return {"username": signed.username, "role": signed.role, "csrf_token": signed.csrf_token}
 
 
-@router.post("/logout", summary="Sign out (ends the session everywhere)")
+@router.post("/logout", summary="Sign out (ends the session everywhere; a session sends its X-CSRF-Token)")
 def api_logout(
     request: Request, response: Response, ctx: AppContext = Depends(app_context)
 ) -> dict[str, Any]:
     who = identify(request, ctx)
     if who is not None:
+        check_csrf(who, request.headers.get("x-csrf-token"))
         logout(ctx, who)
     response.delete_cookie(COOKIE_NAME, path="/", secure=over_tls(request), httponly=True)
     return {"signed_out": True}
