@@ -104,6 +104,11 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
             swagger_favicon_url="/static/docs/favicon.png",
         )
 
+    # added before security_headers, so it runs inside it (its 401/413 get those headers), and before any
+    # route reads a body
+    ctx = app.state.ctx
+    app.add_middleware(BodyLimit, ctx=lambda: ctx)
+
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
@@ -160,7 +165,6 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
     app.include_router(forms.router)
     # last added, so outermost: it sees the refusals of the other middleware too
     app.add_middleware(AuditTrail, ctx=app.state.ctx, routes=app.router.routes)
-    ctx = app.state.ctx
-    app.add_middleware(BodyLimit, ctx=lambda: ctx)  # before any route reads a body
-    app.add_middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies)  # outermost
+    # outside even the audit trail: every layer sees the caller's address as trusted_proxies resolve it
+    app.add_middleware(TrustedProxyHeaders, trusted=settings.trusted_proxies)
     return app
