@@ -2,8 +2,8 @@
 
 A request that carries a body (a `Content-Length` above 0 or `Transfer-Encoding: chunked`) is first
 authenticated (session cookie or API key, as `auth.identify` does): without a caller it is answered 401 at
-once — nothing read, nothing spooled to a temporary file — except on the sign-in and sign-out forms, whose
-bodies may then be at most `max_anonymous_request_bytes`. A signed-in caller may send `max_request_bytes`.
+once — nothing read, nothing spooled to a temporary file. The sign-in and sign-out forms take a body
+from anyone, at most `max_anonymous_request_bytes`. A signed-in caller may send `max_request_bytes`.
 The limit is enforced on the declared length (413 before reading) and again while the body streams in
 (chunked bodies declare none): the byte beyond the limit stops the reading, and the answer is 413 whatever
 the route was doing with the body.
@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from posgate.api.audit_trail import note_refusal
 from posgate.api.auth import identify
 from posgate.api.context import AppContext
 from posgate.api.errors import RequestTooLarge, Unauthenticated, onboarding_error_response
@@ -59,18 +60,21 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         ctx = self.ctx()
-        request = Request(scope)
-        try:
-            principal = await run_in_threadpool(identify, request, ctx)
-        except Unauthenticated as exc:
-            await self._refuse(scope, receive, send, exc)
-            return
-        if principal is None and scope["path"] not in ANONYMOUS_PATHS:
-            await self._refuse(scope, receive, send, Unauthenticated("sign in or send an API key first"))
-            return
-        limit = ctx.settings.max_request_bytes if principal else ctx.settings.max_anonymous_request_bytes
+        if scope["path"] in ANONYMOUS_PATHS:  # who signs in is not who the cookie says: not identified here
+            limit = ctx.settings.max_anonymous_request_bytes
+        else:
+            try:
+                principal = await run_in_threadpool(identify, Request(scope), ctx)
+            except Unauthenticated as exc:
+                await self._refuse(scope, receive, send, exc)
+                return
+            if principal is None:
+                await self._refuse(scope, receive, send, Unauthenticated("sign in or send an API key first"))
+                return
+            limit = ctx.settings.max_request_bytes
         too_large = RequestTooLarge(f"request body is larger than {limit} bytes")
         if length is not None and length > limit:
+            note_refusal(Request(scope), too_large.code)
             await onboarding_error_response(too_large)(scope, receive, send)
             return
         await self._limited(scope, receive, send, limit, too_large)
@@ -108,11 +112,13 @@ class BodyLimit:
             if not over:
                 raise
         if over and not started:
+            note_refusal(Request(scope), too_large.code)
             await onboarding_error_response(too_large)(scope, receive, send)
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, exc: Unauthenticated) -> None:
         """401 (JSON for the API, the sign-in page for a browser), the body left unread."""
+        note_refusal(Request(scope), exc.code)
         response: Response
         if scope["path"].startswith("/api/"):
             response = onboarding_error_response(exc)
