@@ -52,14 +52,19 @@ def check_role(role: str) -> str:
     return role
 
 
-def create_user(session: Session, username: str, password: str, role: str, actor: str) -> User:
+def create_user(
+    session: Session, username: str, password: str, role: str, actor: str, password_hash: str | None = None
+) -> User:
+    """A new active user; `password_hash`, if given, is `password`'s hash computed beforehand (outside the
+    unit of work, on the console's password pool)."""
     if not _USERNAME.fullmatch(username):
         raise FieldError("username", "must be 2-64 characters: a-z first, then a-z 0-9 _ . -")
     check_role(role)
     check_password_policy(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise StateConflict(f"user {username} already exists")
-    user = User(username=username, password_hash=hash_password(password), role=role, active=True)
+    hashed = password_hash or hash_password(password)
+    user = User(username=username, password_hash=hashed, role=role, active=True)
     session.add(user)
     session.flush()
     audit(session, actor, "create", "user", username, role=role)

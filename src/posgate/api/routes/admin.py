@@ -11,6 +11,7 @@ from posgate.api import users
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
 from posgate.api.inputs import CheckedRoute, Id
+from posgate.api.passwords import check_password_policy, hash_password
 from posgate.api.users import Principal
 from posgate.merchants.business import business_types
 
@@ -39,7 +40,14 @@ def get_users(ctx: Ctx, who: Admin) -> list[dict[str, Any]]:
 
 @router.post("/api/users", status_code=201, summary="Create a console user")
 def post_user(body: NewUser, ctx: Ctx, who: Admin) -> dict[str, Any]:
-    ctx.transact(lambda s: users.create_user(s, body.username, body.password, body.role, who.username))
+    check_password_policy(body.password)
+    with ctx.hash_worker.admitted():  # Argon2 on the password pool, not inside the unit of work
+        hashed = ctx.hash_worker.run(lambda: hash_password(body.password))
+    ctx.transact(
+        lambda s: users.create_user(
+            s, body.username, body.password, body.role, who.username, password_hash=hashed
+        )
+    )
     return {"username": body.username, "role": body.role, "active": True}
 
 
