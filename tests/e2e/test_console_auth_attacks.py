@@ -92,6 +92,12 @@ async def test_a_forged_x_forwarded_for_does_not_reset_the_lockout(console: Cons
         right = await _login(api, "admin", PASSWORD, forwarded_for="192.0.2.77")
         assert right.status_code == 429, "the right password must be refused while locked out"
         assert 1 <= int(right.headers["Retry-After"]) <= 300
+        form = await api.post(
+            "/login",
+            data={"username": "admin", "password": PASSWORD},
+            headers={"X-Forwarded-For": "192.0.2.78"},
+        )
+        assert form.status_code == 429 and int(form.headers["Retry-After"]) > 0  # the console's form too
         assert right.json()["error"] == {
             "code": "rate_limited",
             "field": "username",

@@ -19,7 +19,7 @@ from posgate.api.auth import check_csrf
 from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context, over_tls
-from posgate.api.errors import RateLimited, Unauthenticated
+from posgate.api.errors import Overloaded, RateLimited, Unauthenticated
 from posgate.api.inputs import CheckedRoute, Id, parse_int
 from posgate.api.login import login, logout
 from posgate.api.routes.auth import client_ip, set_session_cookie
@@ -78,8 +78,12 @@ async def login_form(request: Request, ctx: Ctx) -> Response:
         signed = await run_in_threadpool(
             login, ctx, _text(form, "username") or "", _text(form, "password") or "", client_ip(request)
         )
-    except (Unauthenticated, RateLimited) as exc:
-        return render(request, ctx, "login.html", status_code=exc.status, error=str(exc), next_url=next_url)
+    except (Unauthenticated, RateLimited, Overloaded) as exc:
+        page = render(request, ctx, "login.html", status_code=exc.status, error=str(exc), next_url=next_url)
+        retry_after = getattr(exc, "retry_after_s", None)
+        if retry_after is not None:
+            page.headers["Retry-After"] = str(retry_after)
+        return page
     note_actor(request, signed.username, signed.role)
     response = RedirectResponse(next_url, status_code=303)
     set_session_cookie(response, request, signed.cookie)
