@@ -21,7 +21,7 @@ from posgate.host.server import PosServer
 from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.risk.engine import RiskEngine
-from posgate.risk.rules import default_rule_set, load_rule_set
+from posgate.risk.rules import default_rule_set, lists_only, load_rule_set
 from posgate.security.at_rest import CardVault, load_or_create_keyring
 from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
@@ -161,7 +161,10 @@ def risk_engine(settings: Settings, store: Store) -> RiskEngine | None:
     choice = settings.risk_rules.strip()
     if choice == "off":
         return None
-    rules = default_rule_set() if choice == "default" else load_rule_set(Path(choice))
+    if choice in ("default", "lists"):
+        rules = default_rule_set() if choice == "default" else lists_only(default_rule_set())
+    else:
+        rules = load_rule_set(Path(choice))
     log.info("risk rules %s (%s), %d rules", rules.version, rules.source, len(rules.rules))
     return RiskEngine(store, rules, timezone=settings.timezone)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from posgate.cli_merchants import merchant_app, provision_terminal_command
+from posgate.cli_risk import risk_app
 from posgate.cli_settlement import (
     bench_clearing_command,
     clearing_app,
@@ -134,6 +135,7 @@ def issuer(
 issuer_app.command("clearing-file")(issuer_file_command)
 app.add_typer(clearing_app, name="clearing")
 app.add_typer(settlement_app, name="settlement")
+app.add_typer(risk_app, name="risk")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(wallet_app, name="wallet")
 

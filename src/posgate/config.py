@@ -145,10 +145,10 @@ class Settings(BaseSettings):
     )
     timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
     risk_rules: str = Field(
-        default="off",
+        default="lists",
         max_length=1024,
-        description="inline risk rules (docs/risk.md): 'off', 'default' (the shipped rule set) or a rule-set"
-        " TOML file",
+        description="inline risk rules (docs/risk.md): 'lists' (block/allow/watch lists only), 'default' (the"
+        " shipped rule set), a rule-set TOML file, or 'off'",
     )
     acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
     issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)

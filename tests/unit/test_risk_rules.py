@@ -193,3 +193,20 @@ def test_a_run_time_failure_is_an_expression_error_in_the_authors_names() -> Non
     facts["merchant"]["avg_ticket_fen_30d"] = 5
     with pytest.raises(ExpressionError, match="ZeroDivisionError"):
         expression.evaluate(Facts(facts))
+
+
+def test_the_lists_only_rule_set_keeps_the_rules_that_read_only_lists() -> None:
+    from posgate.risk.rules import lists_only
+
+    rules = lists_only(default_rule_set())
+    assert rules.version == "2026.12.1+lists"
+    assert [rule.id for rule in rules.rules] == [
+        "allowed-card",
+        "blocked-card",
+        "blocked-terminal",
+        "blocked-merchant",
+        "blocked-bin",
+        "restricted-mcc",
+        "watched-terminal-or-merchant",
+    ]
+    assert rules.aggregates == frozenset()

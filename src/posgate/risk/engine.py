@@ -23,6 +23,7 @@ from posgate.risk.aggregates import Outcome, Request
 from posgate.risk.counters_store import prune, read_aggregates, record_outcome
 from posgate.risk.decision import Decision, decide
 from posgate.risk.facts import Assessment, Profile, build_facts
+from posgate.risk.lists import list_flags
 from posgate.risk.rules import RuleSet
 from posgate.risk.vocabulary import ASSESSED_KINDS
 from posgate.store.runtime import Store
@@ -74,6 +75,8 @@ class RiskEngine:
         self.zone = ZoneInfo(timezone)
         self.clock = clock
         self.aggregates = sorted(rules.aggregates)
+        # a rule set that reads no aggregate (lists only) neither reads nor keeps counters
+        self.counting = bool(self.aggregates)
         self._pruning: asyncio.Task[None] | None = None
 
     def _local(self, now: dt.datetime) -> dt.datetime:
@@ -93,11 +96,11 @@ class RiskEngine:
         utc, local = _utc(now), self._local(now)
         profile = read_profile(session, assessment.tid) or Profile(None, None, "", None)
         request = Request(assessment.pan_hash, assessment.bin, assessment.tid, assessment.mid, local.hour)
-        aggregates = read_aggregates(session, request, self.aggregates, utc)
+        aggregates = read_aggregates(session, request, self.aggregates, utc) if self.counting else {}
+        flags = list_flags(session, utc, assessment.pan_hash, assessment.tid, assessment.mid, assessment.bin)
+        flags.update(lists or {})
         group = self.rules.group_of(profile.mcc)
-        facts = build_facts(
-            assessment, profile, group, aggregates, lists or {}, utc, local.replace(tzinfo=None)
-        )
+        facts = build_facts(assessment, profile, group, aggregates, flags, utc, local.replace(tzinfo=None))
         return decide(self.rules, assessment.kind, facts)
 
     async def assess(
@@ -135,8 +138,9 @@ class RiskEngine:
         )
 
     async def record(self, outcome: Outcome) -> None:
-        """Add a finished request to the counters (its own unit of work)."""
-        await self.store.run(lambda session: record_outcome(session, outcome))
+        """Add a finished request to the counters (its own unit of work); nothing when not `counting`."""
+        if self.counting:
+            await self.store.run(lambda session: record_outcome(session, outcome))
 
     async def prune_once(self) -> int:
         """Delete the buckets and members no window reaches any more; how many rows went."""

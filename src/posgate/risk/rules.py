@@ -321,6 +321,27 @@ def load_rule_set(path: Path) -> RuleSet:
     return parse_rule_set(document, source=str(path))
 
 
+def lists_only(rules: RuleSet) -> RuleSet:
+    """The rules of `rules` that read nothing but `lists.*`: list checks without aggregates (the host's
+    default, `risk_rules = lists`)."""
+    kept = tuple(
+        rule
+        for rule in rules.rules
+        if all(
+            obj == "lists"
+            for variant in (rule.variant(DEFAULT_GROUP), *rule.overrides.values())
+            for obj, _ in variant.expression.reads
+        )
+    )
+    return RuleSet(
+        version=f"{rules.version}+lists",
+        description=f"the list rules of {rules.version}",
+        rules=kept,
+        groups=rules.groups,
+        source=rules.source,
+    )
+
+
 def default_rule_set() -> RuleSet:
     """The rule set shipped with posgate (`risk/default_rules.toml`)."""
     text = resources.files("posgate.risk").joinpath("default_rules.toml").read_text(encoding="utf-8")

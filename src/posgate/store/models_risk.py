@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Index, String
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posgate.store.models import Base
@@ -47,3 +47,24 @@ class RiskSeen(Base):
     key_value: Mapped[str] = mapped_column(String(96), primary_key=True)
     member: Mapped[str] = mapped_column(String(96), primary_key=True)
     last_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class RiskListEntry(Base):
+    """One entry of a risk list (issue 11): a card (by PAN hash, with its masked form), terminal, merchant or
+    BIN on the block, allow or watch list, with its reason and optional expiry. Removing an entry keeps the
+    row (`removed_at`): the lists as they were at any time can be read back. Every change is audited."""
+
+    __tablename__ = "risk_list_entries"
+    __table_args__ = (Index("ix_risk_list_lookup", "list_kind", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_kind: Mapped[str] = mapped_column(String(10))  # card | terminal | merchant | bin
+    action: Mapped[str] = mapped_column(String(8))  # block | allow | watch
+    value: Mapped[str] = mapped_column(String(64))  # PAN hash | TID | MID | BIN
+    masked: Mapped[str | None] = mapped_column(String(19), nullable=True)  # a card's masked PAN
+    reason: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

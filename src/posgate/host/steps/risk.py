@@ -29,7 +29,7 @@ class AssessRisk(Step):
         if engine is None or ctx.card is None:
             return
         request = ctx.request
-        pan_hash = self.services.vault.protect_pan(ctx.card.pan).pan_hash
+        pan_hash = self.services.vault.pan_hash(ctx.card.pan)
         assessment = Assessment(
             kind=ctx.kind.value,
             amount_fen=int(request.get("4", "0")),
@@ -55,7 +55,7 @@ class CountForRisk(Step):
 
     async def prepare(self, ctx: TxnContext) -> None:
         engine = self.services.risk
-        if engine is None or ctx.risk_assessment is None or ctx.replay is not None:
+        if engine is None or not engine.counting or ctx.risk_assessment is None or ctx.replay is not None:
             return
         outcome = engine.outcome(ctx.risk_assessment, ctx.result.approved, ctx.result.code)
         await engine.record(outcome)

@@ -1,0 +1,193 @@
+"""`posgate risk list add|remove|show`: the risk lists (docs/risk.md), straight against the store of a running
+`posgate up` (a running host sees a change at its next request). A thin Typer shell over `risk.lists`; cards
+are listed by PAN hash and shown masked — the PAN typed is never stored nor printed.
+
+Exit codes: 0 done, 1 nothing to remove, 2 refused (the message says why).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
+
+import typer
+
+from posgate.cards.pan import mask_pan, validate_pan
+from posgate.config import Settings, load_settings
+from posgate.errors import PosgateError
+
+risk_app = typer.Typer(help="Risk control: lists (docs/risk.md).", no_args_is_help=True)
+list_app = typer.Typer(
+    help="Block, allow and watch lists of cards, terminals, merchants and BINs.", no_args_is_help=True
+)
+risk_app.add_typer(list_app, name="list")
+
+ACTOR = "cli"
+DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory [POSGATE_DATA_DIR]")]
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="[POSGATE_DATABASE_URL]")]
+Kind = Annotated[str, typer.Argument(help="card | terminal | merchant | bin")]
+Pan = Annotated[str | None, typer.Option("--pan", help="the card number (stored only as its keyed hash)")]
+Tid = Annotated[str | None, typer.Option("--tid", help="terminal id, 8 digits")]
+Mid = Annotated[str | None, typer.Option("--mid", help="merchant id, 15 digits")]
+Bin = Annotated[str | None, typer.Option("--bin", help="BIN, the first 6 digits of the card number")]
+ListName = Annotated[str, typer.Option("--list", help="block | allow (cards) | watch (terminals, merchants)")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"posgate: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    given = {k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v is not None}
+    try:
+        return load_settings(**given)
+    except PosgateError as error:
+        _fail(str(error))
+
+
+def _expiry(text: str | None, zone: str) -> dt.datetime | None:
+    """ISO date-time → naive UTC; without an offset it is the acquirer's local time."""
+    if text is None:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"--expires: not an ISO date-time: {text!r}")
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=ZoneInfo(zone))
+    return when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _subject(
+    kind: str, pan: str | None, tid: str | None, mid: str | None, bin_: str | None
+) -> tuple[str, str]:
+    """The option that names the listed thing for `kind`: (raw value, what to show)."""
+    given = {"card": pan, "terminal": tid, "merchant": mid, "bin": bin_}
+    if kind not in given:
+        _fail(f"unknown list kind {kind!r} (card, terminal, merchant, bin)")
+    option = {"card": "--pan", "terminal": "--tid", "merchant": "--mid", "bin": "--bin"}[kind]
+    value = given[kind]
+    others = [f"--{k}" for k, v in given.items() if v is not None and k != kind]
+    if value is None:
+        _fail(f"a {kind} is named with {option}")
+    if others:
+        _fail(f"a {kind} is named with {option} only")
+    if kind == "card":
+        try:
+            validate_pan(value)
+        except PosgateError as error:
+            _fail(f"--pan: {error}")
+        return value, mask_pan(value)
+    return value, value
+
+
+def _change(
+    kind: str,
+    subject: tuple[str, str],
+    data_dir: Path | None,
+    database_url: str | None,
+    work,  # type: ignore[no-untyped-def]
+):  # type: ignore[no-untyped-def]
+    from posgate.bootstrap import open_store
+
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    try:
+        value, shown = subject
+        if kind == "card":
+            value = handle.vault.pan_hash(value)
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return handle.store.transact(lambda s: work(s, value, shown, now, settings))
+    except PosgateError as error:
+        _fail(str(error))
+    finally:
+        handle.store.close()
+
+
+@list_app.command("add")
+def add(
+    kind: Kind,
+    reason: Annotated[str, typer.Option("--reason", help="why (kept, audited, shown to officers)")],
+    pan: Pan = None,
+    tid: Tid = None,
+    mid: Mid = None,
+    bin_: Bin = None,
+    list_name: ListName = "block",
+    expires: Annotated[
+        str | None, typer.Option("--expires", help="ISO date-time; without an offset, local time")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Put a card, terminal, merchant or BIN on a list (block by default)."""
+    from posgate.risk.lists import add_entry
+
+    subject = _subject(kind, pan, tid, mid, bin_)
+
+    def work(session, value, shown, now, settings):  # type: ignore[no-untyped-def]
+        until = _expiry(expires, settings.timezone)
+        masked = shown if kind == "card" else None
+        return add_entry(session, kind, list_name, value, reason, ACTOR, now, masked=masked, expires_at=until)
+
+    entry = _change(kind, subject, data_dir, database_url, work)
+    typer.echo(f"{kind} {subject[1]} on the {list_name} list (entry {entry})")
+
+
+@list_app.command("remove")
+def remove(
+    kind: Kind,
+    pan: Pan = None,
+    tid: Tid = None,
+    mid: Mid = None,
+    bin_: Bin = None,
+    list_name: ListName = "block",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Take a card, terminal, merchant or BIN off a list (block by default)."""
+    from posgate.risk.lists import remove_entry
+
+    subject = _subject(kind, pan, tid, mid, bin_)
+    removed = _change(
+        kind,
+        subject,
+        data_dir,
+        database_url,
+        lambda s, value, shown, now, settings: remove_entry(s, kind, list_name, value, ACTOR, now),
+    )
+    if not removed:
+        typer.echo(f"posgate: {kind} {subject[1]} is not on the {list_name} list", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{kind} {subject[1]} off the {list_name} list")
+
+
+@list_app.command("show")
+def show(
+    kind: Annotated[
+        str | None, typer.Argument(help="card | terminal | merchant | bin (all by default)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """The entries in force, newest first (cards masked)."""
+    from posgate.bootstrap import open_store
+    from posgate.risk.lists import active_entries
+
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        entries = handle.store.transact(lambda s: active_entries(s, now, kind))
+    finally:
+        handle.store.close()
+    if as_json:
+        typer.echo(json.dumps(entries, indent=2))
+        return
+    for e in entries:
+        until = f" until {e['expires_at']}" if e["expires_at"] else ""
+        typer.echo(f"{e['id']:>5} {e['list']:<8} {e['action']:<5} {e['value']:<19} {e['reason']}{until}")

@@ -1,0 +1,135 @@
+"""Risk lists end to end, on SQLite and PostgreSQL: with the host's default settings (`risk_rules = lists`)
+`posgate risk list add card --pan …` blocks the card at once for a running host — its next sale gets 59 and
+never reaches the issuer — and `remove` lets it through again; a blocked terminal gets 58; an expired entry
+no longer blocks; every change is audited with the masked PAN, never the PAN."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from posgate.cli import app
+from posgate.config import Settings
+from posgate.logs import configure_logging
+from posgate.services import Running, start_all
+from posgate.store.models_onboarding import AuditEvent
+from posgate.store.models_risk import RiskListEntry
+from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+from tests.e2e.conftest import stack_settings
+
+PAN = "6229990000000012"
+CARD = demo_card(PAN)  # 10,000.00 CNY
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return stack_settings(tmp_path, database_url)  # risk_rules left at its default
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[Running]:
+    configure_logging(settings.data_dir, "INFO", console=False)
+    running = await start_all(settings)
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+@pytest.fixture
+async def terminal(stack: Running) -> AsyncIterator[TerminalClient]:
+    host, port = stack.pos_address
+    client = TerminalClient(host, port, demo_terminal_state(), timeout_s=5.0)
+    await client.connect()
+    assert (await client.sign_in()).approved
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def posgate(settings: Settings, *args: str) -> tuple[int, str]:
+    where = ["--data-dir", str(settings.data_dir), "--database-url", str(settings.database_url)]
+    result = CliRunner().invoke(app, ["risk", "list", *args, *where])
+    return result.exit_code, result.output
+
+
+async def test_a_blocked_card_gets_59_at_once_and_never_reaches_the_issuer(
+    stack: Running, settings: Settings, terminal: TerminalClient
+) -> None:
+    assert settings.risk_rules == "lists"
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "00"
+    code, out = posgate(settings, "add", "card", "--pan", PAN, "--reason", "reported stolen by the issuer")
+    assert (code, out.strip()) == (0, "card 622999******0012 on the block list (entry 1)")
+    declined = await terminal.sale(CARD, "123456", 1_000)
+    assert declined.response_code == "59"
+    assert (
+        await terminal.balance(CARD, "123456")
+    ).balance_fen == 1_000_000 - 1_000  # the issuer never saw it
+    code, out = posgate(settings, "show", "--json")
+    assert [(e["list"], e["action"], e["value"]) for e in json.loads(out)] == [
+        ("card", "block", "622999******0012")
+    ]
+    assert posgate(settings, "remove", "card", "--pan", PAN)[0] == 0
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "00"
+    assert posgate(settings, "remove", "card", "--pan", PAN) == (
+        1,
+        "posgate: card 622999******0012 is not on the block list\n",
+    )
+
+    def audit_and_rows(session):  # type: ignore[no-untyped-def]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.subject_kind == "risk_list.card")).all()
+        values = session.scalars(select(RiskListEntry.value)).all()
+        return [(e.action, e.subject_ref, e.detail) for e in events], values
+
+    events, values = await stack.handle.store.run(audit_and_rows)
+    assert [(action, ref) for action, ref, _ in events] == [
+        ("risk_list_added", "622999******0012"),
+        ("risk_list_removed", "622999******0012"),
+    ]
+    assert "reported stolen" in events[0][2]
+    assert PAN not in json.dumps(events) and all(PAN not in v and len(v) == 64 for v in values)
+
+
+async def test_a_blocked_terminal_gets_58_and_an_expired_entry_no_longer_blocks(
+    stack: Running, settings: Settings, terminal: TerminalClient
+) -> None:
+    code, out = posgate(settings, "add", "terminal", "--tid", "10000001", "--reason", "moved without notice")
+    assert code == 0, out
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "58"
+    assert posgate(settings, "remove", "terminal", "--tid", "10000001")[0] == 0
+    soon = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)).isoformat()
+    assert posgate(settings, "add", "card", "--pan", PAN, "--reason", "check", "--expires", soon)[0] == 0
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "59"
+    await asyncio.sleep(2.5)
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "00"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "card", "--pan", "6229990000000013", "--reason", "x"], "--pan: "),
+        (["add", "terminal", "--tid", "1234", "--reason", "x"], "a terminal is 8 digits, not '1234'"),
+        (["add", "card", "--pan", PAN, "--reason", " "], "a reason is required"),
+        (
+            ["add", "card", "--pan", PAN, "--reason", "x", "--expires", "2020-01-01T00:00"],
+            "the expiry is in the past",
+        ),
+        (["add", "card", "--tid", "10000001", "--reason", "x"], "a card is named with --pan"),
+        (["add", "card", "--pan", PAN, "--reason", "x", "--list", "watch"], "no watch list for card"),
+        (["add", "atm", "--tid", "10000001", "--reason", "x"], "unknown list kind 'atm'"),
+    ],
+)
+async def test_refused_changes_say_why_and_never_echo_the_pan(
+    stack: Running, settings: Settings, args: list[str], message: str
+) -> None:
+    code, out = posgate(settings, *args)
+    assert code == 2 and message in out, out
+    assert "6229990000000013" not in out and PAN not in out
