@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -39,6 +40,17 @@ from pydantic_settings import (
 from posgate.errors import ConfigError
 
 _HEX32 = r"^[0-9A-Fa-f]{32}$"
+
+
+def _no_nul(path: Path) -> Path:
+    # accepted, a NUL would only fail when the file is opened: a traceback instead of one line here
+    if "\x00" in str(path):
+        raise ValueError("a path cannot contain a NUL character")
+    return path
+
+
+#: a file or folder named in the settings
+SettingPath = Annotated[Path, AfterValidator(_no_nul)]
 #: seconds a pending transaction must outlive the issuer time-out before it counts as in doubt
 IN_DOUBT_MARGIN_S = 2.0
 
@@ -48,11 +60,11 @@ class IssuerTls(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ca: Path | None = Field(
+    ca: SettingPath | None = Field(
         default=None, description="CA certificate(s), PEM, that sign the issuer's; default: the system's"
     )
-    cert: Path | None = Field(default=None, description="the host's client certificate chain, PEM")
-    key: Path | None = Field(default=None, description="its unencrypted private key, PEM")
+    cert: SettingPath | None = Field(default=None, description="the host's client certificate chain, PEM")
+    key: SettingPath | None = Field(default=None, description="its unencrypted private key, PEM")
     server_name: str | None = Field(
         default=None, min_length=1, max_length=255, description="the name the issuer's certificate carries"
     )
@@ -116,17 +128,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="POSGATE_", extra="forbid", toml_file="posgate.toml")
 
     env: str = Field(default="development", pattern="^(development|test|production)$")
-    data_dir: Path = Path("posgate-data")
+    data_dir: SettingPath = Path("posgate-data")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite in the data directory"
     )
     listen_host: str = "127.0.0.1"
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
-    console_tls_cert: Path | None = Field(
+    console_tls_cert: SettingPath | None = Field(
         default=None, description="console and REST API TLS: certificate chain (PEM); absent: plain HTTP"
     )
-    console_tls_key: Path | None = Field(default=None, description="console and REST API TLS: private key")
+    console_tls_key: SettingPath | None = Field(
+        default=None, description="console and REST API TLS: private key"
+    )
     console_hsts_max_age_s: int = Field(
         default=31_536_000,
         ge=0,
@@ -136,11 +150,13 @@ class Settings(BaseSettings):
     issuer_ports: Annotated[list[Annotated[int, Field(ge=0, le=65535)]], NoDecode] = Field(
         default_factory=lambda: [6001, 6002]
     )
-    issuer_sim_tls_cert: Path | None = Field(
+    issuer_sim_tls_cert: SettingPath | None = Field(
         default=None, description="issuer simulator TLS: certificate chain (PEM) every bank serves"
     )
-    issuer_sim_tls_key: Path | None = Field(default=None, description="issuer simulator TLS: private key")
-    issuer_sim_tls_client_ca: Path | None = Field(
+    issuer_sim_tls_key: SettingPath | None = Field(
+        default=None, description="issuer simulator TLS: private key"
+    )
+    issuer_sim_tls_client_ca: SettingPath | None = Field(
         default=None, description="issuer simulator TLS: CA(s) that must sign the acquirer's certificate"
     )
     timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
@@ -188,11 +204,15 @@ class Settings(BaseSettings):
     pos_max_in_flight_per_source: int = Field(
         default=16, ge=1, le=100_000, description="requests of one source address being handled at once"
     )
-    pos_tls_cert: Path | None = Field(default=None, description="POS port TLS: certificate chain (PEM)")
-    pos_tls_key: Path | None = Field(
+    pos_tls_cert: SettingPath | None = Field(
+        default=None, description="POS port TLS: certificate chain (PEM)"
+    )
+    pos_tls_key: SettingPath | None = Field(
         default=None, validate_default=True, description="POS port TLS: private key (PEM)"
     )
-    pos_tls_client_ca: Path | None = Field(default=None, description="CA(s) that sign terminal certificates")
+    pos_tls_client_ca: SettingPath | None = Field(
+        default=None, description="CA(s) that sign terminal certificates"
+    )
     pos_tls_client_auth: Literal["none", "optional", "required"] = Field(
         default="none", validate_default=True
     )

@@ -3,7 +3,8 @@ file that `POSGATE_CONFIG` names).
 
 Input: a TOML document, then optionally a line `---` and environment lines `NAME=value` (each becomes
 `POSGATE_NAME`); if the first byte is `!`, `POSGATE_CONFIG` names a file that does not exist.
-Contract: `load_settings()` returns `Settings` or raises `ConfigError` whose text is one line starting
+Contract: `load_settings()` returns `Settings` (whose paths hold no NUL: that would only fail, with a
+traceback, when the file is opened) or raises `ConfigError` whose text is one line starting
 `invalid configuration: ` and never carries a 32-hex-digit value (a zone key); nothing else escapes.
 """
 
@@ -45,6 +46,17 @@ def _environment(text: str) -> dict[str, str]:
     return env
 
 
+def _paths(value: object) -> list[Path]:
+    """Every Path in a dumped Settings (issuers' TLS files included)."""
+    if isinstance(value, Path):
+        return [value]
+    if isinstance(value, dict):
+        return [p for v in value.values() for p in _paths(v)]
+    if isinstance(value, list | tuple):
+        return [p for v in value for p in _paths(v)]
+    return []
+
+
 def one_input(data: bytes) -> None:
     missing = data[:1] == b"!"
     toml, _, env_text = data[missing:].partition(b"\n---\n")
@@ -66,6 +78,8 @@ def one_input(data: bytes) -> None:
             return
         assert isinstance(settings, Settings)
         assert all(len(issuer.zak.get_secret_value()) == 32 for issuer in settings.issuers)
+        bad = [str(p) for p in _paths(settings.model_dump()) if "\x00" in str(p)]
+        assert not bad, f"a path with a NUL (fails only when opened): {bad!r}"
     finally:
         for name in [k for k in os.environ if k.startswith("POSGATE_")]:
             del os.environ[name]

@@ -33,10 +33,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from posgate.config import Settings
 from posgate.errors import FramingError
 from posgate.host.server import PosServer
 from posgate.iso8583.codec import decode_pos
 from posgate.iso8583.framing import FrameBuffer, split_pos_frame
+from posgate.logs import configure_logging
+from posgate.services import start_all  # imported here: atheris instruments what is loaded before the run
 from tests.fuzz._harness import fuzz
 from tests.fuzz.posport import ANSWER_WAIT_S, LogWatch, check_answers, legit_echo
 
@@ -140,10 +143,6 @@ _HOST: dict[str, Any] = {"inputs": 0}
 def _start_host() -> None:
     """The whole stack (issuer simulator + host, SQLite in a temporary folder in memory) on an event loop
     of this thread, which runs only while an input is handled."""
-    from posgate.config import Settings
-    from posgate.logs import configure_logging
-    from posgate.services import start_all
-
     shm = Path("/dev/shm")  # a store on tmpfs: its commits cost no disk flush
     workdir = Path(tempfile.mkdtemp(prefix="posgate-fuzz-posport-mem-", dir=shm if shm.is_dir() else None))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)

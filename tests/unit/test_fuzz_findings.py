@@ -330,3 +330,28 @@ def test_a_bad_bin_prefix_is_named_by_its_number_not_echoed(
     toml = f'[[issuers]]\nname = "B"\nbins = ["62", "{zak}"]\nport = 7001\nzpk = "{zak}"\nzak = "{zak}"\n'
     text = _config_error(monkeypatch, toml.encode())
     assert text == "invalid configuration: issuers.0.bins: Value error, BIN prefix 2 must be 1-11 digits"
+
+
+@pytest.mark.parametrize(
+    ("toml", "where"),
+    [
+        (b'data_dir = "data\\u0000"\n', "data_dir"),
+        (b'pos_tls_cert = "c"\npos_tls_key = "k\\u0000"\n', "pos_tls_key"),
+        (b'console_tls_cert = "c"\nconsole_tls_key = "k\\u0000"\n', "console_tls_key"),
+        (
+            b'[[issuers]]\nname = "B"\nbins = ["62"]\nport = 7001\nzpk = "'
+            + b"0" * 32
+            + b'"\nzak = "'
+            + b"0" * 32
+            + b'"\n[issuers.tls]\nca = "\\u0000"\n',
+            "issuers.0.tls.ca",
+        ),
+    ],
+)
+def test_a_path_with_a_nul_character_is_a_config_error_not_a_traceback_later(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch, toml: bytes, where: str
+) -> None:
+    # found reading the loader for the config target: `data_dir = "a\u0000b"` was accepted, then
+    # `posgate host` died with "ValueError: embedded null byte" (a traceback) when it made the folder
+    text = _config_error(monkeypatch, toml)
+    assert text == f"invalid configuration: {where}: Value error, a path cannot contain a NUL character"
