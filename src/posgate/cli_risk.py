@@ -1,6 +1,7 @@
-"""`posgate risk list add|remove|show`: the risk lists (docs/risk.md), straight against the store of a running
-`posgate up` (a running host sees a change at its next request). A thin Typer shell over `risk.lists`; cards
-are listed by PAN hash and shown masked — the PAN typed is never stored nor printed.
+"""`posgate risk list add|remove|show` and `posgate risk alerts`: the risk lists and alerts (docs/risk.md),
+straight against the store of a running `posgate up` (a running host sees a list change at its next request).
+A thin Typer shell over `risk.lists` and `risk.alerts`; cards are listed by PAN hash and shown masked — the
+PAN typed is never stored nor printed.
 
 Exit codes: 0 done, 1 nothing to remove, 2 refused (the message says why).
 """
@@ -19,7 +20,7 @@ from posgate.cards.pan import mask_pan, validate_pan
 from posgate.config import Settings, load_settings
 from posgate.errors import PosgateError
 
-risk_app = typer.Typer(help="Risk control: lists (docs/risk.md).", no_args_is_help=True)
+risk_app = typer.Typer(help="Risk control: lists and alerts (docs/risk.md).", no_args_is_help=True)
 list_app = typer.Typer(
     help="Block, allow and watch lists of cards, terminals, merchants and BINs.", no_args_is_help=True
 )
@@ -191,3 +192,36 @@ def show(
     for e in entries:
         until = f" until {e['expires_at']}" if e["expires_at"] else ""
         typer.echo(f"{e['id']:>5} {e['list']:<8} {e['action']:<5} {e['value']:<19} {e['reason']}{until}")
+
+
+@risk_app.command("alerts")
+def alerts(
+    state: Annotated[
+        str | None, typer.Option("--state", help="open | dismissed | confirmed (all by default)")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 200,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Risk alerts, newest first: the rule that raised each, the terminal, merchant, masked card, state."""
+    from posgate.bootstrap import open_store
+    from posgate.risk.alerts import ALERT_STATES, list_alerts
+
+    if state is not None and state not in ALERT_STATES:
+        _fail(f"--state: one of {', '.join(ALERT_STATES)}, not {state!r}")
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    try:
+        rows = handle.store.transact(lambda s: list_alerts(s, state, limit))
+    finally:
+        handle.store.close()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for a in rows:
+        typer.echo(
+            f"{a['id']:>6} {a['created_at'][:19]} {a['state']:<9} {a['action']:<16} {a['rule']:<28} "
+            f"tid {a['tid']} mid {a['mid']} {a['pan_masked'] or '':<19} {a['amount_fen'] / 100:.2f} "
+            f"rrn {a['rrn'] or '-'}"
+        )

@@ -133,3 +133,41 @@ async def test_refused_changes_say_why_and_never_echo_the_pan(
     code, out = posgate(settings, *args)
     assert code == 2 and message in out, out
     assert "6229990000000013" not in out and PAN not in out
+
+
+async def test_a_watched_merchant_raises_an_alert_and_the_sale_is_approved(
+    stack: Running, settings: Settings, terminal: TerminalClient
+) -> None:
+    assert (
+        posgate(
+            settings, "add", "merchant", "--mid", "898440153110001", "--list", "watch", "--reason", "new"
+        )[0]
+        == 0
+    )
+    sale = await terminal.sale(CARD, "123456", 2_345)
+    assert sale.response_code == "00"
+    result = CliRunner().invoke(
+        app,
+        [
+            "risk",
+            "alerts",
+            "--json",
+            "--data-dir",
+            str(settings.data_dir),
+            "--database-url",
+            str(settings.database_url),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    alerts = json.loads(result.output)
+    assert [(a["rule"], a["action"], a["tid"], a["mid"], a["state"]) for a in alerts] == [
+        ("watched-terminal-or-merchant", "alert", "10000001", "898440153110001", "open")
+    ]
+    alert = alerts[0]
+    assert (alert["rrn"], alert["pan_masked"], alert["amount_fen"], alert["response_code"]) == (
+        sale.rrn,
+        "622999******0012",
+        2_345,
+        "00",
+    )
+    assert alert["rule_version"] == "2026.12.1+lists" and alert["created_at"]

@@ -19,7 +19,7 @@ from posgate.host.steps.pin import TranslatePin
 from posgate.host.steps.record import RecordOutcome, RecordRequest, ReserveRefund
 from posgate.host.steps.respond import ComposeResponse
 from posgate.host.steps.reversal import ReverseOriginal
-from posgate.host.steps.risk import AssessRisk, CountForRisk
+from posgate.host.steps.risk import AssessRisk, CountForRisk, RaiseRiskAlerts
 from posgate.host.steps.routing import SelectIssuer
 from posgate.host.steps.settlement import SettleBatch, UploadBatch
 from posgate.host.steps.signin import Echo, IssueWorkingKeys, SignOut
@@ -103,4 +103,4 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
 
 def finishing_steps(s: HostServices) -> list[Step]:
     """Run after every pipeline, declined or approved."""
-    return [ComposeResponse(s), RecordOutcome(s), CountForRisk(s)]
+    return [ComposeResponse(s), RecordOutcome(s), CountForRisk(s), RaiseRiskAlerts(s)]

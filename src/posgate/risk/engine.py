@@ -20,6 +20,7 @@ from sqlalchemy import column as sa_column
 from sqlalchemy.orm import Session
 
 from posgate.risk.aggregates import Outcome, Request
+from posgate.risk.alerts import alerts_for, open_alerts
 from posgate.risk.counters_store import prune, read_aggregates, record_outcome
 from posgate.risk.decision import Decision, decide
 from posgate.risk.facts import Assessment, Profile, build_facts
@@ -141,6 +142,35 @@ class RiskEngine:
         """Add a finished request to the counters (its own unit of work); nothing when not `counting`."""
         if self.counting:
             await self.store.run(lambda session: record_outcome(session, outcome))
+
+    async def raise_alerts(
+        self,
+        decision: Decision,
+        assessment: Assessment,
+        txn_id: int | None,
+        pan_masked: str | None,
+        response_code: str | None,
+    ) -> list[int]:
+        """Open the alerts the decision asks for (its own unit of work, after the outcome's); their ids."""
+        if not alerts_for(decision):
+            return []
+        now = _utc(self.clock())
+
+        def work(session: Session) -> list[int]:
+            return open_alerts(
+                session,
+                decision,
+                now,
+                txn_id=txn_id,
+                kind=assessment.kind,
+                tid=assessment.tid,
+                mid=assessment.mid,
+                pan_masked=pan_masked,
+                amount_fen=assessment.amount_fen,
+                response_code=response_code,
+            )
+
+        return await self.store.run(work)
 
     async def prune_once(self) -> int:
         """Delete the buckets and members no window reaches any more; how many rows went."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posgate.store.models import Base
@@ -68,3 +68,30 @@ class RiskListEntry(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     removed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     removed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class RiskAlert(Base):
+    """Something a risk officer should look at: a rule that asked for a review or an alert, or proposed a
+    hold or a suspension, on one transaction (issue 11). `state`: open → dismissed | confirmed."""
+
+    __tablename__ = "risk_alerts"
+    __table_args__ = (Index("ix_risk_alerts_state_created", "state", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    rule: Mapped[str] = mapped_column(String(64))  # the rule id, or "score"
+    rule_version: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(20))  # review | alert | hold_settlement | suspend_*
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    txn_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    tid: Mapped[str] = mapped_column(String(8), index=True)
+    mid: Mapped[str] = mapped_column(String(15), index=True)
+    pan_masked: Mapped[str | None] = mapped_column(String(19), nullable=True)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[int] = mapped_column(Integer)
+    response_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    state: Mapped[str] = mapped_column(String(12), default="open")
+    assigned_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)

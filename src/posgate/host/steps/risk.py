@@ -1,5 +1,6 @@
-"""AssessRisk (the inline risk decision, before the issuer is asked) and CountForRisk (the finished request
-added to the risk aggregates). Both do nothing when the host runs without risk rules (`risk_rules = off`)."""
+"""AssessRisk (the inline risk decision, before the issuer is asked), CountForRisk (the finished request added
+to the risk aggregates) and RaiseRiskAlerts (the alerts the decision asks for). All do nothing when the host
+runs without risk rules (`risk_rules = off`)."""
 
 from __future__ import annotations
 
@@ -59,3 +60,15 @@ class CountForRisk(Step):
             return
         outcome = engine.outcome(ctx.risk_assessment, ctx.result.approved, ctx.result.code)
         await engine.record(outcome)
+
+
+class RaiseRiskAlerts(Step):
+    """A finishing step, after RecordOutcome: opens the alerts an assessed request's decision asks for (a
+    review, `alert` hits, proposed holds and suspensions) for the risk officers. Needs: ctx.risk."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        engine = self.services.risk
+        if engine is None or ctx.risk is None or ctx.risk_assessment is None or ctx.replay is not None:
+            return
+        masked = ctx.card.masked if ctx.card is not None else None
+        await engine.raise_alerts(ctx.risk, ctx.risk_assessment, ctx.txn_id, masked, ctx.result.code)
