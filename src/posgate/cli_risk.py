@@ -225,3 +225,49 @@ def alerts(
             f"tid {a['tid']} mid {a['mid']} {a['pan_masked'] or '':<19} {a['amount_fen'] / 100:.2f} "
             f"rrn {a['rrn'] or '-'}"
         )
+
+
+alert_app = typer.Typer(help="Decide an alert: dismiss it, or confirm fraud (the card is blocked).")
+risk_app.add_typer(alert_app, name="alert", no_args_is_help=True)
+
+
+def _decide(alert_id: int, verdict: str, note: str, data_dir: Path | None, database_url: str | None) -> None:
+    from posgate.bootstrap import open_store
+    from posgate.risk.alerts import decide_alert
+
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        done = handle.store.transact(lambda s: decide_alert(s, alert_id, verdict, ACTOR, now, note))
+    except PosgateError as error:
+        _fail(str(error))
+    finally:
+        handle.store.close()
+    blocked = f"; card {done['pan_masked']} on the block list" if done["blocked_entry"] else ""
+    typer.echo(f"alert {done['id']} {done['state']}{blocked}")
+
+
+Note = Annotated[str, typer.Option("--note", help="the officer's note (audited)")]
+
+
+@alert_app.command("dismiss")
+def dismiss(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Not fraud: close the alert (a label for backtests)."""
+    _decide(alert_id, "dismiss", note, data_dir, database_url)
+
+
+@alert_app.command("confirm")
+def confirm(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Fraud: close the alert as confirmed and put the transaction's card on the block list."""
+    _decide(alert_id, "confirm", note, data_dir, database_url)

@@ -171,3 +171,38 @@ async def test_a_watched_merchant_raises_an_alert_and_the_sale_is_approved(
         "00",
     )
     assert alert["rule_version"] == "2026.12.1+lists" and alert["created_at"]
+
+
+async def test_confirming_an_alert_as_fraud_blocks_the_card_and_dismissing_does_not(
+    stack: Running, settings: Settings, terminal: TerminalClient
+) -> None:
+    where = ["--data-dir", str(settings.data_dir), "--database-url", str(settings.database_url)]
+
+    def risk(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, ["risk", *args, *where])
+        return result.exit_code, result.output
+
+    assert (
+        posgate(settings, "add", "terminal", "--tid", "10000001", "--list", "watch", "--reason", "new")[0]
+        == 0
+    )
+    other = demo_card("6229990000000020")
+    assert (await terminal.sale(other, "123456", 100)).response_code == "00"
+    assert (await terminal.sale(CARD, "123456", 100)).response_code == "00"
+    first, second = sorted(a["id"] for a in json.loads(risk("alerts", "--json")[1]))
+    assert risk("alert", "dismiss", str(first), "--note", "the owner's own test") == (
+        0,
+        f"alert {first} dismissed\n",
+    )
+    assert risk("alert", "confirm", str(second)) == (
+        0,
+        f"alert {second} confirmed; card 622999******0012 on the block list\n",
+    )
+    assert (await terminal.sale(CARD, "123456", 100)).response_code == "59"
+    assert (await terminal.sale(other, "123456", 100)).response_code == "00"  # the dismissed one's card
+    code, out = risk("alert", "confirm", str(second))
+    assert code == 2 and f"alert {second} is already confirmed" in out
+    code, out = risk("alert", "dismiss", "999")
+    assert code == 2 and "no alert 999" in out
+    states = {a["id"]: a["state"] for a in json.loads(risk("alerts", "--json")[1])}
+    assert (states[first], states[second]) == ("dismissed", "confirmed")

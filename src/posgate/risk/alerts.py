@@ -2,7 +2,8 @@
 store (`open_alerts`, `list_alerts`). A review opens an alert for the rule that asked for it (or "score");
 every `alert`, `hold_settlement` and `suspend_*` hit opens one with its action — holds and suspensions are
 proposals an officer confirms (acting on them is not built yet). Written after the transaction's outcome is
-committed, off the decision."""
+committed, off the decision. An officer dismisses or confirms an alert (`decide_alert`); confirming fraud
+blocks the card."""
 
 from __future__ import annotations
 
@@ -12,7 +13,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from posgate.errors import PosgateError
 from posgate.risk.decision import Decision
+from posgate.risk.lists import add_entry
+from posgate.store.audit import audit
+from posgate.store.models import Transaction
 from posgate.store.models_risk import RiskAlert
 
 ALERT_STATES = ("open", "dismissed", "confirmed")
@@ -97,3 +102,35 @@ def list_alerts(session: Session, state: str | None = None, limit: int = 200) ->
         }
         for a in session.scalars(query)
     ]
+
+
+class AlertError(PosgateError):
+    """An alert decision that cannot be made: no such alert, or it is already decided."""
+
+
+def decide_alert(
+    session: Session, alert_id: int, verdict: str, actor: str, now: dt.datetime, note: str = ""
+) -> dict[str, Any]:
+    """Dismiss or confirm an open alert. Confirming fraud puts the transaction's card on the block list
+    (by its PAN hash, from the transaction), so its next sale anywhere gets 59. Audited with the rule and
+    the rule-set version; the verdict is the label backtests use."""
+    if verdict not in ("dismiss", "confirm"):
+        raise AlertError(f"a verdict is dismiss or confirm, not {verdict!r}")
+    alert = session.get(RiskAlert, alert_id, with_for_update=True)
+    if alert is None:
+        raise AlertError(f"no alert {alert_id}")
+    if alert.state != "open":
+        raise AlertError(f"alert {alert_id} is already {alert.state}")
+    alert.state = "dismissed" if verdict == "dismiss" else "confirmed"
+    alert.decided_at, alert.decided_by = now, actor
+    blocked = None
+    if verdict == "confirm" and alert.txn_id is not None:
+        pan_hash = session.scalar(select(Transaction.pan_hash).where(Transaction.id == alert.txn_id))
+        if pan_hash:
+            reason = f"confirmed fraud: alert {alert.id} ({alert.rule})" + (f": {note}" if note else "")
+            blocked = add_entry(
+                session, "card", "block", pan_hash, reason[:200], actor, now, masked=alert.pan_masked
+            )
+    detail = {"rule": alert.rule, "rule_version": alert.rule_version, "note": note, "blocked_entry": blocked}
+    audit(session, actor, f"risk_alert_{alert.state}", "risk_alert", alert.id, now, **detail)
+    return {"id": alert.id, "state": alert.state, "blocked_entry": blocked, "pan_masked": alert.pan_masked}
