@@ -80,9 +80,9 @@ async def test_preauth_holds_completion_takes_up_to_115_percent_and_releases_the
     assert await available_fen(terminal, CREDIT) == 200_000 - 100_000
     over = await terminal.exchange(_completion_message(terminal, preauth, 115_001))
     assert over.response_code == "64"
-    completion = await terminal.complete(preauth.rrn, CREDIT, 110_000)
+    completion = await terminal.complete(preauth.rrn, CREDIT, 115_000)  # exactly 115 %: allowed
     assert completion.response_code == "00" and completion.mac_ok
-    assert await available_fen(terminal, CREDIT) == 200_000 - 110_000  # hold released, 1,100.00 used
+    assert await available_fen(terminal, CREDIT) == 200_000 - 115_000  # hold released, 1,150.00 used
     assert completion.rrn
     assert (await terminal.complete_void(completion.rrn, CREDIT)).response_code == "00"
     assert await available_fen(terminal, CREDIT) == 200_000

@@ -13,7 +13,14 @@ import pytest
 
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import Transaction
-from posgate.store.originals import move_original, release_refund, reserve_refund, stand_in_total_today
+from posgate.store.originals import (
+    OriginalRecord,
+    find_by_rrn,
+    move_original,
+    release_refund,
+    reserve_refund,
+    stand_in_total_today,
+)
 from posgate.store.runtime import Store
 
 DAY = dt.date(2026, 11, 26)
@@ -31,17 +38,19 @@ def store(database_url: str) -> Iterator[Store]:
 
 
 def _add(store: Store, amount_fen: int, **values: object) -> int:
+    defaults = {
+        "tid": "10000001",
+        "mid": "898440153110001",
+        "batch_no": "000001",
+        "mti": "0200",
+        "kind": "sale",
+    }
     row = Transaction(
-        tid="10000001",
-        mid="898440153110001",
-        batch_no="000001",
         stan=f"{next(_stans):06d}",
-        mti="0200",
         processing_code="000000",
-        kind="sale",
         amount_fen=amount_fen,
         created_at=NOW,
-        **{"state": "approved", "business_date": DAY, **values},
+        **{**defaults, "state": "approved", "business_date": DAY, **values},
     )
 
     def add(session) -> int:  # type: ignore[no-untyped-def]
@@ -91,3 +100,57 @@ def test_stand_in_totals_count_approved_stand_in_sales_of_that_card_that_day(sto
     assert store.transact(lambda s: stand_in_total_today(s, card, DAY)) == 300
     assert store.transact(lambda s: stand_in_total_today(s, other_card, DAY)) == 1_600
     assert store.transact(lambda s: stand_in_total_today(s, "c" * 64, DAY)) == 0
+
+
+def test_a_reserved_refund_names_its_original_and_a_refused_one_does_not(store: Store) -> None:
+    """Whoever resolves the refund later (its outcome, or the recovery of a refund left in doubt) gives
+    the reservation back to the original its row names."""
+    sale = _add(store, 1_000)
+    refund, too_big = _add(store, 600, kind="refund"), _add(store, 600, kind="refund")
+    assert store.transact(lambda s: reserve_refund(s, sale, 600, refund)) is True
+    assert store.transact(lambda s: reserve_refund(s, sale, 600, too_big)) is False
+    rows = store.transact(lambda s: [s.get(Transaction, i).original_id for i in (sale, refund, too_big)])
+    assert rows == [None, sale, None]
+
+
+def test_an_original_is_found_by_its_rrn_with_everything_the_checks_need(store: Store) -> None:
+    sale = _add(
+        store,
+        4_321,
+        mti="0100",
+        kind="preauth",
+        tid="10000002",
+        mid="898440153110002",
+        batch_no="000007",
+        pan_hash="d" * 64,
+        issuer_name="Demo Bank A",
+        auth_code="A1B2C3",
+        transmission_dt="1126101500",
+        network_stan="900123",
+        refunded_fen=21,
+        state="completed",
+    )
+    stan = store.transact(lambda s: s.get(Transaction, sale)).stan
+    found = store.transact(lambda s: find_by_rrn(s, f"{sale:012d}"))
+    assert found == OriginalRecord(
+        id=sale,
+        mti="0100",
+        kind="preauth",
+        state="completed",
+        tid="10000002",
+        mid="898440153110002",
+        batch_no="000007",
+        stan=stan,
+        amount_fen=4_321,
+        refunded_fen=21,
+        pan_hash="d" * 64,
+        issuer_name="Demo Bank A",
+        auth_code="A1B2C3",
+        transmission_dt="1126101500",
+        settled=False,
+        business_date=DAY,
+        network_stan="900123",
+    )
+    assert found.rrn == f"{sale:012d}"
+    for rrn in (f"{sale:011d}", f"{sale:013d}", f"{sale:011d}A", "", f"{sale + 1000:012d}"):
+        assert store.transact(lambda s, rrn=rrn: find_by_rrn(s, rrn)) is None, rrn
