@@ -84,7 +84,8 @@ async def test_after_a_key_rotation_a_third_party_sign_in_does_not_keep_the_term
     stack: Running, terminal: TerminalClient
 ) -> None:
     await stack.handle.store.run(rotate_key_period)
-    assert (await terminal.sale(CARD, "123456", 100)).response_code == "97"
+    rotated = await terminal.sale(CARD, "123456", 100)
+    assert rotated.response_code == "97" and rotated.sign_in_required  # the header says "sign in again"
     await _forged_sign_in(stack.pos_address)  # new keys pending, which the terminal does not have
     stale = await terminal.sale(CARD, "123456", 100)  # under its keys of the old period
     assert stale.response_code == "97" and stale.sign_in_required  # "sign in again", not A0
