@@ -5,17 +5,20 @@ the rate-limit window."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from posgate.security.at_rest import CardVault, load_or_create_master_key
 from posgate.security.keys import generate_key, kcv
 from posgate.store.acquirer import load_terminal, provision_terminal
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import Merchant
+from posgate.store.models_onboarding import AuditEvent
 from posgate.store.runtime import Store
 from posgate.store.terminal_keys import (
     count_sign_in,
@@ -115,3 +118,35 @@ def test_sign_ins_are_counted_in_a_window(store: tuple[Store, CardVault]) -> Non
     next_window = T0 + dt.timedelta(seconds=61)
     assert db.transact(lambda s: count_sign_in(s, TID, next_window, 60.0, 3))
     assert not db.transact(lambda s: count_sign_in(s, "99999999", T0, 60.0, 3))  # no such terminal
+
+
+def _audited(db: Store, action: str) -> list[tuple[str, str, str, dict[str, object]]]:
+    def read(session) -> list[tuple[str, str, str, dict[str, object]]]:  # type: ignore[no-untyped-def]
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id))
+        return [(r.actor, r.subject_kind, r.subject_ref, json.loads(r.detail)) for r in rows]
+
+    return db.transact(read)
+
+
+def test_issuing_and_promoting_keys_is_audited_with_their_check_values_never_the_keys(
+    store: tuple[Store, CardVault],
+) -> None:
+    db, vault = store
+    first = _generation()
+    assert db.transact(lambda s: offer_pending_keys(s, vault, TID, first, 7, T0, None))
+    kcvs = {purpose: check for purpose, (_key, check) in first.items()}
+    assert _audited(db, "working_keys_issued") == [
+        ("host", "key", f"terminal/{TID}", {"kcvs": kcvs, "period": 7})
+    ]
+    assert db.transact(lambda s: promote_pending_keys(s, vault, TID, first, T0, "000004"))
+    assert _audited(db, "working_keys_in_use") == [("host", "key", f"terminal/{TID}", {"kcvs": kcvs})]
+    with_tdk = _generation() | {"TDK": (generate_key(), "ABCDEF")}
+    promoted = db.transact(lambda s: load_terminal(s, TID))
+    assert promoted is not None and promoted.pending_at is None
+    # a TDK-less generation replacing one with a TDK leaves no stale TDK behind, and the other way round
+    assert db.transact(lambda s: offer_pending_keys(s, vault, TID, with_tdk, 7, T0, None))
+    second = _generation()
+    assert db.transact(lambda s: offer_pending_keys(s, vault, TID, second, 7, T0, T0))
+    assert db.transact(lambda s: load_terminal_keys(s, vault, TID)).pending == {
+        p: k for p, (k, _) in second.items()
+    }
