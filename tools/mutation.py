@@ -115,8 +115,16 @@ def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
 
 # mutmut hands pytest a mutant's tests in no particular order: run the fast layers first, so that a mutant
 # a unit test kills does not wait for the end-to-end tests (the first failure ends the run).
+# mutmut's first pass traces every call, and the machine is shared: the end-to-end stack's 1 s issuer
+# time-out then turns a slow approval into 98 and fails a clean run. Under mutation the stack waits 5 s
+# (a test that sets its own time-out keeps it).
 ORDER_CONFTEST = """
+import sys
+
+import pytest
+
 LAYERS = ("tests/unit/", "tests/contract/", "tests/integration/", "tests/e2e/")
+PATIENT_ISSUER_S = 5.0
 
 
 def pytest_collection_modifyitems(items):
@@ -125,6 +133,21 @@ def pytest_collection_modifyitems(items):
         return next((n for n, prefix in enumerate(LAYERS) if path.startswith(prefix)), len(LAYERS))
 
     items.sort(key=layer)
+
+
+@pytest.fixture(autouse=True)
+def _patient_issuer(monkeypatch):
+    e2e = sys.modules.get("tests.e2e.conftest")
+    if e2e is None:
+        return
+    original = e2e.stack_settings
+
+    def stack_settings(tmp_path, database_url, **overrides):
+        return original(tmp_path, database_url, **{"issuer_timeout_s": PATIENT_ISSUER_S, **overrides})
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tests.e2e") and getattr(module, "stack_settings", None) is original:
+            monkeypatch.setattr(module, "stack_settings", stack_settings)
 """
 
 
