@@ -32,7 +32,10 @@ async def test_a_terminal_signs_in_on_one_node_and_sells_on_another(
         node_b = TerminalClient(*second.address, state)
         async with node_a, node_b:
             assert (await node_a.sign_in()).approved
-            assert (await node_b.sale(CARD, "123456", 100)).approved  # node B caches the terminal now
+            assert (
+                await node_b.sale(CARD, "123456", 100)
+            ).approved  # promotes A's keys, forgets the terminal
+            assert (await node_b.sale(CARD, "123456", 50)).approved  # node B caches the terminal now
             assert (await node_a.sign_in()).approved  # fresh keys, issued by node A
             sale = await node_b.sale(CARD, "123456", 200)  # node B's cached keys are stale: it looks again
             assert sale.response_code == "00" and sale.mac_ok
@@ -41,7 +44,7 @@ async def test_a_terminal_signs_in_on_one_node_and_sells_on_another(
             on_a = await node_a.exchange(dict(msg))
             on_b = await node_b.exchange(dict(msg))
             assert (on_a.rrn, on_a.auth_code) == (on_b.rrn, on_b.auth_code)
-            assert await available_fen(node_a, CARD) == 1_000_000 - 600
+            assert await available_fen(node_a, CARD) == 1_000_000 - 650
     finally:
         await second.stop()
         await first.stop()
