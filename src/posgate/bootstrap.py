@@ -21,7 +21,7 @@ from posgate.host.server import PosServer
 from posgate.host.stans import StanAllocator
 from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.risk.engine import RiskEngine
-from posgate.risk.rules import default_rule_set, lists_only, load_rule_set
+from posgate.risk.rules import RuleSet, default_rule_set, lists_only, load_rule_set
 from posgate.security.at_rest import CardVault, load_or_create_keyring
 from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
@@ -161,12 +161,18 @@ def risk_engine(settings: Settings, store: Store) -> RiskEngine | None:
     choice = settings.risk_rules.strip()
     if choice == "off":
         return None
-    if choice in ("default", "lists"):
-        rules = default_rule_set() if choice == "default" else lists_only(default_rule_set())
-    else:
-        rules = load_rule_set(Path(choice))
+    rules = _rule_set(choice)
     log.info("risk rules %s (%s), %d rules", rules.version, rules.source, len(rules.rules))
-    return RiskEngine(store, rules, timezone=settings.timezone)
+    shadow = _rule_set(settings.risk_shadow_rules.strip()) if settings.risk_shadow_rules else None
+    if shadow is not None:
+        log.info("risk rules in shadow %s (%s), %d rules", shadow.version, shadow.source, len(shadow.rules))
+    return RiskEngine(store, rules, timezone=settings.timezone, shadow=shadow)
+
+
+def _rule_set(choice: str) -> RuleSet:
+    if choice in ("default", "lists"):
+        return default_rule_set() if choice == "default" else lists_only(default_rule_set())
+    return load_rule_set(Path(choice))
 
 
 async def start_host(

@@ -166,6 +166,12 @@ class Settings(BaseSettings):
         description="inline risk rules (docs/risk.md): 'lists' (block/allow/watch lists only), 'default' (the"
         " shipped rule set), a rule-set TOML file, or 'off'",
     )
+    risk_shadow_rules: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="a candidate rule set ('default' or a TOML file) evaluated and recorded beside the live"
+        " one, never acting (shadow mode)",
+    )
     acquirer_id: str = Field(default="49990000", pattern=r"^\d{1,11}$")
     issuer_timeout_s: float = Field(default=5.0, gt=0, le=120)
     issuer_connect_timeout_s: float = Field(default=2.0, gt=0, le=60)

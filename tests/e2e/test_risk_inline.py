@@ -141,3 +141,35 @@ async def test_a_relocated_terminal_gets_58(stack: Running, settings: Settings) 
     assert declined.rrn
     shown = txn_show(settings, declined.rrn)
     assert shown["risk"]["decided_by"] == "relocated-terminal" and shown["risk_score"] == 60
+
+
+async def test_a_shadow_rule_set_is_evaluated_and_recorded_but_never_acts(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Live: the list rules (the default). Shadow: the whole default rule set. The sixth sale of a card in
+    10 minutes is approved — and recorded as one the shadow set would have declined with 65."""
+    settings = stack_settings(tmp_path, database_url, risk_shadow_rules="default")
+    configure_logging(settings.data_dir, "INFO", console=False)
+    running = await start_all(settings)
+    try:
+        client = await signed_in(running)
+        try:
+            results = [await client.sale(OK_CARD, "123456", 10_000) for _ in range(6)]
+        finally:
+            await client.close()
+    finally:
+        await running.stop()
+    assert [r.response_code for r in results] == ["00"] * 6
+    assert results[5].rrn
+    shown = txn_show(settings, results[5].rrn)
+    assert (shown["risk"]["version"], shown["risk"]["action"]) == ("2026.12.1+lists", "approve")
+    assert shown["risk"]["shadow"] == {
+        "version": "2026.12.1",
+        "action": "decline",
+        "score": 40,
+        "code": "65",
+        "decided_by": "card-merchant-velocity",
+        "hits": ["card-merchant-velocity"],
+        "errors": [],
+    }
+    assert shown["risk_score"] == 0  # the live score

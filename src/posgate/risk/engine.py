@@ -70,12 +70,15 @@ class RiskEngine:
         rules: RuleSet,
         timezone: str = "Asia/Shanghai",
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        shadow: RuleSet | None = None,
     ) -> None:
         self.store = store
         self.rules = rules
+        self.shadow = shadow  # a candidate rule set: evaluated and recorded beside the live one, never acting
         self.zone = ZoneInfo(timezone)
         self.clock = clock
-        self.aggregates = sorted(rules.aggregates)
+        self.aggregates = sorted(rules.aggregates | (shadow.aggregates if shadow else frozenset()))
+
         # a rule set that reads no aggregate (lists only) neither reads nor keeps counters
         self.counting = bool(self.aggregates)
         self._pruning: asyncio.Task[None] | None = None
@@ -92,6 +95,16 @@ class RiskEngine:
         lists: Mapping[str, bool] | None = None,
     ) -> Decision:
         """Decide within an open unit of work (the host's, or a backtest's)."""
+        return self.assess_both(session, assessment, now, lists)[0]
+
+    def assess_both(
+        self,
+        session: Session,
+        assessment: Assessment,
+        now: dt.datetime,
+        lists: Mapping[str, bool] | None = None,
+    ) -> tuple[Decision, Decision | None]:
+        """The live decision and, with a shadow rule set, the shadow's on the same facts (it never acts)."""
         if assessment.kind not in ASSESSED_KINDS:
             raise ValueError(f"risk assesses {', '.join(ASSESSED_KINDS)}, not {assessment.kind!r}")
         utc, local = _utc(now), self._local(now)
@@ -102,7 +115,12 @@ class RiskEngine:
         flags.update(lists or {})
         group = self.rules.group_of(profile.mcc)
         facts = build_facts(assessment, profile, group, aggregates, flags, utc, local.replace(tzinfo=None))
-        return decide(self.rules, assessment.kind, facts)
+        shadow = None
+        if self.shadow is not None:
+            shadow_group = self.shadow.group_of(profile.mcc)
+            shadow_facts = {**facts, "merchant": {**facts["merchant"], "group": shadow_group}}
+            shadow = decide(self.shadow, assessment.kind, shadow_facts)
+        return decide(self.rules, assessment.kind, facts), shadow
 
     async def assess(
         self, assessment: Assessment, lists: Mapping[str, bool] | None = None, txn_id: int | None = None
@@ -112,9 +130,12 @@ class RiskEngine:
         now = self.clock()
 
         def work(session: Session) -> Decision:
-            decision = self.assess_in(session, assessment, now, lists)
+            decision, shadow = self.assess_both(session, assessment, now, lists)
             if txn_id is not None:
-                summary = json.dumps(decision.summary(), separators=(",", ":"))
+                recorded = decision.summary()
+                if shadow is not None:
+                    recorded["shadow"] = shadow.summary()
+                summary = json.dumps(recorded, separators=(",", ":"))
                 session.connection().execute(_SCORE, {"score": decision.score, "risk": summary, "id": txn_id})
             return decision
 
