@@ -1,6 +1,7 @@
 """Seed the fuzz corpora from the public frame of pos-8583.md and recorded demo traffic.
 
     python -m tests.fuzz.seed_corpus        # rewrites the seed-* files of tests/fuzz/corpus/<target>/
+    python -m tests.fuzz.seed_corpus api    # only those of the API targets (api_bodies, api_asgi, uploads)
 
 It starts the issuer simulator and the host in-process on a SQLite store, puts a recording relay in front
 of the POS port and of each issuer, and plays a terminal day with the demo terminal: sign-in (003 and
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -179,10 +182,100 @@ def seed(pos_frames: list[bytes], network_frames: list[bytes]) -> dict[str, int]
     }
 
 
+def _api_bodies() -> list[tuple[str, str, bytes]]:
+    """(route path, content type, body) of a valid request to each body route, and the hostile ones of
+    issue 9 (ids beyond 64 bits, lone surrogates, NUL)."""
+    from posgate.api.testing import form_values, photo_files
+
+    reason = {"reason": "documents are blurred"}
+    form = "&".join(f"{k}={v}" for k, v in form_values().items() if k != "address")
+    parts = b"".join(
+        f'--fuzz\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in form_values().items()
+    )
+    for kind, (name, data, mime) in photo_files().items():
+        head = f'--fuzz\r\nContent-Disposition: form-data; name="{kind}"; filename="{name}"\r\n'
+        parts += head.encode() + f"Content-Type: {mime}\r\n\r\n".encode() + data + b"\r\n"
+    multipart = parts + b"--fuzz--\r\n"
+    j = lambda body: json.dumps(body).encode()  # noqa: E731
+    return [
+        ("/api/auth/login", "json", j({"username": "admin", "password": "posgate-demo"})),
+        ("/api/users", "json", j({"username": "clerk", "password": "a-long-password", "role": "operator"})),
+        ("/api/api-keys", "json", j({"label": "reconciliation job", "role": "finance"})),
+        ("/api/api-keys", "json", b'{"label": "\\ud800", "role": "risk"}'),
+        ("/api/applications/{application_id}/reject", "json", j(reason)),
+        ("/api/applications/{application_id}/request-more-info", "json", b'{"reason": "a\\u0000b"}'),
+        ("/api/applications/{application_id}/approve", "json", j({"mdr_debit_cap_fen": 2**63})),
+        (
+            "/api/applications/{application_id}/approve",
+            "json",
+            j({"mdr_debit_ppm": 3800, "mdr_credit_ppm": 5500, "settlement_cycle": "D0", "d0_allowed": True}),
+        ),
+        ("/api/merchants/{mid}/terminals", "json", j({"count": 2, "mac_algorithm": "x919"})),
+        ("/api/merchants/{mid}/suspend", "json", j(reason)),
+        ("/api/terminals/{tid}/close", "json", j({"reason": "\ud800"})),
+        ("/api/applications", "multipart", multipart),
+        ("/applications/new", "form", form.encode()),
+        (
+            "/applications/{application_id}/decide",
+            "form",
+            b"action=approve&mdr_debit_cap_fen=9223372036854775808",
+        ),
+        ("/merchants/{mid}/terminals", "form", b"csrf_token=x&count=3"),
+        ("/merchants/{mid}/lifecycle", "form", b"action=suspend&reason=fraud%00"),
+        ("/login", "form", b"username=admin&password=posgate-demo&next=/"),
+        ("/applications/{application_id}/resubmit", "multipart", multipart),
+        ("/applications/new", "multipart", multipart),
+    ]
+
+
+def seed_api() -> dict[str, int]:
+    """Seeds of the API targets: a valid and a hostile body per route, and hostile photos."""
+    from posgate.api.testing import photo
+    from tests.fuzz import api_asgi, api_bodies
+    from tests.integration.test_upload_polyglots import jpeg_svg, jpeg_zip, png_bomb, png_zip
+
+    kinds = {"json": 0, "form": 1, "multipart": 2}
+    bodies, asgi = [], []
+    for path, kind, body in _api_bodies():
+        index = next(i for i, (_m, p, _b) in enumerate(api_bodies.ROUTES) if p == path)
+        bodies.append(bytes([index, kinds[kind]]) + body)
+        asgi.append(bytes([_asgi_index(api_asgi, "POST", path), kinds[kind]]) + body)
+        asgi.append(bytes([_asgi_index(api_asgi, "POST", path), kinds[kind] | 0x10]) + body)  # hostile ids
+    for path, query in (
+        ("/api/transactions", b"tid=12345678&limit=9223372036854775808"),
+        ("/api/settlement/statement", b"mid=%00&date=2026-11-26"),
+    ):
+        asgi.append(bytes([_asgi_index(api_asgi, "GET", path), 0]) + query)
+    photos = [
+        photo("JPEG", 5),
+        photo("PNG", 6),
+        photo("JPEG", 7, (400, 300)),
+        jpeg_svg(),
+        jpeg_zip(),
+        png_zip(),
+        png_bomb(2000),  # 16 MB of RGBA from a few KB
+    ]
+    return {
+        "api_bodies": _write("api_bodies", bodies),
+        "api_asgi": _write("api_asgi", asgi),
+        "uploads": _write("uploads", photos),
+    }
+
+
+def _asgi_index(module: object, method: str, path: str) -> int:
+    routes = module._state().routes  # type: ignore[attr-defined]
+    return next(i for i, route in enumerate(routes) if route == (method, path))
+
+
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="posgate-seed-") as workdir:
-        pos_frames, network_frames = asyncio.run(record(Path(workdir)))
-    for target, count in seed(pos_frames, network_frames).items():
+    if sys.argv[1:] == ["api"]:
+        targets = seed_api()
+    else:
+        with tempfile.TemporaryDirectory(prefix="posgate-seed-") as workdir:
+            pos_frames, network_frames = asyncio.run(record(Path(workdir)))
+        targets = {**seed(pos_frames, network_frames), **seed_api()}
+    for target, count in targets.items():
         print(f"{target}: {count} seed files")
 
 

@@ -285,3 +285,11 @@ def test_a_valid_request_still_works(console: LiveConsole, admin_key: str) -> No
         assert made.status_code == 201, made.text
         assert made.json()["label"] == "收单 😀 key"
         assert client.get(f"/api/applications/{2**63 - 1}").status_code == 404
+
+
+def test_an_error_that_echoes_a_caller_value_stays_one_line(console: LiveConsole, admin_key: str) -> None:
+    """Found by the api_asgi fuzzer: a username with a newline in the path came back in a two-line message."""
+    with console.client(admin_key) as client:
+        response = client.post("/api/users/1%0A2/deactivate")
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["message"] == "no user 1\\x0a2"

@@ -5,6 +5,7 @@ message on its pages."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import Request
@@ -50,10 +51,23 @@ class RequestTooLarge(OnboardingError):
     code = "request_too_large"
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    r"""`text` with control characters (newlines included) written as escapes: an error message that
+    echoes a caller's input stays one line.
+
+    >>> one_line("no user 1\n2")
+    'no user 1\\x0a2'
+    """
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
+    error: dict[str, Any] = {"code": code, "message": one_line(message)}
     if field is not None:
-        error["field"] = field
+        error["field"] = one_line(field)
     return {"error": error}
 
 

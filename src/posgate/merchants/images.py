@@ -113,8 +113,13 @@ def _jpeg_walk(data: bytes, field: str) -> tuple[int, list[Region]]:
         regions.append((start, min(pos, size), "binary" if binary else "text"))
         if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
             scan = pos
-            while pos + 1 < size:
-                if data[pos] == 0xFF and data[pos + 1] != 0x00 and not 0xD0 <= data[pos + 1] <= 0xD7:
+            while True:  # (bytes.find, not a Python loop over every byte of a 5 MiB scan)
+                found = data.find(b"\xff", pos, size - 1)
+                if found < 0:
+                    pos = max(scan, size - 1)
+                    break
+                pos = found
+                if data[pos + 1] != 0x00 and not 0xD0 <= data[pos + 1] <= 0xD7:
                     break
                 pos += 1
             regions.append((scan, pos, "image"))
