@@ -18,7 +18,7 @@ from posgate.host.steps.original import FindOriginal
 from posgate.host.steps.pin import TranslatePin
 from posgate.host.steps.record import RecordOutcome, RecordRequest, ReserveRefund
 from posgate.host.steps.respond import ComposeResponse
-from posgate.host.steps.reversal import ReverseOriginal
+from posgate.host.steps.reversal import HonourEarlyReversal, ReverseOriginal
 from posgate.host.steps.risk import AssessRisk, CountForRisk, RaiseRiskAlerts
 from posgate.host.steps.routing import SelectIssuer
 from posgate.host.steps.settlement import SettleBatch, UploadBatch
@@ -52,9 +52,11 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
     """The decide-and-act steps per kind; a decline stops the list."""
     terminal = [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s)]
     authorize = [ReadCard(s), SelectIssuer(s), RecordRequest(s), TranslatePin(s), AskIssuer(s)]
+    # a request a terminal can reverse (0400) is not carried out when its reversal was handled first
+    record = [RecordRequest(s), HonourEarlyReversal(s)]
     # purchases and refunds: the risk decision after the card is read and recorded, before the issuer
-    purchase = [ReadCard(s), SelectIssuer(s), RecordRequest(s), AssessRisk(s), TranslatePin(s), AskIssuer(s)]
-    with_original = [ReadCard(s), SelectIssuer(s), RecordRequest(s), FindOriginal(s)]
+    purchase = [ReadCard(s), SelectIssuer(s), *record, AssessRisk(s), TranslatePin(s), AskIssuer(s)]
+    with_original = [ReadCard(s), SelectIssuer(s), *record, FindOriginal(s)]
     return {
         Kind.SIGN_IN: [CheckFields(s, Kind.SIGN_IN), IdentifyTerminal(s), IssueWorkingKeys(s)],
         Kind.SIGN_OUT: [CheckFields(s, Kind.SIGN_OUT), IdentifyTerminal(s), SignOut(s)],
@@ -79,10 +81,13 @@ def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
             AssessRisk(s),
             AskIssuer(s),
         ],
-        Kind.REFUND: [
+        Kind.REFUND: [  # an advice (0220): repeated until answered, never reversed by its terminal
             CheckFields(s, Kind.REFUND),
             *terminal,
-            *with_original,
+            ReadCard(s),
+            SelectIssuer(s),
+            RecordRequest(s),
+            FindOriginal(s),
             AssessRisk(s),
             ReserveRefund(s),
             AskIssuer(s),

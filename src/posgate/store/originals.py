@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
@@ -157,6 +157,57 @@ def reverse_for_terminal(
     if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
         move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
     return TerminalReversal(original.id, reversed_kind=original.kind)
+
+
+# the 0420 of a request found already reversed by its terminal: the 0400's own field 39 is not kept, and a
+# terminal reverses a request that got no answer
+EARLY_REVERSAL_REASON_CODE = "98"
+
+
+def reversed_before_recorded(
+    session: Session,
+    txn_id: int,
+    tid: str,
+    stan: str,
+    business_date: dt.date,
+    processing_code: str,
+    now: dt.datetime,
+) -> bool:
+    """Whether the terminal's 0400 for request `txn_id` (same TID, STAN and processing code, today or
+    yesterday) reached the host before it: if so the request is marked reversed here and its 0420 queued
+    (`reverse_transaction`, exactly once), and the 0400 names it as its original.
+
+    The caller runs this in a unit of work of its own, after the one that inserted `txn_id` committed; the
+    0400's `reverse_for_terminal` runs after the 0400's own row committed. Of two such check-after-insert
+    pairs, at least one sees the other's row (PostgreSQL's read committed and SQLite both read every
+    commit made before the statement), so a request and its reversal handled at the same time on any
+    host nodes can never both miss each other."""
+    reversal_id = session.scalar(
+        select(Transaction.id)
+        .where(
+            Transaction.tid == tid,
+            Transaction.stan == stan,
+            Transaction.mti == "0400",
+            Transaction.processing_code == processing_code,
+            Transaction.business_date.in_((business_date, business_date - dt.timedelta(days=1))),
+            Transaction.state.in_(("pending", "approved")),
+            or_(Transaction.original_id.is_(None), Transaction.original_id == txn_id),
+        )
+        .order_by(Transaction.id.desc())
+        .limit(1)
+    )
+    if reversal_id is None:
+        return False
+    reverse_transaction(session, txn_id, EARLY_REVERSAL_REASON_CODE, now)
+    session.execute(
+        update(Transaction)
+        .where(
+            Transaction.id == reversal_id, Transaction.original_id.is_(None), Transaction.state != "pending"
+        )
+        .values(original_id=txn_id)
+        .execution_options(synchronize_session=False)
+    )
+    return True
 
 
 def stand_in_total_today(session: Session, pan_hash: str, business_date: dt.date) -> int:

@@ -1,4 +1,5 @@
-"""ReverseOriginal: a terminal's 0400 undoes its original at the issuer, exactly once."""
+"""ReverseOriginal: a terminal's 0400 undoes its original at the issuer, exactly once; HonourEarlyReversal: a
+request whose 0400 the host handled first is not carried out."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import logging
 
 from posgate.host.context import TxnContext
 from posgate.host.steps.base import Step
+from posgate.iso8583.reasons import Reason
 from posgate.store.acquirer import rrn_of
-from posgate.store.originals import reverse_for_terminal
+from posgate.store.originals import reverse_for_terminal, reversed_before_recorded
 
 log = logging.getLogger("posgate.host")
 
@@ -36,3 +38,32 @@ class ReverseOriginal(Step):
             assert outcome.original_id is not None
             await self.services.saf.deliver_for(outcome.original_id, self.services.settings.issuer_timeout_s)
         ctx.result.approve()
+
+
+class HonourEarlyReversal(Step):
+    """Needs: ctx.txn_id (RecordRequest, committed), fields 3 and 11. A terminal reverses a request that got
+    no answer (0400, same STAN); when the host reads both at once — it was frozen with both in its socket
+    buffer, or the request was slower through the first steps — the 0400 can be handled first, find no
+    original and be answered `00`. The request must then not be carried out: it is marked reversed and its
+    0420 queued (the issuer keeps a tombstone, should the request ever reach it), and the terminal gets
+    `05`, as the issuer answers a late original. Runs before anything is sent to the issuer; a 0400
+    handled after this check finds the request recorded and reverses it itself (`reversed_before_recorded`
+    says why one of the two always sees the other). Declines: 05."""
+
+    async def prepare(self, ctx: TxnContext) -> None:
+        if ctx.txn_id is None:
+            return
+        txn_id, tid, stan, day = ctx.txn_id, ctx.tid, ctx.stan, ctx.business_date
+        processing_code, now = ctx.request.get("3", "000000"), self.services.clock().replace(tzinfo=None)
+        reversed_first = await self.services.store.run(
+            lambda s: reversed_before_recorded(s, txn_id, tid, stan, day, processing_code, now)
+        )
+        if reversed_first:
+            log.warning(
+                "%s RRN %s arrived after its terminal's reversal (STAN %s): not carried out, 0420 queued",
+                ctx.kind.value,
+                ctx.rrn,
+                stan,
+            )
+            ctx.result.decline(Reason.DO_NOT_HONOUR)
+            self.services.saf.kick()
