@@ -341,6 +341,15 @@ def reverse_transaction(session: Session, txn_id: int, reason_code: str, now: dt
     return True
 
 
+def queue_reversal_of(session: Session, txn_id: int, reason_code: str, now: dt.datetime) -> bool:
+    """Queue the 0420 of transaction `txn_id` (once) when it was routed to an issuer; True if it was."""
+    txn = session.get(Transaction, txn_id)
+    if txn is None or not (txn.issuer_name and txn.transmission_dt):
+        return False
+    queue_reversal(session, txn, reason_code, now)
+    return True
+
+
 def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> None:
     """The issuer did not answer: mark the transaction timed out and queue its 0420 (reason 98)."""
     changed = session.execute(

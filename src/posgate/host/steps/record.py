@@ -17,8 +17,10 @@ from posgate.store.acquirer import (
     find_duplicate,
     finish_transaction,
     insert_transaction,
+    queue_reversal_of,
     store_answer,
 )
+from posgate.store.in_doubt import REVERSED_KINDS
 from posgate.store.originals import move_original, release_refund, reserve_refund
 from posgate.txnset import TxnState, row_of
 
@@ -114,6 +116,19 @@ class ReserveRefund(Step):
 
 
 STATE_BY_CODE = {"00": TxnState.APPROVED, "98": TxnState.TIMED_OUT}
+# issuer answers after which the issuer may hold money for the request: approved, or approved as far as
+# anyone can tell (A0: the reply's MAC did not verify, so its code cannot be trusted)
+ISSUER_MAY_HAVE_APPROVED = ("00", "A0")
+
+
+def issuer_may_hold_money(ctx: TxnContext) -> bool:
+    """Whether the issuer may have approved this request — debited, held, credited or released money for
+    it: it was sent and either approved (`00`, or a reply whose MAC failed) or never answered."""
+    if ctx.kind.value not in REVERSED_KINDS:
+        return False
+    if ctx.notes.get("issuer_unanswered"):
+        return True
+    return ctx.issuer_reply is not None and ctx.issuer_reply.get("39") in ISSUER_MAY_HAVE_APPROVED
 
 
 def original_effect(kind: Kind) -> tuple[TxnState, TxnState] | None:
@@ -133,14 +148,23 @@ class RecordOutcome(Step):
     handling it died (and queued its reversal) — an approval becomes `98` for the terminal: it is never told
     "approved" for a transaction that is being reversed. Effects on the original (voided, completed …) and
     the release of a refund's reservation happen only with an outcome that was written, or (a release) when
-    no recovery did it already."""
+    no recovery did it already.
+
+    A request the host declines although the issuer may have approved it (`issuer_may_hold_money`) — the
+    reversal the step queued failed (the store failed after a reply whose MAC did not verify, or after a
+    time-out), or a step after AskIssuer failed and so did its compensation — is written `reversed` and its
+    0420 queued in the same unit of work, so the issuer always releases what it holds for a host decline.
+    If this unit of work fails too, the row stays `pending` for the in-doubt recovery, which does the same."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         if ctx.replay is not None or ctx.txn_id is None:
             return
         response = ctx.notes["response_fields"]
         code = ctx.result.code
-        state = STATE_BY_CODE.get(code, TxnState.DECLINED)
+        undo_at_issuer = not ctx.result.approved and issuer_may_hold_money(ctx)
+        state = TxnState.REVERSED if undo_at_issuer else STATE_BY_CODE.get(code, TxnState.DECLINED)
+        reversal_reason = "98" if ctx.notes.get("issuer_unanswered") else "96"
+        now = self.services.clock().replace(tzinfo=None)
         trace = ctx.trace_text()
         txn_id = ctx.txn_id
         approved = ctx.result.approved
@@ -164,12 +188,22 @@ class RecordOutcome(Step):
             )
             if effect is not None and finished.applied:
                 move_original(session, original_id, *effect)
+            if undo_at_issuer and finished.applied:
+                queue_reversal_of(session, txn_id, reversal_reason, now)
             overruled = approved and finished.state != TxnState.APPROVED
             if reserved and (not approved or overruled) and not finished.recovered:
                 release_refund(session, original_id, amount_fen)
             return finished
 
         finished = await self.services.store.run(finish)
+        if undo_at_issuer and finished.applied:
+            log.warning(
+                "%s RRN %s declined (%s) after the issuer may have approved it: 0420 queued",
+                ctx.kind.value,
+                ctx.rrn,
+                code,
+            )
+            self.services.saf.kick()
         if approved and finished.state != TxnState.APPROVED:
             log.warning(
                 "%s RRN %s was %s while the host waited for the issuer: answering 98",
