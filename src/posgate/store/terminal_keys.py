@@ -17,9 +17,10 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from posgate.store.acquirer import TerminalRecord, load_terminal
 from posgate.store.audit import audit
 from posgate.store.keys import KeySealer, get_keys, put_key
 from posgate.store.models import SealedKey, Terminal
@@ -58,6 +59,21 @@ def load_terminal_keys(session: Session, sealer: KeySealer, tid: str, use: str |
         current={p: keys[p] for p in WORKING_PURPOSES if p in keys},
         pending={p: keys[pending_purpose(p)] for p in WORKING_PURPOSES if pending_purpose(p) in keys},
     )
+
+
+def load_terminal_with_keys(
+    session: Session, sealer: KeySealer, tid: str, use: str
+) -> tuple[TerminalRecord | None, StoredKeys]:
+    """The terminal's record and its keys as of one moment (the keys' opening audited as the host's).
+
+    The row is read first with a share lock: a sign-in or a promotion, which changes the row and then the
+    keys in one transaction, commits wholly before this read or waits until this unit of work ends. Read in
+    two units of work (or in two statements without the lock: PostgreSQL's read committed takes a snapshot
+    per statement), a promotion that commits in between gives a record that still names the pending
+    generation and keys that no longer hold it — a terminal at its first sign-in then seems to hold no
+    keys at all, and its sale gets `97`. SQLite serializes units of work (`BEGIN IMMEDIATE`)."""
+    session.execute(select(Terminal.id).where(Terminal.tid == tid).with_for_update(read=True))
+    return load_terminal(session, tid), load_terminal_keys(session, sealer, tid, use)
 
 
 def _pending_is(seen: dt.datetime | None):  # type: ignore[no-untyped-def]

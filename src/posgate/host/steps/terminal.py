@@ -3,6 +3,8 @@ in use or those issued at its last sign-in), CompleteTestSwipe."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from posgate.host.context import Kind, TxnContext
 from posgate.host.steps.base import HostServices, Step
 from posgate.iso8583.codec import split_pos_mac
@@ -11,7 +13,7 @@ from posgate.security.keys import kcv
 from posgate.security.pos_mac import MacAlgorithm, verify_pos_mac
 from posgate.security.signin import KeyGenerations, WorkingKeys
 from posgate.store.acquirer import TerminalRecord, complete_test_swipe, load_terminal
-from posgate.store.terminal_keys import load_terminal_keys, promote_pending_keys, record_mac_failure
+from posgate.store.terminal_keys import load_terminal_with_keys, promote_pending_keys, record_mac_failure
 
 LIVE, TESTING = "live", "testing"
 # before going live a terminal makes a test swipe: a small sale, then its void or its reversal
@@ -49,29 +51,41 @@ class IdentifyTerminal(Step):
         await self.use(ctx, record)
 
     async def use(self, ctx: TxnContext, record: TerminalRecord) -> None:
+        ctx.key_generations = None
+        if record.signed_in:
+            record, ctx.key_generations = await self._key_generations(record)
         ctx.terminal = record
-        ctx.key_generations = await self._key_generations(record) if record.signed_in else None
         wrong_merchant = "42" in ctx.request and ctx.request["42"] != record.mid
         if wrong_merchant or not allowed_in_status(ctx, record.status, record.merchant_status):
             ctx.result.decline(Reason.INVALID_MERCHANT)
 
-    async def _key_generations(self, record: TerminalRecord) -> KeyGenerations:
+    async def _key_generations(self, record: TerminalRecord) -> tuple[TerminalRecord, KeyGenerations]:
+        """The opened key generations of the terminal, from this node's cache or else read from the store
+        together with a fresh record (`load_terminal_with_keys`: one moment, so a promotion by a pipelined
+        request or another node cannot fall between the record and its keys); that record is returned."""
         cache = self.services.key_cache
-        cache_key = (record.tid, record.signed_in_at, record.pending_at, record.key_period)
-        generations = cache.get(cache_key)
-        if generations is None:
-            stored = await self.services.store.run(
-                lambda s: load_terminal_keys(
-                    s, self.services.vault, record.tid, "verify MACs, translate PINs"
-                )
-            )
-            generations = KeyGenerations(
-                current=_working(stored.current) if record.current_keys_valid else None,
-                pending=_working(stored.pending) if record.pending_keys_valid else None,
-            )
-            forget_keys(self.services, record.tid)
-            cache[cache_key] = generations
-        return generations
+        generations = cache.get(_cache_key(record))
+        if generations is not None:
+            return record, generations
+        services = self.services
+        fresh, stored = await services.store.run(
+            lambda s: load_terminal_with_keys(s, services.vault, record.tid, "verify MACs, translate PINs")
+        )
+        if fresh is None:  # deleted meanwhile
+            return record, KeyGenerations(current=None, pending=None)
+        generations = KeyGenerations(
+            current=_working(stored.current) if fresh.current_keys_valid else None,
+            pending=_working(stored.pending) if fresh.pending_keys_valid else None,
+        )
+        forget_keys(services, fresh.tid)
+        cache[_cache_key(fresh)] = generations
+        if fresh != record:
+            services.terminals.put(fresh)
+        return fresh, generations
+
+
+def _cache_key(record: TerminalRecord) -> tuple[str, dt.datetime | None, dt.datetime | None, int]:
+    return (record.tid, record.signed_in_at, record.pending_at, record.key_period)
 
 
 def _working(keys: dict[str, bytes]) -> WorkingKeys | None:
