@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import iso8583
@@ -196,13 +196,15 @@ async def test_a_pin_block_that_is_not_format_0_is_55_and_never_reaches_the_issu
 
 
 class ReplyTamperingProxy:
-    """Between the host and an issuer: passes every frame, but while `tamper` is set changes each 0210
-    reply: `flip` changes its last character (the MAC's last hex digit, the MAC being the last field),
-    `strip` takes the MAC away (field 64 and its bit in the primary bitmap)."""
+    """Between the host and an issuer: passes every frame, but while `tamper` is set changes each reply
+    whose MTI is in `mtis` (0210 unless told): `flip` changes its last character (the MAC's last hex
+    digit, the MAC being the last field), `strip` takes the MAC away (field 64 and its bit in the primary
+    bitmap)."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.tamper = True
+        self.mtis: tuple[bytes, ...] = (b"0210",)
         self.mode = "flip"
         self.tampered = 0
         self.server: asyncio.Server | None = None
@@ -232,7 +234,7 @@ class ReplyTamperingProxy:
             task.add_done_callback(self._tasks.discard)
 
     def _maybe_tamper(self, body: bytes) -> bytes:
-        if not (self.tamper and body[:4] == b"0210"):
+        if not (self.tamper and body[:4] in self.mtis):
             return body
         self.tampered += 1
         if self.mode == "strip":
@@ -305,6 +307,46 @@ async def test_an_issuer_approval_without_a_mac_is_not_an_approval_and_is_revers
         assert result.response_code == "96", result.summary()
         proxy.tamper = False
         assert await eventually(lambda: _available_is(terminal, 1_000_000), timeout_s=8)
+
+
+async def test_a_reversal_whose_answer_fails_its_mac_stays_queued_until_an_answer_verifies(
+    stack_behind_proxy: tuple[Running, ReplyTamperingProxy],
+) -> None:
+    """An 0430 whose MAC does not verify is not the issuer's word: the 0420 stays queued and is sent again
+    (the issuer applies a reversal once) until an answer verifies. It was marked delivered at once."""
+    running, proxy = stack_behind_proxy
+    proxy.tamper, proxy.mtis = False, (b"0430",)
+    async with TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=5.0) as terminal:
+        assert (await terminal.sign_in()).approved
+        sale = await terminal.sale(OK_CARD, "123456", 4_500)
+        assert sale.approved and sale.rrn
+        proxy.tamper = True
+        assert (await terminal.reverse_last("98")).response_code == "00"
+        txn_id = int(sale.rrn)
+
+        async def queue_entry() -> tuple[str, int]:
+            def read(session) -> tuple[str, int]:  # type: ignore[no-untyped-def]
+                entry = session.scalar(select(SafEntry).where(SafEntry.transaction_id == txn_id))
+                return entry.status, entry.attempts
+
+            return await running.handle.store.run(read)
+
+        async def retried() -> bool:
+            status, attempts = await queue_entry()
+            assert status == "pending", (
+                f"marked {status} on a reply whose MAC failed ({proxy.tampered} tampered)"
+            )
+            return attempts >= 3
+
+        assert await eventually(retried, timeout_s=10)
+        proxy.tamper = False
+        assert await eventually(lambda: _entry_done(queue_entry), timeout_s=10)
+        assert proxy.tampered >= 3
+        assert await _available_is(terminal, 1_000_000)
+
+
+async def _entry_done(queue_entry: Callable[[], Awaitable[tuple[str, int]]]) -> bool:
+    return (await queue_entry())[0] == "done"
 
 
 async def _available_is(terminal: TerminalClient, fen: int) -> bool:

@@ -5,6 +5,9 @@ The queue is the `saf_entries` table, so it survives a restart and any host node
 applies a reversal at most once, so a reversal sent twice by two nodes does no harm. The forwarder wakes on
 `kick()` (a new entry, a link coming up) and every `saf_retry_s`.
 
+An entry is done only when the issuer's answer verifies: a reply whose MAC fails (`A0`) leaves it queued
+for the next attempt, like no answer at all.
+
 A 0420 is a message of its own: at its first attempt it takes a STAN from the link (`StanSource`) and the
 time as field 7, both written to its entry before it is sent, and every repeat carries the same ones. A 0220
 advice carries its transaction's STAN and field 7, the ones of the refund's first 0220.
@@ -34,6 +37,10 @@ from posgate.store.acquirer import (
 from posgate.store.runtime import Store
 
 log = logging.getLogger("posgate.host.saf")
+
+# field 39 of a reply whose MAC did not verify (`IssuerLink` sets it), or of an issuer that could not verify
+# ours: nobody knows whether the message was applied, so it is sent again (the issuer applies it once)
+UNAUTHENTICATED = "A0"
 
 
 class StanSource(Protocol):
@@ -112,8 +119,16 @@ class SafForwarder:
             try:
                 reply = await link.request(request, self.timeout_s)
             except (IssuerUnavailable, IssuerTimeout) as exc:
-                error, retry_at = str(exc), self._now() + dt.timedelta(seconds=self.retry_s)
-                await self.store.run(lambda s: saf_failed(s, item.id, error, retry_at))
+                await self._retry_later(item, str(exc))
+                return False
+            if reply.get("39") == UNAUTHENTICATED:  # not the issuer's word (or it could not read ours)
+                log.warning(
+                    "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
+                    "reversal" if item.mti == "0420" else "advice",
+                    item.rrn,
+                    item.issuer_name,
+                )
+                await self._retry_later(item, "the reply failed MAC verification (A0)")
                 return False
             now = self._now()
             await self.store.run(lambda s: saf_delivered(s, item.id, now))
@@ -127,6 +142,10 @@ class SafForwarder:
             return True
         finally:
             self._in_flight.discard(item.id)
+
+    async def _retry_later(self, item: SafItem, error: str) -> None:
+        retry_at = self._now() + dt.timedelta(seconds=self.retry_s)
+        await self.store.run(lambda s: saf_failed(s, item.id, error, retry_at))
 
     async def _request_for(self, item: SafItem, pan: str | None) -> dict[str, str]:
         if item.mti == "0220":
