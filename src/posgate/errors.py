@@ -11,18 +11,34 @@ import re
 
 _CARD_DIGITS = re.compile(r"(?<![0-9A-Fa-f])(\d{6})(\d{3,9})(\d{4})(?=[D=]?)(?![0-9])")
 _TRACK2 = re.compile(r"(\d{6})\d{3,9}(\d{4})[D=][0-9A-F]+", re.IGNORECASE)
+# a run of 20 digits or more: too long for a PAN, unless it is one padded with zeros (an `n 20` field,
+# BCD's filler) — zeros, 13–19 digits, zeros
+_LONG_RUN = re.compile(r"(?<![0-9A-Fa-f])\d{20,}(?![0-9])")
+_ZERO_PADDED = re.compile(r"(0*)([1-9]\d{11,17}[1-9])(0*)")
+
+
+def _mask_padded_pan(run: re.Match[str]) -> str:
+    padded = _ZERO_PADDED.fullmatch(run.group())
+    if padded is None:
+        return run.group()
+    left, pan, right = padded.groups()
+    return f"{left}{pan[:6]}{'*' * (len(pan) - 10)}{pan[-4:]}{right}"
 
 
 def mask_card_data(text: str) -> str:
-    """Mask anything in `text` that looks like a PAN (13–19 digits) or a track 2.
+    """Mask anything in `text` that looks like a PAN (13–19 digits, or padded with zeros to 20 digits or
+    more) or a track 2.
 
     >>> mask_card_data("card 6229990000000012 declined")
     'card 622999******0012 declined'
     >>> mask_card_data("6229990000000012D3012101136169110300")
     '622999******0012D***'
+    >>> mask_card_data("field 2 00006229990000000012")
+    'field 2 0000622999******0012'
     """
     text = _TRACK2.sub(lambda m: f"{m.group(1)}******{m.group(2)}D***", text)
-    return _CARD_DIGITS.sub(lambda m: f"{m.group(1)}{'*' * len(m.group(2))}{m.group(3)}", text)
+    text = _CARD_DIGITS.sub(lambda m: f"{m.group(1)}{'*' * len(m.group(2))}{m.group(3)}", text)
+    return _LONG_RUN.sub(_mask_padded_pan, text)  # runs _CARD_DIGITS cannot match (it ends at 19 digits)
 
 
 class PosgateError(Exception):

@@ -43,6 +43,22 @@ def test_a_pan_of_any_length_keeps_only_its_first_six_and_last_four(length: int)
 
 
 @pytest.mark.parametrize("length", sorted(PANS))
+def test_a_pan_padded_with_zeros_to_20_digits_or_more_is_masked(length: int) -> None:
+    """An `n 20` field (or BCD filler) holds the PAN with zeros before or after it: a run too long to be a
+    PAN itself, which was left clear."""
+    pan = PANS[length]
+    masked = pan[:6] + "*" * (length - 10) + pan[-4:]
+    for left, right in ((20 - length, 0), (0, 20 - length), (1, 20 - length - 1), (24 - length, 4)):
+        if left < 0 or right < 0 or left + length + right < 20:
+            continue
+        padded = "0" * left + pan + "0" * right
+        text = mask_card_data(f"field 2 {padded} refused")
+        assert pan not in text
+        assert text == f"field 2 {'0' * left}{masked}{'0' * right} refused"
+    assert str(DecodeError(f"field 2: {pan:0>20}", field=2)) == f"field 2: {masked:0>20}"
+
+
+@pytest.mark.parametrize("length", sorted(PANS))
 def test_a_track_2_of_any_pan_length_is_masked_with_its_discretionary_data(length: int) -> None:
     pan = PANS[length]
     for separator in ("D", "=", "d"):
@@ -59,6 +75,8 @@ def test_a_track_2_of_any_pan_length_is_masked_with_its_discretionary_data(lengt
         "kcv 08D7B4FB mac 8D7B4FB1C2E3A4F5",
         "key block B0096K0TD00N0000AB6229990000000012",  # hex run: not a PAN on its own
         "12 digits 622999000001",
+        "20 zeros and a STAN 00000000000000001234",  # 4 significant digits: no PAN
+        "62 digits of totals " + "0" * 62,
     ],
 )
 def test_what_is_not_card_data_is_left_alone(text: str) -> None:
