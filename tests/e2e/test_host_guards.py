@@ -425,6 +425,26 @@ async def test_a_refund_the_issuer_declines_leaves_the_whole_amount_refundable(
         await issuer.stop()
 
 
+# ---- two full refunds of one sale at once
+
+
+async def test_two_racing_full_refunds_of_one_sale_give_one_approval_and_one_64(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """The refund cap is a conditional UPDATE (ReserveRefund): of two refunds of the whole amount sent at
+    the same moment on two connections, exactly one is approved and the other gets `64`; the card is
+    credited once."""
+    async with TerminalClient(*stack.pos_address, terminal.state, timeout_s=10.0) as other:
+        for amount in (2_100, 2_200, 2_300):
+            sale = await terminal.sale(OK_CARD, "123456", amount)
+            assert sale.approved and sale.rrn
+            answers = await asyncio.gather(
+                terminal.refund(sale.rrn, OK_CARD, amount), other.refund(sale.rrn, OK_CARD, amount)
+            )
+            assert sorted(answer.response_code for answer in answers) == ["00", "64"], answers
+    assert await available_fen(terminal, OK_CARD) == 1_000_000
+
+
 # ---- the terminal status the host caches follows the test swipe
 
 
