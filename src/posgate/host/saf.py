@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from posgate.errors import IssuerTimeout, IssuerUnavailable
-from posgate.host.links import IssuerLinks
+from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.network_messages import advice_request, reversal_request
 from posgate.security.at_rest import CardVault
 from posgate.store.acquirer import (
@@ -63,7 +63,7 @@ class SafForwarder:
         self.acquirer_id, self.retry_s, self.timeout_s, self.clock = acquirer_id, retry_s, timeout_s, clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._in_flight: set[int] = set()
+        self._in_flight: dict[int, asyncio.Task[bool]] = {}  # entry id → its attempt under way
 
     def start(self) -> None:
         for link in self.links.by_name.values():
@@ -80,13 +80,16 @@ class SafForwarder:
         self._wake.set()
 
     async def deliver_for(self, transaction_id: int, timeout_s: float) -> bool:
-        """Try now to deliver the queued reversal of one transaction; True when the issuer answered."""
+        """Try now to deliver the queued reversal of one transaction; True when the issuer answered. When
+        the forwarder is already sending it (its timer or a kick picked the new entry up first), wait for
+        that attempt rather than return at once: the caller answers its terminal only after the issuer
+        has, when it can."""
         now = self._now()
         items = await self.store.run(lambda s: due_saf_entries(s, now, limit=1000))
         delivered = False
         for item in items:
             if item.transaction_id == transaction_id:
-                delivered = await asyncio.wait_for(self._deliver(item), timeout_s + 1)
+                delivered = await asyncio.wait_for(self._deliver(item, join=True), timeout_s + 1)
         return delivered
 
     async def drain_once(self) -> int:
@@ -106,42 +109,46 @@ class SafForwarder:
                 await asyncio.wait_for(self._wake.wait(), self.retry_s)
             self._wake.clear()
 
-    async def _deliver(self, item: SafItem) -> bool:
-        if item.id in self._in_flight:
-            return False
+    async def _deliver(self, item: SafItem, join: bool = False) -> bool:
+        """One attempt at `item`; with `join`, an attempt already under way is waited for instead."""
+        running = self._in_flight.get(item.id)
+        if running is not None:
+            return await asyncio.shield(running) if join else False
         link = self.links.by_name.get(item.issuer_name)
         if link is None or not link.is_up:
             return False
-        self._in_flight.add(item.id)
+        attempt = asyncio.ensure_future(self._attempt(item, link))
+        self._in_flight[item.id] = attempt
+        attempt.add_done_callback(lambda _done: self._in_flight.pop(item.id, None))
+        return await attempt
+
+    async def _attempt(self, item: SafItem, link: IssuerLink) -> bool:
+        pan = self.vault.reveal_pan(item.pan_ciphertext) if item.pan_ciphertext else None
+        request = await self._request_for(item, pan)
         try:
-            pan = self.vault.reveal_pan(item.pan_ciphertext) if item.pan_ciphertext else None
-            request = await self._request_for(item, pan)
-            try:
-                reply = await link.request(request, self.timeout_s)
-            except (IssuerUnavailable, IssuerTimeout) as exc:
-                await self._retry_later(item, str(exc))
-                return False
-            if reply.get("39") == UNAUTHENTICATED:  # not the issuer's word (or it could not read ours)
-                log.warning(
-                    "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
-                    "reversal" if item.mti == "0420" else "advice",
-                    item.rrn,
-                    item.issuer_name,
-                )
-                await self._retry_later(item, "the reply failed MAC verification (A0)")
-                return False
-            now = self._now()
-            await self.store.run(lambda s: saf_delivered(s, item.id, now))
-            log.info(
-                "%s of RRN %s delivered to %s (answer %s)",
+            reply = await link.request(request, self.timeout_s)
+        except (IssuerUnavailable, IssuerTimeout) as exc:
+            await self._retry_later(item, str(exc))
+            return False
+        if reply.get("39") == UNAUTHENTICATED:  # not the issuer's word (or it could not read ours)
+            log.warning(
+                "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
                 "reversal" if item.mti == "0420" else "advice",
                 item.rrn,
                 item.issuer_name,
-                reply.get("39"),
             )
-            return True
-        finally:
-            self._in_flight.discard(item.id)
+            await self._retry_later(item, "the reply failed MAC verification (A0)")
+            return False
+        now = self._now()
+        await self.store.run(lambda s: saf_delivered(s, item.id, now))
+        log.info(
+            "%s of RRN %s delivered to %s (answer %s)",
+            "reversal" if item.mti == "0420" else "advice",
+            item.rrn,
+            item.issuer_name,
+            reply.get("39"),
+        )
+        return True
 
     async def _retry_later(self, item: SafItem, error: str) -> None:
         retry_at = self._now() + dt.timedelta(seconds=self.retry_s)
