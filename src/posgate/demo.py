@@ -1,5 +1,6 @@
 """`posgate demo`: start the stack on a fresh SQLite store, sign the demo terminal in and play a short
-scripted story, each step with the response code the demo fixture predicts; print a table of results.
+scripted story, each step with the response code the demo fixture predicts; then the risk desk at work (one
+risk decline, one alert); print a table of results.
 
 The story is data (`STORY`): adding a step is adding a line.
 """
@@ -241,6 +242,71 @@ class ClearedDay:
         return self.trial_balance_fen == 0
 
 
+@dataclass(frozen=True)
+class RiskOutcome:
+    title: str
+    expected: str
+    got: str
+    alerts: int  # alerts the sale opened
+    expected_alerts: int
+
+    @property
+    def ok(self) -> bool:
+        return self.got == self.expected and self.alerts == self.expected_alerts
+
+
+async def play_risk(running: Running, client: TerminalClient) -> list[RiskOutcome]:
+    """The risk desk at work (the host's default list rules, docs/risk.md): a card the desk put on the block
+    list is declined `59` before its issuer is asked; a sale at a terminal on the watch list is approved and
+    opens an alert (then reversed). Both list entries are removed afterwards."""
+    from sqlalchemy import func, select
+
+    from posgate.risk.lists import add_entry, remove_entry
+    from posgate.store.models_risk import RiskAlert
+
+    store, vault = running.handle.store, running.handle.vault
+    blocked_pan, watched_tid = "6229990000000053", client.state.tid
+    blocked = vault.pan_hash(blocked_pan)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def alerts_of(rrn: str | None):  # type: ignore[no-untyped-def]
+        txn_id = int(rrn) if rrn else -1
+        return lambda s: s.scalar(
+            select(func.count()).select_from(RiskAlert).where(RiskAlert.txn_id == txn_id)
+        )
+
+    outcomes = []
+    reason = "demo: reported stolen"
+    masked = demo_card(blocked_pan).masked_pan
+    await store.run(lambda s: add_entry(s, "card", "block", blocked, reason, "demo", now, masked=masked))
+    declined = await client.sale(demo_card(blocked_pan), "888888", 1_000)
+    outcomes.append(RiskOutcome("sale on a card on the block list", "59", declined.response_code, 0, 0))
+    await store.run(lambda s: add_entry(s, "terminal", "watch", watched_tid, "demo: new owner", "demo", now))
+    watched = await client.sale(demo_card("6229990000000012"), "123456", 1_000)
+    opened = await store.run(alerts_of(watched.rrn))
+    outcomes.append(RiskOutcome("sale at a watched terminal", "00", watched.response_code, opened, 1))
+    if watched.approved:  # taken back, so the day's clearing is the story's alone
+        await client.reverse_last("98")
+    await store.run(lambda s: remove_entry(s, "terminal", "watch", watched_tid, "demo", now))
+    await store.run(lambda s: remove_entry(s, "card", "block", blocked, "demo", now))
+    return outcomes
+
+
+def risk_table(outcomes: list[RiskOutcome]) -> Table:
+    table = Table(title="posgate demo — risk desk (posgate risk list / posgate risk alerts)")
+    for column in ("step", "expected", "got", "alerts", ""):
+        table.add_column(column)
+    for outcome in outcomes:
+        table.add_row(
+            outcome.title,
+            outcome.expected,
+            outcome.got,
+            str(outcome.alerts),
+            "[green]✓[/]" if outcome.ok else "[red]✗[/]",
+        )
+    return table
+
+
 def clear_the_day(running: Running, settings: Settings) -> ClearedDay:
     """Clear today (the demo does not wait for the 23:00 cut-off) and read the demo merchant's statement."""
     store = running.handle.store
@@ -295,10 +361,14 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
         state = demo_terminal_state()
         async with TerminalClient(host, port, state, timeout_s=10) as client:
             outcomes = await play_story(client, console)
+            risk = await play_risk(running, client)
         console.print(story_table(outcomes))
+        console.print(risk_table(risk))
         cleared = await asyncio.to_thread(clear_the_day, running, settings)
         console.print(clearing_table(cleared))
-        passed = onboarding.ok and all(o.ok for o in outcomes) and cleared.balanced
+        passed = (
+            onboarding.ok and all(o.ok for o in outcomes) and all(r.ok for r in risk) and cleared.balanced
+        )
         console.print(
             "[green]every step answered as the demo fixture predicts[/]"
             if passed
