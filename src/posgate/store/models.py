@@ -188,7 +188,7 @@ class Transaction(Base):
     response_fields: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, never card data
     trace: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow, index=True)
     # set when a host node resolved it after the host handling it died (store/in_doubt.py)
     recovered_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     # the inline risk decision (issue 11): its 0–100 score and summary (rule-set version, action, hits; JSON)
@@ -340,4 +340,4 @@ class SimAuthorization(Base):
 
 
 # the other capabilities' tables join the same metadata (and so the migrations' autogenerate check)
-from posgate.store import models_ledger, models_onboarding, models_risk  # noqa: E402, F401
+from posgate.store import models_kpi, models_ledger, models_onboarding, models_risk  # noqa: E402, F401

@@ -102,7 +102,7 @@ class AuditEvent(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
 
 
-# User.role: operator | reviewer | risk | finance | admin
+# User.role: operator | reviewer | risk | finance | admin | bank (a partner bank's user: `issuer` set)
 class User(Base):
     __tablename__ = "users"
 
@@ -110,6 +110,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
+    # role bank: the issuer (issuer_routes.name) whose cards alone the user may see
+    issuer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -124,6 +126,7 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(12))
     label: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
+    issuer: Mapped[str | None] = mapped_column(String(64), nullable=True)  # role bank: its one issuer
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -1,0 +1,157 @@
+"""The KPI pages of numbers: fetch the rollup rows of a period and filter in the store, then compute with
+`kpi.definitions`. Plain functions of a Session; the same objects back `GET /api/kpi/...` and
+`posgate kpi` (docs/kpi.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from posgate.kpi import definitions as d
+from posgate.store.models import Merchant, Terminal
+from posgate.store.models_kpi import KpiDaily, KpiTerminalDaily
+
+GRAINS = ("day", "week", "month")
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the numbers are restricted to; None is no restriction. `issuer` is an issuer route's name (a
+    partner bank); `channel` one of `definitions.CHANNELS`' names."""
+
+    mid: str | None = None
+    mcc: str | None = None
+    issuer: str | None = None
+    channel: str | None = None
+
+
+def _daily(session: Session, start: dt.date, end: dt.date, f: Filters) -> list[d.DailyRow]:
+    k = KpiDaily
+    query: Select[Any] = select(
+        k.day,
+        k.mid,
+        k.issuer_name,
+        k.kind,
+        k.response_code,
+        k.card_kind,
+        k.channel,
+        k.txn_count,
+        k.amount_fen,
+    ).where(k.day >= start, k.day <= end)
+    if f.mid is not None:
+        query = query.where(k.mid == f.mid)
+    if f.mcc is not None:
+        query = query.where(k.mid.in_(select(Merchant.mid).where(Merchant.mcc == f.mcc)))
+    if f.issuer is not None:
+        query = query.where(k.issuer_name == f.issuer)
+    if f.channel is not None:
+        query = query.where(k.channel == f.channel)
+    return [d.DailyRow(*row) for row in session.execute(query)]
+
+
+def _terminal_days(session: Session, start: dt.date, end: dt.date, f: Filters) -> list[d.TerminalDay]:
+    k = KpiTerminalDaily
+    query: Select[Any] = select(k.day, k.tid, k.mid, k.issuer_name, k.txn_count, k.amount_fen).where(
+        k.day >= start, k.day <= end
+    )
+    if f.mid is not None:
+        query = query.where(k.mid == f.mid)
+    if f.mcc is not None:
+        query = query.where(k.mid.in_(select(Merchant.mid).where(Merchant.mcc == f.mcc)))
+    if f.issuer is not None:
+        query = query.where(k.issuer_name == f.issuer)
+    return [d.TerminalDay(*row) for row in session.execute(query)]
+
+
+def _headline(rows: list[d.DailyRow]) -> dict[str, Any]:
+    return {
+        "approved_count": d.approved_count(rows),
+        "approved_amount_fen": d.approved_amount_fen(rows),
+        "declined_count": d.declined_count(rows),
+        "approval_rate": d.approval_rate(rows),
+        "purchase_count": d.purchase_count(rows),
+        "average_ticket_fen": d.average_ticket_fen(rows),
+        "refund_amount_fen": d.refund_amount_fen(rows),
+    }
+
+
+def summary(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
+    """The headline numbers of [start, end] (business days, both included), with the previous period of
+    the same length (`previous`) and the relative change of each headline number (`change`)."""
+    rows = _daily(session, start, end, f)
+    length = (end - start).days + 1
+    prev_start, prev_end = start - dt.timedelta(days=length), start - dt.timedelta(days=1)
+    previous = _headline(_daily(session, prev_start, prev_end, f))
+    window = dt.timedelta(days=d.ACTIVE_WINDOW_DAYS - 1)
+    active = len(d.active_terminals(_terminal_days(session, end - window, end, f), end))
+    if f.channel is not None:  # the terminal rollup has no channel: a channel's active terminals are unknown
+        active_value: int | None = None
+    else:
+        active_value = active
+    head = _headline(rows)
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "filters": {k: v for k, v in vars(f).items() if v is not None},
+        **head,
+        "active_terminals": active_value,
+        "volume_per_terminal_fen": d.volume_per_terminal_fen(rows, active) if active_value else None,
+        "by_response_code": d.by_response_code(rows),
+        "previous": {"from": prev_start.isoformat(), "to": prev_end.isoformat(), **previous},
+        "change": {key: d.change(head[key], previous[key]) for key in head},
+    }
+
+
+def series(session: Session, start: dt.date, end: dt.date, f: Filters, grain: str) -> dict[str, Any]:
+    """Approved purchases and approval rate per day, week or month of [start, end]."""
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "grain": grain,
+        "series": d.series(_daily(session, start, end, f), grain),
+    }
+
+
+def breakdowns(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
+    """The mixes (card kind, channel) and the counted declines by issuer and by channel."""
+    rows = _daily(session, start, end, f)
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "card_kind_mix": d.mix(rows, "card_kind"),
+        "channel_mix": d.mix(rows, "channel"),
+        "issuer_mix": d.mix(rows, "issuer_name"),
+        "declines_by_issuer": d.declines_by(rows, "issuer_name"),
+        "declines_by_channel": d.declines_by(rows, "channel"),
+    }
+
+
+def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
+    """Active and dormant terminals on `end`, the activation of the terminals provisioned in [start, end],
+    and the merchants churned on `end`."""
+    lookback = end - dt.timedelta(days=2 * d.ACTIVE_WINDOW_DAYS)
+    days = _terminal_days(session, min(lookback, start), end, f)
+    query = select(Terminal.tid, Terminal.created_at, Merchant.mid).join(
+        Merchant, Merchant.id == Terminal.merchant_id
+    )
+    if f.mid is not None:
+        query = query.where(Merchant.mid == f.mid)
+    if f.mcc is not None:
+        query = query.where(Merchant.mcc == f.mcc)
+    provisioned = {tid: created.date() for tid, created, _mid in session.execute(query)}
+    if f.issuer is not None:  # a bank sees the terminals its cards were used at, not the acquirer's estate
+        seen = {t.tid for t in days}
+        provisioned = {tid: day for tid, day in provisioned.items() if tid in seen}
+    new = {tid: day for tid, day in provisioned.items() if start <= day <= end}
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "active_terminals": len(d.active_terminals(days, end)),
+        "dormant_terminals": len(d.dormant_terminals(provisioned, days, end)),
+        "activation": d.activation(new, days),
+        "churned_merchants": len(d.churned_merchants(days, end)),
+    }
