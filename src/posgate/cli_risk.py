@@ -1,7 +1,7 @@
-"""`posgate risk list add|remove|show` and `posgate risk alerts`: the risk lists and alerts (docs/risk.md),
-straight against the store of a running `posgate up` (a running host sees a list change at its next request).
-A thin Typer shell over `risk.lists` and `risk.alerts`; cards are listed by PAN hash and shown masked — the
-PAN typed is never stored nor printed.
+"""`posgate risk list add|remove|show`, `posgate risk alerts`, `posgate risk alert dismiss|confirm` and
+`posgate risk backtest` (docs/risk.md), straight against the store of a running `posgate up` (a running host
+sees a list change at its next request). A thin Typer shell over `risk.lists`, `risk.alerts` and
+`risk.backtest`; cards are listed by PAN hash and shown masked — the PAN typed is never stored nor printed.
 
 Exit codes: 0 done, 1 nothing to remove, 2 refused (the message says why).
 """
@@ -271,3 +271,58 @@ def confirm(
 ) -> None:
     """Fraud: close the alert as confirmed and put the transaction's card on the block list."""
     _decide(alert_id, "confirm", note, data_dir, database_url)
+
+
+@risk_app.command("backtest")
+def backtest(
+    rules_file: Annotated[str, typer.Option("--rules", help="a rule-set TOML file, or 'default'")],
+    date_from: Annotated[str, typer.Option("--from", help="first business date YYYY-MM-DD (local)")],
+    date_to: Annotated[str, typer.Option("--to", help="last business date YYYY-MM-DD (local), included")],
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Replay stored transactions through a rule set, with aggregates and lists as they were at each one:
+    hits, would-be declines, amount at risk, precision and recall against the alerts' labels, per rule."""
+    from posgate.bootstrap import open_store
+    from posgate.risk.backtest import run_backtest
+    from posgate.risk.rules import default_rule_set, load_rule_set
+
+    settings = _settings(data_dir, database_url)
+    try:
+        first, last = dt.date.fromisoformat(date_from), dt.date.fromisoformat(date_to)
+    except ValueError:
+        _fail("--from and --to are dates YYYY-MM-DD")
+    if last < first:
+        _fail("--to is before --from")
+    try:
+        rules = default_rule_set() if rules_file == "default" else load_rule_set(Path(rules_file))
+    except PosgateError as error:
+        _fail(str(error))
+    zone = ZoneInfo(settings.timezone)
+
+    def utc(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC).replace(tzinfo=None)
+
+    handle = open_store(settings, load_demo=False)
+    try:
+        start, end = utc(first), utc(last + dt.timedelta(days=1))
+        report = handle.store.transact(lambda s: run_backtest(s, rules, start, end, settings.timezone))
+    finally:
+        handle.store.close()
+    result = report.as_dict()
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    typer.echo(
+        f"rules {result['rules_version']}: {result['transactions']} transactions, {result['would_decline']} "
+        f"would be declined ({result['amount_at_risk_fen'] / 100:.2f} CNY), "
+        f"{result['labelled_fraud']} labelled fraud"
+    )
+    for rule, f in result["rules"].items():
+        precision = "-" if f["precision"] is None else f"{f['precision']:.2f}"
+        recall = "-" if f["recall"] is None else f"{f['recall']:.2f}"
+        typer.echo(
+            f"  {rule:<30} hits {f['hits']:>6}  declines {f['declines']:>6}  "
+            f"at risk {f['amount_at_risk_fen'] / 100:>12.2f}  precision {precision:>5}  recall {recall:>5}"
+        )
