@@ -1,5 +1,5 @@
 """`posgate` command line (Typer): up, host, issuer, console, decode, terminal, merchant, txn, clearing,
-settlement, reconcile, demo, bench, keys, wallet."""
+settlement, reconcile, demo, bench, keys, wallet, kpi, seed."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from posgate.cli_kpi import kpi_app, seed_app
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.cli_risk import risk_app
 from posgate.cli_settlement import (
@@ -138,6 +139,8 @@ app.add_typer(settlement_app, name="settlement")
 app.add_typer(risk_app, name="risk")
 app.add_typer(reconcile_app, name="reconcile")
 app.add_typer(wallet_app, name="wallet")
+app.add_typer(kpi_app, name="kpi")
+app.add_typer(seed_app, name="seed")
 
 
 async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = False) -> None:

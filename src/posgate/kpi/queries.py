@@ -5,15 +5,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from posgate.kpi import definitions as d
+from posgate.kpi.rollup import is_stale, refresh
+from posgate.merchants.errors import FieldError
 from posgate.store.models import Merchant, Terminal
 from posgate.store.models_kpi import KpiDaily, KpiTerminalDaily
+from posgate.store.runtime import Store
+
+T = TypeVar("T")
 
 GRAINS = ("day", "week", "month")
 
@@ -155,3 +161,26 @@ def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dic
         "activation": d.activation(new, days),
         "churned_merchants": len(d.churned_merchants(days, end)),
     }
+
+
+MAX_DAYS = 3660
+
+
+def check_period(start: dt.date, end: dt.date) -> None:
+    """Refuse a period that ends before it starts or spans more than `MAX_DAYS` days."""
+    if end < start:
+        raise FieldError("to", f"must not be before from ({start.isoformat()}), got {end.isoformat()}")
+    if (end - start).days >= MAX_DAYS:
+        raise FieldError("from", f"the period may span at most {MAX_DAYS} days")
+
+
+def run_fresh(store: Store, work: Callable[[Session], T]) -> T:
+    """Run the rollup job first when its last run is over `rollup.MAX_AGE` old, then `work`."""
+    if store.transact(is_stale):
+        store.transact(lambda s: refresh(s) if is_stale(s) else None)
+    return store.transact(work)
+
+
+def summary_fresh(store: Store, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
+    """`summary` over rollups at most `rollup.MAX_AGE` old."""
+    return run_fresh(store, lambda s: summary(s, start, end, f))
