@@ -116,13 +116,20 @@ def _exchange(address: tuple[str, int], data: bytes, wait_s: float) -> tuple[lis
 
 def _expected(data: bytes, max_frame_bytes: int) -> tuple[list[tuple[str, str | None]], bool]:
     """What the host owes: (kind, STAN) per frame — kind `answer` (a decodable request), `30` (undecodable,
-    MTI/11/41 salvaged) or `any` (30 or nothing); and whether every frame split cleanly."""
+    MTI/11/41 salvaged) or `any` (30 or nothing); and whether every frame split cleanly.
+
+    A frame the host cannot answer at all (undecodable without MTI/11/41, or a response MTI) closes the
+    connection (pos-8583.md "Frame"): the frames after it are owed nothing — they may have been dispatched
+    before the close and answered, or not."""
     buffer = FrameBuffer(max_frame_bytes)
     buffer.receive_data(data)
     owed: list[tuple[str, str | None]] = []
     clean = True
     try:
         while (body := buffer.next_frame()) is not None:
+            if any(kind == "any" for kind, _ in owed):
+                owed.append(("any", None))
+                continue
             try:
                 payload = split_pos_frame(body).payload
             except FramingError:

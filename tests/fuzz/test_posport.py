@@ -25,7 +25,7 @@ from posgate.terminal.cards import demo_card
 from tests.e2e.conftest import stack  # noqa: F401  (the e2e fixture, used here as is)
 from tests.fuzz import posport_mem
 from tests.fuzz._harness import corpus_files
-from tests.fuzz.posport import HEADER, TPDU, LogWatch, check_input, legit_echo
+from tests.fuzz.posport import HEADER, TPDU, LogWatch, _expected, check_input, legit_echo
 
 MUTATIONS = 300
 SEED = 9
@@ -186,3 +186,12 @@ async def test_the_in_memory_connection_path_answers_like_the_socket(
     failures += [f"after all inputs: {p}" for p in log_watch.take(collect=True)]
     failures += await posport_mem.echo_problems(server)
     assert not failures, f"{len(failures)} failures of {len(inputs)} inputs:\n{_summary(failures)}"
+
+
+def test_frames_after_one_that_closes_the_connection_are_owed_nothing() -> None:
+    # found by posport_mem: a junk frame (no MTI/11/41: the host closes) then a sale, pipelined; the checker
+    # owed the sale an answer, but the host had closed (pos-8583.md "Frame") — a false report, not a host bug
+    data = (Path(__file__).parent / "corpus/posport/found-garbage-frame-before-a-sale").read_bytes()
+    assert _expected(data, 2048) == ([("any", None), ("any", None), ("any", None)], True)
+    sale = data[-(227 + 2) :]  # the third frame alone (227 bytes and its length) is owed its answer
+    assert _expected(sale, 2048) == ([("answer", "000008")], True)
