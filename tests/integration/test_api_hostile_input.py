@@ -293,3 +293,22 @@ def test_an_error_that_echoes_a_caller_value_stays_one_line(console: LiveConsole
         response = client.post("/api/users/1%0A2/deactivate")
     assert response.status_code == 404, response.text
     assert response.json()["error"]["message"] == "no user 1\\x0a2"
+
+
+def test_every_route_with_input_runs_the_boundary_checks(console: LiveConsole) -> None:
+    """A router added later without `route_class=CheckedRoute` would skip the checks: none may."""
+    from posgate.api.inputs import CheckedRoute
+
+    unchecked = [
+        f"{sorted(route.methods)} {route.path}"
+        for route in _all_routes(console.app.routes)
+        if not isinstance(route, CheckedRoute) and route.path != "/docs"
+    ]
+    assert not unchecked, unchecked
+
+
+def test_a_console_page_shows_an_out_of_range_id_on_its_error_page(console: LiveConsole) -> None:
+    with console.signed_in("admin") as (client, _csrf):
+        response = client.get(f"/applications/{2**64}")
+    assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
+    assert "application_id" in response.text

@@ -8,6 +8,7 @@ a generated password printed once), and — unless POSGATE_ENV=production — th
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -140,7 +141,11 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         note_refusal(request, "invalid_field")
-        return validation_error_response(exc)
+        response = validation_error_response(exc)
+        if wants_json(request):
+            return response
+        message = json.loads(bytes(response.body))["error"]["message"]
+        return render(request, app.state.ctx, "error.html", status_code=422, error=message)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
