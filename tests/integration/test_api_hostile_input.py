@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -312,3 +313,22 @@ def test_a_console_page_shows_an_out_of_range_id_on_its_error_page(console: Live
         response = client.get(f"/applications/{2**64}")
     assert response.status_code == 422 and response.headers["content-type"].startswith("text/html")
     assert "application_id" in response.text
+
+
+@pytest.mark.postgres
+def test_nul_never_reaches_postgresql(tmp_path: Path, fresh_pg_database: str) -> None:
+    """PostgreSQL refuses NUL in text (SQLite stores it): before the checks, a NUL in a key label answered
+    500 there and one in a path dropped the connection."""
+    with live_console(tmp_path, fresh_pg_database) as live:
+        key = live.api_key("admin")
+        mid, tid = live.a_mid_and_tid(key)
+        with live.client(key) as client:
+            for method, url, body, field in (
+                ("POST", f"/api/merchants/{mid}/suspend", {"reason": "fraud\x00"}, "reason"),
+                ("POST", "/api/api-keys", {"label": "a\x00b", "role": "risk"}, "label"),
+                ("GET", "/api/merchants/12%003", None, "mid"),
+                ("GET", f"/api/transactions?tid={tid}%00", None, "tid"),
+            ):
+                response = client.request(method, url, json=body)
+                _refused_naming(response, field, f"{method} {url} on PostgreSQL")
+            assert client.get(f"/api/merchants/{mid}").json()["status"] != "suspended"
