@@ -122,6 +122,30 @@ async def test_delivering_now_waits_for_the_forwarders_attempt_already_under_way
         assert await forwarder == 1
 
 
+async def test_delivering_now_gives_up_without_an_error_when_the_attempt_under_way_takes_too_long(
+    slow_stack: tuple[Running, SlowReversalProxy],
+) -> None:
+    """ReverseOriginal must still answer its terminal `00` when the forwarder's attempt outlasts the wait:
+    `deliver_for` returns False, the attempt goes on, and the 0420 is delivered all the same. (Raising
+    there answered the reversal `96`, and every repeat of it `96` again: 172 times in a short chaos run.)"""
+    running, proxy = slow_stack
+    assert running.host is not None
+    saf = running.host.services.saf
+    async with TerminalClient(*running.pos_address, demo_terminal_state(), timeout_s=10.0) as terminal:
+        assert (await terminal.sign_in()).approved
+        sale = await terminal.sale(OK_CARD, "123456", 6_700)
+        assert sale.approved and sale.rrn
+        txn_id, now = int(sale.rrn), dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        assert await running.handle.store.run(lambda s: reverse_transaction(s, txn_id, "98", now))
+
+        proxy.delay_s = 2.5
+        forwarder = asyncio.create_task(saf.drain_once())
+        assert await eventually(_seen(proxy), timeout_s=5), "the forwarder sent no 0420"
+        assert await saf.deliver_for(txn_id, 0.2) is False
+        assert await forwarder == 1  # the forwarder's attempt was not cut short
+        assert await available_fen(terminal, OK_CARD) == 1_000_000
+
+
 def _seen(proxy: SlowReversalProxy):  # type: ignore[no-untyped-def]
     async def check() -> bool:
         return proxy.reversals_seen == 1

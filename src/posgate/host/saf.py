@@ -83,13 +83,21 @@ class SafForwarder:
         """Try now to deliver the queued reversal of one transaction; True when the issuer answered. When
         the forwarder is already sending it (its timer or a kick picked the new entry up first), wait for
         that attempt rather than return at once: the caller answers its terminal only after the issuer
-        has, when it can."""
+        has, when it can. False, never an exception, when no answer came within `timeout_s` (+ 1 s): the
+        entry stays queued and the forwarder carries on (an attempt it started is not cut short)."""
         now = self._now()
         items = await self.store.run(lambda s: due_saf_entries(s, now, limit=1000))
         delivered = False
         for item in items:
             if item.transaction_id == transaction_id:
-                delivered = await asyncio.wait_for(self._deliver(item, join=True), timeout_s + 1)
+                try:
+                    delivered = await asyncio.wait_for(self._deliver(item, join=True), timeout_s + 1)
+                except TimeoutError:
+                    log.info(
+                        "reversal of RRN %s still on its way after %g s: left to the queue",
+                        item.rrn,
+                        timeout_s,
+                    )
         return delivered
 
     async def drain_once(self) -> int:
