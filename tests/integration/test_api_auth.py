@@ -170,6 +170,8 @@ def test_roles_table_is_enforced(api, permission) -> None:  # type: ignore[no-un
         "transactions.read": ("GET", "/api/transactions"),
         "users.manage": ("GET", "/api/users"),
         "reference.read": ("GET", "/api/business-types"),
+        "kpi.read": ("GET", "/api/kpi/summary?from=2026-11-01&to=2026-11-30"),
+        "console.dashboard": ("GET", "/"),
     }
     method, url = probes[permission]
     for role in ("operator", "reviewer", "risk", "finance", "admin"):

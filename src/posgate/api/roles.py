@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-ROLES = ("operator", "reviewer", "risk", "finance", "admin")
+#: bank: a partner bank's user, scoped to one issuer (`Principal.issuer`): its own cards' KPIs, nothing else
+ROLES = ("operator", "reviewer", "risk", "finance", "admin", "bank")
 
 PERMISSIONS: dict[str, tuple[str, ...]] = {
     "applications.create": ("operator", "admin"),
@@ -14,6 +15,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "terminals.keys": ("reviewer", "admin"),
     "transactions.read": ("risk", "finance", "admin"),
     "users.manage": ("admin",),
+    "console.dashboard": ("operator", "reviewer", "risk", "finance", "admin"),
+    "kpi.read": ("operator", "risk", "finance", "admin", "bank"),
     "reference.read": ROLES,
 }
 

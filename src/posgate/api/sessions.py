@@ -77,6 +77,7 @@ def principal_for_token(session: Session, token: str, now: dt.datetime) -> Princ
         via="session",
         csrf_token=console_session.csrf_token,
         session_id=console_session.id,
+        issuer=user.issuer,
     )
 
 

@@ -20,7 +20,7 @@ from posgate.api.roles import ROLES
 from posgate.errors import ConfigError
 from posgate.merchants.errors import FieldError, NotFound, StateConflict
 from posgate.store.audit import audit
-from posgate.store.models import utcnow
+from posgate.store.models import IssuerRoute, utcnow
 from posgate.store.models_onboarding import ApiKey, User
 
 DEMO_PASSWORD = "posgate-demo"
@@ -44,6 +44,20 @@ class Principal:
     via: str  # session | api_key | cli
     csrf_token: str | None = None
     session_id: int | None = None
+    issuer: str | None = None  # role bank: the one issuer whose data it may see
+
+
+def check_scope(session: Session, role: str, issuer: str | None) -> str | None:
+    """A bank user or key names an existing issuer route; other roles name none."""
+    if role != "bank":
+        if issuer:
+            raise FieldError("issuer", "only a bank user or key is scoped to an issuer")
+        return None
+    if not issuer:
+        raise FieldError("issuer", "a bank user or key must name its issuer (an issuer route's name)")
+    if session.scalar(select(IssuerRoute.id).where(IssuerRoute.name == issuer)) is None:
+        raise FieldError("issuer", f"no issuer route named {issuer!r}")
+    return issuer
 
 
 def check_role(role: str) -> str:
@@ -53,21 +67,28 @@ def check_role(role: str) -> str:
 
 
 def create_user(
-    session: Session, username: str, password: str, role: str, actor: str, password_hash: str | None = None
+    session: Session,
+    username: str,
+    password: str,
+    role: str,
+    actor: str,
+    password_hash: str | None = None,
+    issuer: str | None = None,
 ) -> User:
     """A new active user; `password_hash`, if given, is `password`'s hash computed beforehand (outside the
     unit of work, on the console's password pool)."""
     if not _USERNAME.fullmatch(username):
         raise FieldError("username", "must be 2-64 characters: a-z first, then a-z 0-9 _ . -")
     check_role(role)
+    issuer = check_scope(session, role, issuer)
     check_password_policy(password)
     if session.scalar(select(User.id).where(User.username == username)) is not None:
         raise StateConflict(f"user {username} already exists")
     hashed = password_hash or hash_password(password)
-    user = User(username=username, password_hash=hashed, role=role, active=True)
+    user = User(username=username, password_hash=hashed, role=role, active=True, issuer=issuer)
     session.add(user)
     session.flush()
-    audit(session, actor, "create", "user", username, role=role)
+    audit(session, actor, "create", "user", username, role=role, issuer=issuer)
     return user
 
 
@@ -122,12 +143,15 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_api_key(session: Session, label: str, role: str, actor: str) -> tuple[int, str]:
+def create_api_key(
+    session: Session, label: str, role: str, actor: str, issuer: str | None = None
+) -> tuple[int, str]:
     """A new API key (returned once, never stored in clear)."""
     label = " ".join(label.split())
     if not 1 <= len(label) <= 64:
         raise FieldError("label", "must be 1 to 64 characters")
     check_role(role)
+    issuer = check_scope(session, role, issuer)
     key = API_KEY_PREFIX + secrets.token_urlsafe(32)
     creator = find_user(session, actor)
     row = ApiKey(
@@ -135,11 +159,14 @@ def create_api_key(session: Session, label: str, role: str, actor: str) -> tuple
         prefix=key[:12],
         label=label,
         role=role,
+        issuer=issuer,
         user_id=creator.id if creator else None,
     )
     session.add(row)
     session.flush()
-    audit(session, actor, "create", "api_key", row.id, label=label, role=role, prefix=row.prefix)
+    audit(
+        session, actor, "create", "api_key", row.id, label=label, role=role, issuer=issuer, prefix=row.prefix
+    )
     return row.id, key
 
 
@@ -173,4 +200,4 @@ def principal_for_api_key(session: Session, key: str) -> Principal | None:
     row = session.scalar(select(ApiKey).where(ApiKey.key_hash == _key_hash(key)))
     if row is None or row.revoked_at is not None:
         return None
-    return Principal(username=f"api-key:{row.prefix}", role=row.role, via="api_key")
+    return Principal(username=f"api-key:{row.prefix}", role=row.role, via="api_key", issuer=row.issuer)

@@ -43,7 +43,7 @@ def login_page(request: Request, ctx: Ctx, next: str = "/") -> HTMLResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def dashboard(request: Request, ctx: Ctx) -> HTMLResponse:
-    console_user(request, ctx)
+    console_user(request, ctx, "console.dashboard")  # the acquirer's estate: not a partner bank's
     return render(request, ctx, "dashboard.html", nav="dashboard", counts=ctx.transact(dashboard_counts))
 
 

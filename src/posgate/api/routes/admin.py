@@ -25,12 +25,14 @@ class NewUser(BaseModel):
     username: str
     password: str
     role: str
+    issuer: str | None = None  # role bank: the issuer route it is scoped to
 
 
 class NewApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     label: str
     role: str
+    issuer: str | None = None  # role bank: the issuer route it is scoped to
 
 
 @router.get("/api/users", summary="Console users")
@@ -45,10 +47,10 @@ def post_user(body: NewUser, ctx: Ctx, who: Admin) -> dict[str, Any]:
         hashed = ctx.hash_worker.run(lambda: hash_password(body.password))
     ctx.transact(
         lambda s: users.create_user(
-            s, body.username, body.password, body.role, who.username, password_hash=hashed
+            s, body.username, body.password, body.role, who.username, password_hash=hashed, issuer=body.issuer
         )
     )
-    return {"username": body.username, "role": body.role, "active": True}
+    return {"username": body.username, "role": body.role, "active": True, "issuer": body.issuer}
 
 
 @router.post("/api/users/{username}/deactivate", summary="Deactivate a user (their sessions stop working)")
@@ -70,8 +72,10 @@ def get_keys(ctx: Ctx, who: Admin) -> list[dict[str, Any]]:
 
 @router.post("/api/api-keys", status_code=201, summary="Create an API key for a machine (shown once)")
 def post_key(body: NewApiKey, ctx: Ctx, who: Admin) -> dict[str, Any]:
-    key_id, key = ctx.transact(lambda s: users.create_api_key(s, body.label, body.role, who.username))
-    return {"id": key_id, "key": key, "role": body.role, "label": body.label}
+    key_id, key = ctx.transact(
+        lambda s: users.create_api_key(s, body.label, body.role, who.username, body.issuer)
+    )
+    return {"id": key_id, "key": key, "role": body.role, "label": body.label, "issuer": body.issuer}
 
 
 @router.post("/api/api-keys/{key_id}/revoke", summary="Revoke an API key")
