@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,9 @@ class Received:
     rejected: list[str] = field(default_factory=list)
     raw: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
     refuse_next: dict[str, int] = field(default_factory=dict)  # provider → answers to refuse first
+    # set: the notify endpoint is this (e.g. `WalletOrders.notify`) instead of the adapter alone
+    handler: Callable[[str, Mapping[str, str], bytes], Any] | None = None
+    outcomes: list[tuple[str, str]] = field(default_factory=list)  # (provider, outcome) from `handler`
     event: asyncio.Event = field(default_factory=asyncio.Event)
 
     def of(self, provider: str, kind: str | None = None) -> list[WalletNotification]:
@@ -109,6 +112,11 @@ def receiver_app(bench_adapters: dict[str, WalletAdapter], received: Received) -
             received.refuse_next[provider] -= 1
             ack = adapter.notification_ack(False)
             return Response(ack.body, ack.status, media_type=ack.media_type)
+        if received.handler is not None:
+            outcome = received.handler(provider, request.headers, body)
+            received.outcomes.append((provider, outcome.outcome))
+            received.event.set()
+            return Response(outcome.ack.body, outcome.ack.status, media_type=outcome.ack.media_type)
         try:
             notification = adapter.read_notification(request.headers, body, dt.datetime.now(dt.UTC))
         except NotificationRejected as exc:

@@ -340,4 +340,10 @@ class SimAuthorization(Base):
 
 
 # the other capabilities' tables join the same metadata (and so the migrations' autogenerate check)
-from posgate.store import models_kpi, models_ledger, models_onboarding, models_risk  # noqa: E402, F401
+from posgate.store import (  # noqa: E402, F401
+    models_kpi,
+    models_ledger,
+    models_onboarding,
+    models_risk,
+    models_wallet,
+)

@@ -142,11 +142,13 @@ def checked_notification(func: Callable[P, R]) -> Callable[P, R]:
 class NotificationGuard:
     """Duplicate and replay control for notifications (per adapter, in memory): a notification whose
     signed send time is more than `window_s` from now is refused (`stale`: an old one replayed); one whose
-    event id was seen within the window is marked `duplicate`. The order state machine keeps its own
-    durable record of what it applied; this guard is the first line."""
+    event id was seen within the window is marked `duplicate`. With `remember=False` it checks the window
+    only: the order service (`wallets.orders`) keeps the seen events in the store, in the unit of work that
+    applies them, so duplicates are caught across nodes and restarts."""
 
-    def __init__(self, window_s: float = 300.0) -> None:
+    def __init__(self, window_s: float = 300.0, remember: bool = True) -> None:
         self.window_s = window_s
+        self.remember = remember
         self._seen: dict[str, dt.datetime] = {}
 
     def check(self, event_id: str, sent_at: dt.datetime, now: dt.datetime) -> bool:
@@ -156,6 +158,8 @@ class NotificationGuard:
                 "stale",
                 f"notification sent at {sent_at.isoformat()} is outside the {self.window_s:g} s window",
             )
+        if not self.remember:
+            return True
         horizon = now - dt.timedelta(seconds=2 * self.window_s)
         for key in [k for k, at in self._seen.items() if at < horizon]:
             del self._seen[key]
