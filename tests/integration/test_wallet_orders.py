@@ -171,17 +171,35 @@ async def test_replay_after_a_restart_is_applied_once(bench, sessions) -> None:
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_provider_timeout_leaves_unknown_then_a_query_resolves(bench, sessions, provider: str) -> None:
     sim = bench.sims.providers[provider]
+    demo = sim.book.customers["demo"]
     for adapter in bench.adapters.values():
         adapter.http.timeout = httpx.Timeout(0.4)
         adapter.timeout_s = 0.4
-    orders = service(bench, sessions, scan_wait_s=0.2, poll_interval_s=0.1)
+    # 1. the charge times out (the provider did take it); polling while the cashier waits finds it paid
+    orders = service(bench, sessions, scan_wait_s=4.0, poll_interval_s=0.2)
+    before = demo.balance_fen
     code = await customer.payment_code(provider, "demo", bench.sims.urls())
     sim.faults.slow_s = 1.0
-    order = await orders.scan(SHOP, TID, code, 1234)
-    assert order.state == "unknown"
-    await asyncio.sleep(0.8)
+    scanning = asyncio.create_task(orders.scan(SHOP, TID, code, 1234))
+    # no answer in time: unknown — or already paid by the provider's notification (Alipay notifies)
+    await until(lambda: bool(orders.list()) and orders.list()[0].state in ("unknown", "paid"))
     sim.faults.slow_s = 0
-    assert (await orders.refresh(order.order_id)).state == "paid"
+    paid = await scanning
+    assert (paid.state, demo.balance_fen) == ("paid", before - 1234)
+    # 2. the provider stays slow: the charge and its reversal time out — `unknown`, never failed; a later
+    # query resolves it (here: the reversal did reach the provider — closed, the money back)
+    orders.scan_wait_s = 0.2
+    before = demo.balance_fen
+    code = await customer.payment_code(provider, "demo", bench.sims.urls())
+    sim.faults.lose_notifications = 5  # and no notification tells us
+    sim.faults.slow_s = 1.0
+    order = await orders.scan(SHOP, TID, code, 777)
+    assert order.state == "unknown"
+    await asyncio.sleep(1.2)
+    sim.faults.slow_s = 0
+    resolved = await orders.refresh(order.order_id)
+    assert resolved.state in ("paid", "closed")
+    assert demo.balance_fen == before - (777 if resolved.state == "paid" else 0)
 
 
 async def test_concurrent_retries_charge_once_and_refunds_never_exceed(bench, sessions) -> None:

@@ -255,6 +255,9 @@ class WalletOrders:
             target = state
             if trade is not None:
                 target = st.FROM_PROVIDER[trade.state]
+                if trade.raw_state == "TRADE_CLOSED" and row.refunded_fen < row.amount_fen:
+                    # Alipay: a trade paid then closed without our full refund was cancelled (reversed)
+                    target = st.CLOSED
                 row.provider_state = trade.raw_state[:24]
                 row.trade_no = trade.trade_no or row.trade_no
                 if (
