@@ -15,10 +15,12 @@ from posgate.store.db import make_engine, migrate
 from posgate.store.models import Transaction
 from posgate.store.originals import (
     OriginalRecord,
+    TerminalReversal,
     find_by_rrn,
     move_original,
     release_refund,
     reserve_refund,
+    reverse_for_terminal,
     stand_in_total_today,
 )
 from posgate.store.runtime import Store
@@ -44,10 +46,10 @@ def _add(store: Store, amount_fen: int, **values: object) -> int:
         "batch_no": "000001",
         "mti": "0200",
         "kind": "sale",
+        "processing_code": "000000",
     }
     row = Transaction(
         stan=f"{next(_stans):06d}",
-        processing_code="000000",
         amount_fen=amount_fen,
         created_at=NOW,
         **{**defaults, "state": "approved", "business_date": DAY, **values},
@@ -154,3 +156,59 @@ def test_an_original_is_found_by_its_rrn_with_everything_the_checks_need(store: 
     assert found.rrn == f"{sale:012d}"
     for rrn in (f"{sale:011d}", f"{sale:013d}", f"{sale:011d}A", "", f"{sale + 1000:012d}"):
         assert store.transact(lambda s, rrn=rrn: find_by_rrn(s, rrn)) is None, rrn
+
+
+def _row(store: Store, txn_id: int) -> Transaction:
+    return store.transact(lambda s: s.get(Transaction, txn_id))
+
+
+def _reverse(store: Store, txn_id: int, processing_code: str = "000000", **where: object) -> TerminalReversal:
+    row = _row(store, txn_id)
+    tid, stan, day = where.get("tid", row.tid), row.stan, where.get("day", DAY)
+    return store.transact(
+        lambda s: reverse_for_terminal(s, str(tid), stan, day, processing_code, "98", NOW)  # type: ignore[arg-type]
+    )
+
+
+def test_a_terminal_reversal_undoes_its_original_exactly_once(store: Store) -> None:
+    sale = _add(store, 1_000)
+    assert _reverse(store, sale) == TerminalReversal(sale, reversed_kind="sale")
+    assert _reverse(store, sale) == TerminalReversal(sale)  # a second 0400 finds it reversed
+    assert _row(store, sale).state == "reversed"
+    yesterday = _add(store, 1_000, business_date=DAY - dt.timedelta(days=1))  # sent just before midnight
+    assert _reverse(store, yesterday).reversed
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"kind": "balance", "processing_code": "310000"}, None),  # nothing to undo
+        ({"refunded_fen": 1}, "it has been partly refunded"),  # reversing would pay twice
+    ],
+)
+def test_what_a_terminal_reversal_leaves_alone(
+    store: Store, values: dict[str, object], expected: str | None
+) -> None:
+    txn = _add(store, 1_000, **values)
+    code = str(values.get("processing_code", "000000"))
+    outcome = _reverse(store, txn, code)
+    assert not outcome.reversed and outcome.refused == expected
+    assert outcome.original_id == (txn if expected else None)
+    assert _row(store, txn).state == "approved"
+
+
+def test_a_terminal_reversal_finds_only_its_own_terminals_transaction_of_today_or_yesterday(
+    store: Store,
+) -> None:
+    sale = _add(store, 1_000)
+    assert _reverse(store, sale, tid="10000002") == TerminalReversal()
+    assert _reverse(store, sale, day=DAY + dt.timedelta(days=2)) == TerminalReversal()
+    assert _reverse(store, sale, "200000") == TerminalReversal()  # another processing code
+    assert _row(store, sale).state == "approved"
+
+
+def test_reversing_a_void_gives_its_sale_back_its_approved_state(store: Store) -> None:
+    sale = _add(store, 1_000, state="voided")
+    void = _add(store, 1_000, kind="void", processing_code="200000", original_id=sale)
+    assert _reverse(store, void, "200000") == TerminalReversal(void, reversed_kind="void")
+    assert (_row(store, void).state, _row(store, sale).state) == ("reversed", "approved")
