@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from posgate.store.acquirer import due_saf_entries
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import Transaction
 from posgate.store.originals import (
@@ -171,10 +172,12 @@ def _reverse(store: Store, txn_id: int, processing_code: str = "000000", **where
 
 
 def test_a_terminal_reversal_undoes_its_original_exactly_once(store: Store) -> None:
-    sale = _add(store, 1_000)
+    sale = _add(store, 1_000, issuer_name="Demo Bank A", transmission_dt="1126101500")
     assert _reverse(store, sale) == TerminalReversal(sale, reversed_kind="sale")
     assert _reverse(store, sale) == TerminalReversal(sale)  # a second 0400 finds it reversed
-    assert _row(store, sale).state == "reversed"
+    assert (_row(store, sale).state, _row(store, sale).updated_at) == ("reversed", NOW)
+    due = store.transact(lambda s: due_saf_entries(s, NOW))  # one 0420, with the terminal's reason, due now
+    assert [(item.mti, item.transaction_id, item.reason_code) for item in due] == [("0420", sale, "98")]
     yesterday = _add(store, 1_000, business_date=DAY - dt.timedelta(days=1))  # sent just before midnight
     assert _reverse(store, yesterday).reversed
 
