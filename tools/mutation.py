@@ -36,6 +36,7 @@ CONFIG = ROOT / "tools" / "mutation.toml"
 WORK = ROOT / "build" / "mutation"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 KILLED = {"killed", "timeout", "caught by type check"}
+TIMEOUT_MULTIPLIER = 60.0
 # pytest options for every mutant run: no cache, no doctests or -ra from pyproject's addopts, SQLite only
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-k", "not postgresql"]
 
@@ -104,6 +105,9 @@ def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
         "pytest_add_cli_args": PYTEST_ARGS + [arg for test in deselect for arg in ("--deselect", test)],
         "also_copy": ["conftest.py"],
         "do_not_mutate_patterns": group.skip_lines,
+        # mutmut stops a mutant after 15× its tests' measured time; on a shared, loaded machine an
+        # unchanged end-to-end run exceeds that and an equivalent mutant "times out" (counted killed)
+        "timeout_multiplier": TIMEOUT_MULTIPLIER,
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in table.items()]
     pyproject = (ROOT / "pyproject.toml").read_text()
