@@ -243,7 +243,15 @@ def summary(groups: list[Group], equivalent: set[str]) -> list[str]:
         eq = sum(1 for name in equivalent if any(fnmatch(name, pattern) for pattern in patterns))
         killed, counted, percent = score(counts, eq)
         command = f'`make mutation MUTATION_ARGS="--group {group.name}"`'
-        cells = [f"`{group.name}`", counted + eq, killed, counted - killed, eq, f"**{percent:.1f} %**"]
+        timed_out = f" ({counts['timeout']} timed out)" if counts["timeout"] else ""
+        cells = [
+            f"`{group.name}`",
+            counted + eq,
+            f"{killed}{timed_out}",
+            counted - killed,
+            eq,
+            f"**{percent:.1f} %**",
+        ]
         rows.append("| " + " | ".join(str(c) for c in [*cells, f"{group.seconds:,.0f} s", command]) + " |")
     return rows
 
