@@ -25,6 +25,7 @@ from posgate.store.terminal_keys import (
     load_terminal_keys,
     offer_pending_keys,
     promote_pending_keys,
+    record_mac_failure,
 )
 
 TID, MID = "10000009", "898440153110009"
@@ -150,3 +151,25 @@ def test_issuing_and_promoting_keys_is_audited_with_their_check_values_never_the
     assert db.transact(lambda s: load_terminal_keys(s, vault, TID)).pending == {
         p: k for p, (k, _) in second.items()
     }
+
+
+def test_a_window_of_sign_ins_ends_exactly_window_s_after_it_started(store: tuple[Store, CardVault]) -> None:
+    db, _ = store
+    assert [db.transact(lambda s: count_sign_in(s, TID, T0, 60.0, 1)) for _ in range(2)] == [True, False]
+    at_the_end = T0 + dt.timedelta(seconds=60)
+    assert db.transact(lambda s: count_sign_in(s, TID, at_the_end, 60.0, 1))  # a new window, counted from 1
+
+
+def test_a_refused_mac_is_audited_with_the_kcvs_it_was_checked_under(store: tuple[Store, CardVault]) -> None:
+    db, _ = store
+    db.transact(
+        lambda s: record_mac_failure(s, TID, "0200", "000123", "x919", ["0A1B2C", "3D4E5F"], "absent")
+    )
+    detail = {
+        "mti": "0200",
+        "stan": "000123",
+        "algorithm": "x919",
+        "mak_kcvs": ["0A1B2C", "3D4E5F"],
+        "why": "absent",
+    }
+    assert _audited(db, "mac_verify_failed") == [("host", "key", f"terminal/{TID}", detail)]
