@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
 
 from posgate.iso8583.framing import PosFrame
 from posgate.iso8583.reasons import Reason, pos_code
@@ -105,9 +104,15 @@ class TxnContext:
     risk_assessment: Assessment | None = None  # what AssessRisk judged (CountForRisk counts its outcome)
     risk: Decision | None = None  # AssessRisk's decision
     response_extra: dict[str, str] = field(default_factory=dict)
+    response: Message | None = None  # the answer's fields (ComposeResponse)
+    detail: str | None = None  # why, in words, for the log line (a format error, a settlement's outcome)
+    terminal_cached: bool = False  # ctx.terminal came from this node's cache (VerifyMac may look again)
+    refund_reserved: bool = False  # ReserveRefund took this refund's amount from its original
+    issuer_unanswered: bool = False  # sent, no answer: the issuer may have acted on it (RecordOutcome)
+    reversed_original_id: int | None = None  # the original a 0400 found (ReverseOriginal)
+    reversed_kind: str | None = None  # … and its kind, when this 0400 reversed it
     result: Result = field(default_factory=Result)
     trace: list[TraceEntry] = field(default_factory=list)
-    notes: dict[str, Any] = field(default_factory=dict)
 
     @property
     def tid(self) -> str:

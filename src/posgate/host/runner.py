@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-from posgate.host.context import Kind, TraceEntry, TxnContext
+from posgate.host.context import TraceEntry, TxnContext
 from posgate.host.steps.base import Step
 from posgate.iso8583.reasons import Reason
 
@@ -14,8 +14,6 @@ log = logging.getLogger("posgate.host")
 
 
 async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext) -> None:
-    if ctx.kind is Kind.UNSUPPORTED and not steps:
-        ctx.result.decline(Reason.FUNCTION_NOT_SUPPORTED)
     done: list[Step] = []
     try:
         for step in steps:
@@ -38,7 +36,7 @@ async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext
             if ctx.result.approved:
                 await _abort(done, ctx)
             ctx.result.reason = Reason.SYSTEM_ERROR
-            ctx.notes.pop("response_fields", None)
+            ctx.response = None
             break
 
 

@@ -339,17 +339,18 @@ class PosServer:
             kind=classify(request),
         )
         await run_pipeline(self.pipelines[ctx.kind], self.finishing, ctx)
-        fields = ctx.replay if ctx.replay is not None else ctx.notes.get("response_fields")
+        fields = ctx.replay if ctx.replay is not None else ctx.response
         if fields is None:  # ComposeResponse itself failed
             fields = {"t": response_mti(request["t"]), "11": ctx.stan, "41": ctx.tid, "39": "96"}
         log.info(
-            "%s %s tid=%s stan=%s rc=%s%s trace=[%s]",
+            "%s %s tid=%s stan=%s rc=%s%s%s trace=[%s]",
             request["t"],
             ctx.kind.value,
             ctx.tid,
             ctx.stan,
             fields.get("39"),
             " (duplicate)" if ctx.replay is not None else "",
+            f" ({ctx.detail!r})" if ctx.detail else "",
             ctx.trace_text(),
         )
         payload = self._encode(fields, ctx)

@@ -24,7 +24,7 @@ class ReadCard(Step):
                 return
             validate_pan(pan)
         except DecodeError as error:
-            ctx.notes["card"] = str(error)
+            ctx.detail = str(error)
             ctx.result.decline(Reason.INVALID_CARD if error.field == 2 else Reason.FORMAT_ERROR)
             return
         ctx.card = CardView(

@@ -21,7 +21,7 @@ log = logging.getLogger("posgate.host")
 
 def _format_error(ctx: TxnContext, problem: str) -> None:
     """Decline 30 and say why in the log (values are quoted with repr: no control character gets through)."""
-    ctx.notes["format"] = problem
+    ctx.detail = problem
     log.warning("format error in %s stan=%r tid=%r: %s", ctx.mti, ctx.stan, ctx.tid, problem)
     ctx.result.decline(Reason.FORMAT_ERROR)
 

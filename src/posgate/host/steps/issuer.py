@@ -44,7 +44,7 @@ class AskIssuer(Step):
                 ctx.result.decline(Reason.ISSUER_UNAVAILABLE)
             return
         except IssuerTimeout:
-            ctx.notes["issuer_unanswered"] = True  # it may have acted on it: RecordOutcome must know
+            ctx.issuer_unanswered = True  # it may have acted on it: RecordOutcome must know
             if ctx.kind is Kind.REFUND:  # an advice is never reversed: it is repeated until answered
                 await self._advise_later(ctx)
                 return

@@ -26,7 +26,7 @@ class FindOriginal(Step):
         try:
             reference = parse_field61(request["61"]) if "61" in request else None
         except PosgateError:
-            ctx.notes["format"] = "field 61: batch n6 + STAN n6 [+ date n4] expected"
+            ctx.detail = "field 61: batch n6 + STAN n6 [+ date n4] expected"
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
         rrn = request.get("37", "")

@@ -98,7 +98,6 @@ class RecordRequest(Step):
             ctx.result.decline(Reason.DUPLICATE)
             return
         ctx.replay = replayed_answer(ctx.kind, existing.response, ctx.request)
-        ctx.notes["duplicate_of"] = existing.id
 
 
 class ReserveRefund(Step):
@@ -110,7 +109,7 @@ class ReserveRefund(Step):
         assert ctx.original is not None
         original_id, amount, refund_id = ctx.original.id, int(ctx.request["4"]), ctx.txn_id
         reserved = await self.services.store.run(lambda s: reserve_refund(s, original_id, amount, refund_id))
-        ctx.notes["refund_reserved"] = reserved
+        ctx.refund_reserved = reserved
         if not reserved:
             ctx.result.decline(Reason.AMOUNT_DIFFERS)
 
@@ -126,7 +125,7 @@ def issuer_may_hold_money(ctx: TxnContext) -> bool:
     it: it was sent and either approved (`00`, or a reply whose MAC failed) or never answered."""
     if ctx.kind.value not in REVERSED_KINDS:
         return False
-    if ctx.notes.get("issuer_unanswered"):
+    if ctx.issuer_unanswered:
         return True
     return ctx.issuer_reply is not None and ctx.issuer_reply.get("39") in ISSUER_MAY_HAVE_APPROVED
 
@@ -138,7 +137,7 @@ def original_effect(kind: Kind) -> tuple[TxnState, TxnState] | None:
 
 
 class RecordOutcome(Step):
-    """Needs: ctx.notes["response_fields"] (built by ComposeResponse), ctx.txn_id. Stores the outcome and the
+    """Needs: ctx.response (built by ComposeResponse), ctx.txn_id. Stores the outcome and the
     answer (which a duplicate gets again; without the echoed fields that carry card data). Requests declined
     before RecordRequest (97, A0, 30, 14, 15 …) are not transactions: the log line with the trace is their
     record, and the terminal may retry them.
@@ -159,18 +158,19 @@ class RecordOutcome(Step):
     async def prepare(self, ctx: TxnContext) -> None:
         if ctx.replay is not None or ctx.txn_id is None:
             return
-        response = ctx.notes["response_fields"]
+        response = ctx.response
+        assert response is not None
         code = ctx.result.code
         undo_at_issuer = not ctx.result.approved and issuer_may_hold_money(ctx)
         state = TxnState.REVERSED if undo_at_issuer else STATE_BY_CODE.get(code, TxnState.DECLINED)
-        reversal_reason = "98" if ctx.notes.get("issuer_unanswered") else "96"
+        reversal_reason = "98" if ctx.issuer_unanswered else "96"
         now = self.services.clock().replace(tzinfo=None)
         trace = ctx.trace_text()
         txn_id = ctx.txn_id
         approved = ctx.result.approved
         effect = original_effect(ctx.kind) if approved and ctx.original is not None else None
-        reserved = bool(ctx.notes.get("refund_reserved"))
-        original_id = ctx.original.id if ctx.original is not None else ctx.notes.get("original_id")
+        reserved = ctx.refund_reserved
+        original_id = ctx.original.id if ctx.original is not None else ctx.reversed_original_id
         amount_fen = int(ctx.request.get("4", "0"))
         stored = stored_answer(ctx.kind, response)
 
@@ -214,5 +214,6 @@ class RecordOutcome(Step):
             ctx.result.decline(Reason.ISSUER_TIMEOUT)
             ctx.auth_code = None
             await ComposeResponse(self.services).prepare(ctx)
-            answer = stored_answer(ctx.kind, ctx.notes["response_fields"])
+            assert ctx.response is not None
+            answer = stored_answer(ctx.kind, ctx.response)
             await self.services.store.run(lambda s: store_answer(s, txn_id, answer))

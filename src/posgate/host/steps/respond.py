@@ -9,7 +9,7 @@ from posgate.txnset import row_of
 
 
 class ComposeResponse(Step):
-    """Provides: ctx.notes["response_fields"] — MTI, echoed fields, 12/13/15 (acquirer local time),
+    """Provides: ctx.response — MTI, echoed fields, 12/13/15 (acquirer local time),
     32, 37, 38, 39, 54 (balance), 55 (issuer's ICC data), 62 (sign-in keys), 63 (`CUP`)."""
 
     async def prepare(self, ctx: TxnContext) -> None:
@@ -37,7 +37,7 @@ class ComposeResponse(Step):
         if ctx.result.approved and row.slip:
             fields["63"] = "CUP"
         fields |= ctx.response_extra
-        ctx.notes["response_fields"] = fields
+        ctx.response = fields
 
 
 def stored_answer(kind: Kind, fields: dict[str, str]) -> dict[str, str]:

@@ -30,11 +30,11 @@ class ReverseOriginal(Step):
             lambda s: reverse_for_terminal(s, tid, stan, day, processing_code, reason_code, now)
         )
         if outcome.original_id is not None:
-            ctx.notes["original_id"] = outcome.original_id
+            ctx.reversed_original_id = outcome.original_id
         if outcome.refused:
             log.warning("not reversing RRN %s: %s", rrn_of(outcome.original_id or 0), outcome.refused)
         if outcome.reversed:
-            ctx.notes["reversed_kind"] = outcome.reversed_kind
+            ctx.reversed_kind = outcome.reversed_kind
             assert outcome.original_id is not None
             await self.services.saf.deliver_for(outcome.original_id, self.services.settings.issuer_timeout_s)
         ctx.result.approve()

@@ -29,7 +29,7 @@ class SettleBatch(Step):
     async def prepare(self, ctx: TxnContext) -> None:
         field48 = ctx.request.get("48", "")
         if len(field48) != 62:
-            ctx.notes["format"] = "field 48 must carry 62 digits of totals"
+            ctx.detail = "field 48 must carry 62 digits of totals"
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
         assert ctx.terminal is not None
@@ -41,11 +41,11 @@ class SettleBatch(Step):
             )
         except EncodeError as exc:
             # the host's totals do not fit field 48 (a count over 999): nothing was written
-            ctx.notes["settlement"] = str(exc)
+            ctx.detail = str(exc)
             ctx.result.decline(Reason.SYSTEM_ERROR)
             return
         ctx.response_extra["48"] = outcome.host_field48
-        ctx.notes["settlement"] = "balanced" if outcome.balanced else "unbalanced"
+        ctx.detail = "balanced" if outcome.balanced else "unbalanced"
         ctx.result.approve()
 
 
@@ -64,7 +64,7 @@ class UploadBatch(Step):
         try:
             records = parse_upload_records(field48) if code != BATCH_END else []
         except DecodeError as exc:
-            ctx.notes["format"] = str(exc)
+            ctx.detail = str(exc)
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
 
@@ -84,5 +84,5 @@ class UploadBatch(Step):
             ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
             return
         if code == BATCH_END:
-            ctx.notes["differences"] = differences
+            ctx.detail = f"{differences} difference(s)"
         ctx.result.approve()

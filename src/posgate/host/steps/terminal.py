@@ -41,7 +41,7 @@ class IdentifyTerminal(Step):
 
     async def prepare(self, ctx: TxnContext) -> None:
         record = self.services.terminals.get(ctx.tid)
-        ctx.notes["terminal_cached"] = record is not None
+        ctx.terminal_cached = record is not None
         if record is None:
             record = await self.services.store.run(lambda s: load_terminal(s, ctx.tid))
             if record is None:
@@ -134,7 +134,7 @@ class VerifyMac(Step):
         covered, mac = parts
         if await self._verify(ctx, covered, mac):
             return
-        if ctx.notes.get("terminal_cached"):  # keys may have changed on another node: look again
+        if ctx.terminal_cached:  # keys may have changed on another node: look again
             record = await self.services.store.run(lambda s: load_terminal(s, ctx.tid))
             if record is not None:
                 self.services.terminals.put(record)
@@ -176,10 +176,7 @@ class VerifyMac(Step):
         services, tid, seen, batch = self.services, ctx.tid, ctx.terminal.pending_at, ctx.batch_no
         clear = {"PIK": keys.pik, "MAK": keys.mak} | ({"TDK": keys.tdk} if keys.tdk is not None else {})
         stored = {purpose: (key, kcv(key)) for purpose, key in clear.items()}
-        promoted = await services.store.run(
-            lambda s: promote_pending_keys(s, services.vault, tid, stored, seen, batch)
-        )
-        ctx.notes["keys_promoted"] = promoted
+        await services.store.run(lambda s: promote_pending_keys(s, services.vault, tid, stored, seen, batch))
         services.terminals.forget(tid)
         forget_keys(services, tid)
 
@@ -192,7 +189,7 @@ class CompleteTestSwipe(Step):
         terminal = ctx.terminal
         if terminal is None or TESTING not in (terminal.status, terminal.merchant_status):
             return
-        if ctx.kind is Kind.REVERSAL and ctx.notes.get("reversed_kind") != "sale":
+        if ctx.kind is Kind.REVERSAL and ctx.reversed_kind != Kind.SALE:
             return
         tid = terminal.tid
         await self.services.store.run(lambda s: complete_test_swipe(s, tid))
