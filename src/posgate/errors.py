@@ -88,5 +88,10 @@ class IssuerUnavailable(PosgateError):
     """The issuer link is down: answer 91 at once (or stand in)."""
 
 
+class IssuerReplyUnverified(PosgateError):
+    """The issuer answered, but the reply's MAC did not verify under the ZAK: nothing in it is trusted
+    (AskIssuer answers 96 and reverses the request; the store-and-forward queue counts it delivered)."""
+
+
 class IssuerTimeout(PosgateError):
     """The issuer did not answer within the time-out: answer 98 and queue a reversal."""

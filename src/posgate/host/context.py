@@ -109,6 +109,7 @@ class TxnContext:
     terminal_cached: bool = False  # ctx.terminal came from this node's cache (VerifyMac may look again)
     refund_reserved: bool = False  # ReserveRefund took this refund's amount from its original
     issuer_unanswered: bool = False  # sent, no answer: the issuer may have acted on it (RecordOutcome)
+    issuer_reply_unverified: bool = False  # answered, but the reply's MAC failed: it may have approved
     reversed_original_id: int | None = None  # the original a 0400 found (ReverseOriginal)
     reversed_kind: str | None = None  # … and its kind, when this 0400 reversed it
     result: Result = field(default_factory=Result)

@@ -27,7 +27,7 @@ import ssl as ssl_module
 from collections.abc import Callable
 from typing import Protocol
 
-from posgate.errors import IssuerTimeout, IssuerUnavailable, PosgateError
+from posgate.errors import IssuerReplyUnverified, IssuerTimeout, IssuerUnavailable, PosgateError
 from posgate.iso8583.codec import encode_network, encode_network_with_mac, split_network_mac
 from posgate.iso8583.network_dialect import NETWORK_MAC_FIELDS
 from posgate.iso8583.session import (
@@ -256,11 +256,18 @@ class IssuerLink:
         bad = None
         while (event := session.next_event()) is not None:
             if isinstance(event, ResponseReceived):
-                reply = self._checked(event.response)
-                if not event.request.token.done():
-                    event.request.token.set_result(reply)
+                reply, verified = self._checked(event.response)
+                token = event.request.token
+                if not token.done() and verified:
+                    token.set_result(reply)
+                elif not token.done():
+                    token.set_exception(
+                        IssuerReplyUnverified(
+                            f"issuer {self.name} reply {reply['t']}/{reply.get('11')} failed MAC verification"
+                        )
+                    )
             elif isinstance(event, Unmatched):
-                msg = self._checked(event.message)
+                msg, _ = self._checked(event.message)
                 log.info("issuer %s: late or unmatched reply %s/%s", self.name, msg["t"], msg.get("11"))
             elif isinstance(event, Undecodable):
                 log.warning("issuer %s sent an undecodable message: %s", self.name, event.error)
@@ -307,9 +314,10 @@ class IssuerLink:
         session.handle_timer(max(asyncio.get_running_loop().time(), deadline))
         self._handle_events(session)
 
-    def _checked(self, reply: Inbound) -> Message:
-        """The reply's fields, its MAC judged as the route says: a financial reply whose MAC does not
-        verify gets 39 = `A0`; the first sign-on answer tells whether the route's `mac` setting fits."""
+    def _checked(self, reply: Inbound) -> tuple[Message, bool]:
+        """The reply's fields and whether its MAC verified as the route says (a financial reply whose MAC
+        does not verify is not trusted); the first sign-on answer tells whether the route's `mac` setting
+        fits."""
         msg, body = reply.fields, reply.body
         if msg["t"] == "0810" and msg.get("70") == "001" and not self._told_sign_on_mac:
             self._diagnose_sign_on_mac(body, msg)
@@ -328,8 +336,8 @@ class IssuerLink:
                 log.warning(
                     "issuer %s reply %s/%s failed MAC verification", self.name, msg["t"], msg.get("11")
                 )
-                msg = {**msg, "39": "A0"}
-        return msg
+                return msg, False
+        return msg, True
 
     def _reply_mac(self, body: bytes, msg: Message) -> str:
         """`absent` (no MAC field), `good`, or `bad` (misplaced, or not verifying under the ZAK)."""

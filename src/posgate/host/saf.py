@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from posgate.errors import IssuerTimeout, IssuerUnavailable
+from posgate.errors import IssuerReplyUnverified, IssuerTimeout, IssuerUnavailable
 from posgate.host.links import IssuerLink, IssuerLinks
 from posgate.host.network_messages import advice_request, reversal_request
 from posgate.security.at_rest import CardVault
@@ -38,8 +38,9 @@ from posgate.store.runtime import Store
 
 log = logging.getLogger("posgate.host.saf")
 
-# field 39 of a reply whose MAC did not verify (`IssuerLink` sets it), or of an issuer that could not verify
-# ours: nobody knows whether the message was applied, so it is sent again (the issuer applies it once)
+# a reply whose MAC did not verify (`IssuerLink` raises IssuerReplyUnverified), or field 39 of an issuer that
+# could not verify ours: nobody knows whether the message was applied, so it is sent again (the issuer
+# applies it once)
 UNAUTHENTICATED = "A0"
 
 
@@ -138,7 +139,9 @@ class SafForwarder:
         except (IssuerUnavailable, IssuerTimeout) as exc:
             await self._retry_later(item, str(exc))
             return False
-        if reply.get("39") == UNAUTHENTICATED:  # not the issuer's word (or it could not read ours)
+        except IssuerReplyUnverified:  # not the issuer's word
+            reply = {"39": UNAUTHENTICATED}
+        if reply.get("39") == UNAUTHENTICATED:  # its reply failed our MAC check, or it could not read ours
             log.warning(
                 "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
                 "reversal" if item.mti == "0420" else "advice",

@@ -43,7 +43,9 @@ class Reason(Enum):
     ISSUER_UNAVAILABLE = "issuer unavailable"
     DUPLICATE = "duplicate transmission"
     SYSTEM_ERROR = "system error"
+    ISSUER_REPLY_UNVERIFIED = "issuer reply failed MAC verification"  # host only: 96, and the reversal
     TERMINAL_NOT_SIGNED_IN = "terminal not signed in"
+    UNKNOWN_TERMINAL = "unknown terminal"  # host only: 97 (pos-8583.md: "terminal not signed in / unknown")
     ISSUER_TIMEOUT = "issuer timeout"
     MAC_ERROR = "MAC error"
 
@@ -77,13 +79,19 @@ POS_RESPONSE_CODES: dict[Reason, str] = {
     Reason.ISSUER_UNAVAILABLE: "91",
     Reason.DUPLICATE: "94",
     Reason.SYSTEM_ERROR: "96",
+    Reason.ISSUER_REPLY_UNVERIFIED: "96",
     Reason.TERMINAL_NOT_SIGNED_IN: "97",
+    Reason.UNKNOWN_TERMINAL: "97",
     Reason.ISSUER_TIMEOUT: "98",
     Reason.MAC_ERROR: "A0",
 }
 
 # The network dialect uses the same ISO 8583:1987 codes for the reasons an issuer can give.
-NETWORK_RESPONSE_CODES: dict[Reason, str] = dict(POS_RESPONSE_CODES)
+# The host's own reasons (an unknown terminal, an issuer reply that failed its MAC) are not an issuer's.
+HOST_ONLY_REASONS = frozenset({Reason.ISSUER_REPLY_UNVERIFIED, Reason.UNKNOWN_TERMINAL})
+NETWORK_RESPONSE_CODES: dict[Reason, str] = {
+    reason: code for reason, code in POS_RESPONSE_CODES.items() if reason not in HOST_ONLY_REASONS
+}
 
 _FROM_NETWORK = {code: reason for reason, code in NETWORK_RESPONSE_CODES.items()}
 

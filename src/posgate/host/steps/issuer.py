@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from posgate.errors import IssuerTimeout, IssuerUnavailable
+from posgate.errors import IssuerReplyUnverified, IssuerTimeout, IssuerUnavailable
 from posgate.host.context import Kind, TxnContext
 from posgate.host.network_messages import authorization_request
 from posgate.host.steps.base import Step
@@ -26,10 +26,11 @@ class AskIssuer(Step):
     """Needs: ctx.route, ctx.card, ctx.txn_id/rrn/network_stan, ctx.pin_block_zpk. Provides: ctx.issuer_reply,
     ctx.auth_code, ctx.balance_field. Declines: the issuer's own code (mapped), 91 link down (nothing was
     sent), 98 no answer in time (the transaction is marked timed out and a 0420 queued — in the same unit
-    of work), 96 an approval whose MAC did not verify (reversed). A refund is an advice: when the issuer
-    does not answer it is approved and its 0220 repeated until answered. Stand-in: a sale within the
-    issuer's limits is approved while its link is down and advised later. Compensates (abort): an approval
-    that a later step failed to deliver is reversed."""
+    of work), 96 a reply whose MAC did not verify (`Reason.ISSUER_REPLY_UNVERIFIED`: nothing in it is
+    trusted; the request is reversed). A refund is an advice: when the issuer does not answer it is approved
+    and its 0220 repeated until answered. Stand-in: a sale within the issuer's limits is approved while its
+    link is down and advised later. Compensates (abort): an approval that a later step failed to deliver is
+    reversed."""
 
     async def prepare(self, ctx: TxnContext) -> None:
         assert ctx.route is not None and ctx.txn_id is not None
@@ -43,6 +44,12 @@ class AskIssuer(Step):
             elif not await self._stand_in(ctx):
                 ctx.result.decline(Reason.ISSUER_UNAVAILABLE)
             return
+        except IssuerReplyUnverified as exc:
+            log.warning("RRN %s: %s", ctx.rrn, exc)
+            ctx.issuer_reply_unverified = True  # it may have approved: RecordOutcome must know
+            ctx.result.decline(Reason.ISSUER_REPLY_UNVERIFIED)
+            await self._reverse(ctx, "96")
+            return
         except IssuerTimeout:
             ctx.issuer_unanswered = True  # it may have acted on it: RecordOutcome must know
             if ctx.kind is Kind.REFUND:  # an advice is never reversed: it is repeated until answered
@@ -54,11 +61,6 @@ class AskIssuer(Step):
             self.services.saf.kick()
             return
         ctx.issuer_reply = reply
-        if reply.get("39") == "A0":
-            log.warning("issuer %s: reply to RRN %s failed MAC verification", ctx.route.issuer_name, ctx.rrn)
-            ctx.result.decline(Reason.SYSTEM_ERROR)
-            await self._reverse(ctx, "96")
-            return
         reason = reason_from_network_code(reply.get("39", ""))
         if reason is not Reason.APPROVED:
             ctx.result.decline(reason)

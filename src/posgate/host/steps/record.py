@@ -115,9 +115,9 @@ class ReserveRefund(Step):
 
 
 STATE_BY_CODE = {"00": TxnState.APPROVED, "98": TxnState.TIMED_OUT}
-# issuer answers after which the issuer may hold money for the request: approved, or approved as far as
-# anyone can tell (A0: the reply's MAC did not verify, so its code cannot be trusted)
-ISSUER_MAY_HAVE_APPROVED = ("00", "A0")
+# the issuer's answer after which it holds money for the request (a reply whose MAC did not verify may say
+# anything: `ctx.issuer_reply_unverified`)
+ISSUER_APPROVED = "00"
 
 
 def issuer_may_hold_money(ctx: TxnContext) -> bool:
@@ -125,9 +125,9 @@ def issuer_may_hold_money(ctx: TxnContext) -> bool:
     it: it was sent and either approved (`00`, or a reply whose MAC failed) or never answered."""
     if ctx.kind.value not in REVERSED_KINDS:
         return False
-    if ctx.issuer_unanswered:
+    if ctx.issuer_unanswered or ctx.issuer_reply_unverified:
         return True
-    return ctx.issuer_reply is not None and ctx.issuer_reply.get("39") in ISSUER_MAY_HAVE_APPROVED
+    return ctx.issuer_reply is not None and ctx.issuer_reply.get("39") == ISSUER_APPROVED
 
 
 def original_effect(kind: Kind) -> tuple[TxnState, TxnState] | None:

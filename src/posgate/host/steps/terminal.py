@@ -45,7 +45,7 @@ class IdentifyTerminal(Step):
         if record is None:
             record = await self.services.store.run(lambda s: load_terminal(s, ctx.tid))
             if record is None:
-                ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
+                ctx.result.decline(Reason.UNKNOWN_TERMINAL)
                 return
             self.services.terminals.put(record)
         await self.use(ctx, record)
