@@ -1,6 +1,7 @@
 """The MAC on the host's issuer link (`host.links.IssuerLink`, network-8583.md "Keys and security") against a
 small fake issuer on loopback: a financial reply is an answer only when its MAC — the last field — verifies
-under the route's ZAK (else 39 becomes `A0`, which the host treats as no approval), requests carry a MAC
+under the route's ZAK (else the request fails with `IssuerReplyUnverified`, which AskIssuer answers 96 and
+reverses: nothing in the reply is trusted), requests carry a MAC
 over every field before it, and the first sign-on answer tells, in one log line, when the route's `mac`
 setting and the issuer do not agree. No database: the route is built in memory."""
 
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from posgate.errors import IssuerReplyUnverified
 from posgate.host.links import IssuerLink
 from posgate.iso8583.codec import decode_network, encode_network, encode_network_with_mac, split_network_mac
 from posgate.iso8583.framing import FrameBuffer, build_network_frame
@@ -133,14 +135,14 @@ async def test_a_reply_whose_mac_verifies_is_the_answer_and_requests_carry_a_mac
 
 
 @pytest.mark.parametrize("mac", ["bad", "misplaced", "absent"])
-async def test_a_reply_whose_mac_does_not_verify_is_a0_not_an_approval(
+async def test_a_reply_whose_mac_does_not_verify_is_unverified_not_an_approval(
     started: Callable[..., object], mac: Mac, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="posgate.host.link")
     link = await started(MacIssuer(reply_mac=mac))  # type: ignore[operator]
     for stan in ("000201", "000202"):
-        answer = await link.request(sale(stan), 5)
-        assert (answer["11"], answer["39"]) == (stan, "A0")
+        with pytest.raises(IssuerReplyUnverified, match=f"reply 0210/{stan} failed MAC verification"):
+            await link.request(sale(stan), 5)
     assert caplog.messages.count("issuer Mac Bank reply 0210/000202 failed MAC verification") == 1
     lacking = [m for m in caplog.messages if "sends replies without a MAC" in m]
     if mac == "absent":  # said once, however many replies lack it
@@ -155,7 +157,8 @@ async def test_a_reply_whose_mac_does_not_verify_is_a0_not_an_approval(
 
 async def test_without_a_zak_no_reply_mac_verifies(started: Callable[..., object]) -> None:
     link = await started(MacIssuer(), mac_enabled=True, zak=None)  # type: ignore[operator]
-    assert (await link.request(sale("000301"), 5))["39"] == "A0"
+    with pytest.raises(IssuerReplyUnverified):
+        await link.request(sale("000301"), 5)
 
 
 @pytest.mark.parametrize("mac", ["good", "bad", "absent"])

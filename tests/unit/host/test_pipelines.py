@@ -14,7 +14,8 @@ async def test_a_sale_missing_its_amount_stops_at_check_fields() -> None:
     s = services()
     ctx = context(sale(**{"4": ""}))
     await run_pipeline(pipelines(s)[ctx.kind], finishing_steps(s), ctx)
-    assert [t.step for t in ctx.trace] == ["CheckFields", "ComposeResponse", "RecordOutcome"]
+    steps = [t.step for t in ctx.trace]
+    assert steps == ["CheckFields", "ComposeResponse", "RecordOutcome", "CountForRisk", "RaiseRiskAlerts"]
     assert ctx.trace[0].outcome == "30" and ctx.detail == "missing field 4"
     assert ctx.response is not None and ctx.response["39"] == "30"
 
