@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from posgate.cli_kpi import kpi_app, seed_app
+from posgate.cli_kpi import bench_kpi_command, kpi_app, seed_app
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.cli_risk import risk_app
 from posgate.cli_settlement import (
@@ -219,6 +219,7 @@ bench_app = typer.Typer(
 )
 app.add_typer(bench_app, name="bench")
 bench_app.command("clearing")(bench_clearing_command)
+bench_app.command("kpi")(bench_kpi_command)
 
 
 @bench_app.command("auth")

@@ -177,3 +177,67 @@ def seed_history_command(
         f"{result.terminals:,} terminals in {result.seconds_insert:.1f} s ({rate:,.0f}/s); "
         f"rollups rebuilt in {result.seconds_rollup:.1f} s"
     )
+
+
+def bench_kpi_command(
+    days: Annotated[
+        int, typer.Option("--days", min=1, max=3660, help="the period: the last N business days")
+    ] = 30,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, max=1000, help="calls of each page")] = 20,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Latency of each KPI page of numbers (summary, series, breakdowns, terminals) over the store as it
+    is, rollups fresh: p50 and p95 of `--repeat` calls, plus one incremental rollup run."""
+    import statistics
+    import time
+
+    from posgate.bootstrap import open_store
+    from posgate.kpi import queries
+    from posgate.kpi.queries import Filters
+    from posgate.kpi.rollup import refresh
+    from posgate.store.models import Transaction
+
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    store = handle.store
+    try:
+        from sqlalchemy import func, select
+
+        rows = store.transact(lambda s: s.scalar(select(func.count(Transaction.id))))
+        last = store.transact(lambda s: s.scalar(select(func.max(Transaction.business_date))))
+        if last is None:
+            _fail("the store has no transactions: run `posgate seed history` first")
+        began = time.perf_counter()
+        store.transact(lambda s: refresh(s))
+        refresh_ms = (time.perf_counter() - began) * 1000
+        start = last - dt.timedelta(days=days - 1)
+        pages = {
+            "summary": lambda s: queries.summary(s, start, last, Filters()),
+            "series": lambda s: queries.series(s, start, last, Filters(), "day"),
+            "breakdowns": lambda s: queries.breakdowns(s, start, last, Filters()),
+            "terminals": lambda s: queries.terminals(s, start, last, Filters()),
+            "summary, one issuer": lambda s: queries.summary(s, start, last, Filters(issuer=_some_issuer(s))),
+        }
+        typer.echo(
+            f"{store.dialect}: {rows:,} transactions, period {start} .. {last}; "
+            f"incremental rollup run {refresh_ms:.0f} ms"
+        )
+        for name, page in pages.items():
+            times = []
+            for _ in range(repeat):
+                began = time.perf_counter()
+                store.transact(page)
+                times.append((time.perf_counter() - began) * 1000)
+            p95 = statistics.quantiles(times, n=20)[-1] if len(times) > 1 else times[0]
+            typer.echo(f"  {name:<20} p50 {statistics.median(times):7.1f} ms   p95 {p95:7.1f} ms")
+    finally:
+        store.close()
+
+
+def _some_issuer(session) -> str | None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from posgate.store.models_kpi import KpiDaily
+
+    return session.scalar(select(KpiDaily.issuer_name).where(KpiDaily.issuer_name != "").limit(1))

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from posgate.kpi import definitions as d
 from posgate.kpi.rollup import is_stale, refresh
 from posgate.merchants.errors import FieldError
 from posgate.store.models import Merchant, Terminal
-from posgate.store.models_kpi import KpiDaily, KpiTerminalDaily
+from posgate.store.models_kpi import KpiDaily, KpiIssuerDaily, KpiTerminalDaily
 from posgate.store.runtime import Store
 
 T = TypeVar("T")
@@ -35,42 +35,53 @@ class Filters:
     channel: str | None = None
 
 
-def _daily(session: Session, start: dt.date, end: dt.date, f: Filters) -> list[d.DailyRow]:
-    k = KpiDaily
-    query: Select[Any] = select(
-        k.day,
-        k.mid,
-        k.issuer_name,
-        k.kind,
-        k.response_code,
-        k.card_kind,
-        k.channel,
-        k.txn_count,
-        k.amount_fen,
-    ).where(k.day >= start, k.day <= end)
+_DIMENSIONS = ("day", "mid", "issuer_name", "kind", "response_code", "card_kind", "channel")
+
+
+def _where(query: Select[Any], table: Any, start: dt.date, end: dt.date, f: Filters) -> Select[Any]:
+    query = query.where(table.day >= start, table.day <= end)
     if f.mid is not None:
-        query = query.where(k.mid == f.mid)
+        query = query.where(table.mid == f.mid)
     if f.mcc is not None:
-        query = query.where(k.mid.in_(select(Merchant.mid).where(Merchant.mcc == f.mcc)))
+        query = query.where(table.mid.in_(select(Merchant.mid).where(Merchant.mcc == f.mcc)))
     if f.issuer is not None:
-        query = query.where(k.issuer_name == f.issuer)
-    if f.channel is not None:
-        query = query.where(k.channel == f.channel)
-    return [d.DailyRow(*row) for row in session.execute(query)]
+        query = query.where(table.issuer_name == f.issuer)
+    if f.channel is not None and hasattr(table, "channel"):
+        query = query.where(table.channel == f.channel)
+    return query
 
 
-def _terminal_days(session: Session, start: dt.date, end: dt.date, f: Filters) -> list[d.TerminalDay]:
+def _daily(
+    session: Session, start: dt.date, end: dt.date, f: Filters, by: tuple[str, ...] = ()
+) -> list[d.DailyRow]:
+    """`kpi_daily` (`kpi_issuer_daily` without a merchant or MCC filter) of the period summed in the store
+    over every dimension but `kind`, `response_code` and `by` (the KPIs need no more): a few hundred rows
+    whatever the volume. A dimension summed over reads as `""` (`day`: the period's first day)."""
+    k: Any = KpiDaily if f.mid is not None or f.mcc is not None else KpiIssuerDaily
+    keep = ("kind", "response_code", *by)
+    columns = [getattr(k, name) for name in keep]
+    query = _where(select(*columns, func.sum(k.txn_count), func.sum(k.amount_fen)), k, start, end, f)
+    rows = []
+    for *values, total, amount in session.execute(query.group_by(*columns)):
+        fields: dict[str, Any] = {name: "" for name in _DIMENSIONS}
+        fields["day"] = start
+        fields.update(zip(keep, values, strict=True))
+        rows.append(d.DailyRow(**fields, count=int(total), amount_fen=int(amount)))
+    return rows
+
+
+def _terminal_days(
+    session: Session, start: dt.date, end: dt.date, f: Filters, first: bool = False
+) -> list[d.TerminalDay]:
+    """Per (terminal, merchant), its last day with approved purchases in the period (`first`: its first
+    day) — what active terminals, activation and churn need, as one row each."""
     k = KpiTerminalDaily
-    query: Select[Any] = select(k.day, k.tid, k.mid, k.issuer_name, k.txn_count, k.amount_fen).where(
-        k.day >= start, k.day <= end
-    )
-    if f.mid is not None:
-        query = query.where(k.mid == f.mid)
-    if f.mcc is not None:
-        query = query.where(k.mid.in_(select(Merchant.mid).where(Merchant.mcc == f.mcc)))
-    if f.issuer is not None:
-        query = query.where(k.issuer_name == f.issuer)
-    return [d.TerminalDay(*row) for row in session.execute(query)]
+    day = func.min(k.day) if first else func.max(k.day)
+    query = _where(select(k.tid, k.mid, day, func.sum(k.txn_count), func.sum(k.amount_fen)), k, start, end, f)
+    return [
+        d.TerminalDay(day=when, tid=tid, mid=mid, issuer_name=f.issuer or "", count=int(n), amount_fen=int(a))
+        for tid, mid, when, n, a in session.execute(query.group_by(k.tid, k.mid))
+    ]
 
 
 def _headline(rows: list[d.DailyRow]) -> dict[str, Any]:
@@ -93,7 +104,7 @@ def summary(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[
     prev_start, prev_end = start - dt.timedelta(days=length), start - dt.timedelta(days=1)
     previous = _headline(_daily(session, prev_start, prev_end, f))
     window = dt.timedelta(days=d.ACTIVE_WINDOW_DAYS - 1)
-    active = len(d.active_terminals(_terminal_days(session, end - window, end, f), end))
+    active = len(_terminal_days(session, end - window, end, f))
     if f.channel is not None:  # the terminal rollup has no channel: a channel's active terminals are unknown
         active_value: int | None = None
     else:
@@ -118,13 +129,13 @@ def series(session: Session, start: dt.date, end: dt.date, f: Filters, grain: st
         "from": start.isoformat(),
         "to": end.isoformat(),
         "grain": grain,
-        "series": d.series(_daily(session, start, end, f), grain),
+        "series": d.series(_daily(session, start, end, f, by=("day",)), grain),
     }
 
 
 def breakdowns(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
     """The mixes (card kind, channel) and the counted declines by issuer and by channel."""
-    rows = _daily(session, start, end, f)
+    rows = _daily(session, start, end, f, by=("card_kind", "channel", "issuer_name"))
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
@@ -139,8 +150,9 @@ def breakdowns(session: Session, start: dt.date, end: dt.date, f: Filters) -> di
 def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[str, Any]:
     """Active and dormant terminals on `end`, the activation of the terminals provisioned in [start, end],
     and the merchants churned on `end`."""
-    lookback = end - dt.timedelta(days=2 * d.ACTIVE_WINDOW_DAYS)
-    days = _terminal_days(session, min(lookback, start), end, f)
+    window = dt.timedelta(days=d.ACTIVE_WINDOW_DAYS)
+    current = _terminal_days(session, end - window + dt.timedelta(days=1), end, f)
+    before = _terminal_days(session, end - 2 * window + dt.timedelta(days=1), end - window, f)
     query = select(Terminal.tid, Terminal.created_at, Merchant.mid).join(
         Merchant, Merchant.id == Terminal.merchant_id
     )
@@ -150,16 +162,17 @@ def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dic
         query = query.where(Merchant.mcc == f.mcc)
     provisioned = {tid: created.date() for tid, created, _mid in session.execute(query)}
     if f.issuer is not None:  # a bank sees the terminals its cards were used at, not the acquirer's estate
-        seen = {t.tid for t in days}
+        seen = {t.tid for t in (*current, *before)}
         provisioned = {tid: day for tid, day in provisioned.items() if tid in seen}
     new = {tid: day for tid, day in provisioned.items() if start <= day <= end}
+    firsts = [t for t in _terminal_days(session, start, end, f, first=True) if t.tid in new]
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "active_terminals": len(d.active_terminals(days, end)),
-        "dormant_terminals": len(d.dormant_terminals(provisioned, days, end)),
-        "activation": d.activation(new, days),
-        "churned_merchants": len(d.churned_merchants(days, end)),
+        "active_terminals": len(d.active_terminals(current, end)),
+        "dormant_terminals": len(d.dormant_terminals(provisioned, current, end)),
+        "activation": d.activation(new, firsts),
+        "churned_merchants": len(d.churned_merchants([*current, *before], end)),
     }
 
 

@@ -1,6 +1,6 @@
-"""The rollup job: rebuilds `kpi_daily` and `kpi_terminal_daily` for the business days whose transactions
-changed since the last run (by `transactions.updated_at`), in the store, with one INSERT … SELECT … GROUP BY
-per table and batch of days.
+"""The rollup job: rebuilds `kpi_daily`, `kpi_issuer_daily` and `kpi_terminal_daily` for the business days
+whose transactions changed since the last run (by `transactions.updated_at`), in the store, with one
+INSERT … SELECT … GROUP BY per table and batch of days.
 
 Why a short job and not upkeep on every request: a transaction's counts change long after it is recorded
 (a void, a reversal, a completion, an in-doubt recovery), and all those writers would have to keep the
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from posgate.kpi.definitions import APPROVED, CHANNELS, PURCHASE_KINDS
 from posgate.store.models import Transaction, utcnow
-from posgate.store.models_kpi import KpiDaily, KpiRefreshState, KpiTerminalDaily
+from posgate.store.models_kpi import KpiDaily, KpiIssuerDaily, KpiRefreshState, KpiTerminalDaily
 from posgate.txnset import Kind, kinds_where
 
 MAX_AGE = dt.timedelta(seconds=30)
@@ -69,12 +69,9 @@ def _state(session: Session) -> KpiRefreshState:
 def _regroup(session: Session, days: Sequence[dt.date] | None) -> None:
     """Delete and rebuild both rollups for `days` (None: every day)."""
     daily, terminal = KpiDaily.__table__, KpiTerminalDaily.__table__
-    if days is None:
-        session.execute(delete(daily))
-        session.execute(delete(terminal))
-    else:
-        session.execute(delete(daily).where(daily.c.day.in_(days)))
-        session.execute(delete(terminal).where(terminal.c.day.in_(days)))
+    issuers = KpiIssuerDaily.__table__
+    for table in (daily, issuers, terminal):
+        session.execute(delete(table) if days is None else delete(table).where(table.c.day.in_(days)))
     t = Transaction
     issuer = func.coalesce(t.issuer_name, "")
     channel = _channel()
@@ -99,6 +96,15 @@ def _regroup(session: Session, days: Sequence[dt.date] | None) -> None:
     purchases = purchases.group_by(t.business_date, t.tid, t.mid, issuer)
     daily_columns = ["day", "mid", "issuer_name", "kind", "response_code", "card_kind", "channel"]
     session.execute(insert(daily).from_select([*daily_columns, "txn_count", "amount_fen"], grouped))
+    by_issuer = [daily.c[name] for name in daily_columns if name != "mid"]
+    summed = select(*by_issuer, func.sum(daily.c.txn_count), func.sum(daily.c.amount_fen))
+    if days is not None:
+        summed = summed.where(daily.c.day.in_(days))
+    session.execute(
+        insert(issuers).from_select(
+            [c.name for c in by_issuer] + ["txn_count", "amount_fen"], summed.group_by(*by_issuer)
+        )
+    )
     session.execute(
         insert(terminal).from_select(
             ["day", "tid", "mid", "issuer_name", "txn_count", "amount_fen"], purchases

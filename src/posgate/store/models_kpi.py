@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, Date, DateTime, Integer, String
+from sqlalchemy import BigInteger, Date, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from posgate.store.models import Base
@@ -19,10 +19,28 @@ class KpiDaily(Base):
     of field 22; empty strings stand for unknown (NULL in `transactions`)."""
 
     __tablename__ = "kpi_daily"
+    __table_args__ = (Index("ix_kpi_daily_mid_day", "mid", "day"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     day: Mapped[dt.date] = mapped_column(Date, index=True)
     mid: Mapped[str] = mapped_column(String(15))
+    issuer_name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(20))
+    response_code: Mapped[str] = mapped_column(String(2))
+    card_kind: Mapped[str] = mapped_column(String(10))
+    channel: Mapped[str] = mapped_column(String(12))
+    txn_count: Mapped[int] = mapped_column(BigInteger)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+
+
+class KpiIssuerDaily(Base):
+    """`kpi_daily` summed over merchants: what a page without a merchant or MCC filter reads (a few hundred
+    rows a day, however many merchants)."""
+
+    __tablename__ = "kpi_issuer_daily"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
     issuer_name: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(20))
     response_code: Mapped[str] = mapped_column(String(2))
