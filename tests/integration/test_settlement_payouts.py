@@ -183,6 +183,8 @@ def test_d0_advances_todays_credit_volume_within_its_rules(store: Store, tmp_pat
         d0(10_000, EXAMPLE_MID_2)
     with pytest.raises(D0Refused, match="D0 is open 09:00-22:00 Asia/Shanghai; it is 08:59"):
         d0(10_000, when=b.utc(at(D, 8, 59)))
+    with pytest.raises(D0Refused, match=r"merchant 898440\*{5}0002 is not allowed D0"):
+        d0(10_000, EXAMPLE_MID_2, when=b.utc(at(D, 22, 30)))  # its rights first, at any hour
     with pytest.raises(D0Refused, match="must be between 10000 and 5000000 fen"):
         d0(9_999)
     with pytest.raises(D0Refused, match=r"D0 quota of 898440\*{5}0001: 30000 fen a day, 0 fen drawn"):
@@ -196,6 +198,10 @@ def test_d0_advances_todays_credit_volume_within_its_rules(store: Store, tmp_pat
         D,
     )
     assert d0(150_000, rid="req-1").payout_id == payout.payout_id  # the same request, the same payout
+    late = b.utc(at(D, 22, 0))  # retried as the window closes: still its answer, not a refusal
+    assert d0(150_000, rid="req-1", when=late).payout_id == payout.payout_id
+    with pytest.raises(D0Refused, match="it is 22:00: ask again from 09:00"):
+        d0(10_000, rid="req-2", when=late)
     with pytest.raises(D0Refused, match="40000 fen available"):
         d0(40_001)
     rows = bankfile.read(payout.file, PAYOUT_HEADER, "amount_fen")

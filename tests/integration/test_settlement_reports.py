@@ -8,6 +8,7 @@ import csv
 import datetime as dt
 import io
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import typer
@@ -158,6 +159,14 @@ def test_the_commands_clear_pay_report_and_reconcile(cli, tmp_path: Path) -> Non
     assert "2 paid, 0 rejected" in invoke("settlement", "confirm", str(confirmation))
     assert "0 paid, 0 rejected, 2 already confirmed" in invoke("settlement", "confirm", str(confirmation))
     assert "not allowed D0" in invoke("settlement", "d0", "--mid", EXAMPLE_MID_2, "--amount", "100", code=2)
+    # D0 outside its window (an hour about 12 hours from now, at any hour of the run): a clear refusal
+    hour = (dt.datetime.now(ZoneInfo(TZ)).hour + 12) % 23
+    closed = tmp_path / "d0-closed.toml"
+    closed.write_text(f'[d0]\nwindow_start_local = "{hour:02d}:00"\nwindow_end_local = "{hour + 1:02d}:00"\n')
+    refused = invoke(
+        "settlement", "d0", "--mid", EXAMPLE_MID, "--amount", "100", "--rates", str(closed), code=2
+    )
+    assert f"D0 is open {hour:02d}:00-{hour + 1:02d}:00 {TZ}" in refused and "ask again" in refused
     assert "at most two decimals" in invoke(
         "settlement", "d0", "--mid", EXAMPLE_MID, "--amount", "1.001", code=2
     )

@@ -278,11 +278,6 @@ def request_d0(
     now = now or utcnow()
     d0 = rates.d0
     local = to_local(now, tz)
-    if not d0.window_start_local <= local.time() < d0.window_end_local:
-        raise D0Refused(
-            f"D0 is open {d0.window_start_local:%H:%M}-{d0.window_end_local:%H:%M} {timezone}; "
-            f"it is {local:%H:%M}"
-        )
     if not d0.min_fen <= amount_fen <= d0.max_fen:
         raise D0Refused(f"D0 amount {amount_fen} fen: must be between {d0.min_fen} and {d0.max_fen} fen")
     today = clearing_date(now, tz, rates.clearing.cut_off_local)
@@ -314,6 +309,14 @@ def request_d0(
                 existing.net_fen,
                 0,
                 folder / (existing.file_name or ""),
+            )
+        # after the merchant's rights and a replay: a merchant without D0 is told so at any hour, and a
+        # request retried just after the window closes gets the answer it already had
+        if not d0.window_start_local <= local.time() < d0.window_end_local:
+            raise D0Refused(
+                f"D0 is open {d0.window_start_local:%H:%M}-{d0.window_end_local:%H:%M} {timezone}; "
+                f"it is {local:%H:%M}: ask again from {d0.window_start_local:%H:%M}, or the balance is "
+                "paid with the next T+1 payouts"
             )
         drawn = session.scalar(
             select(func.coalesce(func.sum(p.amount_fen), 0)).where(
