@@ -109,6 +109,9 @@ def _jpeg_walk(data: bytes, field: str) -> tuple[int, list[Region]]:
             or (marker == 0xE1 and payload.startswith(b"Exif\x00"))
             or (marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00"))
             or (marker == 0xE0 and payload.startswith((b"JFIF\x00", b"JFXX\x00")))
+            or (marker == 0xE2 and payload.startswith(b"MPF\x00"))
+            or (marker == 0xED and payload.startswith(b"Photoshop 3.0\x00"))  # may hold a thumbnail
+            or (marker == 0xEE and payload.startswith(b"Adobe"))
         )
         regions.append((start, min(pos, size), "binary" if binary else "text"))
         if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
