@@ -125,3 +125,19 @@ def test_a_bank_user_signed_in_is_held_to_its_issuer_too(seeded) -> None:  # typ
     mine = client.get("/api/kpi/breakdowns", params=PERIOD).json()
     assert set(mine["issuer_mix"]) == {BANK_A}
     assert client.get("/").status_code == 403  # the acquirer's dashboard is not a bank's
+
+
+def test_the_dashboard_page_serves_echarts_itself(seeded) -> None:  # type: ignore[no-untyped-def]
+    client, _handle, _settings = seeded
+    sign_in(client, "finance")
+    page = client.get("/kpi")
+    assert page.status_code == 200
+    assert '<script src="/static/echarts.min.js">' in page.text and "https://" not in page.text
+    assert 'id="nav-kpi"' in page.text
+    script = client.get("/static/echarts.min.js")
+    assert script.status_code == 200 and len(script.content) > 500_000
+    assert client.get("/static/kpi.js").status_code == 200
+    client.cookies.clear()
+    sign_in(client, "reviewer")  # no kpi.read: no link, and the page is refused
+    assert 'id="nav-kpi"' not in client.get("/merchants").text
+    assert client.get("/kpi").status_code == 403

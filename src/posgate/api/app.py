@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from posgate.api.audit_trail import AuditTrail, note_refusal
 from posgate.api.body_limit import BodyLimit
-from posgate.api.console import forms, pages
+from posgate.api.console import forms, kpi_pages, pages
 from posgate.api.console import settlement as settlement_pages
 from posgate.api.console.render import LoginRequired, render
 from posgate.api.context import AppContext
@@ -168,6 +168,7 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         app.include_router(router)
     app.include_router(settlement_pages.router)
     app.include_router(pages.router)
+    app.include_router(kpi_pages.router)
     app.include_router(forms.router)
     # last added, so outermost: it sees the refusals of the other middleware too
     app.add_middleware(AuditTrail, ctx=app.state.ctx, routes=app.router.routes)

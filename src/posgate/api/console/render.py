@@ -47,6 +47,7 @@ def render(
         "user": user,
         "yuan": yuan,
         "done": request.query_params.get("done"),
+        "can_kpi": user is not None and allowed(user.role, "kpi.read"),
         **values,
     }
     response = ctx.templates.TemplateResponse(request, template, context, status_code=status_code)
