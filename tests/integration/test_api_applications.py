@@ -78,6 +78,12 @@ def test_without_a_licence_the_check_warns(api) -> None:  # type: ignore[no-unty
     assert checks["licence_number"]["outcome"] == "warn"
 
 
+def _seventeen_years_ago() -> dt.date:
+    """A birth date 17 years before today (on 29 February: the 28th), any day of the year."""
+    today = dt.date.today()
+    return today.replace(year=today.year - 17, day=28 if (today.month, today.day) == (2, 29) else today.day)
+
+
 BAD_FIELDS = [
     ({"applicant_name": ""}, "applicant_name", "is required"),
     ({"applicant_name": "Zhang3"}, "applicant_name", "must be letters"),
@@ -89,7 +95,7 @@ BAD_FIELDS = [
     ),
     ({"id_number": "440106199002301234"}, "id_number", "not a real date"),
     (
-        {"id_number": id_number(dt.date.today().replace(year=dt.date.today().year - 17))},
+        {"id_number": id_number(_seventeen_years_ago())},
         "id_number",
         "at least 18",
     ),
