@@ -84,6 +84,13 @@ def _terminal_days(
     ]
 
 
+def _active_count(session: Session, start: dt.date, end: dt.date, f: Filters) -> int:
+    """How many terminals have a `kpi_terminal_daily` row in [start, end] — `definitions.active_terminals`
+    counted in the store."""
+    k = KpiTerminalDaily
+    return int(session.scalar(_where(select(func.count(func.distinct(k.tid))), k, start, end, f)) or 0)
+
+
 def _headline(rows: list[d.DailyRow]) -> dict[str, Any]:
     return {
         "approved_count": d.approved_count(rows),
@@ -104,7 +111,7 @@ def summary(session: Session, start: dt.date, end: dt.date, f: Filters) -> dict[
     prev_start, prev_end = start - dt.timedelta(days=length), start - dt.timedelta(days=1)
     previous = _headline(_daily(session, prev_start, prev_end, f))
     window = dt.timedelta(days=d.ACTIVE_WINDOW_DAYS - 1)
-    active = len(_terminal_days(session, end - window, end, f))
+    active = _active_count(session, end - window, end, f)
     if f.channel is not None:  # the terminal rollup has no channel: a channel's active terminals are unknown
         active_value: int | None = None
     else:
