@@ -141,3 +141,30 @@ def test_the_dashboard_page_serves_echarts_itself(seeded) -> None:  # type: igno
     sign_in(client, "reviewer")  # no kpi.read: no link, and the page is refused
     assert 'id="nav-kpi"' not in client.get("/merchants").text
     assert client.get("/kpi").status_code == 403
+
+
+def test_a_bank_session_gets_no_other_page_or_route(seeded) -> None:  # type: ignore[no-untyped-def]
+    """Every GET route without a path parameter, as a signed-in bank user: only its KPI page and KPI
+    numbers, sign-in pages, reference data and static files answer; everything else is 403."""
+    client, _handle, _settings = seeded
+    admin = sign_in(client, "admin")
+    body = {"username": "bank_b", "password": "correct horse battery 9", "role": "bank", "issuer": BANK_B}
+    assert client.post("/api/users", json=body, headers=admin).status_code == 201
+    client.cookies.clear()
+    sign_in(client, "bank_b", "correct horse battery 9")
+    open_to_it = {"/kpi", "/login", "/api/auth/me", "/api/business-types", "/docs", "/openapi.json"}
+    checked = 0
+    routes = []
+    for route in client.app.routes:  # included routers keep their routes on `original_router`
+        inner = getattr(route, "original_router", None)
+        routes.extend(inner.routes if inner is not None else [route])
+    for route in routes:
+        path, methods = getattr(route, "path", ""), getattr(route, "methods", None) or set()
+        if "GET" not in methods or "{" in path or path.startswith(("/static", "/api/kpi/")):
+            continue
+        status = client.get(path, params=PERIOD, follow_redirects=False).status_code
+        if path in open_to_it:
+            continue
+        assert status == 403, (path, status)
+        checked += 1
+    assert checked >= 8
