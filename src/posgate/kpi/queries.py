@@ -70,20 +70,6 @@ def _daily(
     return rows
 
 
-def _terminal_days(
-    session: Session, start: dt.date, end: dt.date, f: Filters, first: bool = False
-) -> list[d.TerminalDay]:
-    """Per (terminal, merchant), its last day with approved purchases in the period (`first`: its first
-    day) — what active terminals, activation and churn need, as one row each."""
-    k = KpiTerminalDaily
-    day = func.min(k.day) if first else func.max(k.day)
-    query = _where(select(k.tid, k.mid, day, func.sum(k.txn_count), func.sum(k.amount_fen)), k, start, end, f)
-    return [
-        d.TerminalDay(day=when, tid=tid, mid=mid, issuer_name=f.issuer or "", count=int(n), amount_fen=int(a))
-        for tid, mid, when, n, a in session.execute(query.group_by(k.tid, k.mid))
-    ]
-
-
 def _active_count(session: Session, start: dt.date, end: dt.date, f: Filters) -> int:
     """How many terminals have a `kpi_terminal_daily` row in [start, end] — `definitions.active_terminals`
     counted in the store."""
@@ -158,8 +144,18 @@ def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dic
     """Active and dormant terminals on `end`, the activation of the terminals provisioned in [start, end],
     and the merchants churned on `end`."""
     window = dt.timedelta(days=d.ACTIVE_WINDOW_DAYS)
-    current = _terminal_days(session, end - window + dt.timedelta(days=1), end, f)
-    before = _terminal_days(session, end - 2 * window + dt.timedelta(days=1), end - window, f)
+    cut = end - window + dt.timedelta(days=1)  # the current window's first day
+    current, before = [], []
+    # one scan of both windows: per (terminal, merchant) its first and last day with approved purchases
+    k = KpiTerminalDaily
+    spans = _where(select(k.tid, k.mid, func.min(k.day), func.max(k.day)), k, cut - window, end, f).group_by(
+        k.tid, k.mid
+    )
+    for tid, mid, first, last in session.execute(spans):
+        if last >= cut:
+            current.append(d.TerminalDay(day=last, tid=tid, mid=mid, issuer_name="", count=1, amount_fen=0))
+        if first < cut:
+            before.append(d.TerminalDay(day=first, tid=tid, mid=mid, issuer_name="", count=1, amount_fen=0))
     query = select(Terminal.tid, Terminal.created_at, Merchant.mid).join(
         Merchant, Merchant.id == Terminal.merchant_id
     )
@@ -172,7 +168,7 @@ def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dic
         seen = {t.tid for t in (*current, *before)}
         provisioned = {tid: day for tid, day in provisioned.items() if tid in seen}
     new = {tid: day for tid, day in provisioned.items() if start <= day <= end}
-    firsts = [t for t in _terminal_days(session, start, end, f, first=True) if t.tid in new]
+    firsts = _firsts(session, sorted(new), start, end, f)
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
@@ -181,6 +177,22 @@ def terminals(session: Session, start: dt.date, end: dt.date, f: Filters) -> dic
         "activation": d.activation(new, firsts),
         "churned_merchants": len(d.churned_merchants([*current, *before], end)),
     }
+
+
+def _firsts(
+    session: Session, tids: list[str], start: dt.date, end: dt.date, f: Filters
+) -> list[d.TerminalDay]:
+    """The first day with approved purchases in [start, end] of each of `tids` (by the tid index)."""
+    k = KpiTerminalDaily
+    out: list[d.TerminalDay] = []
+    for i in range(0, len(tids), 500):
+        query = _where(select(k.tid, k.mid, func.min(k.day)), k, start, end, f)
+        query = query.where(k.tid.in_(tids[i : i + 500])).group_by(k.tid, k.mid)
+        out.extend(
+            d.TerminalDay(day=day, tid=tid, mid=mid, issuer_name="", count=1, amount_fen=0)
+            for tid, mid, day in session.execute(query)
+        )
+    return out
 
 
 MAX_DAYS = 3660
