@@ -26,11 +26,13 @@ from posgate.config import Settings, load_settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.files import restrict_umask
 from posgate.terminal.cli import app as terminal_app
+from posgate.terminal.wallet_cli import register as register_wallet_terminal
 
 app = typer.Typer(
     help="posgate — bank-card acquiring host, issuer and terminal simulators.", no_args_is_help=True
 )
 app.add_typer(terminal_app, name="terminal", help="POS terminal simulator.")
+register_wallet_terminal(terminal_app)  # posgate terminal qr | scan | qr-refund
 terminal_app.command("provision", help="Provision terminal(s) for a merchant (acquirer side).")(
     provision_terminal_command
 )
@@ -86,7 +88,7 @@ def up(
         issuer_ports=issuer_ports,
         database_url=database_url,
     )
-    _run(_serve(settings, host=True, issuers=True, console=True))
+    _run(_serve(settings, host=True, issuers=True, console=True, wallet_sims=True))
 
 
 @app.command()
@@ -143,14 +145,28 @@ app.add_typer(kpi_app, name="kpi")
 app.add_typer(seed_app, name="seed")
 
 
-async def _serve(settings: Settings, host: bool, issuers: bool, console: bool = False) -> None:
+async def _serve(
+    settings: Settings, host: bool, issuers: bool, console: bool = False, wallet_sims: bool = False
+) -> None:
     from posgate.logs import configure_logging
     from posgate.services import serve_forever, start_all
 
     configure_logging(settings.data_dir, settings.log_level)
-    running = await start_all(settings, host=host, issuers=issuers, console=console)
+    running = await start_all(settings, host=host, issuers=issuers, console=console, wallet_sims=wallet_sims)
     if running.console_url is not None:
         print(f"posgate console {running.console_url}", flush=True)
+    if running.wallet_sims is not None:
+        for name, url in running.wallet_sims.urls().items():
+            print(f"posgate wallet {name} {url}", flush=True)
+    if running.wallets is not None:
+        from posgate.wallets.runtime import CASHIER_KEY_FILE, cashier_api_key
+
+        await asyncio.to_thread(cashier_api_key, running.handle, settings.data_dir)
+        print(
+            f"posgate wallets {','.join(running.wallets.providers)} (cashier API key in "
+            f"{settings.data_dir / CASHIER_KEY_FILE})",
+            flush=True,
+        )
     if running.issuers is not None:
         ports = ",".join(f"{name}={port}" for name, port in sorted(running.issuers.ports.items()))
         print(f"posgate issuers {ports}", flush=True)

@@ -8,6 +8,7 @@ import contextlib
 import signal
 import ssl
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,8 +34,9 @@ class Console:
 
         context = console_ssl_context(settings)
         self.scheme = "https" if context is not None else "http"
+        self.app = create_app(handle, settings)
         config = uvicorn.Config(
-            create_app(handle, settings),
+            self.app,
             host=settings.listen_host,
             port=settings.console_port,
             log_level="warning",
@@ -74,6 +76,8 @@ class Running:
     console: Console | None = None
     console_address: tuple[str, int] | None = None
     keyring_watch: KeyringWatch | None = None
+    wallet_sims: Any = None  # wallets.sim.WalletSimulators (posgate up)
+    wallets: Any = None  # wallets.runtime.WalletRuntime (with the console)
 
     @property
     def console_url(self) -> str | None:
@@ -93,6 +97,10 @@ class Running:
             await self.keyring_watch.stop()
         if self.console is not None:
             await self.console.stop()
+        if self.wallets is not None:
+            await self.wallets.stop()
+        if self.wallet_sims is not None:
+            await self.wallet_sims.stop()
         if self.host is not None:
             await self.host.stop()
         if self.issuers is not None:
@@ -129,8 +137,50 @@ def simulated_bank_names(session: Session) -> list[str]:
     return list(session.scalars(select(SimBank.name)))
 
 
+async def start_wallets(running: Running, settings: Settings, simulators: bool) -> None:
+    """Wallet payments on this node: with `simulators` (posgate up) the three provider simulators, the demo
+    acquirer's accounts registered with them; then the order service behind the console's `/api/qr/…`
+    when provider accounts are stored (a console alone reaches the simulators at `wallet_sim_ports`)."""
+    from posgate.wallets.codes import PROVIDERS
+    from posgate.wallets.runtime import WalletRuntime, register_demo_accounts
+
+    assert running.console is not None and running.console_url is not None
+    notify_base = running.console_url.rstrip("/")
+    if simulators:
+        from posgate.wallets.sim import WalletSimulators
+
+        sims = WalletSimulators(
+            host=settings.listen_host,
+            ports=dict(zip(PROVIDERS, settings.wallet_sim_ports, strict=True)),
+            key_dir=settings.data_dir / "wallet-sim",
+        )
+        try:
+            await sims.start()
+        except OSError as exc:
+            raise ConfigError(f"{exc}: set POSGATE_WALLET_SIM_PORTS (0,0,0: any free ports)") from None
+        running.wallet_sims = sims
+        await register_demo_accounts(running.handle, sims, notify_base)
+        urls = sims.urls()
+    else:
+        host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::") else settings.listen_host
+        urls = {
+            p: f"http://{host}:{port}" for p, port in zip(PROVIDERS, settings.wallet_sim_ports, strict=True)
+        }
+    runtime = WalletRuntime(running.handle, urls, notify_base, settings.wallet_timeout_s)
+    if runtime.providers:
+        runtime.start()
+        running.wallets = runtime
+        running.console.app.state.ctx.wallets = runtime
+    else:
+        await runtime.stop()
+
+
 async def start_all(
-    settings: Settings, host: bool = True, issuers: bool = True, console: bool = False
+    settings: Settings,
+    host: bool = True,
+    issuers: bool = True,
+    console: bool = False,
+    wallet_sims: bool = False,
 ) -> Running:
     handle = await asyncio.to_thread(open_store, settings)
     simulator = None
@@ -154,6 +204,7 @@ async def start_all(
     if console:
         running.console = Console(handle, settings)
         running.console_address = await running.console.start()
+        await start_wallets(running, settings, simulators=wallet_sims)
     return running
 
 

@@ -172,6 +172,8 @@ def test_roles_table_is_enforced(api, permission) -> None:  # type: ignore[no-un
         "reference.read": ("GET", "/api/business-types"),
         "kpi.read": ("GET", "/api/kpi/summary?from=2026-11-01&to=2026-11-30"),
         "console.dashboard": ("GET", "/"),
+        "qr.pay": ("GET", "/api/qr/orders/Q1"),
+        "qr.refund": ("POST", "/api/qr/orders/Q1/refunds"),
     }
     method, url = probes[permission]
     for role in ("operator", "reviewer", "risk", "finance", "admin"):

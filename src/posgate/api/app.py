@@ -38,7 +38,7 @@ from posgate.api.errors import (
 )
 from posgate.api.hash_worker import HashWorker
 from posgate.api.proxies import TrustedProxyHeaders
-from posgate.api.routes import admin, applications, auth, kpi, merchants, settlement, transactions
+from posgate.api.routes import admin, applications, auth, kpi, merchants, qr, settlement, transactions
 from posgate.api.sessions import cookie_key
 from posgate.api.throttle import Limits
 from posgate.api.users import ensure_admin, ensure_demo_users
@@ -164,6 +164,7 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         settlement.router,
         admin.router,
         kpi.router,
+        qr.router,
     ):
         app.include_router(router)
     app.include_router(settlement_pages.router)

@@ -25,6 +25,8 @@ from posgate.api.errors import RequestTooLarge, Unauthenticated, onboarding_erro
 
 #: where a body may come before sign-in (the sign-in and sign-out forms, API and console)
 ANONYMOUS_PATHS = frozenset({"/login", "/logout", "/api/auth/login", "/api/auth/logout"})
+#: wallet providers' notifications: no caller to identify, each verified by the provider's signature
+NOTIFY_PREFIX = "/api/qr/notify/"
 
 
 class _TooLarge(Exception):
@@ -60,7 +62,8 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         ctx = self.ctx()
-        if scope["path"] in ANONYMOUS_PATHS:  # who signs in is not who the cookie says: not identified here
+        # who signs in is not who the cookie says, a provider has no API key: not identified here
+        if scope["path"] in ANONYMOUS_PATHS or scope["path"].startswith(NOTIFY_PREFIX):
             limit = ctx.settings.max_anonymous_request_bytes
         else:
             try:

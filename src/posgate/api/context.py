@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
@@ -30,6 +30,7 @@ class AppContext:
     templates: Jinja2Templates
     login_limits: Limits = field(default_factory=lambda: Limits(5, 20, dt.timedelta(minutes=5)))
     hash_worker: HashWorker = field(default_factory=lambda: HashWorker(workers=1, queue=8))
+    wallets: Any = None  # wallets.runtime.WalletRuntime when this node takes wallet payments
 
     def transact(self, work: Callable[[Session], T]) -> T:
         """One unit of work (commit on return, rollback on exception)."""
