@@ -175,3 +175,39 @@ def test_no_page_loads_anything_from_outside_posgate(console) -> None:  # type: 
     assert client.get("/static/console.css").status_code == 200
     assert client.get("/static/docs/swagger-ui-bundle.js").status_code == 200
     assert "default-src 'self'" in client.get("/").headers["content-security-policy"]
+
+
+def test_wallet_orders_are_listed_beside_card_transactions(console) -> None:  # type: ignore[no-untyped-def]
+    client, handle = console
+    import datetime as dt
+
+    from posgate.store.models_wallet import WalletOrder
+
+    at = dt.datetime(2026, 11, 26, 9, 30)
+
+    def add(session):  # type: ignore[no-untyped-def]
+        session.add(
+            WalletOrder(
+                order_id="S2611260930001234567890AB",
+                provider="alipay",
+                flow="scan",
+                mid="898440153110001",
+                tid="10000001",
+                amount_fen=5000,
+                refunded_fen=2000,
+                state="paid",
+                code_masked="28************1234",
+                created_at=at,
+                expires_at=at,
+                updated_at=at,
+            )
+        )
+
+    handle.store.transact(add)
+    login(client, "finance")
+    page = client.get("/transactions?tid=10000001&date_from=2026-11-26").text
+    table = page[page.index('id="wallet-orders"') :]
+    for shown in ("S2611260930001234567890AB", "alipay", "scan", "50.00", "20.00", "paid"):
+        assert shown in table, shown
+    other_day = client.get("/transactions?date_from=2026-11-27").text
+    assert "S2611260930001234567890AB" not in other_day

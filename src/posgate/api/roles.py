@@ -15,7 +15,7 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "terminals.keys": ("reviewer", "admin"),
     "transactions.read": ("risk", "finance", "admin"),
     "qr.pay": ("operator", "admin"),  # the cashier API: wallet orders, scans, status, close
-    "qr.refund": ("operator", "finance", "admin"),
+    "qr.refund": ("operator", "admin"),
     "users.manage": ("admin",),
     "console.dashboard": ("operator", "reviewer", "risk", "finance", "admin"),
     "kpi.read": ("operator", "risk", "finance", "admin", "bank"),

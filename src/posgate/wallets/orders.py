@@ -166,6 +166,42 @@ def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=dt.UTC)
 
 
+def search_wallet_orders(
+    session: Session,
+    tid: str | None,
+    mid: str | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    limit: int = 200,
+) -> list[dict[str, object]]:
+    """Wallet orders for the console's transaction list, newest first (dates: UTC days of `created_at`)."""
+    query = select(WalletOrder).order_by(WalletOrder.created_at.desc()).limit(limit)
+    if tid:
+        query = query.where(WalletOrder.tid == tid)
+    if mid:
+        query = query.where(WalletOrder.mid == mid)
+    if start:
+        query = query.where(WalletOrder.created_at >= dt.datetime.combine(start, dt.time()))
+    if end:
+        query = query.where(
+            WalletOrder.created_at < dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+        )
+    return [
+        {
+            "created_at": row.created_at.isoformat(sep=" "),
+            "tid": row.tid,
+            "mid": row.mid,
+            "provider": row.provider,
+            "flow": row.flow,
+            "amount_fen": row.amount_fen,
+            "refunded_fen": row.refunded_fen,
+            "state": row.state,
+            "order_id": row.order_id,
+        }
+        for row in session.scalars(query)
+    ]
+
+
 class WalletOrders:
     """The wallet order service over the store and the providers' adapters (one per provider)."""
 

@@ -29,6 +29,7 @@ from posgate.merchants.queries import (
     terminal_view,
 )
 from posgate.merchants.workflow import STATUSES
+from posgate.wallets.orders import search_wallet_orders
 
 router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
@@ -217,5 +218,15 @@ def transactions(
     rows = ctx.transact(
         lambda s: search_transactions(s, tid or None, mid or None, state or None, start, end, 200)
     )
+    wallet_rows = ctx.transact(lambda s: search_wallet_orders(s, tid or None, mid or None, start, end, 200))
     query = {"tid": tid, "mid": mid, "state": state, "date_from": date_from, "date_to": date_to}
-    return render(request, ctx, "transactions.html", nav="transactions", rows=rows, q=query, states=STATES)
+    return render(
+        request,
+        ctx,
+        "transactions.html",
+        nav="transactions",
+        rows=rows,
+        wallet_rows=wallet_rows,
+        q=query,
+        states=STATES,
+    )
