@@ -30,6 +30,7 @@ from posgate.settlement.ledger_store import trial_balance
 from posgate.settlement.rates import load_rates
 from posgate.settlement.reports import MerchantStatement, merchant_statement
 from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
+from posgate.wallets.demo_story import WalletOutcome, play_wallets
 
 DEMO_MID = "898440153110001"
 
@@ -307,6 +308,17 @@ def risk_table(outcomes: list[RiskOutcome]) -> Table:
     return table
 
 
+def wallet_table(outcomes: list[WalletOutcome]) -> Table:
+    table = Table(title="posgate demo — wallet (QR) payments at the counter (posgate terminal qr / scan)")
+    for column in ("step", "expected", "got", ""):
+        table.add_column(column)
+    for outcome in outcomes:
+        table.add_row(
+            outcome.title, outcome.expected, outcome.got, "[green]✓[/]" if outcome.ok else "[red]✗[/]"
+        )
+    return table
+
+
 def clear_the_day(running: Running, settings: Settings) -> ClearedDay:
     """Clear today (the demo does not wait for the 23:00 cut-off) and read the demo merchant's statement."""
     store = running.handle.store
@@ -351,7 +363,7 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
     """Start everything on a fresh store, onboard a merchant through the API (application, review, approval,
     TMK delivery, test swipe), then play the day's story at the demo terminal; print both tables.
     True when every step matched."""
-    running: Running = await start_all(settings, console=keep_running)
+    running: Running = await start_all(settings, console=keep_running, wallet_sims=keep_running)
     try:
         host, port = running.pos_address
         console.print(f"posgate ready pos={host}:{port}  (store: {settings.resolved_database_url})")
@@ -362,12 +374,19 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
         async with TerminalClient(host, port, state, timeout_s=10) as client:
             outcomes = await play_story(client, console)
             risk = await play_risk(running, client)
+        with console.status("wallet payments at the demo terminal"):
+            wallets = await play_wallets(running, settings)
         console.print(story_table(outcomes))
         console.print(risk_table(risk))
+        console.print(wallet_table(wallets))
         cleared = await asyncio.to_thread(clear_the_day, running, settings)
         console.print(clearing_table(cleared))
         passed = (
-            onboarding.ok and all(o.ok for o in outcomes) and all(r.ok for r in risk) and cleared.balanced
+            onboarding.ok
+            and all(o.ok for o in outcomes)
+            and all(r.ok for r in risk)
+            and all(w.ok for w in wallets)
+            and cleared.balanced
         )
         console.print(
             "[green]every step answered as the demo fixture predicts[/]"

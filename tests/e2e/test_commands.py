@@ -108,6 +108,8 @@ def test_demo_plays_the_story_as_the_fixture_predicts(tmp_path: Path) -> None:
     assert "every step answered as the demo fixture predicts" in done.stdout
     for expected in ("insufficient funds", "wrong PIN", "expired card", "lost card"):
         assert expected in done.stdout
+    for expected in ("WeChat Pay QR sale 23.72", "Alipay code scanned, 50.00", "refund 30.01 (30.00 left)"):
+        assert expected in done.stdout
     # the risk desk: one risk decline, one alert
     assert "sale on a card on the block list" in done.stdout and "sale at a watched terminal" in done.stdout
 
