@@ -37,12 +37,14 @@ MAX_FEN = 99_999_999_99
 
 
 class Unavailable(OnboardingError):
-    status = 503
+    """No provider accounts on this node (409, not a 5xx: the API answers no 5xx for a request it refuses)."""
+
+    status = 409
     code = "wallets_unavailable"
 
 
 class ProviderRefused(OnboardingError):
-    status = 502
+    status = 409
     code = "provider_error"
 
 
