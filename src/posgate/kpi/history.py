@@ -328,6 +328,9 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
             for value in values:
                 copy.write_row(value)
         return
+    # a bulk load touches every index of `transactions` at random places: give SQLite room to keep them
+    # in memory (256 MiB for this connection; the default 2 MiB turns each batch into page I/O)
+    connection.exec_driver_sql("PRAGMA cache_size = -262144")
     marks = ", ".join("?" for _ in _COLUMNS)
     connection.exec_driver_sql(f"INSERT INTO transactions ({names}) VALUES ({marks})", values)
 
