@@ -18,8 +18,8 @@ from posgate.host.recovery import InDoubtRecovery
 from posgate.host.routing import BinTable
 from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
+from posgate.host.services import HostServices, TerminalCache
 from posgate.host.stans import StanAllocator
-from posgate.host.steps.base import HostServices, TerminalCache
 from posgate.risk.engine import RiskEngine
 from posgate.risk.rules import RuleSet, default_rule_set, lists_only, load_rule_set
 from posgate.security.at_rest import CardVault, load_or_create_keyring

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from posgate.iso8583.framing import PosFrame
 from posgate.iso8583.reasons import Reason, pos_code
-from posgate.risk.decision import Decision
-from posgate.risk.facts import Assessment
 from posgate.security.signin import KeyGenerations, WorkingKeys
-from posgate.store.acquirer import TerminalRecord
-from posgate.store.originals import OriginalRecord
 from posgate.txnset import Kind
+
+if TYPE_CHECKING:
+    from posgate.host.ports import ReleaseRefund
+    from posgate.risk.decision import Decision
+    from posgate.risk.facts import Assessment
+    from posgate.store.acquirer import TerminalRecord
+    from posgate.store.batches import UploadRecord
+    from posgate.store.originals import OriginalRecord
 
 Message = dict[str, str]
 __all__ = ["CardView", "Kind", "Message", "Result", "Route", "TraceEntry", "TxnContext"]
@@ -110,6 +115,12 @@ class TxnContext:
     refund_reserved: bool = False  # ReserveRefund took this refund's amount from its original
     issuer_unanswered: bool = False  # sent, no answer: the issuer may have acted on it (RecordOutcome)
     issuer_reply_unverified: bool = False  # answered, but the reply's MAC failed: it may have approved
+    compensations: list[ReleaseRefund] = field(default_factory=list)  # applied unless it ends approved
+    promote_keys: bool = False  # the MAC verified under the pending keys: VerifyMac promotes them
+    mac_refused: str | None = None  # why the MAC was refused (VerifyMac audits it, then declines A0)
+    completes_test_swipe: bool = False  # CompleteTestSwipe takes the terminal live
+    network_request: Message | None = None  # what AskIssuer sends
+    upload_records: list[UploadRecord] = field(default_factory=list)  # a 0320's records (UploadBatch)
     reversed_original_id: int | None = None  # the original a 0400 found (ReverseOriginal)
     reversed_kind: str | None = None  # … and its kind, when this 0400 reversed it
     result: Result = field(default_factory=Result)

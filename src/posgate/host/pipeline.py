@@ -3,14 +3,15 @@
 "Where is response code 51 decided?" — AskIssuer maps the issuer's answer; "where is 97?" — IdentifyTerminal
 and RequireSignIn; "where is 30?" — CheckFields (every field's content, before any MAC is trusted);
 "where are 58, 59, 61, 65?" — AssessRisk (the risk rules, before the issuer is asked).
-Every run ends with ComposeResponse and RecordOutcome, declined or not.
+Every run ends with ComposeResponse, RecordOutcome, CountForRisk and RaiseRiskAlerts, declined or not.
 """
 
 from __future__ import annotations
 
 from posgate.errors import PosgateError
 from posgate.host.context import Kind, Message
-from posgate.host.steps.base import HostServices, Step
+from posgate.host.ports import HostPorts
+from posgate.host.steps.base import Step
 from posgate.host.steps.card import ReadCard
 from posgate.host.steps.fields import CheckFields, RefuseUnsupported
 from posgate.host.steps.issuer import AskIssuer
@@ -48,64 +49,59 @@ def classify(request: Message) -> Kind:
     return kind_of(mti, request.get("3"), request.get("25"), nmc)
 
 
-def pipelines(s: HostServices) -> dict[Kind, list[Step]]:
+def pipelines(p: HostPorts) -> dict[Kind, list[Step]]:
     """The decide-and-act steps per kind; a decline stops the list."""
-    terminal = [IdentifyTerminal(s), RequireSignIn(s), VerifyMac(s)]
-    authorize = [ReadCard(s), SelectIssuer(s), RecordRequest(s), TranslatePin(s), AskIssuer(s)]
+    max_fen, timeout_s = p.policy.max_amount_fen, p.policy.issuer_timeout_s
+
+    def check(kind: Kind) -> Step:
+        return CheckFields(kind, max_fen)
+
+    terminal = [IdentifyTerminal(p.terminals), RequireSignIn(), VerifyMac(p.terminals)]
+    record = RecordRequest(p.transactions, p.stans, p.cards)
+    ask = AskIssuer(p.issuers, p.transactions, p.forwarder, p.cards, p.policy, p.clock)
+    pin, swipe = TranslatePin(p.issuers), CompleteTestSwipe(p.terminals)
+    risk, reserve = AssessRisk(p.risk, p.cards), ReserveRefund(p.transactions)
+    find = FindOriginal(p.transactions, p.cards)
+    authorize = [ReadCard(), SelectIssuer(p.issuers), record, pin, ask]
     # a request a terminal can reverse (0400) is not carried out when its reversal was handled first
-    record = [RecordRequest(s), HonourEarlyReversal(s)]
+    recorded = [record, HonourEarlyReversal(p.transactions, p.forwarder, p.clock)]
     # purchases and refunds: the risk decision after the card is read and recorded, before the issuer
-    purchase = [ReadCard(s), SelectIssuer(s), *record, AssessRisk(s), TranslatePin(s), AskIssuer(s)]
-    with_original = [ReadCard(s), SelectIssuer(s), *record, FindOriginal(s)]
+    purchase = [ReadCard(), SelectIssuer(p.issuers), *recorded, risk, pin, ask]
+    with_original = [ReadCard(), SelectIssuer(p.issuers), *recorded, find]
+    # an advice (0220): repeated until answered, never reversed by its terminal
+    refund = [ReadCard(), SelectIssuer(p.issuers), record, find, risk, reserve, ask]
     return {
-        Kind.SIGN_IN: [CheckFields(s, Kind.SIGN_IN), IdentifyTerminal(s), IssueWorkingKeys(s)],
-        Kind.SIGN_OUT: [CheckFields(s, Kind.SIGN_OUT), IdentifyTerminal(s), SignOut(s)],
-        Kind.ECHO: [CheckFields(s, Kind.ECHO), IdentifyTerminal(s), Echo(s)],
-        Kind.BALANCE: [CheckFields(s, Kind.BALANCE), *terminal, *authorize],
-        Kind.SALE: [CheckFields(s, Kind.SALE), *terminal, *purchase],
-        Kind.PREAUTH: [CheckFields(s, Kind.PREAUTH), *terminal, *purchase],
-        Kind.VOID: [
-            CheckFields(s, Kind.VOID),
-            *terminal,
-            *with_original,
-            TranslatePin(s),
-            AskIssuer(s),
-            CompleteTestSwipe(s),
+        Kind.SIGN_IN: [
+            check(Kind.SIGN_IN),
+            IdentifyTerminal(p.terminals),
+            IssueWorkingKeys(p.terminals, p.policy),
         ],
-        Kind.COMPLETION_VOID: [CheckFields(s, Kind.COMPLETION_VOID), *terminal, *with_original, AskIssuer(s)],
-        Kind.PREAUTH_VOID: [CheckFields(s, Kind.PREAUTH_VOID), *terminal, *with_original, AskIssuer(s)],
-        Kind.COMPLETION: [
-            CheckFields(s, Kind.COMPLETION),
-            *terminal,
-            *with_original,
-            AssessRisk(s),
-            AskIssuer(s),
-        ],
-        Kind.REFUND: [  # an advice (0220): repeated until answered, never reversed by its terminal
-            CheckFields(s, Kind.REFUND),
-            *terminal,
-            ReadCard(s),
-            SelectIssuer(s),
-            RecordRequest(s),
-            FindOriginal(s),
-            AssessRisk(s),
-            ReserveRefund(s),
-            AskIssuer(s),
-        ],
+        Kind.SIGN_OUT: [check(Kind.SIGN_OUT), IdentifyTerminal(p.terminals), SignOut()],
+        Kind.ECHO: [check(Kind.ECHO), IdentifyTerminal(p.terminals), Echo()],
+        Kind.BALANCE: [check(Kind.BALANCE), *terminal, *authorize],
+        Kind.SALE: [check(Kind.SALE), *terminal, *purchase],
+        Kind.PREAUTH: [check(Kind.PREAUTH), *terminal, *purchase],
+        Kind.VOID: [check(Kind.VOID), *terminal, *with_original, pin, ask, swipe],
+        Kind.COMPLETION_VOID: [check(Kind.COMPLETION_VOID), *terminal, *with_original, ask],
+        Kind.PREAUTH_VOID: [check(Kind.PREAUTH_VOID), *terminal, *with_original, ask],
+        Kind.COMPLETION: [check(Kind.COMPLETION), *terminal, *with_original, risk, ask],
+        Kind.REFUND: [check(Kind.REFUND), *terminal, *refund],
         Kind.REVERSAL: [
-            CheckFields(s, Kind.REVERSAL),
+            check(Kind.REVERSAL),
             *terminal,
-            RecordRequest(s),
-            ReverseOriginal(s),
-            CompleteTestSwipe(s),
+            record,
+            ReverseOriginal(p.transactions, p.forwarder, timeout_s, p.clock),
+            swipe,
         ],
         # the MAC is required on 0500 and 0320 too: an unMACed 0500 could read the totals and close the batch
-        Kind.SETTLEMENT: [CheckFields(s, Kind.SETTLEMENT), *terminal, RecordRequest(s), SettleBatch(s)],
-        Kind.BATCH_UPLOAD: [CheckFields(s, Kind.BATCH_UPLOAD), *terminal, RecordRequest(s), UploadBatch(s)],
-        Kind.UNSUPPORTED: [RefuseUnsupported(s)],
+        Kind.SETTLEMENT: [check(Kind.SETTLEMENT), *terminal, record, SettleBatch(p.batches)],
+        Kind.BATCH_UPLOAD: [check(Kind.BATCH_UPLOAD), *terminal, record, UploadBatch(p.batches)],
+        Kind.UNSUPPORTED: [RefuseUnsupported()],
     }
 
 
-def finishing_steps(s: HostServices) -> list[Step]:
+def finishing_steps(p: HostPorts) -> list[Step]:
     """Run after every pipeline, declined or approved."""
-    return [ComposeResponse(s), RecordOutcome(s), CountForRisk(s), RaiseRiskAlerts(s)]
+    compose = ComposeResponse(p.policy.acquirer_id)
+    record = RecordOutcome(p.transactions, compose, p.forwarder, p.clock)
+    return [compose, record, CountForRisk(p.risk), RaiseRiskAlerts(p.risk)]

@@ -17,7 +17,7 @@ async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext
     done: list[Step] = []
     try:
         for step in steps:
-            if ctx.result.declined or ctx.replay is not None:
+            if _stops(ctx):
                 break
             await _timed(step, ctx)
             done.append(step)
@@ -29,7 +29,7 @@ async def run_pipeline(steps: list[Step], finishing: list[Step], ctx: TxnContext
         await _abort(done, ctx)
     for step in finishing:
         try:
-            await _timed(step, ctx)
+            await _timed(step, ctx, finishing=True)
         except Exception:
             # the answer cannot be composed or kept: whatever was approved is undone, the terminal gets 96
             log.exception("finishing step %s failed on %s STAN %s", step.name, ctx.kind.value, ctx.stan)
@@ -48,9 +48,17 @@ async def _abort(done: list[Step], ctx: TxnContext) -> None:
             log.exception("abort of %s failed", step.name)
 
 
-async def _timed(step: Step, ctx: TxnContext) -> None:
+def _stops(ctx: TxnContext) -> bool:
+    return ctx.result.declined or ctx.replay is not None
+
+
+async def _timed(step: Step, ctx: TxnContext, finishing: bool = False) -> None:
+    """prepare (decide), then commit (act) — a pipeline step's only when prepare did not stop the run, a
+    finishing step's always; one trace entry for both."""
     started = time.perf_counter_ns()
     before = ctx.result.reason
     await step.prepare(ctx)
+    if finishing or not _stops(ctx):
+        await step.commit(ctx)
     outcome = "ok" if ctx.result.reason is before else (ctx.result.code if ctx.result.reason else "ok")
     ctx.trace.append(TraceEntry(step.name, outcome, (time.perf_counter_ns() - started) // 1000))

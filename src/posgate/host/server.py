@@ -38,7 +38,7 @@ from posgate.host.admission import Admission, WarningBudget, source_of
 from posgate.host.context import Message, TxnContext
 from posgate.host.pipeline import classify, finishing_steps, pipelines
 from posgate.host.runner import run_pipeline
-from posgate.host.steps.base import HostServices
+from posgate.host.services import HostServices
 from posgate.iso8583.codec import decode_pos, encode_pos, encode_pos_with_mac, response_mti, salvage_pos
 from posgate.iso8583.framing import (
     FrameBuffer,
@@ -93,8 +93,9 @@ class PosServer:
         self, services: HostServices, timezone: str = "Asia/Shanghai", tls: ssl.SSLContext | None = None
     ) -> None:
         self.services = services
-        self.pipelines = pipelines(services)
-        self.finishing = finishing_steps(services)
+        ports = services.ports()
+        self.pipelines = pipelines(ports)
+        self.finishing = finishing_steps(ports)
         self.zone = ZoneInfo(timezone)
         self.tls = tls
         settings = services.settings

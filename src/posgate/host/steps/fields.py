@@ -8,7 +8,7 @@ import logging
 from posgate.cards.tlv import decode_tlv
 from posgate.errors import PosgateError
 from posgate.host.context import Kind, TxnContext
-from posgate.host.steps.base import HostServices, Step
+from posgate.host.steps.base import Step
 from posgate.iso8583 import pos_values
 from posgate.iso8583.private_fields import parse_field60
 from posgate.iso8583.reasons import Reason
@@ -33,9 +33,9 @@ class CheckFields(Step):
     currency 5F2A not those of fields 4 and 49), 13 (amount zero), 61 (amount above the per-transaction
     ceiling `max_amount_fen`), 12 (currency other than CNY)."""
 
-    def __init__(self, services: HostServices, kind: Kind) -> None:
-        super().__init__(services)
+    def __init__(self, kind: Kind, max_amount_fen: int) -> None:
         self.kind = kind
+        self.max_amount_fen = max_amount_fen
         row = row_of(kind)
         self.required = row.required
         self.needs_card = row.card
@@ -50,7 +50,7 @@ class CheckFields(Step):
             _format_error(ctx, bad)
         elif self.needs_amount and int(request["4"]) <= 0:
             ctx.result.decline(Reason.INVALID_AMOUNT)
-        elif self.needs_amount and int(request["4"]) > self.services.settings.max_amount_fen:
+        elif self.needs_amount and int(request["4"]) > self.max_amount_fen:
             ctx.result.decline(Reason.OVER_AMOUNT_LIMIT)
         elif "49" in request and request["49"] not in SUPPORTED_CURRENCIES:
             ctx.result.decline(Reason.INVALID_TRANSACTION)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
+from collections.abc import Callable
 
 from posgate.errors import IssuerReplyUnverified, IssuerTimeout, IssuerUnavailable
 from posgate.host.context import Kind, TxnContext
 from posgate.host.network_messages import authorization_request
+from posgate.host.ports import Cards, Forwarder, Issuers, Policy, Transactions
 from posgate.host.steps.base import Step
 from posgate.iso8583.reasons import Reason, reason_from_network_code
-from posgate.store.acquirer import queue_advice, reverse_transaction, time_out_transaction
-from posgate.store.originals import stand_in_total_today
 
 
 def new_auth_code() -> str:
@@ -32,12 +33,27 @@ class AskIssuer(Step):
     link is down and advised later. Compensates (abort): an approval that a later step failed to deliver is
     reversed."""
 
+    def __init__(
+        self,
+        issuers: Issuers,
+        transactions: Transactions,
+        forwarder: Forwarder,
+        cards: Cards,
+        policy: Policy,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.issuers, self.transactions, self.forwarder = issuers, transactions, forwarder
+        self.cards, self.policy, self.clock = cards, policy, clock
+
     async def prepare(self, ctx: TxnContext) -> None:
-        assert ctx.route is not None and ctx.txn_id is not None
-        link = self.services.links.get(ctx.route.issuer_name)
-        request = authorization_request(ctx, self.services.settings.acquirer_id)
+        ctx.network_request = authorization_request(ctx, self.policy.acquirer_id)
+
+    async def commit(self, ctx: TxnContext) -> None:
+        assert ctx.route is not None and ctx.txn_id is not None and ctx.network_request is not None
         try:
-            reply = await link.request(request, self.services.settings.issuer_timeout_s)
+            reply = await self.issuers.request(
+                ctx.route.issuer_name, ctx.network_request, self.policy.issuer_timeout_s
+            )
         except IssuerUnavailable:
             if ctx.kind is Kind.REFUND:
                 await self._advise_later(ctx)
@@ -56,9 +72,8 @@ class AskIssuer(Step):
                 await self._advise_later(ctx)
                 return
             ctx.result.decline(Reason.ISSUER_TIMEOUT)
-            txn_id, now = ctx.txn_id, self.services.clock()
-            await self.services.store.run(lambda s: time_out_transaction(s, txn_id, now.replace(tzinfo=None)))
-            self.services.saf.kick()
+            await self.transactions.time_out(ctx.txn_id, self.clock().replace(tzinfo=None))
+            self.forwarder.kick()
             return
         ctx.issuer_reply = reply
         reason = reason_from_network_code(reply.get("39", ""))
@@ -71,13 +86,12 @@ class AskIssuer(Step):
     async def _advise_later(self, ctx: TxnContext) -> None:
         """A refund the issuer did not answer: approve it and repeat the 0220 advice until answered."""
         assert ctx.route is not None and ctx.txn_id is not None
-        txn_id, issuer, now = ctx.txn_id, ctx.route.issuer_name, self.services.clock().replace(tzinfo=None)
-        code = new_auth_code()
-        if not await self.services.store.run(lambda s: queue_advice(s, txn_id, issuer, now, code)):
+        code, now = new_auth_code(), self.clock().replace(tzinfo=None)
+        if not await self.transactions.queue_advice(ctx.txn_id, ctx.route.issuer_name, now, code):
             ctx.result.decline(Reason.ISSUER_TIMEOUT)  # resolved meanwhile as in doubt: it is reversed
             return
         ctx.auth_code = code
-        self.services.saf.kick()
+        self.forwarder.kick()
 
     async def _stand_in(self, ctx: TxnContext) -> bool:
         """The link is down: approve a sale within the issuer's stand-in limits (per transaction, per card
@@ -87,24 +101,24 @@ class AskIssuer(Step):
         amount = int(ctx.request.get("4", "0"))
         if ctx.kind is not Kind.SALE or route.stand_in_max_fen is None or amount > route.stand_in_max_fen:
             return False
-        pan_hash, day = self.services.vault.pan_hash(ctx.card.pan), ctx.business_date
-        txn_id, issuer, now = ctx.txn_id, route.issuer_name, self.services.clock().replace(tzinfo=None)
-        daily_limit = route.stand_in_card_daily_fen
-
-        def approve(session) -> bool:  # type: ignore[no-untyped-def]
-            if (
-                daily_limit is not None
-                and stand_in_total_today(session, pan_hash, day) + amount > daily_limit
-            ):
-                return False
-            return queue_advice(session, txn_id, issuer, now, code)
-
         code = new_auth_code()
-        if not await self.services.store.run(approve):
+        approved = await self.transactions.stand_in(
+            ctx.txn_id,
+            route.issuer_name,
+            self.clock().replace(tzinfo=None),
+            code,
+            self.cards.pan_hash(ctx.card.pan),
+            ctx.business_date,
+            amount,
+            route.stand_in_card_daily_fen,
+        )
+        if not approved:
             return False
         ctx.stand_in, ctx.auth_code = True, code
-        log.info("stand-in approval for %s RRN %s (issuer %s down)", ctx.card.masked, ctx.rrn, issuer)
-        self.services.saf.kick()
+        log.info(
+            "stand-in approval for %s RRN %s (issuer %s down)", ctx.card.masked, ctx.rrn, route.issuer_name
+        )
+        self.forwarder.kick()
         return True
 
     async def abort(self, ctx: TxnContext) -> None:
@@ -113,6 +127,5 @@ class AskIssuer(Step):
 
     async def _reverse(self, ctx: TxnContext, reason_code: str) -> None:
         assert ctx.txn_id is not None
-        txn_id, now = ctx.txn_id, self.services.clock().replace(tzinfo=None)
-        await self.services.store.run(lambda s: reverse_transaction(s, txn_id, reason_code, now))
-        self.services.saf.kick()
+        await self.transactions.reverse(ctx.txn_id, reason_code, self.clock().replace(tzinfo=None))
+        self.forwarder.kick()

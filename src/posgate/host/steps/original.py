@@ -3,13 +3,18 @@ request may use it."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from posgate.errors import PosgateError
 from posgate.host.context import TxnContext
+from posgate.host.ports import Cards, Transactions
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import Field61, parse_field61
 from posgate.iso8583.reasons import Reason
-from posgate.store.originals import OriginalRecord, find_by_rrn
 from posgate.txnset import OriginalRule, TxnState, row_of
+
+if TYPE_CHECKING:
+    from posgate.store.originals import OriginalRecord
 
 COMPLETION_CEILING_PERCENT = 115
 
@@ -21,6 +26,9 @@ class FindOriginal(Step):
     64 the amount differs from what the original allows (voids: equal; pre-auth voids: equal; completions:
     ≤ 115 %; refunds: checked against what is left when the refund is recorded)."""
 
+    def __init__(self, transactions: Transactions, cards: Cards) -> None:
+        self.transactions, self.cards = transactions, cards
+
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request
         try:
@@ -30,7 +38,7 @@ class FindOriginal(Step):
             ctx.result.decline(Reason.FORMAT_ERROR)
             return
         rrn = request.get("37", "")
-        record = await self.services.store.run(lambda s: find_by_rrn(s, rrn))
+        record = await self.transactions.original_by_rrn(rrn)
         if (
             record is None
             or record.kind not in _rule(ctx).kinds
@@ -63,7 +71,7 @@ class FindOriginal(Step):
         amount = int(ctx.request.get("4", "0"))
         rule = _rule(ctx)
         assert ctx.card is not None
-        if record.pan_hash != self.services.vault.pan_hash(ctx.card.pan):
+        if record.pan_hash != self.cards.pan_hash(ctx.card.pan):
             return Reason.INVALID_TRANSACTION
         if record.state != TxnState.APPROVED:
             return Reason.INVALID_TRANSACTION

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from posgate.errors import SecurityError
 from posgate.host.context import TxnContext
+from posgate.host.ports import Issuers
 from posgate.host.steps.base import Step
 from posgate.iso8583.reasons import Reason
 from posgate.security.pin import translate_pin_block
@@ -14,11 +15,14 @@ class TranslatePin(Step):
     """Needs: field 52 (optional), ctx.keys, ctx.card, ctx.route. Provides: ctx.pin_block_zpk.
     Declines: 55 when the PIN block does not decrypt to a well-formed format-0 block for this PAN."""
 
+    def __init__(self, issuers: Issuers) -> None:
+        self.issuers = issuers
+
     async def prepare(self, ctx: TxnContext) -> None:
         if "52" not in ctx.request:
             return
         assert ctx.keys is not None and ctx.card is not None and ctx.route is not None
-        zpk = self.services.links.get(ctx.route.issuer_name).route.zpk
+        zpk = self.issuers.zpk(ctx.route.issuer_name)
         try:
             ctx.pin_block_zpk = translate_pin_block(
                 bytes.fromhex(ctx.request["52"]), ctx.card.pan, ctx.keys.pik, zpk

@@ -1,33 +1,28 @@
-"""RecordRequest (the duplicate check, by database constraint) and RecordOutcome (the answer, stored)."""
+"""RecordRequest (the duplicate check, by database constraint), ReserveRefund (a refund's amount taken
+from its original, and given back unless the refund ends approved) and RecordOutcome (the answer, stored)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from posgate.host.context import Kind, TxnContext
+from posgate.host.ports import Cards, Forwarder, Outcome, ReleaseRefund, Stans, Transactions
 from posgate.host.steps.base import Step
 from posgate.host.steps.respond import ComposeResponse, replayed_answer, stored_answer
 from posgate.iso8583.reasons import Reason
-from posgate.store.acquirer import (
-    Existing,
-    Finished,
-    find_duplicate,
-    finish_transaction,
-    insert_transaction,
-    queue_reversal_of,
-    store_answer,
-)
-from posgate.store.in_doubt import REVERSED_KINDS
-from posgate.store.originals import move_original, release_refund, reserve_refund
-from posgate.txnset import TxnState, row_of
+from posgate.txnset import IssuerEffect, TxnState, row_of
+
+if TYPE_CHECKING:
+    from posgate.store.acquirer import Existing
 
 log = logging.getLogger("posgate.host")
 
 
-def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str, object]:
+def row_values(ctx: TxnContext, cards: Cards, state: TxnState) -> dict[str, object]:
+    """The transaction row of this request (the PAN sealed by the card vault)."""
     request = ctx.request
     values: dict[str, object] = {
         "tid": ctx.tid,
@@ -41,7 +36,7 @@ def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str
         "amount_fen": int(request.get("4", "0")),
         "currency": request.get("49", "156"),
         "entry_mode": request.get("22"),
-        "state": state,
+        "state": state.value,
         "created_at": ctx.received_at.replace(tzinfo=None),
         "transmission_dt": ctx.received_at.strftime("%m%d%H%M%S"),
         "condition_code": request.get("25"),
@@ -52,7 +47,7 @@ def _row_values(ctx: TxnContext, services_vault: object, state: str) -> dict[str
         values["issuer_name"] = ctx.route.issuer_name
         values["card_kind"] = ctx.route.card_kind
     if ctx.card is not None:
-        protected = services_vault.protect_pan(ctx.card.pan)  # type: ignore[attr-defined]
+        protected = cards.protect_pan(ctx.card.pan)
         values |= {
             "pan_ciphertext": protected.ciphertext,
             "pan_hash": protected.pan_hash,
@@ -69,23 +64,17 @@ class RecordRequest(Step):
     A routed request gets its network STAN here, from its issuer link's counter, and stored with the row
     before anything is sent: a reversal or an advice can always name it."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
-        values = _row_values(ctx, self.services.vault, TxnState.PENDING)
+    def __init__(self, transactions: Transactions, stans: Stans, cards: Cards) -> None:
+        self.transactions, self.stans, self.cards = transactions, stans, cards
+
+    async def commit(self, ctx: TxnContext) -> None:
+        values = row_values(ctx, self.cards, TxnState.PENDING)
         if ctx.route is not None:
-            values["network_stan"] = await self.services.stans.next(ctx.route.issuer_name)
-        try:
-            recorded = await self.services.store.run(lambda s: insert_transaction(s, **values))
-        except IntegrityError:
-            existing = await self.services.store.run(
-                lambda s: find_duplicate(
-                    s,
-                    ctx.tid,
-                    ctx.batch_no,
-                    ctx.stan,
-                    ctx.mti,
-                    str(values["processing_code"]),
-                    ctx.business_date,
-                )
+            values["network_stan"] = await self.stans.next(ctx.route.issuer_name)
+        recorded = await self.transactions.record(values)
+        if recorded is None:
+            existing = await self.transactions.duplicate_of(
+                ctx.tid, ctx.batch_no, ctx.stan, ctx.mti, str(values["processing_code"]), ctx.business_date
             )
             self._replay(ctx, existing)
             return
@@ -102,16 +91,21 @@ class RecordRequest(Step):
 
 class ReserveRefund(Step):
     """Needs: ctx.original (a sale or completion), field 4. Takes the refund's amount from what is left of
-    the original (a conditional UPDATE: concurrent refunds cannot together exceed it); RecordOutcome gives
-    it back if the refund is then declined. Declines: 64 nothing left for this amount."""
+    the original (a conditional UPDATE: concurrent refunds cannot together exceed it) and registers its
+    compensation, `ReleaseRefund`: applied with the outcome, in the same unit of work, when the refund does
+    not end approved. Declines: 64 nothing left for this amount."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
+    def __init__(self, transactions: Transactions) -> None:
+        self.transactions = transactions
+
+    async def commit(self, ctx: TxnContext) -> None:
         assert ctx.original is not None
-        original_id, amount, refund_id = ctx.original.id, int(ctx.request["4"]), ctx.txn_id
-        reserved = await self.services.store.run(lambda s: reserve_refund(s, original_id, amount, refund_id))
-        ctx.refund_reserved = reserved
-        if not reserved:
+        original_id, amount = ctx.original.id, int(ctx.request["4"])
+        ctx.refund_reserved = await self.transactions.reserve_refund(original_id, amount, ctx.txn_id)
+        if not ctx.refund_reserved:
             ctx.result.decline(Reason.AMOUNT_DIFFERS)
+            return
+        ctx.compensations.append(ReleaseRefund(original_id, amount))
 
 
 STATE_BY_CODE = {"00": TxnState.APPROVED, "98": TxnState.TIMED_OUT}
@@ -123,7 +117,7 @@ ISSUER_APPROVED = "00"
 def issuer_may_hold_money(ctx: TxnContext) -> bool:
     """Whether the issuer may have approved this request — debited, held, credited or released money for
     it: it was sent and either approved (`00`, or a reply whose MAC failed) or never answered."""
-    if ctx.kind.value not in REVERSED_KINDS:
+    if row_of(ctx.kind).issuer_effect is IssuerEffect.NONE:  # it asked the issuer to move no money
         return False
     if ctx.issuer_unanswered or ctx.issuer_reply_unverified:
         return True
@@ -137,17 +131,17 @@ def original_effect(kind: Kind) -> tuple[TxnState, TxnState] | None:
 
 
 class RecordOutcome(Step):
-    """Needs: ctx.response (built by ComposeResponse), ctx.txn_id. Stores the outcome and the
-    answer (which a duplicate gets again; without the echoed fields that carry card data). Requests declined
-    before RecordRequest (97, A0, 30, 14, 15 …) are not transactions: the log line with the trace is their
+    """Needs: ctx.response (built by ComposeResponse), ctx.txn_id. Stores the outcome and the answer (which a
+    duplicate gets again; without the echoed fields that carry card data). Requests declined before
+    RecordRequest (97, A0, 30, 14, 15 …) are not transactions: the log line with the trace is their
     record, and the terminal may retry them.
 
     The outcome is written only while the row is still pending. When another request settled it meanwhile
     — the terminal's own reversal, or a host node that took it for a transaction in doubt after the host
     handling it died (and queued its reversal) — an approval becomes `98` for the terminal: it is never told
-    "approved" for a transaction that is being reversed. Effects on the original (voided, completed …) and
-    the release of a refund's reservation happen only with an outcome that was written, or (a release) when
-    no recovery did it already.
+    "approved" for a transaction that is being reversed. Effects on the original (voided, completed …) happen
+    only with an outcome that was written; the steps' compensations (a refund's reservation) only when the
+    transaction does not end approved and no recovery did them already.
 
     A request the host declines although the issuer may have approved it (`issuer_may_hold_money`) — the
     reversal the step queued failed (the store failed after a reply whose MAC did not verify, or after a
@@ -155,47 +149,38 @@ class RecordOutcome(Step):
     0420 queued in the same unit of work, so the issuer always releases what it holds for a host decline.
     If this unit of work fails too, the row stays `pending` for the in-doubt recovery, which does the same."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
+    def __init__(
+        self,
+        transactions: Transactions,
+        compose: ComposeResponse,
+        forwarder: Forwarder,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.transactions, self.compose, self.forwarder, self.clock = transactions, compose, forwarder, clock
+
+    async def commit(self, ctx: TxnContext) -> None:
         if ctx.replay is not None or ctx.txn_id is None:
             return
         response = ctx.response
         assert response is not None
         code = ctx.result.code
-        undo_at_issuer = not ctx.result.approved and issuer_may_hold_money(ctx)
-        state = TxnState.REVERSED if undo_at_issuer else STATE_BY_CODE.get(code, TxnState.DECLINED)
-        reversal_reason = "98" if ctx.issuer_unanswered else "96"
-        now = self.services.clock().replace(tzinfo=None)
-        trace = ctx.trace_text()
-        txn_id = ctx.txn_id
         approved = ctx.result.approved
-        effect = original_effect(ctx.kind) if approved and ctx.original is not None else None
-        reserved = ctx.refund_reserved
+        undo_at_issuer = not approved and issuer_may_hold_money(ctx)
         original_id = ctx.original.id if ctx.original is not None else ctx.reversed_original_id
-        amount_fen = int(ctx.request.get("4", "0"))
-        stored = stored_answer(ctx.kind, response)
-
-        def finish(session: Session) -> Finished:
-            finished = finish_transaction(
-                session,
-                txn_id,
-                state=state,
-                response_code=code,
-                auth_code=ctx.auth_code,
-                response=stored,
-                trace=trace,
-                stand_in=ctx.stand_in,
-                original_id=original_id,
-            )
-            if effect is not None and finished.applied:
-                move_original(session, original_id, *effect)
-            if undo_at_issuer and finished.applied:
-                queue_reversal_of(session, txn_id, reversal_reason, now)
-            overruled = approved and finished.state != TxnState.APPROVED
-            if reserved and (not approved or overruled) and not finished.recovered:
-                release_refund(session, original_id, amount_fen)
-            return finished
-
-        finished = await self.services.store.run(finish)
+        outcome = Outcome(
+            state=TxnState.REVERSED if undo_at_issuer else STATE_BY_CODE.get(code, TxnState.DECLINED),
+            response_code=code,
+            auth_code=ctx.auth_code,
+            response=stored_answer(ctx.kind, response),
+            trace=ctx.trace_text(),
+            stand_in=ctx.stand_in,
+            original_id=original_id,
+            original_effect=original_effect(ctx.kind) if approved and ctx.original is not None else None,
+            compensations=tuple(ctx.compensations),
+            reverse_at_issuer=("98" if ctx.issuer_unanswered else "96") if undo_at_issuer else None,
+            now=self.clock().replace(tzinfo=None),
+        )
+        finished = await self.transactions.finish(ctx.txn_id, outcome)
         if undo_at_issuer and finished.applied:
             log.warning(
                 "%s RRN %s declined (%s) after the issuer may have approved it: 0420 queued",
@@ -203,7 +188,7 @@ class RecordOutcome(Step):
                 ctx.rrn,
                 code,
             )
-            self.services.saf.kick()
+            self.forwarder.kick()
         if approved and finished.state != TxnState.APPROVED:
             log.warning(
                 "%s RRN %s was %s while the host waited for the issuer: answering 98",
@@ -213,7 +198,6 @@ class RecordOutcome(Step):
             )
             ctx.result.decline(Reason.ISSUER_TIMEOUT)
             ctx.auth_code = None
-            await ComposeResponse(self.services).prepare(ctx)
+            await self.compose.prepare(ctx)
             assert ctx.response is not None
-            answer = stored_answer(ctx.kind, ctx.response)
-            await self.services.store.run(lambda s: store_answer(s, txn_id, answer))
+            await self.transactions.store_answer(ctx.txn_id, stored_answer(ctx.kind, ctx.response))

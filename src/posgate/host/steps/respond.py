@@ -12,6 +12,9 @@ class ComposeResponse(Step):
     """Provides: ctx.response — MTI, echoed fields, 12/13/15 (acquirer local time),
     32, 37, 38, 39, 54 (balance), 55 (issuer's ICC data), 62 (sign-in keys), 63 (`CUP`)."""
 
+    def __init__(self, acquirer_id: str) -> None:
+        self.acquirer_id = acquirer_id
+
     async def prepare(self, ctx: TxnContext) -> None:
         request = ctx.request
         fields: dict[str, str] = {"t": response_mti(request["t"])}
@@ -24,7 +27,7 @@ class ComposeResponse(Step):
         if row.recorded:
             fields["15"] = ctx.local_now.strftime("%m%d")
             if row.field32:
-                fields["32"] = self.services.settings.acquirer_id
+                fields["32"] = self.acquirer_id
         if ctx.rrn:
             fields["37"] = ctx.rrn
         if ctx.result.approved and ctx.auth_code:

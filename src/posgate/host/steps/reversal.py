@@ -3,13 +3,14 @@ request whose 0400 the host handled first is not carried out."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+from collections.abc import Callable
 
 from posgate.host.context import TxnContext
+from posgate.host.ports import Forwarder, Transactions
 from posgate.host.steps.base import Step
 from posgate.iso8583.reasons import Reason
-from posgate.store.acquirer import rrn_of
-from posgate.store.originals import reverse_for_terminal, reversed_before_recorded
 
 log = logging.getLogger("posgate.host")
 
@@ -21,22 +22,34 @@ class ReverseOriginal(Step):
     at once (the store-and-forward queue retries until the issuer answers). Always approves: the answer is
     `00` whether or not the original was seen (pos-8583.md)."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
+    def __init__(
+        self,
+        transactions: Transactions,
+        forwarder: Forwarder,
+        issuer_timeout_s: float,
+        clock: Callable[[], dt.datetime],
+    ) -> None:
+        self.transactions, self.forwarder = transactions, forwarder
+        self.issuer_timeout_s, self.clock = issuer_timeout_s, clock
+
+    async def commit(self, ctx: TxnContext) -> None:
         request = ctx.request
-        reason_code = request.get("39", "98")
-        now = self.services.clock().replace(tzinfo=None)
-        tid, stan, day, processing_code = ctx.tid, ctx.stan, ctx.business_date, request["3"]
-        outcome = await self.services.store.run(
-            lambda s: reverse_for_terminal(s, tid, stan, day, processing_code, reason_code, now)
+        outcome = await self.transactions.reverse_for_terminal(
+            ctx.tid,
+            ctx.stan,
+            ctx.business_date,
+            request["3"],
+            request.get("39", "98"),
+            self.clock().replace(tzinfo=None),
         )
         if outcome.original_id is not None:
             ctx.reversed_original_id = outcome.original_id
         if outcome.refused:
-            log.warning("not reversing RRN %s: %s", rrn_of(outcome.original_id or 0), outcome.refused)
+            log.warning("not reversing RRN %012d: %s", outcome.original_id or 0, outcome.refused)
         if outcome.reversed:
             ctx.reversed_kind = outcome.reversed_kind
             assert outcome.original_id is not None
-            await self.services.saf.deliver_for(outcome.original_id, self.services.settings.issuer_timeout_s)
+            await self.forwarder.deliver_for(outcome.original_id, self.issuer_timeout_s)
         ctx.result.approve()
 
 
@@ -50,13 +63,17 @@ class HonourEarlyReversal(Step):
     handled after this check finds the request recorded and reverses it itself (`reversed_before_recorded`
     says why one of the two always sees the other). Declines: 05."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
+    def __init__(
+        self, transactions: Transactions, forwarder: Forwarder, clock: Callable[[], dt.datetime]
+    ) -> None:
+        self.transactions, self.forwarder, self.clock = transactions, forwarder, clock
+
+    async def commit(self, ctx: TxnContext) -> None:
         if ctx.txn_id is None:
             return
-        txn_id, tid, stan, day = ctx.txn_id, ctx.tid, ctx.stan, ctx.business_date
-        processing_code, now = ctx.request.get("3", "000000"), self.services.clock().replace(tzinfo=None)
-        reversed_first = await self.services.store.run(
-            lambda s: reversed_before_recorded(s, txn_id, tid, stan, day, processing_code, now)
+        stan, now = ctx.stan, self.clock().replace(tzinfo=None)
+        reversed_first = await self.transactions.reversed_before_recorded(
+            ctx.txn_id, ctx.tid, stan, ctx.business_date, ctx.request.get("3", "000000"), now
         )
         if reversed_first:
             log.warning(
@@ -66,4 +83,4 @@ class HonourEarlyReversal(Step):
                 stan,
             )
             ctx.result.decline(Reason.DO_NOT_HONOUR)
-            self.services.saf.kick()
+            self.forwarder.kick()

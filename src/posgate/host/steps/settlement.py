@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from posgate.cards.pan import mask_pan
 from posgate.errors import DecodeError, EncodeError
 from posgate.host.context import TxnContext
+from posgate.host.ports import Batches
 from posgate.host.steps.base import Step
 from posgate.iso8583.private_fields import parse_field60
 from posgate.iso8583.reasons import Reason
-from posgate.store.batches import (
-    open_settlement,
-    parse_upload_records,
-    reconcile_batch,
-    settle_batch,
-    store_upload,
-)
 
 MAGSTRIPE_RECORDS, IC_RECORDS, BATCH_END = "201", "203", "207"
 
@@ -26,18 +19,20 @@ class SettleBatch(Step):
     stays open for the batch upload. Declines: 30 when field 48 is not 62 digits; 96 when the host's totals
     do not fit field 48 (more than 999 debits or credits, or 999,999,999,999 fen, in one batch)."""
 
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+
     async def prepare(self, ctx: TxnContext) -> None:
-        field48 = ctx.request.get("48", "")
-        if len(field48) != 62:
+        if len(ctx.request.get("48", "")) != 62:
             ctx.detail = "field 48 must carry 62 digits of totals"
             ctx.result.decline(Reason.FORMAT_ERROR)
-            return
+
+    async def commit(self, ctx: TxnContext) -> None:
         assert ctx.terminal is not None
-        tid, mid, batch, day = ctx.tid, ctx.terminal.mid, ctx.batch_no, ctx.business_date
         now = ctx.received_at.replace(tzinfo=None)
         try:
-            outcome = await self.services.store.run(
-                lambda s: settle_batch(s, tid, mid, batch, day, field48, now)
+            outcome = await self.batches.settle(
+                ctx.tid, ctx.terminal.mid, ctx.batch_no, ctx.business_date, ctx.request["48"], now
             )
         except EncodeError as exc:
             # the host's totals do not fit field 48 (a count over 999): nothing was written
@@ -55,31 +50,22 @@ class UploadBatch(Step):
     reconciles the upload against the host's batch, stores every difference and closes the batch.
     Declines: 25 no unbalanced settlement of this batch awaits an upload, 30 malformed field 48."""
 
+    def __init__(self, batches: Batches) -> None:
+        self.batches = batches
+
     async def prepare(self, ctx: TxnContext) -> None:
-        code = parse_field60(ctx.request["60"]).nmc
-        tid, batch = ctx.tid, ctx.batch_no
-        vault = self.services.vault
-        now = ctx.received_at.replace(tzinfo=None)
-        field48 = ctx.request.get("48", "")
+        if parse_field60(ctx.request["60"]).nmc == BATCH_END:
+            return
         try:
-            records = parse_upload_records(field48) if code != BATCH_END else []
+            ctx.upload_records = self.batches.parse_upload(ctx.request.get("48", ""))
         except DecodeError as exc:
             ctx.detail = str(exc)
             ctx.result.decline(Reason.FORMAT_ERROR)
-            return
 
-        def upload(session) -> int | None:  # type: ignore[no-untyped-def]
-            settlement = open_settlement(session, tid, batch)
-            if settlement is None:
-                return None
-            if code == BATCH_END:
-                return reconcile_batch(session, settlement.id, now)
-            store_upload(
-                session, settlement.id, records, code, lambda pan: (vault.pan_hash(pan), mask_pan(pan))
-            )
-            return 0
-
-        differences = await self.services.store.run(upload)
+    async def commit(self, ctx: TxnContext) -> None:
+        code = parse_field60(ctx.request["60"]).nmc
+        now = ctx.received_at.replace(tzinfo=None)
+        differences = await self.batches.upload(ctx.tid, ctx.batch_no, code, ctx.upload_records, now)
         if differences is None:
             ctx.result.decline(Reason.ORIGINAL_NOT_FOUND)
             return

@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 
 from posgate.host.context import TxnContext
+from posgate.host.ports import Policy, Terminals
 from posgate.host.steps.base import Step
-from posgate.host.steps.terminal import forget_keys
 from posgate.iso8583.private_fields import parse_field60
 from posgate.iso8583.reasons import Reason
-from posgate.security.keys import generate_key, kcv
+from posgate.security.keys import generate_key
 from posgate.security.pos_mac import MacAlgorithm
 from posgate.security.signin import WorkingKeys, deliver_working_keys, new_working_keys
-from posgate.store.acquirer import load_terminal
-from posgate.store.terminal_keys import count_sign_in, load_terminal_keys, offer_pending_keys
 
 log = logging.getLogger("posgate.host")
 
@@ -39,21 +37,22 @@ class IssueWorkingKeys(Step):
     across host nodes; nothing changes), 97 when the terminal has no TMK, 96 if other nodes kept changing
     the terminal's keys."""
 
-    async def prepare(self, ctx: TxnContext) -> None:
+    def __init__(self, terminals: Terminals, policy: Policy) -> None:
+        self.terminals, self.policy = terminals, policy
+
+    async def commit(self, ctx: TxnContext) -> None:
         assert ctx.terminal is not None
-        services, settings = self.services, self.services.settings
+        terminals, policy = self.terminals, self.policy
         tid, now = ctx.terminal.tid, ctx.received_at.replace(tzinfo=None)
-        window_s, limit = settings.sign_in_window_s, settings.sign_in_limit
-        if not await services.store.run(lambda s: count_sign_in(s, tid, now, window_s, limit)):
+        window_s, limit = policy.sign_in_window_s, policy.sign_in_limit
+        if not await terminals.count_sign_in(tid, now, window_s, limit):
             log.warning("sign-in of tid=%s refused: more than %d in %g s", tid, limit, window_s)
             ctx.result.decline(Reason.OVER_FREQUENCY_LIMIT)
             return
         with_tdk = parse_field60(ctx.request["60"]).nmc == "004"
         distinct_mak_halves = MacAlgorithm.parse(ctx.terminal.mac_algorithm) is MacAlgorithm.X919
         for _ in range(_ATTEMPTS):
-            record, stored = await services.store.run(
-                lambda s: (load_terminal(s, tid), load_terminal_keys(s, services.vault, tid, "sign-in"))
-            )
+            record, stored = await terminals.for_sign_in(tid)
             if record is None or stored.tmk is None:
                 ctx.result.decline(Reason.TERMINAL_NOT_SIGNED_IN)
                 return
@@ -65,17 +64,8 @@ class IssueWorkingKeys(Step):
                     keys = WorkingKeys(pik=pending["PIK"], mak=pending["MAK"], tdk=generate_key())
                 else:
                     keys = new_working_keys(with_tdk, distinct_mak_halves)
-                clear = {"PIK": keys.pik, "MAK": keys.mak} | ({"TDK": keys.tdk} if keys.tdk else {})
-                working = {purpose: (key, kcv(key)) for purpose, key in clear.items()}
-                period, seen = record.key_period, record.pending_at
-
-                def offer(session, working=working, period=period, seen=seen):  # type: ignore[no-untyped-def]
-                    return offer_pending_keys(session, services.vault, tid, working, period, now, seen)
-
-                if not await services.store.run(offer):
+                if not await terminals.offer(tid, keys, record.key_period, now, record.pending_at):
                     continue  # another node's sign-in of this terminal won: deliver what it stored
-                services.terminals.forget(tid)
-                forget_keys(services, tid)
             ctx.response_extra["62"] = deliver_working_keys(stored.tmk, keys, with_tdk).hex().upper()
             ctx.result.approve()
             return
