@@ -86,6 +86,12 @@ POS_RESPONSE_CODES: dict[Reason, str] = {
     Reason.MAC_ERROR: "A0",
 }
 
+# One rule at both ends (docs/architecture.md, "A malformed PIN block"): a PIN block that does not open as
+# ISO 9564 format 0 for the PAN — at the host under the terminal's PIK, at the issuer under the zone PIN key —
+# is a key or equipment fault, not the cardholder's wrong PIN: `96`, never counted against the PIN tries, and
+# the host sends nothing on to the issuer.
+MALFORMED_PIN_BLOCK = Reason.SYSTEM_ERROR
+
 # The network dialect uses the same ISO 8583:1987 codes for the reasons an issuer can give.
 # The host's own reasons (an unknown terminal, an issuer reply that failed its MAC) are not an issuer's.
 HOST_ONLY_REASONS = frozenset({Reason.ISSUER_REPLY_UNVERIFIED, Reason.UNKNOWN_TERMINAL})

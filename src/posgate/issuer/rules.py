@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from posgate.iso8583.reasons import Reason, network_code
+from posgate.iso8583.reasons import MALFORMED_PIN_BLOCK, Reason, network_code
 from posgate.txnset import IssuerEffect, IssuerKind, issuer_kind_of
 
 PIN_TRIES_LIMIT = 3
@@ -180,8 +180,8 @@ def decide(request: AuthRequest, card: CardSnapshot | None, today_yymm: str) -> 
         pin_failures = card.pin_failures + 1
         reason = Reason.PIN_TRIES_EXCEEDED if pin_failures >= PIN_TRIES_LIMIT else Reason.WRONG_PIN
         return Decision(reason, pin_failures=pin_failures)
-    elif request.pin is Check.MALFORMED:
-        return Decision(Reason.SYSTEM_ERROR)
+    elif request.pin is Check.MALFORMED:  # the host's rule too: 96, not a wrong PIN, not counted
+        return Decision(MALFORMED_PIN_BLOCK)
 
     return _decide_money(request, kind, card.account, forced=False, pin_failures=pin_failures)
 

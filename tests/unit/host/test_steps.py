@@ -195,3 +195,22 @@ async def test_compose_response_of_an_approved_sale() -> None:
     ctx.result.decline(Reason.INSUFFICIENT_FUNDS)
     await ComposeResponse("49990000").prepare(ctx)
     assert ctx.response is not None and "38" not in ctx.response and "63" not in ctx.response
+
+
+async def test_a_malformed_pin_block_is_96_at_the_host_as_at_the_issuer() -> None:
+    from posgate.host.steps.pin import TranslatePin
+    from posgate.iso8583.reasons import MALFORMED_PIN_BLOCK
+    from posgate.issuer.rules import AccountSnapshot, AuthRequest, CardSnapshot, Check, decide
+    from posgate.security.signin import WorkingKeys
+    from tests.unit.host.fakes import ZPK
+
+    ctx = context(sale(**{"52": "F" * 16}))  # not a block under this PIK
+    await ReadCard().prepare(ctx)
+    ctx.route, ctx.keys = Route("Bank A", mac_enabled=False), WorkingKeys(pik=ZPK, mak=ZPK)
+    await TranslatePin(FakeIssuers()).prepare(ctx)
+    assert ctx.result.reason is MALFORMED_PIN_BLOCK and ctx.result.code == "96"
+    assert ctx.pin_block_zpk is None and ctx.detail is not None and "format 0" in ctx.detail
+    card = CardSnapshot("active", "3012", AccountSnapshot("debit", 10_000), pin_failures=1)
+    issuer = decide(AuthRequest("0200", "000000", 100, "00", pin=Check.MALFORMED), card, "2612")
+    assert issuer.reason is MALFORMED_PIN_BLOCK and issuer.response_code == "96"
+    assert issuer.pin_failures is None  # not counted against the PIN tries
