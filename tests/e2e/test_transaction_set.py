@@ -62,6 +62,15 @@ async def test_void_undoes_a_sale_once_and_checks_the_original(terminal: Termina
     assert again.response_code == "12"  # already voided
 
 
+async def test_a_void_from_another_batch_is_12_even_before_it_settles(terminal: TerminalClient) -> None:
+    sale = await terminal.sale(DEBIT, "123456", 5_000)
+    assert sale.rrn
+    void = _void_message(terminal, sale.rrn, 5_000)
+    void["60"] = void["60"][:2] + f"{int(void['60'][2:8]) + 1:06d}" + void["60"][8:]  # 60.2: the next batch
+    assert (await terminal.exchange(void)).response_code == "12"
+    assert await available_fen(terminal, DEBIT) == 1_000_000 - 5_000
+
+
 async def test_refunds_are_partial_summed_and_capped_at_the_original(terminal: TerminalClient) -> None:
     sale = await terminal.sale(DEBIT, "123456", 10_000)
     assert sale.rrn
