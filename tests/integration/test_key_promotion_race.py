@@ -21,7 +21,7 @@ from sqlalchemy import update
 
 from posgate.config import Settings
 from posgate.host.context import Kind, TxnContext
-from posgate.host.steps.base import HostServices
+from posgate.host.services import HostServices
 from posgate.host.steps.terminal import IdentifyTerminal, RequireSignIn, VerifyMac
 from posgate.iso8583.codec import decode_pos, encode_pos_with_mac
 from posgate.iso8583.framing import PosFrame
@@ -97,7 +97,7 @@ async def test_a_promotion_between_reading_the_record_and_its_keys_does_not_lose
     # sale A's MAC verified under the pending MAK: it promotes the keys, and commits
     assert db.transact(lambda s: promote_pending_keys(s, vault, TID, generation, SIGNED_IN_AT, "000001"))
 
-    services = _services(db, vault, tmp_path)
+    terminals = _services(db, vault, tmp_path).ports().terminals
     algorithm = MacAlgorithm.parse(before.mac_algorithm)
     payload, request = _signed_sale(generation["MAK"][0], algorithm)
     now = dt.datetime.now(dt.UTC)
@@ -108,8 +108,8 @@ async def test_a_promotion_between_reading_the_record_and_its_keys_does_not_lose
         local_now=now.replace(tzinfo=None),
         kind=Kind.SALE,
     )
-    await IdentifyTerminal(services).use(ctx, before)  # sale B goes on with the record it read
-    for step in (RequireSignIn(services), VerifyMac(services)):
+    await IdentifyTerminal(terminals).use(ctx, before)  # sale B goes on with the record it read
+    for step in (RequireSignIn(), VerifyMac(terminals)):
         await step.prepare(ctx)
         assert not ctx.result.declined, f"{step.name} declined {ctx.result.code}: the keys were lost"
     assert ctx.keys is not None and ctx.keys.mak == generation["MAK"][0]
