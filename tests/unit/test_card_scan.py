@@ -68,6 +68,7 @@ def test_a_known_cards_secret_is_found_in_every_encoding(
         ("4111111111111111".encode("utf-16-be"), "Luhn-valid 16-digit number 411111******1111 (UTF-16 BE)"),
         (b"[6011000990139424]", "Luhn-valid 16-digit number 601100******9424 (ASCII)"),
         (b"378282246310005", "Luhn-valid 15-digit number 378282*****0005 (ASCII)"),
+        (b"2221000000000009", "Luhn-valid 16-digit number 222100******0009 (ASCII)"),  # Mastercard 2-series
     ],
 )
 def test_any_stand_alone_luhn_valid_card_number_is_found(data: bytes, expected: str) -> None:
@@ -84,6 +85,7 @@ def test_any_stand_alone_luhn_valid_card_number_is_found(data: bytes, expected: 
         b"0" * 62,  # settlement totals
         b"000000012345002000000000100001" + b"4111111111111111",  # inside a longer number
         b"rrn=000000000042 stan=000001",
+        b"app_id=2021000000000001",  # an Alipay app id: Luhn-valid, but no card IIN starts 2021
     ],
 )
 def test_what_is_not_a_clear_card_number_is_not_flagged(data: bytes) -> None:

@@ -42,7 +42,8 @@ from sqlalchemy import Engine, MetaData, select
 from posgate.cards.pan import is_luhn_valid, mask_pan
 
 PAN_DIGITS = (13, 19)
-CARD_MII = "2345689"  # first digits of payment card numbers (ISO/IEC 7812 major industry identifiers)
+CARD_MII = "345689"  # first digits of payment card numbers (ISO/IEC 7812 major industry identifiers)
+MASTERCARD_2_SERIES = (222100, 272099)  # the only card IINs that start with 2 (an Alipay app id, 2021…, is not one)
 
 _ASCII_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9]{13,19}(?![0-9A-Za-z])")
 _UTF16LE_RUN = re.compile(rb"(?<![0-9A-Za-z]\x00)(?:[0-9]\x00){13,19}(?![0-9A-Za-z]\x00)")
@@ -165,6 +166,12 @@ def _runs(data: bytes) -> Iterator[tuple[int, str, str]]:
         yield match.start(), "UTF-16 BE", match.group()[1::2].decode("ascii")
 
 
+def _card_like(digits: str) -> bool:
+    """Whether a run of digits starts like a payment card number (its IIN is in a card range)."""
+    low, high = MASTERCARD_2_SERIES
+    return digits[0] in CARD_MII or (digits[0] == "2" and low <= int(digits[:6]) <= high)
+
+
 def scan_bytes(data: bytes, where: str, secrets: CardSecrets | None = None) -> list[Finding]:
     """Every known card secret in `data`, then every stand-alone Luhn-valid card-like number."""
     findings = []
@@ -174,7 +181,7 @@ def scan_bytes(data: bytes, where: str, secrets: CardSecrets | None = None) -> l
             if at >= 0:
                 findings.append(Finding(where, label, at))
     for offset, form, digits in _runs(data):
-        if digits[0] in CARD_MII and is_luhn_valid(digits):
+        if _card_like(digits) and is_luhn_valid(digits):
             findings.append(
                 Finding(where, f"Luhn-valid {len(digits)}-digit number {mask_pan(digits)} ({form})", offset)
             )
