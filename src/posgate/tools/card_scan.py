@@ -43,7 +43,7 @@ from posgate.cards.pan import is_luhn_valid, mask_pan
 
 PAN_DIGITS = (13, 19)
 CARD_MII = "345689"  # first digits of payment card numbers (ISO/IEC 7812 major industry identifiers)
-MASTERCARD_2_SERIES = (222100, 272099)  # the only card IINs that start with 2 (an Alipay app id, 2021…, is not one)
+MASTERCARD_2_SERIES = (222100, 272099)  # the only card IINs starting 2 (an Alipay app id, 2021…, is none)
 
 _ASCII_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9]{13,19}(?![0-9A-Za-z])")
 _UTF16LE_RUN = re.compile(rb"(?<![0-9A-Za-z]\x00)(?:[0-9]\x00){13,19}(?![0-9A-Za-z]\x00)")
