@@ -72,10 +72,16 @@ class SafForwarder:
         self._task = asyncio.create_task(self._run(), name="saf-forwarder")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task = self._task
+        if task is None:
+            return
+        # On Python 3.11 `asyncio.wait_for` can swallow a cancellation that lands just as its time-out
+        # fires (CPython gh-86296), and the loop then runs on: cancel until the task has really ended.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     def kick(self) -> None:
         self._wake.set()
