@@ -19,14 +19,18 @@ holds the 0200. All over real TCP: terminal simulator → host → issuer simula
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
-from posgate.services import Running
+from posgate.services import Running, start_all
 from posgate.store.models import SafEntry, SimAuthorization, Transaction
-from posgate.terminal import TerminalClient, demo_card
+from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import last_transaction, reversal_request, sale_request
 
+from .conftest import stack_settings
 from .helpers import available_fen, eventually
 
 OK_CARD = demo_card("debit-ok")
@@ -114,31 +118,55 @@ async def test_a_sale_and_its_reversal_pipelined_never_leave_the_sale_approved(
     assert await available_fen(terminal, OK_CARD) == before, "a reversed sale was charged"
 
 
-async def test_a_reversal_while_the_issuer_holds_the_sale_undoes_it(
-    stack: Running, terminal: TerminalClient
-) -> None:
+# the issuer holds the sale this long: the 0400 must be handled within it, also under a mutation run's tracing
+# or a loaded machine (the stack's usual 1 s turned the sale into the host's own 98 first)
+HOLD_S = 5.0
+
+
+@pytest.fixture
+async def patient_stack(tmp_path: Path, database_url: str) -> AsyncIterator[Running]:
+    running = await start_all(stack_settings(tmp_path, database_url, issuer_timeout_s=HOLD_S))
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
+async def test_a_reversal_while_the_issuer_holds_the_sale_undoes_it(patient_stack: Running) -> None:
     """The 0400 arrives while the host waits for the issuer's answer to the 0200 (the issuer debits the
     card and its answer is lost): the sale ends reversed and the debit is given back."""
+    stack = patient_stack
     assert stack.issuers is not None
-    before = await available_fen(terminal, OK_CARD)
-    msg = _sale(terminal, 900)
-    stack.issuers.set_fault(BANK_A, "drop_replies")
-    try:
-        sale_task = asyncio.create_task(terminal.exchange(msg))
+    async with TerminalClient(*stack.pos_address, demo_terminal_state(), timeout_s=2 * HOLD_S) as terminal:
+        assert (await terminal.sign_in()).approved
+        before = await available_fen(terminal, OK_CARD)
+        msg = _sale(terminal, 900)
+        stack.issuers.set_fault(BANK_A, "drop_replies")
+        try:
+            sale_task = asyncio.create_task(terminal.exchange(msg))
 
-        async def waiting_for_the_issuer() -> bool:
-            return (await stack.handle.store.run(lambda s: _pending_sales(s, msg["11"]))) == 1
+            async def waiting_for_the_issuer() -> bool:
+                return (await stack.handle.store.run(lambda s: _pending_sales(s, msg["11"]))) == 1
 
-        assert await eventually(waiting_for_the_issuer, timeout_s=5)
-        reversal = reversal_request(terminal.state, last_transaction(msg, "sale"), "98")
-        assert (await terminal.exchange(reversal)).response_code == "00"
-        assert (await sale_task).response_code != "00"
-    finally:
-        stack.issuers.set_fault(BANK_A, "none")
-    sale = await _sale_row(stack, msg["11"])
-    assert sale.state == "reversed"
-    assert await eventually(lambda: _reversed_at_the_issuer(stack, sale), timeout_s=10)
-    assert await available_fen(terminal, OK_CARD) == before
+            assert await eventually(waiting_for_the_issuer, timeout_s=HOLD_S)
+            # reason 96, not the 98 of the host's own time-out: the 0420 says whose reversal undid the sale
+            reversal = reversal_request(terminal.state, last_transaction(msg, "sale"), "96")
+            assert (await terminal.exchange(reversal)).response_code == "00"
+            assert (await sale_task).response_code != "00"
+        finally:
+            stack.issuers.set_fault(BANK_A, "none")
+        sale = await _sale_row(stack, msg["11"])
+        assert sale.state == "reversed"
+        assert await eventually(lambda: _reversed_at_the_issuer(stack, sale), timeout_s=10)
+        assert await stack.handle.store.run(lambda s: _reversal_reasons(s, sale.id)) == ["96"]
+        assert await available_fen(terminal, OK_CARD) == before
+
+
+def _reversal_reasons(session, transaction_id: int) -> list[str | None]:  # type: ignore[no-untyped-def]
+    entries = session.scalars(
+        select(SafEntry.reason_code).where(SafEntry.transaction_id == transaction_id, SafEntry.mti == "0420")
+    )
+    return list(entries)
 
 
 def _pending_sales(session, stan: str) -> int:  # type: ignore[no-untyped-def]
