@@ -1,5 +1,6 @@
-"""`posgate risk list add|remove|show`, `posgate risk alerts`, `posgate risk alert dismiss|confirm` and
-`posgate risk backtest` (docs/risk.md), straight against the store of a running `posgate up` (a running host
+"""`posgate risk list add|remove|show`, `posgate risk alerts`, `posgate risk alert dismiss|confirm|hold|
+release|suspend-terminal|suspend-merchant`, `posgate risk hold|release|holds|suspend` and `posgate risk
+backtest` (docs/risk.md), straight against the store of a running `posgate up` (a running host
 sees a list change at its next request). A thin Typer shell over `risk.lists`, `risk.alerts` and
 `risk.backtest`; cards are listed by PAN hash and shown masked — the PAN typed is never stored nor printed.
 
@@ -20,7 +21,10 @@ from posgate.cards.pan import mask_pan, validate_pan
 from posgate.config import Settings, load_settings
 from posgate.errors import PosgateError
 
-risk_app = typer.Typer(help="Risk control: lists and alerts (docs/risk.md).", no_args_is_help=True)
+risk_app = typer.Typer(
+    help="Risk control: lists, alerts, settlement holds, suspensions, backtests (docs/risk.md).",
+    no_args_is_help=True,
+)
 list_app = typer.Typer(
     help="Block, allow and watch lists of cards, terminals, merchants and BINs.", no_args_is_help=True
 )
@@ -227,7 +231,9 @@ def alerts(
         )
 
 
-alert_app = typer.Typer(help="Decide an alert: dismiss it, or confirm fraud (the card is blocked).")
+alert_app = typer.Typer(
+    help="Decide an alert (dismiss; confirm fraud: the card is blocked) or act on it (hold, release, suspend)"
+)
 risk_app.add_typer(alert_app, name="alert", no_args_is_help=True)
 
 
@@ -271,6 +277,150 @@ def confirm(
 ) -> None:
     """Fraud: close the alert as confirmed and put the transaction's card on the block list."""
     _decide(alert_id, "confirm", note, data_dir, database_url)
+
+
+def _act(alert_id: int, action: str, note: str, data_dir: Path | None, database_url: str | None) -> None:
+    from posgate.risk.disposal import act_on_alert
+
+    done = _store_work(
+        data_dir, database_url, lambda s, now: act_on_alert(s, alert_id, action, ACTOR, now, note)
+    )
+    what = {
+        "hold": f"merchant {done['mid']} settlement held (hold {done.get('hold')})",
+        "release": f"merchant {done['mid']} settlement released (hold {done.get('hold')})",
+        "suspend_terminal": f"terminal {done['tid']} suspended",
+        "suspend_merchant": f"merchant {done['mid']} suspended",
+    }[action]
+    typer.echo(f"alert {done['id']}: {what}")
+
+
+def _store_work(data_dir: Path | None, database_url: str | None, work):  # type: ignore[no-untyped-def]
+    """Run `work(session, now)` in one unit of work on the store; a refusal exits 2 with its message."""
+    from posgate.bootstrap import open_store
+
+    settings = _settings(data_dir, database_url)
+    handle = open_store(settings, load_demo=False)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    try:
+        return handle.store.transact(lambda s: work(s, now))
+    except PosgateError as error:
+        _fail(str(error))
+    finally:
+        handle.store.close()
+
+
+@alert_app.command("hold")
+def alert_hold(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Hold the settlement of the alert's merchant: no payout until released."""
+    _act(alert_id, "hold", note, data_dir, database_url)
+
+
+@alert_app.command("release")
+def alert_release(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Release the settlement hold of the alert's merchant: its funds go out with the next payouts."""
+    _act(alert_id, "release", note, data_dir, database_url)
+
+
+@alert_app.command("suspend-terminal")
+def alert_suspend_terminal(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Suspend the alert's terminal: the host answers 03 until it is resumed."""
+    _act(alert_id, "suspend_terminal", note, data_dir, database_url)
+
+
+@alert_app.command("suspend-merchant")
+def alert_suspend_merchant(
+    alert_id: Annotated[int, typer.Argument(help="the alert's id")],
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Suspend the alert's merchant: every terminal of it gets 03 until it is resumed."""
+    _act(alert_id, "suspend_merchant", note, data_dir, database_url)
+
+
+Reason = Annotated[str, typer.Option("--reason", help="why (kept, audited, shown to officers)")]
+MidRequired = Annotated[str, typer.Option("--mid", help="merchant id, 15 digits")]
+
+
+@risk_app.command("hold")
+def hold(
+    mid: MidRequired, reason: Reason, data_dir: DataDir = None, database_url: DatabaseUrl = None
+) -> None:
+    """Hold a merchant's settlement: it is cleared as usual but paid nothing (T+1, D0) until released."""
+    from posgate.risk.disposal import place_hold
+
+    hold_id, new = _store_work(data_dir, database_url, lambda s, now: place_hold(s, mid, reason, ACTOR, now))
+    typer.echo(f"merchant {mid} settlement {'held' if new else 'already held'} (hold {hold_id})")
+
+
+@risk_app.command("release")
+def release(
+    mid: MidRequired,
+    note: Note = "",
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Release a merchant's settlement hold: what was withheld goes out with the next payouts."""
+    from posgate.risk.disposal import release_hold
+
+    hold_id = _store_work(data_dir, database_url, lambda s, now: release_hold(s, mid, ACTOR, now, note))
+    typer.echo(f"merchant {mid} settlement released (hold {hold_id})")
+
+
+@risk_app.command("holds")
+def holds(
+    include_released: Annotated[bool, typer.Option("--all", help="released holds too")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Settlement holds, newest first (active ones unless --all)."""
+    from posgate.risk.disposal import list_holds
+
+    rows = _store_work(data_dir, database_url, lambda s, now: list_holds(s, include_released))
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for h in rows:
+        state = f"released {h['released_at'][:16]}" if h["released_at"] else "held"
+        cause = f" rule {h['rule']} ({h['rule_version']}) alert {h['alert_id']}" if h["rule"] else ""
+        typer.echo(f"{h['id']:>5} {h['mid']} {state:<24} since {h['created_at'][:16]} {h['reason']}{cause}")
+
+
+@risk_app.command("suspend")
+def suspend(
+    kind: Annotated[str, typer.Argument(help="terminal | merchant")],
+    reason: Reason,
+    tid: Tid = None,
+    mid: Mid = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Suspend a terminal or merchant for risk: the host answers 03 until it is resumed."""
+    from posgate.risk.disposal import suspend as suspend_for_risk
+
+    key = {"terminal": tid, "merchant": mid}.get(kind)
+    if kind not in ("terminal", "merchant"):
+        _fail(f"suspend a terminal or a merchant, not {kind!r}")
+    if key is None:
+        _fail(f"a {kind} is named with {'--tid' if kind == 'terminal' else '--mid'}")
+    _store_work(data_dir, database_url, lambda s, now: suspend_for_risk(s, kind, key, reason, ACTOR, now))
+    typer.echo(f"{kind} {key} suspended")
 
 
 @risk_app.command("backtest")

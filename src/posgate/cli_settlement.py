@@ -110,6 +110,7 @@ def clearing_run(
 ) -> None:
     """Clear a date: every approved sale, completion and refund of its window once, fees, ledger postings.
     Re-running the same date adds nothing."""
+    from posgate.risk.disposal import held_merchants, hold_view
     from posgate.settlement.clearing import run_clearing
 
     day = _date(date)
@@ -117,6 +118,7 @@ def clearing_run(
         result = _run(
             lambda: run_clearing(store, day, rates, settings.timezone, allow_open_day=allow_open_day)
         )
+        held = store.transact(lambda s: [hold_view(h) for h in held_merchants(s).values()])
     typer.echo(
         f"clearing {day}: run {result.run_id}, {result.cleared} cleared, {result.adjusted} adjusted, "
         f"{result.postings} postings; sales {yuan(result.sales_fen)} refunds {yuan(result.refunds_fen)} "
@@ -126,6 +128,11 @@ def clearing_run(
     if result.pending:
         typer.echo(
             f"  {result.pending} transactions were still pending: re-run the date once they are answered"
+        )
+    for hold in held:
+        typer.echo(
+            f"  {hold['mid']}: settlement held by risk since {hold['created_at'][:16]} (hold {hold['id']}, "
+            f"{hold['reason']}): cleared, no payout until released"
         )
 
 
@@ -148,6 +155,10 @@ def settlement_payouts(
         typer.echo(f"payouts {day}: {len(run.created)} payouts, {yuan(run.total_fen)} CNY -> {run.file}")
     for mid, balance in sorted(run.carried.items()):
         typer.echo(f"  {mid}: {yuan(balance)} CNY carried forward")
+    for mid, (kept, hold_id) in sorted(run.withheld.items()):
+        typer.echo(f"  {mid}: {yuan(kept)} CNY withheld, settlement held by risk (hold {hold_id})")
+    if run.withheld_file is not None:
+        typer.echo(f"  withheld -> {run.withheld_file}")
 
 
 @settlement_app.command("confirm")
@@ -256,6 +267,7 @@ _STATEMENT_COLUMNS = (
     "payouts_fen",
     "opening_balance_fen",
     "closing_balance_fen",
+    "held_by_risk",
 )
 
 
@@ -275,6 +287,7 @@ def _statement_row(s: Any) -> list[Any]:
         sum(p.amount_fen for p in s.payouts),
         s.opening_balance_fen,
         s.closing_balance_fen,
+        f"hold {s.hold_id}" if s.hold_id is not None else "",
     ]
 
 
@@ -348,10 +361,30 @@ def _report_csv(statements: list[Any], income: Any, payables: list[Any], lines: 
             ]
         )
     out.writerow(["fee_income", "D0_SURCHARGE", "", "", "", "", "", "", "", income.d0_surcharge_fen])
-    out.writerow(["section", "mid", "name", "balance_fen", "in_flight_fen", "payable_fen", "last_payout"])
+    out.writerow(
+        [
+            "section",
+            "mid",
+            "name",
+            "balance_fen",
+            "in_flight_fen",
+            "payable_fen",
+            "last_payout",
+            "withheld_fen",
+        ]
+    )
     for p in payables:
         out.writerow(
-            ["payable", p.mid, p.name, p.balance_fen, p.in_flight_fen, p.payable_fen, p.last_payout or ""]
+            [
+                "payable",
+                p.mid,
+                p.name,
+                p.balance_fen,
+                p.in_flight_fen,
+                p.payable_fen,
+                p.last_payout or "",
+                p.withheld_fen,
+            ]
         )
 
 
@@ -374,6 +407,7 @@ def _report_tables(
         "net",
         "payouts",
         "closing",
+        "risk",
     ):
         table.add_column(column, justify="right" if column not in ("MID", "name") else "left")
     for s in statements:
@@ -389,6 +423,7 @@ def _report_tables(
             yuan(t.net_fen),
             yuan(sum(p.amount_fen for p in s.payouts)),
             yuan(s.closing_balance_fen),
+            f"HELD (hold {s.hold_id})" if s.hold_id is not None else "",
         )
     console.print(table)
     if lines:
@@ -423,7 +458,7 @@ def _report_tables(
     fees.add_row("D0 surcharge", "", "", "", "", yuan(income.d0_surcharge_fen))
     console.print(fees)
     owed = Table(title="outstanding payables (CNY)")
-    for column in ("MID", "name", "balance", "in flight", "payable", "last payout"):
+    for column in ("MID", "name", "balance", "in flight", "payable", "last payout", "withheld"):
         owed.add_column(column)
     for p in payables:
         owed.add_row(
@@ -433,6 +468,7 @@ def _report_tables(
             yuan(p.in_flight_fen),
             yuan(p.payable_fen),
             str(p.last_payout or "—"),
+            f"{yuan(p.withheld_fen)} (hold {p.hold_id})" if p.hold_id is not None else "",
         )
     console.print(owed)
 

@@ -1,7 +1,8 @@
 """Risk alerts: what a decision asks a risk officer to look at (`alerts_for`, pure) and the alerts in the
 store (`open_alerts`, `list_alerts`). A review opens an alert for the rule that asked for it (or "score");
-every `alert`, `hold_settlement` and `suspend_*` hit opens one with its action — holds and suspensions are
-proposals an officer confirms (acting on them is not built yet). Written after the transaction's outcome is
+every `alert`, `hold_settlement` and `suspend_*` hit opens one with its action — a hold is placed at once
+(`risk.disposal`), a suspension only where the rule is automatic, else it is a proposal an officer confirms
+from the alert (`disposal.act_on_alert`). Written after the transaction's outcome is
 committed, off the decision. An officer dismisses or confirms an alert (`decide_alert`); confirming fraud
 blocks the card."""
 

@@ -23,6 +23,7 @@ from posgate.risk.aggregates import Outcome, Request
 from posgate.risk.alerts import alerts_for, open_alerts
 from posgate.risk.counters_store import prune, read_aggregates, record_outcome
 from posgate.risk.decision import Decision, decide
+from posgate.risk.disposal import apply_after_actions
 from posgate.risk.facts import Assessment, Profile, build_facts
 from posgate.risk.lists import list_flags
 from posgate.risk.rules import RuleSet
@@ -172,13 +173,15 @@ class RiskEngine:
         pan_masked: str | None,
         response_code: str | None,
     ) -> list[int]:
-        """Open the alerts the decision asks for (its own unit of work, after the outcome's); their ids."""
+        """Open the alerts the decision asks for and do what the rules do by themselves — hold the merchant's
+        settlement, an automatic suspension (`disposal.apply_after_actions`) — in one unit of work, after the
+        outcome's; the alerts' ids."""
         if not alerts_for(decision):
             return []
         now = _utc(self.clock())
 
         def work(session: Session) -> list[int]:
-            return open_alerts(
+            ids = open_alerts(
                 session,
                 decision,
                 now,
@@ -190,6 +193,15 @@ class RiskEngine:
                 amount_fen=assessment.amount_fen,
                 response_code=response_code,
             )
+            opened = [
+                (i, action, auto) for i, (_, action, auto) in zip(ids, alerts_for(decision), strict=True)
+            ]
+            done = apply_after_actions(session, opened, assessment.tid, assessment.mid, decision.version, now)
+            if done:
+                log.info(
+                    "risk %s on tid %s mid %s: %s", decision.version, assessment.tid, assessment.mid, done
+                )
+            return ids
 
         return await self.store.run(work)
 

@@ -3,6 +3,11 @@ the import of the bank's confirmations. A payout moves money only in the bank's 
 `instructed` with its file, and posted to the ledger (Dr merchant payable / Cr settlement cash) only when
 a confirmation file says `paid`; `rejected` leaves the money in the payable, for the next batch.
 
+A merchant whose settlement risk holds (`risk.disposal`) gets no payout, T+1 or D0, until the hold is
+released: what the batch would have paid it stays in the payable and is listed in the withheld file beside
+the instruction file (`payouts-<D>-withheld.csv`, `WITHHELD_HEADER`); the first batch after the release
+pays it.
+
 T+1 of date D (run once D is cleared): for each merchant, the payable balance of value dates up to D
 (clearing of D and before, D0 and T+1 payouts already paid) less the payouts still in flight (instructed,
 value date ≤ D). Positive: one payout (key `t1:<D>:<MID>`, so a re-run adds none). Zero or negative: no
@@ -29,11 +34,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from posgate.risk.disposal import held_merchants
 from posgate.settlement import bankfile
 from posgate.settlement.clearing import CLEARING_KINDS, CardKinds, card_kinds, last_finished_run
 from posgate.settlement.clearing_day import clearing_date, clearing_window, to_local
@@ -47,6 +54,8 @@ from posgate.store.models_ledger import Payout
 from posgate.store.runtime import Store
 
 PAYOUT_HEADER = ("payout_id", "mid", "merchant_name", "account", "amount_fen", "currency")
+# merchants whose settlement risk holds (risk.disposal): what the batch would have paid them, kept
+WITHHELD_HEADER = ("hold_id", "mid", "merchant_name", "withheld_fen", "currency", "held_since", "reason")
 CONFIRMATION_HEADER = ("payout_id", "status", "amount_fen")
 IN_FLIGHT = "instructed"
 
@@ -93,11 +102,35 @@ def _free_name(folder: Path, stem: str) -> Path:
 Staged = list[tuple[Path, Path]]  # (written under a pending name, its final name)
 
 
-def _stage(staged: Staged, final: Path, lines: list[tuple[int, str, str, str, int, str]]) -> None:
+def _stage(
+    staged: Staged,
+    final: Path,
+    lines: list[tuple[Any, ...]],
+    header: tuple[str, ...] = PAYOUT_HEADER,
+    amount_column: str = "amount_fen",
+) -> None:
     """Write an instruction file under a pending name: it is published only if the payouts commit."""
     pending = final.with_name(final.name + ".pending")
-    bankfile.write(pending, PAYOUT_HEADER, lines, "amount_fen")
+    bankfile.write(pending, header, lines, amount_column)
     staged.append((pending, final))
+
+
+def _withheld_rows(
+    session: Session, withheld: dict[str, tuple[int, int]], held: dict[str, Any], currency: str
+) -> list[tuple[Any, ...]]:
+    names = dict(session.execute(select(Merchant.mid, Merchant.name).where(Merchant.mid.in_(withheld))).all())
+    return [
+        (
+            hold_id,
+            mid,
+            names.get(mid, ""),
+            amount,
+            currency,
+            held[mid].created_at.isoformat(),
+            held[mid].reason,
+        )
+        for mid, (amount, hold_id) in sorted(withheld.items())
+    ]
 
 
 def _settle_files(staged: Staged, committed: bool) -> None:
@@ -129,7 +162,9 @@ class PayoutRun:
     created: list[int] = field(default_factory=list)
     total_fen: int = 0
     carried: dict[str, int] = field(default_factory=dict)  # MID → negative balance carried forward
+    withheld: dict[str, tuple[int, int]] = field(default_factory=dict)  # held MID → (fen kept, hold id)
     file: Path | None = None
+    withheld_file: Path | None = None
 
 
 def _payout_rows(session: Session, ids: list[int]) -> list[tuple[int, str, str, str, int, str]]:
@@ -162,6 +197,7 @@ def build_t1_payouts(
         flying = _in_flight(session, through=value_date)
         p = Payout.__table__.c
         done = set(session.scalars(select(p.mid).where(p.kind == "t1", p.value_date == value_date)))
+        held = held_merchants(session)
         rows = []
         for mid in sorted(owed):
             available = owed[mid] - flying.get(mid, 0)
@@ -170,6 +206,9 @@ def build_t1_payouts(
                     run.carried[mid] = available
                 continue
             if mid in done:
+                continue
+            if mid in held:
+                run.withheld[mid] = (available, held[mid].id)
                 continue
             rows.append(
                 {
@@ -185,6 +224,15 @@ def build_t1_payouts(
                     "created_at": now,
                 }
             )
+        if run.withheld:
+            _stage(
+                staged,
+                _free_name(folder, f"payouts-{value_date}-withheld"),
+                _withheld_rows(session, run.withheld, held, currency),
+                WITHHELD_HEADER,
+                "withheld_fen",
+            )
+            run.withheld_file = staged[-1][1]
         if not rows:
             return None
         ids = [
@@ -297,6 +345,8 @@ def request_d0(
             raise D0Refused(f"merchant {mid} is not known")
         if merchant.status != "live" or not merchant.d0_allowed:
             raise D0Refused(f"merchant {mid} is not allowed D0 payouts")
+        if held_merchants(session, [mid]):
+            raise D0Refused(f"merchant {mid}: settlement held by risk until an officer releases it")
         p = Payout.__table__.c
         existing = session.execute(select(Payout).where(p.key == key)).scalar_one_or_none()
         if existing is not None:  # the same request again: its answer

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from posgate.risk.disposal import held_merchants
 from posgate.settlement.ledger import FEE_INCOME_D0, FEE_INCOME_MDR, INTERCHANGE_EXPENSE, NETWORK_FEE_EXPENSE
 from posgate.settlement.ledger_store import balances
 from posgate.settlement.payouts import IN_FLIGHT, payable_balances
@@ -120,6 +121,7 @@ class MerchantStatement:
     closing_balance_fen: int
     payouts: list[PayoutRow] = field(default_factory=list)
     lines: list[StatementLine] = field(default_factory=list)
+    hold_id: int | None = None  # risk holds the merchant's settlement: no payout until released
 
 
 def statement_lines(session: Session, mid: str, clearing_date: dt.date) -> Iterator[StatementLine]:
@@ -171,6 +173,7 @@ def merchant_statement(
         opening_balance_fen=payable_balances(session, through=before).get(mid, 0),
         closing_balance_fen=payable_balances(session, through=clearing_date).get(mid, 0),
         payouts=[row for _, row in _payouts(session, clearing_date, mid)],
+        hold_id=_hold_id(session, mid),
     )
     if with_lines:
         statement.lines = list(statement_lines(session, mid, clearing_date))
@@ -258,6 +261,12 @@ class PayableRow:
     balance_fen: int  # owed to the merchant by the ledger (negative: the merchant owes us, carried)
     in_flight_fen: int  # instructed payouts not yet confirmed
     last_payout: dt.date | None
+    hold_id: int | None = None  # risk holds the merchant's settlement: the payable is withheld
+
+    @property
+    def withheld_fen(self) -> int:
+        """What a T+1 batch keeps from the merchant while its settlement is held."""
+        return max(self.payable_fen, 0) if self.hold_id is not None else 0
 
     @property
     def payable_fen(self) -> int:
@@ -278,8 +287,21 @@ def outstanding_payables(session: Session, through: dt.date | None = None) -> li
         session.execute(select(p.mid, func.max(p.value_date)).where(p.status == "paid").group_by(p.mid)).all()
     )
     names = dict(session.execute(select(Merchant.mid, Merchant.name)).all())
+    held = held_merchants(session)
     mids = sorted(mid for mid in owed.keys() | flying.keys() if owed.get(mid, 0) or flying.get(mid, 0))
     return [
-        PayableRow(mid, names.get(mid, ""), owed.get(mid, 0), int(flying.get(mid, 0) or 0), last.get(mid))
+        PayableRow(
+            mid,
+            names.get(mid, ""),
+            owed.get(mid, 0),
+            int(flying.get(mid, 0) or 0),
+            last.get(mid),
+            held[mid].id if mid in held else None,
+        )
         for mid in mids
     ]
+
+
+def _hold_id(session: Session, mid: str) -> int | None:
+    hold = held_merchants(session, [mid]).get(mid)
+    return hold.id if hold is not None else None

@@ -194,6 +194,8 @@ class Transaction(Base):
     # the inline risk decision (issue 11): its 0–100 score and summary (rule-set version, action, hits; JSON)
     risk_score: Mapped[int | None] = mapped_column(Integer, nullable=True)
     risk: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the terminal's reported location (field 59, `lat,lon`) as sent, when well formed: no card data
+    location: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class BatchSettlement(Base):

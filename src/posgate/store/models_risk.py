@@ -95,3 +95,24 @@ class RiskAlert(Base):
     assigned_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     decided_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SettlementHold(Base):
+    """A merchant's settlement held by risk (issue 11): while a hold is active (`released_at` null) the
+    merchant is left out of T+1 and D0 payouts — its funds stay in the payable — until an officer releases
+    it. Placed by a `hold_settlement` rule (with its alert and rule version) or by an officer."""
+
+    __tablename__ = "settlement_holds"
+    __table_args__ = (Index("ix_settlement_holds_mid", "mid", "released_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mid: Mapped[str] = mapped_column(String(15))
+    reason: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    rule_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    released_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    release_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
