@@ -1,5 +1,6 @@
 """The network dialect's MAC (towards issuers): ISO 9797-1 MAC algorithm 3 (retail MAC, ANSI X9.19) with
-padding method 1 (zeros), under the issuer's zone MAC key (ZAK), computed by psec.
+padding method 1 (zeros), under the issuer's zone MAC key (ZAK), on cipher contexts cached per key
+(`security.ciphers`).
 
 The wire carries it as 16 hex characters in the message's last field, 64 or 128 (where, and over which
 bytes, is the codec's business: `iso8583.codec.encode_network_with_mac`, `split_network_mac`); these
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import hmac
 
-from psec import mac as psec_mac
-
+from posgate.security.ciphers import retail_mac
 from posgate.security.keys import check_key
 
 MAC_LENGTH = 8
@@ -28,7 +28,7 @@ def network_mac(zak: bytes, data: bytes) -> bytes:
     """
     check_key(zak, "ZAK", (16,))
     zak = bytes(zak)
-    return psec_mac.generate_retail_mac(zak[:8], zak[8:], bytes(data), padding=1)
+    return retail_mac(zak[:8], zak[8:], data)
 
 
 def verify_network_mac(zak: bytes, data: bytes, mac: bytes) -> bool:

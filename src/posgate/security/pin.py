@@ -3,7 +3,8 @@
 The host never holds a clear PIN: `translate_pin_block` re-encrypts a terminal's block from its PIK to the
 issuer's ZPK, and the clear block exists only inside that call. The issuer stores no PIN, only its IBM 3624
 offset (demo-fixture.md: conversion table `0123456789012345`, validation data = the PAN's 16 rightmost
-digits, pad `F`), and `verify_pin_block` recomputes it.
+digits, pad `F`), and `verify_pin_block` recomputes it. The 3DES steps run on cipher contexts cached per key
+(`security.ciphers`).
 
 A malformed block (wrong control nibble, PIN length, filler, non-digits — usually a wrong key or PAN) raises
 `PinBlockFormatError`, a `SecurityError` with the fixed message "PIN block format error" and no other detail,
@@ -14,10 +15,11 @@ from __future__ import annotations
 
 import hmac
 
-from psec import des, pinblock
 from psec import pin as psec_pin
+from psec import pinblock
 
 from posgate.errors import SecurityError
+from posgate.security.ciphers import tdes_ecb_decrypt, tdes_ecb_encrypt
 from posgate.security.keys import DES_KEY_LENGTHS, check_key
 
 IBM3624_CONVERSION_TABLE = "0123456789012345"
@@ -66,7 +68,7 @@ def encode_pin_block(pin: str, pan: str, pik: bytes) -> bytes:
     _check_pin(pin)
     _check_pan(pan)
     check_key(pik, "PIK")
-    return des.encrypt_tdes_ecb(bytes(pik), pinblock.encode_pinblock_iso_0(pin, pan))
+    return tdes_ecb_encrypt(pik, pinblock.encode_pinblock_iso_0(pin, pan))
 
 
 def translate_pin_block(block: bytes, pan: str, from_key: bytes, to_key: bytes) -> bytes:
@@ -85,10 +87,10 @@ def translate_pin_block(block: bytes, pan: str, from_key: bytes, to_key: bytes) 
     _check_pan(pan)
     check_key(from_key, "source PIN key")
     check_key(to_key, "destination PIN key")
-    clear_block = des.decrypt_tdes_ecb(bytes(from_key), bytes(block))
+    clear_block = tdes_ecb_decrypt(from_key, block)
     if _decode(clear_block, pan) is None:
         raise PinBlockFormatError()  # raised outside the `except`, so no psec message rides along as context
-    return des.encrypt_tdes_ecb(bytes(to_key), clear_block)
+    return tdes_ecb_encrypt(to_key, clear_block)
 
 
 def pin_offset(pvk: bytes, pin: str, pan: str) -> str:
@@ -131,7 +133,7 @@ def verify_pin_block(block: bytes, pan: str, zpk: bytes, pvk: bytes, offset: str
     _check_pan(pan)
     check_key(zpk, "ZPK")
     check_key(pvk, "PVK", DES_KEY_LENGTHS)
-    pin = _decode(des.decrypt_tdes_ecb(bytes(zpk), bytes(block)), pan)
+    pin = _decode(tdes_ecb_decrypt(zpk, block), pan)
     if pin is None:
         raise PinBlockFormatError()
     return hmac.compare_digest(pin_offset(pvk, pin, pan).encode(), offset.encode())

@@ -9,10 +9,10 @@ Both cover the bytes from the MTI up to field 64 (exclusive), zero-padded to a m
   characters of that block, as 8 ASCII bytes. Its first step is linear: a change in one block cancelled by
   the same change at the same offset in another block keeps the MAC (docs/security.md).
 - **X9.19**: DES-CBC over the blocks with the MAK's left half, then decrypt with the right half and encrypt
-  with the left (the "retail MAC"); field 64 = the 8 MAC bytes. psec computes it (`generate_retail_mac`,
-  padding method 1), as for the network dialect's MAC (`network_mac`).
+  with the left (the "retail MAC"); field 64 = the 8 MAC bytes (padding method 1), as for the network
+  dialect's MAC (`network_mac`).
 
-3DES and DES are done by psec.
+3DES and DES run on cipher contexts cached per key (`security.ciphers`; the same bytes as psec).
 """
 
 from __future__ import annotations
@@ -20,10 +20,8 @@ from __future__ import annotations
 import hmac
 from enum import StrEnum
 
-from psec import des
-from psec import mac as psec_mac
-
 from posgate.errors import SecurityError
+from posgate.security.ciphers import retail_mac, tdes_ecb_encrypt
 from posgate.security.keys import DES_KEY_LENGTHS, check_key
 
 MAC_LENGTH = 8
@@ -70,8 +68,8 @@ def cup_ecb_mac(mak: bytes, data: bytes) -> bytes:
     for i in range(0, len(padded), 8):  # XOR of all 8-byte blocks, as big integers
         folded ^= int.from_bytes(padded[i : i + 8], "big")
     text = folded.to_bytes(8, "big").hex().upper().encode("ascii")
-    step = des.encrypt_tdes_ecb(bytes(mak), text[:8])
-    result = des.encrypt_tdes_ecb(bytes(mak), _xor(step, text[8:]))
+    step = tdes_ecb_encrypt(mak, text[:8])
+    result = tdes_ecb_encrypt(mak, _xor(step, text[8:]))
     return result.hex().upper()[:8].encode("ascii")
 
 
@@ -90,7 +88,7 @@ def x919_mac(mak: bytes, data: bytes) -> bytes:
     """
     check_key(mak, "MAK", (16,))
     mak = bytes(mak)
-    return psec_mac.generate_retail_mac(mak[:8], mak[8:], bytes(data), padding=1)
+    return retail_mac(mak[:8], mak[8:], data)
 
 
 def pos_mac(algorithm: MacAlgorithm, mak: bytes, data: bytes) -> bytes:

@@ -1,0 +1,91 @@
+"""The cached cipher contexts give psec's bytes: ECB both ways, the retail MAC over any length, keys
+interleaved (the CBC chaining trick must cancel whatever the previous message left), and in threads."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import warnings
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from psec import des, mac
+
+from posgate.security import ciphers
+
+DOUBLE_KEYS = st.binary(min_size=16, max_size=16)
+DES_KEYS = st.sampled_from([8, 16, 24]).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+
+
+def psec_retail(key1: bytes, key2: bytes, data: bytes) -> bytes:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mac.generate_retail_mac(key1, key2, data, padding=1)
+
+
+@settings(max_examples=200, deadline=None)
+@given(key=DES_KEYS, blocks=st.integers(1, 6), data=st.data())
+def test_ecb_matches_psec_both_ways(key: bytes, blocks: int, data: st.DataObject) -> None:
+    plain = data.draw(st.binary(min_size=8 * blocks, max_size=8 * blocks))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = des.encrypt_tdes_ecb(key, plain)
+        assert des.decrypt_tdes_ecb(key, plain) == ciphers.tdes_ecb_decrypt(key, plain)
+    assert ciphers.tdes_ecb_encrypt(key, plain) == expected
+    assert ciphers.tdes_ecb_decrypt(key, expected) == plain
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=DOUBLE_KEYS, messages=st.lists(st.binary(max_size=300), min_size=1, max_size=6))
+def test_retail_mac_matches_psec_message_after_message(key: bytes, messages: list[bytes]) -> None:
+    for data in messages:  # one cached CBC context serves them all: each must start from a zero IV
+        assert ciphers.retail_mac(key[:8], key[8:], data) == psec_retail(key[:8], key[8:], data)
+
+
+def test_retail_mac_with_keys_interleaved() -> None:
+    rng = random.Random(7)
+    keys = [os.urandom(16) for _ in range(5)]
+    for _ in range(500):
+        key, data = rng.choice(keys), rng.randbytes(rng.randrange(0, 200))
+        assert ciphers.retail_mac(key[:8], key[8:], data) == psec_retail(key[:8], key[8:], data)
+
+
+def test_a_changed_byte_changes_the_mac() -> None:
+    key, data = os.urandom(16), bytearray(os.urandom(64))
+    before = ciphers.retail_mac(key[:8], key[8:], bytes(data))
+    data[0] ^= 1
+    assert ciphers.retail_mac(key[:8], key[8:], bytes(data)) != before
+
+
+def test_threads_have_their_own_contexts() -> None:
+    key = os.urandom(16)
+    messages = [os.urandom(96) for _ in range(200)]
+    expected = [psec_retail(key[:8], key[8:], m) for m in messages]
+    failures: list[int] = []
+
+    def work() -> None:
+        for i, m in enumerate(messages):
+            if ciphers.retail_mac(key[:8], key[8:], m) != expected[i]:
+                failures.append(i)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+
+
+def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ciphers, "MAX_KEYS", 3)
+    for _ in range(10):
+        key = os.urandom(16)
+        assert ciphers.retail_mac(key[:8], key[8:], b"x") == psec_retail(key[:8], key[8:], b"x")
+    assert len(ciphers._cache.by_key) <= 3
+
+
+def test_partial_blocks_are_refused_by_ecb() -> None:
+    with pytest.raises(ValueError, match="multiple of 8"):
+        ciphers.tdes_ecb_encrypt(bytes(16), b"short")
