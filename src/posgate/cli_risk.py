@@ -33,11 +33,16 @@ risk_app.add_typer(list_app, name="list")
 ACTOR = "cli"
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="data directory [POSGATE_DATA_DIR]")]
 DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="[POSGATE_DATABASE_URL]")]
-Kind = Annotated[str, typer.Argument(help="card | terminal | merchant | bin")]
+Kind = Annotated[str, typer.Argument(help="card | terminal | merchant | bin | mcc")]
 Pan = Annotated[str | None, typer.Option("--pan", help="the card number (stored only as its keyed hash)")]
 Tid = Annotated[str | None, typer.Option("--tid", help="terminal id, 8 digits")]
 Mid = Annotated[str | None, typer.Option("--mid", help="merchant id, 15 digits")]
 Bin = Annotated[str | None, typer.Option("--bin", help="BIN, the first 6 digits of the card number")]
+Mcc = Annotated[str | None, typer.Option("--mcc", help="merchant category code, 4 digits (MCC restrictions)")]
+CardKind = Annotated[
+    str | None,
+    typer.Option("--card-kind", help="an MCC restricted for credit | debit cards only (all by default)"),
+]
 ListName = Annotated[str, typer.Option("--list", help="block | allow (cards) | watch (terminals, merchants)")]
 
 
@@ -68,13 +73,26 @@ def _expiry(text: str | None, zone: str) -> dt.datetime | None:
 
 
 def _subject(
-    kind: str, pan: str | None, tid: str | None, mid: str | None, bin_: str | None
+    kind: str,
+    pan: str | None,
+    tid: str | None,
+    mid: str | None,
+    bin_: str | None,
+    mcc: str | None = None,
+    card_kind: str | None = None,
 ) -> tuple[str, str]:
     """The option that names the listed thing for `kind`: (raw value, what to show)."""
-    given = {"card": pan, "terminal": tid, "merchant": mid, "bin": bin_}
+    given = {"card": pan, "terminal": tid, "merchant": mid, "bin": bin_, "mcc": mcc}
     if kind not in given:
-        _fail(f"unknown list kind {kind!r} (card, terminal, merchant, bin)")
-    option = {"card": "--pan", "terminal": "--tid", "merchant": "--mid", "bin": "--bin"}[kind]
+        _fail(f"unknown list kind {kind!r} (card, terminal, merchant, bin, mcc)")
+    option = {"card": "--pan", "terminal": "--tid", "merchant": "--mid", "bin": "--bin", "mcc": "--mcc"}[kind]
+    if card_kind is not None and kind != "mcc":
+        _fail("--card-kind restricts an MCC only")
+    if kind == "mcc" and mcc is not None:
+        from posgate.risk.lists import mcc_value
+
+        value = mcc_value(mcc, card_kind)
+        return value, value
     value = given[kind]
     others = [f"--{k}" for k, v in given.items() if v is not None and k != kind]
     if value is None:
@@ -121,6 +139,8 @@ def add(
     tid: Tid = None,
     mid: Mid = None,
     bin_: Bin = None,
+    mcc: Mcc = None,
+    card_kind: CardKind = None,
     list_name: ListName = "block",
     expires: Annotated[
         str | None, typer.Option("--expires", help="ISO date-time; without an offset, local time")
@@ -128,10 +148,10 @@ def add(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Put a card, terminal, merchant or BIN on a list (block by default)."""
+    """Put a card, terminal, merchant or BIN on a list (block by default), or restrict an MCC."""
     from posgate.risk.lists import add_entry
 
-    subject = _subject(kind, pan, tid, mid, bin_)
+    subject = _subject(kind, pan, tid, mid, bin_, mcc, card_kind)
 
     def work(session, value, shown, now, settings):  # type: ignore[no-untyped-def]
         until = _expiry(expires, settings.timezone)
@@ -149,14 +169,16 @@ def remove(
     tid: Tid = None,
     mid: Mid = None,
     bin_: Bin = None,
+    mcc: Mcc = None,
+    card_kind: CardKind = None,
     list_name: ListName = "block",
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
-    """Take a card, terminal, merchant or BIN off a list (block by default)."""
+    """Take a card, terminal, merchant or BIN off a list (block by default), or lift an MCC restriction."""
     from posgate.risk.lists import remove_entry
 
-    subject = _subject(kind, pan, tid, mid, bin_)
+    subject = _subject(kind, pan, tid, mid, bin_, mcc, card_kind)
     removed = _change(
         kind,
         subject,
@@ -173,7 +195,7 @@ def remove(
 @list_app.command("show")
 def show(
     kind: Annotated[
-        str | None, typer.Argument(help="card | terminal | merchant | bin (all by default)")
+        str | None, typer.Argument(help="card | terminal | merchant | bin | mcc (all by default)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="a JSON array")] = False,
     data_dir: DataDir = None,

@@ -116,6 +116,32 @@ async def test_a_blocked_terminal_gets_58_and_an_expired_entry_no_longer_blocks(
     assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "00"
 
 
+async def test_an_mcc_restricted_for_credit_cards_gets_58_for_them_only(
+    stack: Running, settings: Settings, terminal: TerminalClient
+) -> None:
+    credit = demo_card("credit-ok")
+    code, out = posgate(
+        settings, "add", "mcc", "--mcc", "5311", "--card-kind", "credit", "--reason", "no credit"
+    )
+    assert (code, out.strip()) == (0, "mcc 5311:credit on the block list (entry 1)")
+    assert (await terminal.sale(credit, "123456", 1_000)).response_code == "58"  # Demo Supermarket is 5311
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "00"  # a debit card
+    code, out = posgate(settings, "show", "mcc", "--json")
+    assert [(e["list"], e["value"], e["reason"]) for e in json.loads(out)] == [
+        ("mcc", "5311:credit", "no credit")
+    ]
+    assert posgate(settings, "remove", "mcc", "--mcc", "5311", "--card-kind", "credit")[0] == 0
+    assert (await terminal.sale(credit, "123456", 1_000)).response_code == "00"
+    assert posgate(settings, "add", "mcc", "--mcc", "5311", "--reason", "category closed")[0] == 0
+    assert (await terminal.sale(CARD, "123456", 1_000)).response_code == "58"  # every card
+    assert (
+        posgate(settings, "add", "mcc", "--mcc", "531", "--reason", "x")[1].count("an MCC is 4 digits") == 1
+    )
+    code, out = posgate(settings, "add", "mcc", "--mcc", "5311", "--card-kind", "prepaid", "--reason", "x")
+    assert code == 2 and "credit or debit" in out
+    assert posgate(settings, "add", "card", "--pan", PAN, "--card-kind", "credit", "--reason", "x")[0] == 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -31,7 +31,7 @@ from posgate.risk.aggregates import (
 from posgate.risk.decision import decide
 from posgate.risk.engine import read_profile
 from posgate.risk.facts import Assessment, Profile, build_facts
-from posgate.risk.lists import FLAGS
+from posgate.risk.lists import FLAGS, mcc_value
 from posgate.risk.rules import RuleSet
 from posgate.risk.vocabulary import ASSESSED_KINDS
 from posgate.store.models import Transaction
@@ -135,18 +135,19 @@ def _transactions(session: Session, start: dt.datetime, end: dt.datetime) -> Ite
     yield from session.scalars(query).yield_per(1000)
 
 
-def _flags_at(entries: list[RiskListEntry], txn: Transaction, at: dt.datetime) -> dict[str, bool]:
+def _flags_at(entries: list[RiskListEntry], txn: Transaction, at: dt.datetime, mcc: str) -> dict[str, bool]:
     flags = dict.fromkeys(FLAGS.values(), False)
     values = {
-        "card": txn.pan_hash,
-        "terminal": txn.tid,
-        "merchant": txn.mid,
-        "bin": (txn.pan_masked or "")[:6],
+        "card": {txn.pan_hash},
+        "terminal": {txn.tid},
+        "merchant": {txn.mid},
+        "bin": {(txn.pan_masked or "")[:6]},
+        "mcc": {mcc, mcc_value(mcc, txn.card_kind or "debit")} if mcc else set(),
     }
     for e in entries:
         in_force = e.created_at <= at and (e.removed_at is None or e.removed_at > at)
         in_force = in_force and (e.expires_at is None or e.expires_at > at)
-        if in_force and values.get(e.list_kind) == e.value and (e.list_kind, e.action) in FLAGS:
+        if in_force and e.value in values.get(e.list_kind, ()) and (e.list_kind, e.action) in FLAGS:
             flags[FLAGS[(e.list_kind, e.action)]] = True
     return flags
 
@@ -196,7 +197,7 @@ def run_backtest(
                 profile,
                 group,
                 values,
-                _flags_at(entries, txn, at),
+                _flags_at(entries, txn, at, profile.mcc),
                 at,
                 local.replace(tzinfo=None),
             )

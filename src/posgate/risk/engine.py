@@ -112,7 +112,16 @@ class RiskEngine:
         profile = read_profile(session, assessment.tid) or Profile(None, None, "", None)
         request = Request(assessment.pan_hash, assessment.bin, assessment.tid, assessment.mid, local.hour)
         aggregates = read_aggregates(session, request, self.aggregates, utc) if self.counting else {}
-        flags = list_flags(session, utc, assessment.pan_hash, assessment.tid, assessment.mid, assessment.bin)
+        flags = list_flags(
+            session,
+            utc,
+            assessment.pan_hash,
+            assessment.tid,
+            assessment.mid,
+            assessment.bin,
+            profile.mcc,
+            assessment.card_kind,
+        )
         flags.update(lists or {})
         group = self.rules.group_of(profile.mcc)
         facts = build_facts(assessment, profile, group, aggregates, flags, utc, local.replace(tzinfo=None))

@@ -1,5 +1,6 @@
 """Risk lists in the store: cards (by PAN hash — the clear PAN is never stored), terminals, merchants and BINs
-on the block, allow or watch list, each with a reason and an optional expiry. `list_flags` is what the inline
+on the block, allow or watch list, and restricted MCCs (`7995`: every card at merchants of that category;
+`7995:credit`: credit cards only), each with a reason and an optional expiry. `list_flags` is what the inline
 decision reads (one indexed query per request, so a running host sees a change at its next request);
 `add_entry` / `remove_entry` are what the commands call, audited in the same unit of work."""
 
@@ -24,8 +25,10 @@ FLAGS: dict[tuple[str, str], str] = {
     ("merchant", "block"): "merchant_blocked",
     ("merchant", "watch"): "merchant_watched",
     ("bin", "block"): "bin_blocked",
+    ("mcc", "block"): "mcc_restricted",
 }
-LIST_KINDS = ("card", "terminal", "merchant", "bin")
+LIST_KINDS = ("card", "terminal", "merchant", "bin", "mcc")
+CARD_KINDS = ("credit", "debit")
 _VALUE_RULES = {"terminal": (8, 8), "merchant": (15, 15), "bin": (6, 6)}
 
 
@@ -47,6 +50,13 @@ def check_entry(kind: str, action: str, value: str) -> None:
     if kind == "card":
         if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
             raise ListError("a card is listed by its PAN hash")
+        return
+    if kind == "mcc":
+        code, _, card_kind = value.partition(":")
+        if not (code.isascii() and code.isdigit() and len(code) == 4):
+            raise ListError(f"an MCC is 4 digits, not {code!r}")
+        if card_kind and card_kind not in CARD_KINDS:
+            raise ListError(f"an MCC is restricted for credit or debit cards (or all), not {card_kind!r}")
         return
     shortest, longest = _VALUE_RULES[kind]
     if not (value.isascii() and value.isdigit() and shortest <= len(value) <= longest):
@@ -140,20 +150,46 @@ def active_entries(session: Session, now: dt.datetime, kind: str | None = None) 
     ]
 
 
+def mcc_value(mcc: str, card_kind: str | None = None) -> str:
+    """The listed value of an MCC restriction: every card, or one kind of card.
+
+    >>> mcc_value("7995"), mcc_value("7995", "credit")
+    ('7995', '7995:credit')
+    """
+    return f"{mcc}:{card_kind}" if card_kind else mcc
+
+
 _FLAGS_QUERY = text(
     "SELECT list_kind, action FROM risk_list_entries WHERE removed_at IS NULL "
     "AND (expires_at IS NULL OR expires_at > :now) AND ("
     "(list_kind = 'card' AND value = :card) OR (list_kind = 'terminal' AND value = :tid) "
-    "OR (list_kind = 'merchant' AND value = :mid) OR (list_kind = 'bin' AND value = :bin))"
+    "OR (list_kind = 'merchant' AND value = :mid) OR (list_kind = 'bin' AND value = :bin) "
+    "OR (list_kind = 'mcc' AND (value = :mcc OR value = :mcc_kind)))"
 ).bindparams(bindparam("now", type_=DateTime()))
 
 
 def list_flags(
-    session: Session, now: dt.datetime, pan_hash: str | None, tid: str, mid: str, bin_: str | None
+    session: Session,
+    now: dt.datetime,
+    pan_hash: str | None,
+    tid: str,
+    mid: str,
+    bin_: str | None,
+    mcc: str = "",
+    card_kind: str | None = None,
 ) -> dict[str, bool]:
-    """The `lists.*` facts for one request (naive UTC `now`)."""
+    """The `lists.*` facts for one request (naive UTC `now`); `mcc` is the merchant's, `card_kind` the
+    card's (credit | debit)."""
     flags = dict.fromkeys(FLAGS.values(), False)
-    params = {"now": now, "card": pan_hash or "", "tid": tid, "mid": mid, "bin": bin_ or ""}
+    params = {
+        "now": now,
+        "card": pan_hash or "",
+        "tid": tid,
+        "mid": mid,
+        "bin": bin_ or "",
+        "mcc": mcc or "-",
+        "mcc_kind": mcc_value(mcc, card_kind or "debit") if mcc else "-",
+    }
     for kind, action in session.connection().execute(_FLAGS_QUERY, params):
         name = FLAGS.get((kind, action))
         if name is not None:
