@@ -20,6 +20,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests tools
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Fault injection, the long run (docs/testing.md): every variant, CHAOS_ROUNDS rounds each, niced.
@@ -37,6 +38,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
+	$(BIN)/mypy
 
 # Mutation testing of the guard modules (tools/mutation.toml; docs/testing.md). MUTATION_ARGS: e.g.
 # --group ledger --incremental
@@ -44,4 +46,4 @@ mutation: $(STAMP)
 	nice -n 10 $(BIN)/python tools/mutation.py $(MUTATION_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info src/*.egg-info mutants
+	rm -rf $(VENV) .pytest_cache .mypy_cache build *.egg-info src/*.egg-info mutants

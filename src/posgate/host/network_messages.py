@@ -47,8 +47,8 @@ def authorization_request(ctx: TxnContext, acquirer_id: str) -> Message:
         msg["35"] = ctx.card.track2.replace("D", "=")
     if ctx.pin_block_zpk is not None:
         msg["52"] = ctx.pin_block_zpk.hex().upper()
-    if ctx.original is not None and ctx.original.transmission_dt and ctx.original.network_stan:
-        original = ctx.original
+    original = ctx.original
+    if original is not None and original.transmission_dt and original.network_stan:
         msg["90"] = original_data(original.mti, original.network_stan, original.transmission_dt, acquirer_id)
     return msg
 

@@ -167,7 +167,9 @@ class Forwarder(Protocol):
 
     def kick(self) -> None: ...
 
-    async def deliver_for(self, original_id: int, timeout_s: float) -> None: ...
+    async def deliver_for(self, transaction_id: int, timeout_s: float) -> bool:
+        """Try now to deliver the queued reversal of that transaction; True when the issuer answered
+        within `timeout_s` (else it stays queued)."""
 
 
 class Risk(Protocol):
@@ -175,7 +177,7 @@ class Risk(Protocol):
 
     counting: bool  # finished requests are added to the aggregates
 
-    async def assess(self, assessment: Assessment, txn_id: int | None = None) -> Decision: ...
+    async def assess(self, assessment: Assessment, *, txn_id: int | None = None) -> Decision: ...
 
     def outcome(self, assessment: Assessment, approved: bool, response_code: str) -> RiskOutcome: ...
 

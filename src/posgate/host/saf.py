@@ -195,8 +195,9 @@ class SafForwarder:
                 acquirer_id=self.acquirer_id,
                 original=original,
             )
-        stan, sent_at = item.network_stan, item.transmission_dt
-        if stan is None or sent_at is None:  # the first attempt: the 0420's own STAN and field 7
+        if item.network_stan is not None and item.transmission_dt is not None:  # a repeat: the same ones
+            stan, sent_at = item.network_stan, item.transmission_dt
+        else:  # the first attempt: the 0420's own STAN and field 7
             new_stan = await self.stans.next(item.issuer_name)
             new_dt = self.clock().strftime("%m%d%H%M%S")
             stan, sent_at = await self.store.run(lambda s: fix_saf_message_id(s, item.id, new_stan, new_dt))

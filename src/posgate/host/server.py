@@ -221,6 +221,11 @@ class PosServer:
         key = source_of(connection.peer)
         shared = self._source_slots.setdefault(key, asyncio.Semaphore(settings.pos_max_in_flight_per_source))
         last_byte = resumed = loop.time()
+
+        def release_slots(_: asyncio.Task[None]) -> None:
+            own.release()
+            shared.release()
+
         while True:
             while (body := frames.next_frame()) is not None:
                 waited = own.locked() or shared.locked()
@@ -239,7 +244,7 @@ class PosServer:
                 handler = asyncio.create_task(self._handle_frame(body, connection))
                 connection.handlers.add(handler)
                 handler.add_done_callback(connection.handlers.discard)
-                handler.add_done_callback(lambda _: (own.release(), shared.release()))
+                handler.add_done_callback(release_slots)
             if connection.closing:
                 return
             deadline = max(last_byte, resumed) + settings.idle_timeout_s

@@ -160,9 +160,9 @@ def decode(data: bytes, dialect: Dialect) -> tuple[Message, dict[str, int]]:
             value = doc_dec[key]
             kind = kind_of(dialect.field_types, key, dialect.spec[key])
             value = value.upper() if kind == "b" else value
-            bad = problem(key, value, kind, dialect.spec[key])
-            if bad:
-                raise DecodeError(message(int(key), bad, pos), int(key), pos)
+            fault = problem(key, value, kind, dialect.spec[key])
+            if fault:
+                raise DecodeError(message(int(key), fault, pos), int(key), pos)
             msg[key] = value
         pos += len(enc["data"])
     return msg, offsets
@@ -272,9 +272,9 @@ def encode(msg: Mapping[str, str], dialect: Dialect) -> tuple[bytes, dict[str, i
             raise EncodeError(message(number, bad, pos), number, pos)
         kind = kind_of(dialect.field_types, key, fspec)
         value = value.upper() if kind == "b" else value
-        bad = problem(key, value, kind, fspec)
-        if bad:
-            raise EncodeError(message(number, bad, pos), number, pos)
+        fault = problem(key, value, kind, fspec)
+        if fault:
+            raise EncodeError(message(number, fault, pos), number, pos)
         pos += _data_size(value, fspec)
         doc[key] = value
     try:

@@ -17,6 +17,7 @@ import os
 import pathlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -82,10 +83,16 @@ class ProtectedPan:
     masked: str
 
 
+_Use = Literal["pan", "seal"]  # which sub-key: PAN encryption or key sealing
+
+
 @dataclass(frozen=True)
 class _Version:
     pan: AESGCM
     seal: AESGCM
+
+    def cipher(self, use: _Use) -> AESGCM:
+        return self.pan if use == "pan" else self.seal
 
 
 @dataclass(frozen=True)
@@ -176,14 +183,14 @@ class CardVault:
             raise SecurityError(f"sealed key '{label}' failed authentication")
         return opened
 
-    def _seal(self, use: str, data: bytes, aad: bytes) -> bytes:
+    def _seal(self, use: _Use, data: bytes, aad: bytes) -> bytes:
         state = self._state
         version = state.keyring.current
         nonce = os.urandom(NONCE_LENGTH)
-        body = nonce + getattr(state.versions[version], use).encrypt(nonce, data, aad)
+        body = nonce + state.versions[version].cipher(use).encrypt(nonce, data, aad)
         return body if version == 1 else HEADER_MAGIC + bytes([version]) + body
 
-    def _open(self, use: str, blob: bytes, aad: bytes) -> tuple[bytes, int] | None:
+    def _open(self, use: _Use, blob: bytes, aad: bytes) -> tuple[bytes, int] | None:
         opened, unknown = self._try_open(self._state, use, blob, aad)
         if opened is None and unknown and self.refresh is not None:
             self.load(self.refresh())  # sealed under a version another process added: read the file again
@@ -191,21 +198,21 @@ class CardVault:
         return opened
 
     @staticmethod
-    def _try_open(state: _State, use: str, blob: bytes, aad: bytes) -> tuple[tuple[bytes, int] | None, bool]:
+    def _try_open(state: _State, use: _Use, blob: bytes, aad: bytes) -> tuple[tuple[bytes, int] | None, bool]:
         """(clear, version) or None; and whether the blob names a version this state does not hold."""
         unknown = False
         if blob[: len(HEADER_MAGIC)] == HEADER_MAGIC and len(blob) > len(HEADER_MAGIC):
             version = blob[len(HEADER_MAGIC)]
             keys = state.versions.get(version)
             if keys is not None:
-                clear = _decrypt(getattr(keys, use), blob[len(HEADER_MAGIC) + 1 :], aad)
+                clear = _decrypt(keys.cipher(use), blob[len(HEADER_MAGIC) + 1 :], aad)
                 if clear is not None:
                     return (clear, version), False
             else:
                 unknown = version > 1
         legacy = state.versions.get(1)  # no header: version 1 (a version-1 nonce may start like a header)
         if legacy is not None:
-            clear = _decrypt(getattr(legacy, use), blob, aad)
+            clear = _decrypt(legacy.cipher(use), blob, aad)
             if clear is not None:
                 return (clear, 1), False
         return None, unknown

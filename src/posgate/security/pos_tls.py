@@ -54,7 +54,7 @@ def peer_subject(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str | None
     if not certificate:
         return None
     for rdn in certificate.get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
+        for attribute in rdn:  # ((name, value), ...) per relative distinguished name
+            if isinstance(attribute, tuple) and attribute[0] == "commonName":
+                return attribute[1]
     return None

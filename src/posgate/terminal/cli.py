@@ -24,12 +24,12 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NamedTuple, NoReturn
+from typing import Annotated, Any, NamedTuple, NoReturn
 
 import typer
 from rich.console import Console
@@ -383,7 +383,7 @@ def _print_refusal(result: TxnResult) -> None:
 # ---------------------------------------------------------------------------------------------- running
 
 
-def _run(target: _Target, action: Callable[[TerminalState], Awaitable[int]]) -> NoReturn:
+def _run(target: _Target, action: Callable[[TerminalState], Coroutine[Any, Any, int]]) -> NoReturn:
     """Load the state, run `action`, save the state whatever happened, map errors to exit codes."""
     path = target.path
     try:

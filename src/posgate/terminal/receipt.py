@@ -17,7 +17,7 @@ _LABEL = 10
 
 # from the transaction set: the label of each kind the client sent; a response without one is named by its
 # MTI and processing code (the first kind of that shape that prints a slip), else by its MTI alone
-_KIND_NAMES = {row.kind: row.receipt_label for row in ROWS if row.card and row.receipt_label}
+_KIND_NAMES: dict[str, str] = {row.kind: row.receipt_label for row in ROWS if row.card and row.receipt_label}
 _KINDS: dict[tuple[str, str], str] = {}
 for _row in ROWS:
     if _row.slip and _row.processing_code and _row.receipt_label:

@@ -43,7 +43,7 @@ class Kind(StrEnum):
         """Refers to an original transaction (fields 37 and 61)."""
         from posgate.txnset.table import row_of
 
-        return bool(row_of(self).originals)
+        return row_of(self).original is not None
 
 
 class TxnState(StrEnum):

@@ -165,8 +165,8 @@ class FakeForwarder:
     def kick(self) -> None:
         self.kicks += 1
 
-    async def deliver_for(self, original_id: int, timeout_s: float) -> None:
-        return None
+    async def deliver_for(self, transaction_id: int, timeout_s: float) -> bool:
+        return False
 
 
 class FakeStans:
