@@ -98,7 +98,9 @@ class _Cashier:
                 EXIT_NOT_PAID if answer.status_code in (409, 502) else EXIT_USAGE,
                 message or answer.text[:200],
             )
-        return body  # type: ignore[no-any-return]
+        if not isinstance(body, dict):
+            _fail(EXIT_USAGE, f"the console answered {method} {path} with something other than a JSON object")
+        return body
 
     def sim_urls(self) -> dict[str, str]:
         host = "127.0.0.1" if self.settings.listen_host in ("0.0.0.0", "::") else self.settings.listen_host
