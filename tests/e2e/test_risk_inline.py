@@ -141,6 +141,7 @@ async def test_a_relocated_terminal_gets_58(stack: Running, settings: Settings) 
     assert declined.rrn
     shown = txn_show(settings, declined.rrn)
     assert shown["risk"]["decided_by"] == "relocated-terminal" and shown["risk_score"] == 60
+    assert shown["location"] == "39.9042,116.4074"  # field 59 kept: where the terminal said it was
 
 
 async def test_a_shadow_rule_set_is_evaluated_and_recorded_but_never_acts(

@@ -183,6 +183,7 @@ def run_backtest(
             card_kind=txn.card_kind,
             entry_mode=txn.entry_mode,
             fallback=txn.fallback,
+            location=txn.location,
         )
         if at >= start and txn.kind in ASSESSED_KINDS:
             profile = profiles.get(txn.tid)

@@ -25,6 +25,7 @@ from posgate.risk.counters_store import prune, read_aggregates, record_outcome
 from posgate.risk.decision import Decision, decide
 from posgate.risk.disposal import apply_after_actions
 from posgate.risk.facts import Assessment, Profile, build_facts
+from posgate.risk.geo import parse_location
 from posgate.risk.lists import list_flags
 from posgate.risk.rules import RuleSet
 from posgate.risk.vocabulary import ASSESSED_KINDS
@@ -49,7 +50,19 @@ _PROFILE = text(
     sa_column("live_at", DateTime()),
     sa_column("m_created", DateTime()),
 )
-_SCORE = text("UPDATE transactions SET risk_score = :score, risk = :risk WHERE id = :id")
+_SCORE = text(
+    "UPDATE transactions SET risk_score = :score, risk = :risk, location = :location WHERE id = :id"
+)
+
+
+def stored_location(text: str | None) -> str | None:
+    """Field 59 as kept with the transaction: `lat,lon` normalised, or None when missing or malformed.
+
+    >>> stored_location(" 22.5431 , 114.0579 "), stored_location("here")
+    ('22.5431,114.0579', None)
+    """
+    point = parse_location(text)
+    return None if point is None else f"{point[0]},{point[1]}"
 
 
 def read_profile(session: Session, tid: str) -> Profile | None:
@@ -135,8 +148,9 @@ class RiskEngine:
     async def assess(
         self, assessment: Assessment, lists: Mapping[str, bool] | None = None, txn_id: int | None = None
     ) -> Decision:
-        """The inline decision for one request, in one unit of work that also stores the score and the
-        decision's summary on the transaction `txn_id` (when given)."""
+        """The inline decision for one request, in one unit of work that also stores the score, the
+        decision's summary and the terminal's reported location (field 59) on the transaction `txn_id`
+        (when given)."""
         now = self.clock()
 
         def work(session: Session) -> Decision:
@@ -146,7 +160,9 @@ class RiskEngine:
                 if shadow is not None:
                     recorded["shadow"] = shadow.summary()
                 summary = json.dumps(recorded, separators=(",", ":"))
-                session.connection().execute(_SCORE, {"score": decision.score, "risk": summary, "id": txn_id})
+                values = {"score": decision.score, "risk": summary, "id": txn_id}
+                values["location"] = stored_location(assessment.location)
+                session.connection().execute(_SCORE, values)
             return decision
 
         return await self.store.run(work)

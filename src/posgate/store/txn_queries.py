@@ -76,6 +76,7 @@ DETAIL_COLUMNS = (
     "updated_at",
     "trace",
     "risk_score",
+    "location",  # field 59 as the terminal reported it (risk), `lat,lon`
 )
 
 
