@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from psec import cvv as psec_cvv
 
 from posgate.cards import decode_tlv, encode_tlv
 from posgate.errors import SecurityError
+from posgate.fixtures.document import read_demo_fixture
 from posgate.security import (
     arqc_data,
     card_verification_value,
@@ -105,3 +109,21 @@ def test_emv_input_errors() -> None:
         generate_arpc(SK, bytes(8), b"0")
     with pytest.raises(SecurityError, match=r"^ICC master key: PSN must be 2 digits$"):
         icc_master_key(SK, "6228880000000016", "1")
+
+
+def test_cvv_takes_the_second_decimalization_pass_when_the_first_gives_fewer_than_three_digits() -> None:
+    # Demo Bank A's CVK; psec 1.3.0 answers '29' for this card (one decimal digit short)
+    cvk = bytes.fromhex(read_demo_fixture().bank("Demo Bank A").cvk)
+    cvv = card_verification_value(cvk, "6229997000081678", "3012", "101")
+    assert len(cvv) == 3 and cvv.isdigit()
+    assert cvv.startswith("29")  # the first pass's two digits, then the first A–F digit read as 0–5
+
+
+def test_cvv_is_psecs_whenever_psec_gives_three_digits() -> None:
+    rng = random.Random(11)
+    for _ in range(2000):
+        cvk = rng.randbytes(16)
+        pan = "".join(rng.choice("0123456789") for _ in range(rng.randrange(13, 20)))
+        expected = psec_cvv.generate_cvv(cvk, pan, "2912", "201")
+        if len(expected) == 3:
+            assert card_verification_value(cvk, pan, "2912", "201") == expected
