@@ -1,30 +1,41 @@
-"""`posgate bench auth`: a load generator and its report (TPS, latency percentiles).
+"""`posgate bench auth`: a load generator against the stack, run as child processes.
 
-The stack under test runs as its own process (`posgate up`, on a fresh SQLite store or the PostgreSQL
-database given), so the load generator in this process does not share its interpreter. Before starting it,
-the bench provisions N terminals (TIDs 9xxxxxxx, fresh TMKs) and M cards at Demo Bank A (generated PANs in
-BIN 622999 with a large balance), then N terminal simulators sign in and send sales of 0.01 CNY back to back
-for the duration, under the terminal's POS policy (`terminal.policy`). Latency is measured at the
-terminal: request written → answer read and MAC-verified.
+The stack under test runs as its own processes (`posgate up`, or `posgate issuer` + `posgate host`, on a
+fresh SQLite store or a scratch database on the PostgreSQL server given), so the load generator in this
+process does not share their interpreter. Before starting it, the bench provisions N terminals (TIDs
+9xxxxxxx, fresh TMKs) and M cards at Demo Bank A (generated PANs in BIN 622999 with a large balance; by
+default enough that no card is used more than `SALES_PER_CARD` times, so the default risk rules see normal
+traffic). Then N terminal simulators sign in and send 0.01 CNY sales under the terminal's POS policy
+(`terminal.policy`): back to back (closed loop), or at a fixed arrival rate (`rate`, open loop: a free
+terminal takes the next arrival; latency counts from the arrival's scheduled time, so queueing shows), on
+one connection per terminal or one per sale (`connections`).
+
+While the load runs the bench prints progress on standard error and watches every process: CPU seconds over
+the measured window and peak RSS (`Watch`); with `profile_dir`, py-spy records a flame graph of each stack
+process over the measured window. The figures are a `bench_report.BenchReport`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
+from posgate.bench_report import BenchReport, ProcessFigures, process_cpu_s, process_peak_rss_mb
 from posgate.cards.pan import luhn_check_digit
 from posgate.config import Settings
 from posgate.fixtures.document import FixtureCard, read_demo_fixture
@@ -44,7 +55,7 @@ def bench_pans(count: int) -> list[str]:
     >>> bench_pans(2)
     ['6229997000000009', '6229997000000017']
     """
-    return [(partial := f"622999700000{n:03d}") + luhn_check_digit(partial) for n in range(count)]
+    return [(partial := f"6229997{n:08d}") + luhn_check_digit(partial) for n in range(count)]
 
 
 def provision(
@@ -93,32 +104,23 @@ def provision(
     return states, [card_profile(c, bank) for c in card_docs]
 
 
-@dataclass
-class BenchReport:
-    duration_s: float
-    latencies_ms: list[float] = field(default_factory=list)
-    codes: dict[str, int] = field(default_factory=dict)
-    errors: int = 0
+class CardDeck:
+    """The bench's cards dealt round-robin across every terminal, so each card is used as rarely as the
+    card count allows: with enough cards the traffic stays under the default rules' velocity limits
+    (`card-merchant-velocity`: 5 approved sales of a card at one merchant within 10 minutes give `65`)."""
 
-    @property
-    def approved(self) -> int:
-        return self.codes.get("00", 0)
+    def __init__(self, cards: list[CardProfile]) -> None:
+        self.cards, self.dealt = cards, 0
 
-    @property
-    def tps(self) -> float:
-        return self.approved / self.duration_s if self.duration_s else 0.0
-
-    def percentile(self, p: float) -> float:
-        """Nearest-rank percentile of the latencies, in ms."""
-        if not self.latencies_ms:
-            return 0.0
-        ordered = sorted(self.latencies_ms)
-        rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-        return ordered[rank]
+    def next(self) -> CardProfile:
+        card = self.cards[self.dealt % len(self.cards)]
+        self.dealt += 1
+        return card
 
 
 class _MeasuredClient(TerminalClient):
-    """A terminal simulator that counts every answer it gets (code, latency) once the warm-up is over."""
+    """A terminal simulator that counts every financial answer it gets once the warm-up is over (the
+    `day` mix: every kind of transaction counts)."""
 
     def __init__(self, host: str, port: int, state: TerminalState, report: BenchReport, warmup_until: float):
         super().__init__(host, port, state, timeout_s=10)
@@ -127,59 +129,206 @@ class _MeasuredClient(TerminalClient):
     async def exchange(self, msg: dict[str, str]) -> TxnResult:
         result = await super().exchange(msg)
         if time.monotonic() >= self.warmup_until and msg["t"] not in ("0800", "0820"):
-            codes = self.report.codes
-            codes[result.response_code] = codes.get(result.response_code, 0) + 1
-            if result.approved and result.mac_ok is not False:
-                self.report.latencies_ms.append(result.elapsed_ms)
+            self.report.sent += 1
+            self.report.record(result.response_code, result.elapsed_ms, result.approved)
         return result
 
 
-async def _sale_loop(
-    host: str,
-    port: int,
-    state: TerminalState,
-    cards: list[CardProfile],
-    until: float,
-    report: BenchReport,
-    warmup_until: float,
+@dataclass
+class Load:
+    """One run's load: where the stack listens, what the terminals send and how, and its clock."""
+
+    host: str
+    port: int
+    deck: CardDeck
+    report: BenchReport
+    warmup_until: float
+    until: float
+    connections: str = "persistent"  # or "per-transaction": connect, one sale, close
+
+
+async def _signed_in(client: TerminalClient) -> PosPolicy:
+    policy = PosPolicy(client)
+    signed = await policy.ensure_signed_in()
+    if signed is not None and not signed.approved:
+        raise RuntimeError(f"bench terminal {client.state.tid} could not sign in: {signed.response_code}")
+    return policy
+
+
+async def _one_sale(load: Load, client: TerminalClient, policy: PosPolicy, scheduled: float | None) -> None:
+    """One 0.01 CNY sale under the POS policy (a sale without an answer in time is reversed, a `97` signs
+    in again), counted when it started after the warm-up. Latency: from `scheduled` (open loop) or from
+    the start of the sale (closed loop) to the MAC-checked answer."""
+    card = load.deck.next()
+    started = time.monotonic() if scheduled is None else scheduled
+    counted = started >= load.warmup_until
+    try:
+        if load.connections == "per-transaction":
+            await client.connect()
+        try:
+            outcome = await policy.transact(SALE, lambda: client.sale(card, BENCH_PIN, 1))
+        finally:
+            if load.connections == "per-transaction":
+                await client.close()
+    except Exception:  # a lost connection: counted, the load goes on
+        if counted:
+            load.report.sent += 1
+            load.report.errors += 1
+        return
+    if not counted:
+        return
+    load.report.sent += 1
+    if outcome.result is None:  # no answer in time: counted as an error, reversed by the policy
+        load.report.errors += 1
+        return
+    latency_ms = (time.monotonic() - started) * 1000
+    load.report.record(
+        outcome.result.response_code, latency_ms, outcome.approved and not outcome.reversal_reason
+    )
+
+
+async def _closed_loop_terminal(load: Load, state: TerminalState) -> None:
+    """The `sale` mix, closed loop: sales back to back for the duration."""
+    client = _BenchClient(load.host, load.port, state)
+    await client.connect()
+    try:
+        policy = await _signed_in(client)
+        if load.connections == "per-transaction":
+            await client.close()
+        while time.monotonic() < load.until:
+            await _one_sale(load, client, policy, None)
+    finally:
+        await client.close()
+
+
+async def _open_loop_terminal(
+    load: Load, state: TerminalState, arrivals: asyncio.Queue[float | None]
 ) -> None:
-    """The `sale` mix: 0.01 CNY sales back to back, each on a card drawn at random, under the POS policy
-    (a sale without an answer in time is reversed, a `97` signs in again)."""
-    rng = random.Random(state.tid)
-    async with _MeasuredClient(host, port, state, report, warmup_until) as client:
-        policy = PosPolicy(client)
-        signed = await policy.ensure_signed_in()
-        if signed is not None and not signed.approved:
-            raise RuntimeError(f"bench terminal {state.tid} could not sign in: {signed.response_code}")
-        while time.monotonic() < until:
-            card = rng.choice(cards)
-            try:
-                outcome = await policy.transact(SALE, lambda: client.sale(card, BENCH_PIN, 1))  # noqa: B023
-            except Exception:  # a lost connection: counted, the load goes on
-                report.errors += 1
+    """The `sale` mix, open loop: the terminal takes the next scheduled arrival when it is free."""
+    client = _BenchClient(load.host, load.port, state)
+    await client.connect()
+    try:
+        policy = await _signed_in(client)
+        if load.connections == "per-transaction":
+            await client.close()
+        while (scheduled := await arrivals.get()) is not None:
+            if time.monotonic() >= load.until:  # the window is over: what is still queued was never sent
+                if scheduled >= load.warmup_until:
+                    load.report.unsent += 1
                 continue
-            if outcome.timeout is not None:  # counted; reversed by the policy
-                report.errors += 1
+            await _one_sale(load, client, policy, scheduled)
+    finally:
+        await client.close()
 
 
-async def _day_loop(
-    host: str,
-    port: int,
-    state: TerminalState,
-    cards: list[CardProfile],
-    until: float,
-    report: BenchReport,
-    warmup_until: float,
+async def _schedule_arrivals(
+    rate: float, start: float, until: float, arrivals: asyncio.Queue[float | None], workers: int
 ) -> None:
+    """Arrivals at `rate` per second from `start` to `until`, each queued at its scheduled time (late ones
+    at once, with the time they were due: latency counts from then, so queueing shows)."""
+    n = 0
+    while (due := start + n / rate) < until:
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        arrivals.put_nowait(due)
+        n += 1
+    for _ in range(workers):
+        arrivals.put_nowait(None)
+
+
+class _BenchClient(TerminalClient):
+    def __init__(self, host: str, port: int, state: TerminalState) -> None:
+        super().__init__(host, port, state, timeout_s=10)
+
+
+async def _day_loop(load: Load, state: TerminalState, cards: list[CardProfile]) -> None:
     """The `day` mix: the terminal simulator's mixed day (every kind, declines, reversals), then settle."""
     rng = random.Random(state.tid)
-    async with _MeasuredClient(host, port, state, report, warmup_until) as client:
-        while time.monotonic() < until:
+    async with _MeasuredClient(load.host, load.port, state, load.report, load.warmup_until) as client:
+        while time.monotonic() < load.until:
             await play_day(client, cards, 25, rng, settle=False)
         await play_day(client, cards, 0, rng, settle=True)
 
 
-MIXES = {"sale": _sale_loop, "day": _day_loop}
+@dataclass
+class Watch:
+    """What the bench watches while the load runs: the stack's processes (CPU seconds over the measured
+    window, peak RSS), optionally PostgreSQL's, and a progress line on standard error."""
+
+    processes: list[ProcessFigures]
+    progress: bool = True
+    every_s: float = 2.0
+    postgres: bool = False
+
+    async def run(self, load: Load) -> None:
+        own = ProcessFigures("load generator (bench)", os.getpid())
+        watched = [*self.processes, own]
+        await _sleep_until(load.warmup_until)
+        load.report.load_before = os.getloadavg()
+        start = {p.pid: _cpu(p.pid) for p in watched}
+        postgres_start = _postgres_cpu_s() if self.postgres else None
+        last_approved, last_t = 0, time.monotonic()
+        while (now := time.monotonic()) < load.until:
+            await asyncio.sleep(min(self.every_s, max(0.0, load.until - now)))
+            if self.progress and time.monotonic() < load.until:
+                t = time.monotonic()
+                done = t - load.warmup_until
+                rate = (load.report.approved - last_approved) / (t - last_t)
+                last_approved, last_t = load.report.approved, t
+                print(
+                    f"bench: {done:5.1f}/{load.until - load.warmup_until:g} s,"
+                    f" {load.report.approved} approved ({rate:.0f}/s now), {load.report.errors} errors,"
+                    f" other codes {sum(n for c, n in load.report.codes.items() if c != '00')}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        for p in watched:
+            p.cpu_s = _cpu(p.pid) - start[p.pid]
+            p.peak_rss_mb = _peak_rss(p.pid)
+        load.report.processes = watched
+        if postgres_start is not None and (postgres_end := _postgres_cpu_s()) is not None:
+            server = ProcessFigures("postgresql (every server process on the machine)", 0)
+            server.cpu_s = postgres_end - postgres_start
+            load.report.processes.append(server)
+        load.report.load_after = os.getloadavg()
+
+
+async def _sleep_until(t: float) -> None:
+    delay = t - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+def _cpu(pid: int) -> float:
+    try:
+        return process_cpu_s(pid)
+    except OSError:
+        return 0.0
+
+
+def _peak_rss(pid: int) -> float:
+    try:
+        return process_peak_rss_mb(pid)
+    except OSError:
+        return 0.0
+
+
+def _postgres_cpu_s() -> float | None:
+    """CPU seconds of every process named `postgres` on the machine (None when there is none): the server
+    is shared, so this is an upper bound of what the bench cost it."""
+    total, found = 0.0, False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            total += process_cpu_s(int(entry.name))
+            found = True
+        except OSError:
+            continue
+    return total if found else None
 
 
 async def generate_load(
@@ -190,13 +339,31 @@ async def generate_load(
     duration_s: float,
     warmup_s: float,
     mix: str = "sale",
+    rate: float | None = None,
+    connections: str = "persistent",
+    watch: Watch | None = None,
 ) -> BenchReport:
+    """Run the load for `warmup_s` + `duration_s`; closed loop (each terminal back to back) unless `rate`
+    (arrivals per second, open loop: a free terminal takes the next arrival)."""
     start = time.monotonic()
     warmup_until = start + warmup_s
-    until = warmup_until + duration_s
     report = BenchReport(duration_s=duration_s)
-    loop = MIXES[mix]
-    await asyncio.gather(*(loop(host, port, s, cards, until, report, warmup_until) for s in states))
+    load = Load(host, port, CardDeck(cards), report, warmup_until, warmup_until + duration_s, connections)
+    watcher = asyncio.create_task((watch or Watch([], progress=False)).run(load))
+    if mix == "day":
+        tasks = [_day_loop(load, s, cards) for s in states]
+    elif rate is None:
+        tasks = [_closed_loop_terminal(load, s) for s in states]
+    else:
+        arrivals: asyncio.Queue[float | None] = asyncio.Queue()
+        tasks = [_open_loop_terminal(load, s, arrivals) for s in states]
+        tasks.append(_schedule_arrivals(rate, start, load.until, arrivals, len(states)))
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        watcher.cancel()
+        raise
+    await watcher
     return report
 
 
@@ -216,7 +383,7 @@ def _spawn(command: str, env: dict[str, str], ready_prefix: str) -> tuple[subpro
     raise RuntimeError(f"posgate {command} did not print {ready_prefix!r} within 60 s")
 
 
-def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subprocess.Popen[str]], str, int]:
+def start_stack(settings: Settings, topology: str = "single") -> tuple[list[StackProcess], str, int]:
     """The stack under test as child processes on the bench's store: `posgate up` (single), or
     `posgate issuer` and `posgate host` (split: two interpreters, two cores). Waits for the ready line."""
     env = dict(os.environ)
@@ -227,6 +394,7 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subp
             "POSGATE_CONSOLE_PORT": "0",
             "POSGATE_ISSUER_PORTS": "0,0",
             "POSGATE_LOG_LEVEL": "WARNING",
+            "POSGATE_RISK_RULES": settings.risk_rules,
         }
     )
     # every bench terminal connects from this machine: one source address, as behind a load balancer
@@ -237,18 +405,26 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[subp
     procs = []
     if topology == "split":
         issuer, line = _spawn("issuer", env, "posgate issuers ")
-        procs.append(issuer)
+        procs.append(StackProcess("posgate issuer", issuer))
         # the simulator's bound ports become the host's routes (bank names in the ready line, name order)
         ports = [part.rsplit("=", 1)[1] for part in line.removeprefix("posgate issuers ").split(",")]
         env["POSGATE_ISSUER_PORTS"] = ",".join(ports)
-    proc, line = _spawn("host" if topology == "split" else "up", env, "posgate ready pos=")
-    procs.append(proc)
+    command = "host" if topology == "split" else "up"
+    proc, line = _spawn(command, env, "posgate ready pos=")
+    procs.append(StackProcess(f"posgate {command}", proc))
     host, port = line.split("=", 1)[1].rsplit(":", 1)
     return procs, host, int(port)
 
 
-def stop_stack(procs: list[subprocess.Popen[str]]) -> None:
-    for proc in reversed(procs):
+@dataclass
+class StackProcess:
+    role: str
+    proc: subprocess.Popen[str]
+
+
+def stop_stack(procs: list[StackProcess]) -> None:
+    for stack_process in reversed(procs):
+        proc = stack_process.proc
         with contextlib.suppress(ProcessLookupError):
             proc.send_signal(signal.SIGTERM)
         try:
@@ -257,27 +433,162 @@ def stop_stack(procs: list[subprocess.Popen[str]]) -> None:
             proc.kill()
 
 
-def run_auth_bench(
-    terminals: int,
-    duration_s: float,
-    warmup_s: float,
-    cards: int,
-    database_url: str | None,
-    data_dir: Path | None,
-    topology: str = "single",
-    mix: str = "sale",
+@dataclass
+class BenchOptions:
+    """The parameters of one `posgate bench auth` run (all of them are in its JSON, but the database URL)."""
+
+    terminals: int = 16
+    duration_s: float = 20
+    warmup_s: float = 3
+    cards: int = 0  # 0: enough for the load (`cards_for`)
+    database_url: str | None = None
+    data_dir: Path | None = None
+    topology: str = "single"
+    mix: str = "sale"
+    rate: float | None = None
+    connections: str = "persistent"
+    risk_rules: str | None = None  # None: the setting (POSGATE_RISK_RULES, default `lists`)
+    profile_dir: Path | None = None
+    progress: bool = True
+
+
+#: At most this many sales per card at the bench's one merchant within 10 minutes: the default rules
+#: decline the 6th (`card-merchant-velocity`, 5 approved in 10 minutes → `65`).
+SALES_PER_CARD = 4
+#: Cards provisioned for a closed-loop run when `--cards` is not given: 20,000 cards x 4 sales cover
+#: 80,000 sales, e.g. 3,000/s for 25 s.
+DEFAULT_CLOSED_LOOP_CARDS = 20_000
+
+
+def cards_for(options: BenchOptions) -> int:
+    """The card count: `--cards`, or enough for `SALES_PER_CARD` sales each over the whole run.
+
+    >>> cards_for(BenchOptions(rate=500, duration_s=20, warmup_s=3))
+    2875
+    >>> cards_for(BenchOptions())
+    20000
+    """
+    if options.cards:
+        return options.cards
+    if options.rate is None:
+        return DEFAULT_CLOSED_LOOP_CARDS
+    return max(100, math.ceil(options.rate * (options.duration_s + options.warmup_s) / SALES_PER_CARD))
+
+
+def _start_profilers(
+    procs: list[StackProcess], directory: Path, duration_s: float
+) -> list[subprocess.Popen[bytes]]:
+    """py-spy attached to each stack process for the measured window (needs ptrace rights: root, or
+    kernel.yama.ptrace_scope = 0), writing `<directory>/<role>.svg` flame graphs."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise RuntimeError("--profile needs py-spy: pip install 'posgate[profile]'")
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        subprocess.Popen(
+            [
+                py_spy,
+                "record",
+                "--pid",
+                str(p.proc.pid),
+                "--duration",
+                str(math.ceil(duration_s)),
+                "--rate",
+                "100",
+                "--nonblocking",
+                "--format",
+                "flamegraph",
+                "--output",
+                str(directory / f"{p.role.replace(' ', '-')}.svg"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in procs
+    ]
+
+
+async def _profiled(
+    load: asyncio.Future[BenchReport] | Any, procs: list[StackProcess], options: BenchOptions
 ) -> BenchReport:
-    workdir = data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))
-    with scratch_database(database_url) as url:
-        settings = Settings(data_dir=workdir, database_url=url, env="test")
-        states, profiles = provision(settings, terminals, cards)
-        procs, host, port = start_stack(settings, topology)
+    assert options.profile_dir is not None
+    await asyncio.sleep(options.warmup_s)
+    profilers = _start_profilers(procs, options.profile_dir, options.duration_s)
+    report = await load
+    for profiler in profilers:
+        await asyncio.to_thread(profiler.wait, 60)
+    return report
+
+
+def run_auth_bench(options: BenchOptions) -> tuple[BenchReport, dict[str, Any]]:
+    """Provision, start the stack, run the load, stop the stack: the report and the run's parameters."""
+    workdir = options.data_dir or Path(tempfile.mkdtemp(prefix="posgate-bench-"))
+    card_count = cards_for(options)
+    with scratch_database(options.database_url) as url:
+        overrides = {"risk_rules": options.risk_rules} if options.risk_rules else {}
+        settings = Settings(data_dir=workdir, database_url=url, env="test", **overrides)
+        if options.progress:
+            print(
+                f"bench: provisioning {options.terminals} terminals and {card_count} cards …",
+                file=sys.stderr,
+                flush=True,
+            )
+        states, profiles = provision(settings, options.terminals, card_count)
+        procs, host, port = start_stack(settings, options.topology)
+        parameters: dict[str, Any] = {
+            "terminals": options.terminals,
+            "store": "postgresql" if url else "sqlite",
+            "workers": 1,
+            "rules": settings.risk_rules.strip() != "off",
+            "rule_set": settings.risk_rules.strip(),
+            "mode": "closed" if options.rate is None else "open",
+            "rate": options.rate,
+            "connections": options.connections,
+            "topology": options.topology,
+            "mix": options.mix,
+            "cards": card_count,
+            "warmup_s": options.warmup_s,
+        }
+        if options.profile_dir is not None:
+            parameters["profiles"] = [
+                str(options.profile_dir / f"{p.role.replace(' ', '-')}.svg") for p in procs
+            ]
         try:
-            if mix == "day":  # chip and contactless cards too: the day taps and inserts them
+            if options.mix == "day":  # chip and contactless cards too: the day taps and inserts them
                 profiles = [*profiles, demo_card("credit-chip"), demo_card("credit-chip-2")]
-            return asyncio.run(generate_load(host, port, states, profiles, duration_s, warmup_s, mix))
+            if options.progress:
+                print(
+                    f"bench: load for {options.warmup_s:g} s warm-up + {options.duration_s:g} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            watch = Watch(
+                [ProcessFigures(p.role, p.proc.pid) for p in procs],
+                progress=options.progress,
+                postgres=url is not None,
+            )
+
+            async def main() -> BenchReport:
+                load = generate_load(
+                    host,
+                    port,
+                    states,
+                    profiles,
+                    options.duration_s,
+                    options.warmup_s,
+                    options.mix,
+                    options.rate,
+                    options.connections,
+                    watch,
+                )
+                if options.profile_dir is None:
+                    return await load
+                return await _profiled(asyncio.ensure_future(load), procs, options)
+
+            report = asyncio.run(main())
         finally:
             stop_stack(procs)
+    return report, parameters
 
 
 @contextlib.contextmanager

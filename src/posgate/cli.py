@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from posgate.cli_bench import bench_auth_command, bench_compare_command
 from posgate.cli_kpi import bench_kpi_command, kpi_app, seed_app
 from posgate.cli_merchants import merchant_app, provision_terminal_command
 from posgate.cli_risk import risk_app
@@ -236,54 +237,8 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 bench_app.command("clearing")(bench_clearing_command)
 bench_app.command("kpi")(bench_kpi_command)
-
-
-@bench_app.command("auth")
-def bench_auth(
-    terminals: Annotated[int, typer.Option("--terminals", min=1, max=500, help="concurrent terminals")] = 16,
-    duration: Annotated[float, typer.Option("--duration", min=1, help="measured seconds")] = 20,
-    warmup: Annotated[float, typer.Option("--warmup", min=0, help="unmeasured seconds first")] = 3,
-    cards: Annotated[int, typer.Option("--cards", min=1, max=999, help="distinct card accounts")] = 200,
-    database_url: DatabaseUrl = None,
-    data_dir: DataDir = None,
-    topology: Annotated[
-        str, typer.Option("--topology", help="single: `posgate up`; split: `posgate issuer` + `posgate host`")
-    ] = "single",
-    mix: Annotated[
-        str,
-        typer.Option("--mix", help="sale: 0.01 sales back to back; day: the terminal simulator's mixed day"),
-    ] = "sale",
-) -> None:
-    """Approved sales per second and latency percentiles with N terminals against the stack."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from posgate.bench import run_auth_bench
-
-    if topology not in ("single", "split"):
-        typer.echo(f"posgate bench: --topology must be single or split, got {topology!r}", err=True)
-        raise typer.Exit(2)
-    if mix not in ("sale", "day"):
-        typer.echo(f"posgate bench: --mix must be sale or day, got {mix!r}", err=True)
-        raise typer.Exit(2)
-    report = run_auth_bench(terminals, duration, warmup, cards, database_url, data_dir, topology, mix)
-    store = "PostgreSQL" if database_url else "SQLite"
-    table = Table(
-        title=f"posgate bench auth --mix {mix} — {terminals} terminals, {duration:g} s, {store}, {topology}"
-    )
-    for column in ("approved", "TPS (approved)", "p50 ms", "p95 ms", "p99 ms", "other codes", "errors"):
-        table.add_column(column)
-    others = ", ".join(f"{c}×{n}" for c, n in sorted(report.codes.items()) if c != "00") or "—"
-    table.add_row(
-        str(report.approved),
-        f"{report.tps:.0f}",
-        f"{report.percentile(50):.1f}",
-        f"{report.percentile(95):.1f}",
-        f"{report.percentile(99):.1f}",
-        others,
-        str(report.errors),
-    )
-    Console().print(table)
+bench_app.command("auth")(bench_auth_command)
+bench_app.command("compare")(bench_compare_command)
 
 
 txn_app = typer.Typer(help="Transactions as the host recorded them (masked PANs).", no_args_is_help=True)
