@@ -125,6 +125,11 @@ def clearing_run(
         f"adjusted {yuan(result.adjusted_fen)} MDR {yuan(result.mdr_fen)} interchange "
         f"{yuan(result.interchange_fen)} network {yuan(result.network_fen)} CNY; {result.seconds:.1f} s"
     )
+    if result.wallet_count:
+        typer.echo(
+            f"  of which {result.wallet_count} wallet payments and refunds; wallet providers' fee "
+            f"{yuan(result.provider_fee_fen)} CNY"
+        )
     if result.pending:
         typer.echo(
             f"  {result.pending} transactions were still pending: re-run the date once they are answered"
@@ -311,6 +316,8 @@ def _report_csv(statements: list[Any], income: Any, payables: list[Any], lines: 
                 "amount_fen",
                 "mdr_fen",
                 "net_fen",
+                "provider",
+                "order_id",
             ]
         )
         for s in statements:
@@ -329,6 +336,8 @@ def _report_csv(statements: list[Any], income: Any, payables: list[Any], lines: 
                         x.amount_fen,
                         x.mdr_fen,
                         x.net_fen,
+                        x.provider or "",
+                        x.order_id or "",
                     ]
                 )
     out.writerow(
@@ -343,6 +352,7 @@ def _report_csv(statements: list[Any], income: Any, payables: list[Any], lines: 
             "network_fen",
             "network_issuer_fen",
             "net_income_fen",
+            "provider_fee_fen",
         ]
     )
     for r in [*income.rows, income.total]:
@@ -358,6 +368,7 @@ def _report_csv(statements: list[Any], income: Any, payables: list[Any], lines: 
                 r.network_fen,
                 r.network_issuer_fen,
                 r.net_income_fen,
+                r.provider_fee_fen,
             ]
         )
     out.writerow(["fee_income", "D0_SURCHARGE", "", "", "", "", "", "", "", income.d0_surcharge_fen])
@@ -436,15 +447,15 @@ def _report_tables(
                     f"{x.created_at:%H:%M:%S}",
                     x.tid,
                     x.kind,
-                    x.rrn or "",
-                    x.pan_masked or "",
+                    x.rrn or x.order_id or "",
+                    x.pan_masked or x.provider or "",
                     yuan(x.amount_fen),
                     yuan(x.mdr_fen),
                     yuan(x.net_fen),
                 )
             console.print(detail)
     fees = Table(title=f"fee income — {day} (CNY)")
-    for column in ("MID", "volume", "MDR", "interchange", "network", "net income"):
+    for column in ("MID", "volume", "MDR", "interchange", "network", "wallet fee", "net income"):
         fees.add_column(column, justify="left" if column == "MID" else "right")
     for r in [*income.rows, income.total]:
         fees.add_row(
@@ -453,9 +464,10 @@ def _report_tables(
             yuan(r.mdr_fen),
             yuan(r.interchange_fen),
             yuan(r.network_fen),
+            yuan(r.provider_fee_fen),
             yuan(r.net_income_fen),
         )
-    fees.add_row("D0 surcharge", "", "", "", "", yuan(income.d0_surcharge_fen))
+    fees.add_row("D0 surcharge", "", "", "", "", "", yuan(income.d0_surcharge_fen))
     console.print(fees)
     owed = Table(title="outstanding payables (CNY)")
     for column in ("MID", "name", "balance", "in flight", "payable", "last payout", "withheld"):
@@ -514,6 +526,72 @@ def reconcile_issuer(
         )
     for note in result.notes:
         typer.echo(f"  note: {note}")
+
+
+@reconcile_app.command("wallets")
+def reconcile_wallets(
+    date: Annotated[
+        str | None,
+        typer.Option("--date", help="the providers' bill date, YYYY-MM-DD, Beijing time [yesterday]"),
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="wechat, alipay or unionpay [each with an account]")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    rates_file: RatesFile = None,
+) -> None:
+    """Fetch each wallet provider's bill of a day and match it with the wallet orders and refunds: store
+    and print the report (matched, amount and fee mismatches, missing on either side). Exit status 0
+    whatever it finds; 2 when a bill cannot be had."""
+    import asyncio
+
+    from posgate.bootstrap import open_store
+    from posgate.settlement.wallet_reconcile import BEIJING, STATUSES, reconcile_wallet_bill
+    from posgate.wallets.errors import WalletError
+    from posgate.wallets.runtime import provider_urls, stored_adapters
+
+    settings = _settings(data_dir, database_url)
+    day = dt.datetime.now(BEIJING).date() - dt.timedelta(days=1) if date is None else _date(date)
+    try:
+        rates = load_rates(rates_file, settings.data_dir)
+        handle = open_store(settings, load_demo=False)
+    except PosgateError as exc:
+        _fail(str(exc))
+
+    async def work() -> list[Any]:
+        adapters = stored_adapters(handle, provider_urls(settings), settings.wallet_timeout_s)
+        try:
+            if provider is not None and provider not in adapters:
+                raise WalletError(f"no {provider[:10]!r} account is stored (accounts: {', '.join(adapters)})")
+            chosen = [adapters[provider]] if provider else [adapters[p] for p in sorted(adapters)]
+            return [await reconcile_wallet_bill(handle.store, a, day, rates) for a in chosen]
+        finally:
+            for adapter in adapters.values():
+                await adapter.aclose()
+
+    try:
+        results = asyncio.run(work())
+    except (PosgateError, WalletError) as exc:
+        _fail(str(exc))
+    finally:
+        handle.store.close()
+    if not results:
+        _fail("no wallet provider account is stored")
+    for r in results:
+        counts = ", ".join(f"{status} {r.count(status)}" for status in STATUSES)
+        typer.echo(
+            f"reconciliation {r.report_id} {r.provider} bill {day}: {r.bill_lines} lines, "
+            f"matched {r.matched}, {counts}"
+        )
+        for d in r.differences:
+            refund = f" refund {d.refund_no}" if d.refund_no else ""
+            typer.echo(
+                f"  {d.status}: {d.kind} order {d.order_id or '-'}{refund} bill {d.bill_amount_fen} "
+                f"posgate {d.our_amount_fen}" + (f" ({d.detail})" if d.detail else "")
+            )
+        for note in r.notes:
+            typer.echo(f"  note: {note}")
 
 
 @reconcile_app.command("terminals")

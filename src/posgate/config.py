@@ -279,6 +279,11 @@ class Settings(BaseSettings):
         default_factory=lambda: [6101, 6102, 6103],
         description="wallet provider simulators' ports: WeChat Pay, Alipay, UnionPay QR (0: any free port)",
     )
+    wallet_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description='base URL of each real wallet provider, e.g. {"wechat": "https://api.mch.weixin.qq.com"}'
+        " (a provider not named here is reached at its simulator, wallet_sim_ports)",
+    )
     wallet_timeout_s: float = Field(
         default=10.0, gt=0, le=120, description="time-out of one call to a wallet provider (then query)"
     )
@@ -311,6 +316,18 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"entry {number} is not an IP address or CIDR network") from None
         return proxies
+
+    @field_validator("wallet_urls")
+    @classmethod
+    def _wallet_urls(cls, urls: dict[str, str]) -> dict[str, str]:
+        for provider, url in urls.items():
+            if provider not in ("wechat", "alipay", "unionpay"):
+                raise ValueError(f"{provider[:20]!r} is not a wallet provider (wechat, alipay, unionpay)")
+            if not url.startswith("https://") and not url.startswith(
+                ("http://127.0.0.1", "http://localhost")
+            ):
+                raise ValueError(f"{provider}: a provider is reached over https:// (http only on loopback)")
+        return urls
 
     @field_validator("wallet_sim_ports")
     @classmethod

@@ -242,6 +242,12 @@ class ClearedDay:
     def balanced(self) -> bool:
         return self.trial_balance_fen == 0
 
+    @property
+    def wallets_cleared(self) -> bool:
+        """The wallet story's WeChat Pay sale, Alipay sale and Alipay refund cleared with the cards."""
+        totals = self.statement.totals
+        return (totals.wallet_count, totals.wallet_fen) == (3, 2372 + 5000 - 2000)
+
 
 @dataclass(frozen=True)
 class RiskOutcome:
@@ -340,7 +346,10 @@ def clearing_table(day: ClearedDay) -> Table:
         ("ledger postings", str(day.result.postings)),
         ("gross sales", yuan(totals.gross_sales_fen)),
         ("refunds", yuan(totals.refunds_fen)),
+        ("of which wallet (QR) payments and refunds", str(totals.wallet_count)),
+        ("wallet (QR) net of refunds", yuan(totals.wallet_fen)),
         ("merchant discount (MDR)", yuan(totals.mdr_fen)),
+        ("wallet providers' fee (our cost)", yuan(totals.provider_fee_fen)),
         ("net payable to the merchant", yuan(totals.net_fen)),
         ("ledger Σ debits − Σ credits", yuan(day.trial_balance_fen)),
     ]
@@ -387,6 +396,7 @@ async def run_demo(settings: Settings, keep_running: bool, console: Console) -> 
             and all(r.ok for r in risk)
             and all(w.ok for w in wallets)
             and cleared.balanced
+            and cleared.wallets_cleared
         )
         console.print(
             "[green]every step answered as the demo fixture predicts[/]"

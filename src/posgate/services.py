@@ -142,7 +142,7 @@ async def start_wallets(running: Running, settings: Settings, simulators: bool) 
     acquirer's accounts registered with them; then the order service behind the console's `/api/qr/…`
     when provider accounts are stored (a console alone reaches the simulators at `wallet_sim_ports`)."""
     from posgate.wallets.codes import PROVIDERS
-    from posgate.wallets.runtime import WalletRuntime, register_demo_accounts
+    from posgate.wallets.runtime import WalletRuntime, provider_urls, register_demo_accounts
 
     assert running.console is not None and running.console_url is not None
     notify_base = running.console_url.rstrip("/")
@@ -160,12 +160,9 @@ async def start_wallets(running: Running, settings: Settings, simulators: bool) 
             raise ConfigError(f"{exc}: set POSGATE_WALLET_SIM_PORTS (0,0,0: any free ports)") from None
         running.wallet_sims = sims
         await register_demo_accounts(running.handle, sims, notify_base)
-        urls = sims.urls()
+        urls = sims.urls() | settings.wallet_urls
     else:
-        host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::") else settings.listen_host
-        urls = {
-            p: f"http://{host}:{port}" for p, port in zip(PROVIDERS, settings.wallet_sim_ports, strict=True)
-        }
+        urls = provider_urls(settings)
     runtime = WalletRuntime(running.handle, urls, notify_base, settings.wallet_timeout_s)
     if runtime.providers:
         runtime.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -110,6 +111,8 @@ def test_demo_plays_the_story_as_the_fixture_predicts(tmp_path: Path) -> None:
         assert expected in done.stdout
     for expected in ("WeChat Pay QR sale 23.72", "Alipay code scanned, 50.00", "refund 30.01 (30.00 left)"):
         assert expected in done.stdout
+    # the wallet orders cleared with the cards: 23.72 + 50.00 − 20.00
+    assert re.search(r"wallet \(QR\) net of refunds\s*│\s*53\.72", done.stdout), done.stdout
     # the risk desk: one risk decline, one alert
     assert "sale on a card on the block list" in done.stdout and "sale at a watched terminal" in done.stdout
 

@@ -79,6 +79,7 @@ def test_the_whole_review_and_go_live_story(api_any_db) -> None:  # type: ignore
         "mdr_debit_ppm": 3800,
         "mdr_debit_cap_fen": 1500,
         "mdr_credit_ppm": 6000,
+        "mdr_wallet_ppm": 3800,
         "settlement_cycle": "T+1",
         "d0_allowed": False,
     }

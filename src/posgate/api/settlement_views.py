@@ -139,6 +139,8 @@ def statement_view(session: Session, mid: str, day: dt.date, timezone: str) -> d
                 "amount_fen": x.amount_fen,
                 "mdr_fen": x.mdr_fen,
                 "net_fen": x.net_fen,
+                "provider": x.provider,
+                "order_id": x.order_id,
             }
             for x in s.lines
         ],
@@ -155,6 +157,7 @@ def _income_row(r: reports.FeeIncomeRow) -> dict[str, Any]:
         "interchange_fen": r.interchange_fen,
         "network_fen": r.network_fen,
         "network_issuer_fen": r.network_issuer_fen,
+        "provider_fee_fen": r.provider_fee_fen,
         "net_income_fen": r.net_income_fen,
     }
 
@@ -174,8 +177,14 @@ def fee_income_view(session: Session, day: dt.date) -> dict[str, Any]:
             "mdr_fen": income.ledger_mdr_fen,
             "interchange_fen": income.ledger_interchange_fen,
             "network_fen": income.ledger_network_fen,
-            "agrees": (income.ledger_mdr_fen, income.ledger_interchange_fen, income.ledger_network_fen)
-            == (total.mdr_fen, total.interchange_fen, total.network_fen),
+            "provider_fee_fen": income.ledger_provider_fee_fen,
+            "agrees": (
+                income.ledger_mdr_fen,
+                income.ledger_interchange_fen,
+                income.ledger_network_fen,
+                income.ledger_provider_fee_fen,
+            )
+            == (total.mdr_fen, total.interchange_fen, total.network_fen, total.provider_fee_fen),
         },
     }
 

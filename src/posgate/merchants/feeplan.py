@@ -1,5 +1,6 @@
-"""A merchant's fee plan (MDR): debit rate and cap, credit rate, settlement cycle and whether D0 is allowed.
-Rates are integer parts per million of the amount (0.50 % = 5000 ppm); caps are integer fen. Pure."""
+"""A merchant's fee plan (MDR): debit rate and cap, credit rate, QR wallet rate, settlement cycle and whether
+D0 is allowed. Rates are integer parts per million of the amount (0.50 % = 5000 ppm); caps are integer fen.
+Pure."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class FeePlan:
     mdr_credit_ppm: int = 6000
     settlement_cycle: str = "T+1"
     d0_allowed: bool = False
+    mdr_wallet_ppm: int = 3800  # QR wallet payments (issue 12): 0.38 %
 
 
 DEFAULT_FEE_PLAN = FeePlan()
@@ -50,6 +52,7 @@ def fee_plan_from(overrides: Mapping[str, Any], base: FeePlan = DEFAULT_FEE_PLAN
         "mdr_credit_ppm": base.mdr_credit_ppm,
         "settlement_cycle": base.settlement_cycle,
         "d0_allowed": base.d0_allowed,
+        "mdr_wallet_ppm": base.mdr_wallet_ppm,
     }
     for key, value in overrides.items():
         if value is None and key != "mdr_debit_cap_fen":
@@ -59,6 +62,7 @@ def fee_plan_from(overrides: Mapping[str, Any], base: FeePlan = DEFAULT_FEE_PLAN
         values[key] = value
     debit = _ppm(values["mdr_debit_ppm"], "mdr_debit_ppm")
     credit = _ppm(values["mdr_credit_ppm"], "mdr_credit_ppm")
+    wallet = _ppm(values["mdr_wallet_ppm"], "mdr_wallet_ppm")
     cap = values["mdr_debit_cap_fen"]
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or not 0 < cap <= MAX_CAP_FEN):
         raise FieldError("mdr_debit_cap_fen", f"must be 1 to {MAX_CAP_FEN} fen, or null for no cap")
@@ -70,4 +74,4 @@ def fee_plan_from(overrides: Mapping[str, Any], base: FeePlan = DEFAULT_FEE_PLAN
         raise FieldError("settlement_cycle", f"must be one of {', '.join(CYCLES)}, got {cycle!r}")
     if cycle == "D0" and not d0:
         raise FieldError("settlement_cycle", "D0 needs d0_allowed = true")
-    return FeePlan(debit, cap, credit, cycle, d0)
+    return FeePlan(debit, cap, credit, cycle, d0, wallet)

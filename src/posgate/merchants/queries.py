@@ -126,6 +126,7 @@ def merchant_summary(merchant: Merchant) -> dict[str, Any]:
             "mdr_debit_ppm": merchant.mdr_debit_ppm,
             "mdr_debit_cap_fen": merchant.mdr_debit_cap_fen,
             "mdr_credit_ppm": merchant.mdr_credit_ppm,
+            "mdr_wallet_ppm": merchant.mdr_wallet_ppm,
             "settlement_cycle": merchant.settlement_cycle,
             "d0_allowed": merchant.d0_allowed,
         },

@@ -102,6 +102,7 @@ def approve(
             mdr_debit_ppm=plan.mdr_debit_ppm,
             mdr_debit_cap_fen=plan.mdr_debit_cap_fen,
             mdr_credit_ppm=plan.mdr_credit_ppm,
+            mdr_wallet_ppm=plan.mdr_wallet_ppm,
             settlement_cycle=plan.settlement_cycle,
             d0_allowed=plan.d0_allowed,
             created_at=now,
@@ -135,6 +136,7 @@ def approve(
         mdr_debit_ppm=plan.mdr_debit_ppm,
         mdr_debit_cap_fen=plan.mdr_debit_cap_fen,
         mdr_credit_ppm=plan.mdr_credit_ppm,
+        mdr_wallet_ppm=plan.mdr_wallet_ppm,
         settlement_cycle=plan.settlement_cycle,
         d0_allowed=plan.d0_allowed,
     )

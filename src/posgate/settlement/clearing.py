@@ -21,6 +21,9 @@ selects only rows without a clearing entry, inside the unit of work that writes 
 the same date (PostgreSQL) that got there first makes the insert fail on a unique constraint, and the chunk
 is selected again. A re-run adds nothing.
 
+Wallet payments (paid wallet orders, succeeded wallet refunds) of the window clear in the same run, after
+the cards, into the same payables: `wallet_clearing`.
+
 Streaming: the window is walked in keyset order (created_at, id) in chunks of `clearing.chunk_size`, one
 database transaction per chunk; memory holds one chunk, whatever the size of the day.
 """
@@ -53,6 +56,12 @@ from posgate.settlement.ledger import (
 )
 from posgate.settlement.ledger_store import Accounts, bind_value, bulk_insert, post
 from posgate.settlement.rates import Rates
+from posgate.settlement.wallet_clearing import (
+    WalletTotals,
+    clear_refunds_chunk,
+    clear_sales_chunk,
+    pending_wallets,
+)
 from posgate.store.models import IssuerRoute, Merchant, Transaction, utcnow
 from posgate.store.models_ledger import ClearingEntry, ClearingRun, LedgerAccount, LedgerEntry, LedgerPosting
 from posgate.store.runtime import Store
@@ -246,6 +255,8 @@ class ClearingResult:
     mdr_fen: int = 0
     interchange_fen: int = 0
     network_fen: int = 0
+    wallet_count: int = 0  # of `cleared`: wallet payments and refunds (`wallet_clearing`)
+    provider_fee_fen: int = 0  # the wallet providers' fees
     pending: int = 0
     chunks: int = 0
     seconds: float = 0.0
@@ -279,6 +290,8 @@ _SUMMED = (
     "mdr_fen",
     "interchange_fen",
     "network_fen",
+    "wallet_count",
+    "provider_fee_fen",
 )
 
 
@@ -585,6 +598,27 @@ def _adjust_chunk(
     return (last.created_at, last.id), len(rows) < ctx.rates.clearing.chunk_size
 
 
+def _wallet_step(clear_chunk: Any) -> Any:
+    """Pass 3 and 4: the window's paid wallet orders, then its succeeded wallet refunds
+    (`wallet_clearing`), as chunk steps."""
+
+    def step(session: Session, ctx: _Context, after: Keyset, result: ClearingResult) -> tuple[Keyset, bool]:
+        totals = WalletTotals()
+        done = clear_chunk(
+            session, ctx.run_id, ctx.clearing_date, (ctx.start, ctx.end), ctx.rates, ctx.accounts, totals
+        )
+        result.cleared += totals.cleared
+        result.wallet_count += totals.cleared
+        result.postings += totals.postings
+        result.sales_fen += totals.sales_fen
+        result.refunds_fen += totals.refunds_fen
+        result.mdr_fen += totals.mdr_fen
+        result.provider_fee_fen += totals.provider_fee_fen
+        return after, done
+
+    return step
+
+
 def _posted_to_payable(session: Session, original_ids: list[int]) -> set[int]:
     """Those of these originals whose own clearing credited a merchant's payable (not suspense)."""
     if not original_ids:
@@ -657,12 +691,17 @@ def run_clearing(
     ctx = _Context(clearing_date, run_id, start, end, rates, kinds, FeeTable(rates))
     result = ClearingResult(run_id, clearing_date)
     try:
-        for step in (_clear_chunk, _adjust_chunk):
+        for step in (
+            _clear_chunk,
+            _adjust_chunk,
+            _wallet_step(clear_sales_chunk),
+            _wallet_step(clear_refunds_chunk),
+        ):
             after: Keyset = None
             done = False
             while not done:
                 after, done = _chunk(store, ctx, step, after, result)
-        result.pending = store.transact(lambda s: _pending(s, ctx))
+        result.pending = store.transact(lambda s: _pending(s, ctx) + pending_wallets(s, (ctx.start, ctx.end)))
     except Exception as exc:
         message = f"{type(exc).__name__}: {exc}"
         store.transact(lambda s: _finish(s, run_id, result, "failed", message))
@@ -726,6 +765,8 @@ def _finish(session: Session, run_id: int, result: ClearingResult, status: str, 
             mdr_fen=result.mdr_fen,
             interchange_fen=result.interchange_fen,
             network_fen=result.network_fen,
+            wallet_count=result.wallet_count,
+            provider_fee_fen=result.provider_fee_fen,
             finished_at=utcnow(),
         )
     )

@@ -13,6 +13,8 @@ Chart of accounts (signed fen: + debit, − credit; the balance of an account is
 | `fee_income:d0_surcharge` | income | (credit) the surcharge of same-day payouts |
 | `interchange_expense` | expense | (debit) the issuer's interchange on our merchants' sales |
 | `network_fee_expense` | expense | (debit) the network's fee, acquirer side |
+| `provider_receivable:<provider>` | asset | what a wallet provider (WeChat Pay, Alipay, …) owes us |
+| `wallet_fee_expense` | expense | (debit) the wallet provider's fee on our merchants' wallet payments |
 
 A cleared sale or completion of A (MDR m, interchange i, network fee n, acquirer side):
 
@@ -26,7 +28,16 @@ so the merchant is owed A − m, our net fee income is m − i − n, and the is
 moves money back without fees (the MDR is not refunded, nor the interchange or network fee returned):
 Dr merchant_payable R / Cr issuer_receivable R. Both are one formula of the signed clearing values
 (`clearing_lines`); an unwind (a void or reversal after its original cleared) is the original's lines
-negated. A payout: Dr merchant_payable amount / Cr settlement_cash net / Cr fee_income:d0_surcharge.
+negated. A wallet payment of A (wallet MDR m, the provider's fee p) — `wallet_lines`:
+
+    Dr provider_receivable:<provider>   A − p
+    Dr wallet_fee_expense               p
+    Cr merchant_payable:<MID>           A − m
+    Cr fee_income:mdr                   m
+
+and a wallet refund is the same with every value negated (the provider gives its fee of the refunded part
+back, and so do we: `settlement.wallet_clearing`). A payout: Dr merchant_payable amount / Cr settlement_cash
+net / Cr fee_income:d0_surcharge.
 
 >>> lines = clearing_lines(10000, 50, 35, 3, merchant_payable("M1"), issuer_receivable("Bank A"))
 >>> lines  # doctest: +NORMALIZE_WHITESPACE
@@ -51,6 +62,8 @@ INTERCHANGE_EXPENSE = "interchange_expense"
 NETWORK_FEE_EXPENSE = "network_fee_expense"
 SETTLEMENT_CASH = "settlement_cash"
 SUSPENSE = "suspense"
+PROVIDER_RECEIVABLE = "provider_receivable"
+WALLET_FEE_EXPENSE = "wallet_fee_expense"
 
 _TYPES = {
     MERCHANT_PAYABLE: "liability",
@@ -60,6 +73,8 @@ _TYPES = {
     NETWORK_FEE_EXPENSE: "expense",
     SETTLEMENT_CASH: "asset",
     SUSPENSE: "suspense",
+    PROVIDER_RECEIVABLE: "asset",
+    WALLET_FEE_EXPENSE: "expense",
 }
 
 
@@ -69,6 +84,10 @@ def merchant_payable(mid: str) -> str:
 
 def issuer_receivable(bank: str) -> str:
     return f"{ISSUER_RECEIVABLE}:{bank}"
+
+
+def provider_receivable(provider: str) -> str:
+    return f"{PROVIDER_RECEIVABLE}:{provider}"
 
 
 def account_type(code: str) -> str:
@@ -133,6 +152,24 @@ def clearing_lines(
         (issuer_account, amount_fen - interchange_fen - network_fen),
         (INTERCHANGE_EXPENSE, interchange_fen),
         (NETWORK_FEE_EXPENSE, network_fen),
+        (merchant_account, mdr_fen - amount_fen),
+        (FEE_INCOME_MDR, -mdr_fen),
+    )
+
+
+def wallet_lines(
+    amount_fen: int, mdr_fen: int, provider_fee_fen: int, merchant_account: str, provider_account: str
+) -> tuple[Line, ...]:
+    """The lines of a wallet payment's clearing entry from its signed values (a refund's every value < 0).
+
+    >>> payable, receivable = merchant_payable("M1"), provider_receivable("wechat")
+    >>> wallet_lines(10000, 38, 60, payable, receivable)  # doctest: +NORMALIZE_WHITESPACE
+    (('provider_receivable:wechat', 9940), ('wallet_fee_expense', 60), ('merchant_payable:M1', -9962),
+     ('fee_income:mdr', -38))
+    """
+    return _lines(
+        (provider_account, amount_fen - provider_fee_fen),
+        (WALLET_FEE_EXPENSE, provider_fee_fen),
         (merchant_account, mdr_fen - amount_fen),
         (FEE_INCOME_MDR, -mdr_fen),
     )

@@ -67,6 +67,25 @@ class DefaultFeePlan(_Doc):
     debit_ppm: int = Field(default=5000, ge=0, le=PPM)
     debit_cap_fen: int | None = Field(default=None, ge=0)
     credit_ppm: int = Field(default=6000, ge=0, le=PPM)
+    wallet_ppm: int = Field(default=3800, ge=0, le=PPM)
+
+
+class WalletRates(_Doc):
+    """What each wallet provider charges us (its fee), per payment, rounded half-up to the fen; a refund
+    gives back the fee of the refunded part. Reconciliation checks each bill line's fee against it."""
+
+    provider_fee_ppm: dict[str, int] = Field(
+        default_factory=lambda: {"wechat": 6000, "alipay": 6000, "unionpay": 3800}
+    )
+
+    @model_validator(mode="after")
+    def _known(self) -> WalletRates:
+        for provider, ppm in self.provider_fee_ppm.items():
+            if provider not in ("wechat", "alipay", "unionpay"):
+                raise ValueError(f"provider_fee_ppm.{provider}: not a wallet provider")
+            if not 0 <= ppm < PPM:
+                raise ValueError(f"provider_fee_ppm.{provider} must be 0 to {PPM - 1}")
+        return self
 
 
 class D0Rates(_Doc):
@@ -104,6 +123,7 @@ class Rates(_Doc):
     network: Network = Network()
     default_fee_plan: DefaultFeePlan = DefaultFeePlan()
     d0: D0Rates = D0Rates()
+    wallets: WalletRates = WalletRates()
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,16 @@ Terms (fen): *gross sales* = Σ cleared sales and completions; *refunds* = Σ cl
 Σ unwinds (negative: originals a void or reversal undid after they had cleared) and reclears (positive: a
 reversed void gave one back); *MDR* = the merchant's fee, adjustments included; *net* = gross − refunds +
 adjusted − MDR, what the day added to the merchant's payable.
+
+Wallet payments (`wallet_clearing`) count with the cards: a paid wallet order is a sale, a wallet refund a
+refund (giving back the MDR of the refunded part, so the day's MDR is net of it); `provider_fee_fen` is the
+wallet providers' fee (our cost, like interchange), `wallet_count` / `wallet_fen` the wallet part of the day.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -18,13 +23,20 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from posgate.risk.disposal import held_merchants
-from posgate.settlement.ledger import FEE_INCOME_D0, FEE_INCOME_MDR, INTERCHANGE_EXPENSE, NETWORK_FEE_EXPENSE
+from posgate.settlement.ledger import (
+    FEE_INCOME_D0,
+    FEE_INCOME_MDR,
+    INTERCHANGE_EXPENSE,
+    NETWORK_FEE_EXPENSE,
+    WALLET_FEE_EXPENSE,
+)
 from posgate.settlement.ledger_store import balances
 from posgate.settlement.payouts import IN_FLIGHT, payable_balances
 from posgate.store.models import Merchant, Transaction
-from posgate.store.models_ledger import ClearingEntry, Payout
+from posgate.store.models_ledger import ClearingEntry, Payout, WalletClearingEntry
 
 _CE = ClearingEntry.__table__.c
+_WCE = WalletClearingEntry.__table__.c
 _SALE_KINDS = ("sale", "completion")
 
 
@@ -42,6 +54,9 @@ class DayTotals:
     interchange_fen: int = 0
     network_fen: int = 0
     network_issuer_fen: int = 0
+    provider_fee_fen: int = 0  # the wallet providers' fee (our cost)
+    wallet_count: int = 0  # wallet payments and refunds among the counts above
+    wallet_fen: int = 0  # their net amount (payments − refunds)
 
     @property
     def net_fen(self) -> int:
@@ -49,8 +64,60 @@ class DayTotals:
 
     @property
     def fee_income_fen(self) -> int:
-        """Our net fee income: MDR − interchange − network fee (acquirer side)."""
-        return self.mdr_fen - self.interchange_fen - self.network_fen
+        """Our net fee income: MDR − interchange − network fee (acquirer side) − wallet providers' fee."""
+        return self.mdr_fen - self.interchange_fen - self.network_fen - self.provider_fee_fen
+
+    def plus_wallets(self, row: WalletDay) -> DayTotals:
+        return DayTotals(
+            self.sales_count + row.sales_count,
+            self.gross_sales_fen + row.sales_fen,
+            self.refunds_count + row.refunds_count,
+            self.refunds_fen + row.refunds_fen,
+            self.adjusted_count,
+            self.adjusted_fen,
+            self.mdr_fen + row.mdr_fen,
+            self.interchange_fen,
+            self.network_fen,
+            self.network_issuer_fen,
+            self.provider_fee_fen + row.provider_fee_fen,
+            self.wallet_count + row.sales_count + row.refunds_count,
+            self.wallet_fen + row.sales_fen - row.refunds_fen,
+        )
+
+
+@dataclass(frozen=True)
+class WalletDay:
+    """One merchant's cleared wallet payments and refunds of a day."""
+
+    sales_count: int
+    sales_fen: int
+    refunds_count: int
+    refunds_fen: int
+    mdr_fen: int
+    provider_fee_fen: int
+
+
+def _wallet_totals(session: Session, clearing_date: dt.date, mid: str | None) -> dict[str, WalletDay]:
+    def when(condition, value):  # type: ignore[no-untyped-def]
+        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
+
+    sale = _WCE.kind == "sale"
+    stmt = (
+        select(
+            _WCE.mid,
+            when(sale, 1),
+            when(sale, _WCE.amount_fen),
+            when(~sale, 1),
+            when(~sale, -_WCE.amount_fen),
+            func.coalesce(func.sum(_WCE.mdr_fen), 0),
+            func.coalesce(func.sum(_WCE.provider_fee_fen), 0),
+        )
+        .where(_WCE.clearing_date == clearing_date)
+        .group_by(_WCE.mid)
+    )
+    if mid is not None:
+        stmt = stmt.where(_WCE.mid == mid)
+    return {row[0]: WalletDay(*(int(v) for v in row[1:])) for row in session.execute(stmt)}
 
 
 def _totals_query(clearing_date: dt.date):  # type: ignore[no-untyped-def]
@@ -79,20 +146,25 @@ def day_totals(session: Session, clearing_date: dt.date, mid: str | None = None)
     stmt = _totals_query(clearing_date).group_by(_CE.mid)
     if mid is not None:
         stmt = stmt.where(_CE.mid == mid)
-    return {row[0]: DayTotals(*(int(v) for v in row[1:])) for row in session.execute(stmt)}
+    totals = {row[0]: DayTotals(*(int(v) for v in row[1:])) for row in session.execute(stmt)}
+    for wallet_mid, wallets in _wallet_totals(session, clearing_date, mid).items():
+        totals[wallet_mid] = totals.get(wallet_mid, DayTotals()).plus_wallets(wallets)
+    return totals
 
 
 @dataclass(frozen=True)
 class StatementLine:
-    transaction_id: int
-    created_at: dt.datetime  # UTC
+    transaction_id: int | None  # None: a wallet payment or refund (`order_id`)
+    created_at: dt.datetime  # UTC (a wallet payment: when it was paid)
     tid: str
     kind: str  # sale | completion | refund | unwind | reclear (a void / reversal after clearing)
     rrn: str | None
     pan_masked: str | None
-    card_kind: str
+    card_kind: str  # debit | credit | wallet
     amount_fen: int  # signed, merchant's view
     mdr_fen: int
+    provider: str | None = None  # wechat | alipay | unionpay (a wallet line)
+    order_id: str | None = None  # the wallet order (a wallet line)
 
     @property
     def net_fen(self) -> int:
@@ -144,8 +216,16 @@ def statement_lines(session: Session, mid: str, clearing_date: dt.date) -> Itera
         .order_by(t.created_at, t.id)
         .execution_options(yield_per=2000)
     )
-    for row in session.execute(stmt):
-        yield StatementLine(*row)
+    cards = (StatementLine(*row) for row in session.execute(stmt))
+    wallets = (
+        StatementLine(None, at, tid, kind, None, None, "wallet", amount, mdr, provider, order_id)
+        for at, tid, kind, amount, mdr, provider, order_id in session.execute(
+            select(_WCE.at, _WCE.tid, _WCE.kind, _WCE.amount_fen, _WCE.mdr_fen, _WCE.provider, _WCE.order_id)
+            .where(_WCE.clearing_date == clearing_date, _WCE.mid == mid)
+            .order_by(_WCE.at, _WCE.id)
+        ).all()
+    )
+    yield from heapq.merge(cards, wallets, key=lambda line: line.created_at)
 
 
 def _payouts(session: Session, clearing_date: dt.date, mid: str | None = None) -> list[tuple[str, PayoutRow]]:
@@ -190,10 +270,11 @@ class FeeIncomeRow:
     interchange_fen: int
     network_fen: int
     network_issuer_fen: int
+    provider_fee_fen: int = 0  # the wallet providers' fee
 
     @property
     def net_income_fen(self) -> int:
-        return self.mdr_fen - self.interchange_fen - self.network_fen
+        return self.mdr_fen - self.interchange_fen - self.network_fen - self.provider_fee_fen
 
 
 @dataclass
@@ -205,6 +286,7 @@ class FeeIncome:
     ledger_mdr_fen: int  # the same day as the ledger moved it (equals total.mdr_fen)
     ledger_interchange_fen: int
     ledger_network_fen: int
+    ledger_provider_fee_fen: int = 0
 
     @property
     def net_income_fen(self) -> int:
@@ -230,6 +312,7 @@ def fee_income(session: Session, clearing_date: dt.date) -> FeeIncome:
             t.interchange_fen,
             t.network_fen,
             t.network_issuer_fen,
+            t.provider_fee_fen,
         )
         for mid, t in sorted(day_totals(session, clearing_date).items())
     ]
@@ -242,6 +325,7 @@ def fee_income(session: Session, clearing_date: dt.date) -> FeeIncome:
         sum(r.interchange_fen for r in rows),
         sum(r.network_fen for r in rows),
         sum(r.network_issuer_fen for r in rows),
+        sum(r.provider_fee_fen for r in rows),
     )
     return FeeIncome(
         clearing_date,
@@ -251,6 +335,7 @@ def fee_income(session: Session, clearing_date: dt.date) -> FeeIncome:
         ledger_mdr_fen=-_day_movement(session, FEE_INCOME_MDR, clearing_date),
         ledger_interchange_fen=_day_movement(session, INTERCHANGE_EXPENSE, clearing_date),
         ledger_network_fen=_day_movement(session, NETWORK_FEE_EXPENSE, clearing_date),
+        ledger_provider_fee_fen=_day_movement(session, WALLET_FEE_EXPENSE, clearing_date),
     )
 
 

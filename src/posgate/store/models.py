@@ -47,6 +47,7 @@ class Merchant(Base):
     mdr_debit_ppm: Mapped[int] = mapped_column(Integer, default=5000)
     mdr_debit_cap_fen: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     mdr_credit_ppm: Mapped[int] = mapped_column(Integer, default=6000)
+    mdr_wallet_ppm: Mapped[int] = mapped_column(Integer, default=3800, server_default="3800")  # QR wallets
     settlement_cycle: Mapped[str] = mapped_column(String(4), default="T+1")  # T+1 | D0
     d0_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     SmallInteger,
     String,
@@ -107,6 +108,8 @@ class ClearingRun(Base):
     mdr_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     interchange_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     network_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    wallet_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    provider_fee_fen: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     error: Mapped[str | None] = mapped_column(String(200), nullable=True)
@@ -135,6 +138,33 @@ class ClearingEntry(Base):
     interchange_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     network_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # acquirer side, paid by us
     network_issuer_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # issuer side, for reports
+
+
+class WalletClearingEntry(Base):
+    """A wallet payment (`kind` sale: `ref` = the order id) or refund (`refund`: `ref` = the refund number)
+    as cleared, once: `ref` is unique. Merchant's view: `amount_fen` > 0 is owed to the merchant; `mdr_fen`
+    the merchant's wallet MDR, `provider_fee_fen` the wallet provider's fee (our cost) — both negative on a
+    refund, which gives back the fee of the refunded part. `at` is when the money moved (UTC)."""
+
+    __tablename__ = "wallet_clearing_entries"
+    __table_args__ = (
+        Index("ix_wallet_clearing_entries_date", "clearing_date"),
+        Index("ix_wallet_clearing_entries_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))  # sale | refund
+    order_id: Mapped[str] = mapped_column(ForeignKey("wallet_orders.order_id"))
+    provider: Mapped[str] = mapped_column(String(10))
+    run_id: Mapped[int] = mapped_column(ForeignKey("clearing_runs.id"))
+    clearing_date: Mapped[dt.date] = mapped_column(Date)
+    mid: Mapped[str] = mapped_column(String(15))
+    tid: Mapped[str] = mapped_column(String(8))
+    at: Mapped[dt.datetime] = mapped_column(DateTime)
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    mdr_fen: Mapped[int] = mapped_column(BigInteger)
+    provider_fee_fen: Mapped[int] = mapped_column(BigInteger)
 
 
 # Payout.status: instructed (in the bank file, not yet confirmed) → paid | rejected

@@ -80,4 +80,17 @@ class WalletNotificationSeen(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # applied | unchanged | unknown_order | mismatch
 
 
-__all__ = ["WalletNotificationSeen", "WalletOrder", "WalletRefund"]
+class WalletSubMerchant(Base):
+    """A merchant's sub-merchant id at a wallet provider (WeChat `sub_mchid`, Alipay `smid`, UnionPay
+    `merId`), allocated when onboarding approves the merchant."""
+
+    __tablename__ = "wallet_sub_merchants"
+    __table_args__ = (UniqueConstraint("provider", "sub_merchant_id", name="uq_wallet_sub_merchants_id"),)
+
+    mid: Mapped[str] = mapped_column(String(15), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(10), primary_key=True)
+    sub_merchant_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+__all__ = ["WalletNotificationSeen", "WalletOrder", "WalletRefund", "WalletSubMerchant"]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from posgate.bootstrap import StoreHandle
+from posgate.config import Settings
 from posgate.files import private_file
 from posgate.store.models import Merchant as MerchantRow
 from posgate.store.models import SealedKey, Terminal
@@ -71,6 +72,30 @@ def merchant_of_terminal(session: Session, tid: str, city: str) -> Merchant | No
     return Merchant(row.mid, row.name[:25], city, row.mcc)
 
 
+def provider_urls(settings: Settings) -> dict[str, str]:
+    """Each provider's base URL: `wallet_urls` (a real provider), else its simulator at `wallet_sim_ports`."""
+    host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::") else settings.listen_host
+    urls = {p: f"http://{host}:{port}" for p, port in zip(PROVIDERS, settings.wallet_sim_ports, strict=True)}
+    return urls | settings.wallet_urls
+
+
+def stored_adapters(
+    handle: StoreHandle, provider_urls: dict[str, str], timeout_s: float
+) -> dict[str, WalletAdapter]:
+    """An adapter for each provider account sealed in the store that has a URL in `provider_urls`."""
+    store, vault = handle.store, handle.vault
+    adapters: dict[str, WalletAdapter] = {}
+    for provider, merchant_id in store.transact(stored_accounts).items():
+        if provider not in provider_urls:
+            continue
+        creds = store.transact(
+            lambda s, p=provider, m=merchant_id: open_credentials(s, vault, p, m, actor="wallets")
+        )
+        if creds is not None:
+            adapters[provider] = ADAPTERS[provider](creds, provider_urls[provider], timeout_s)  # type: ignore[call-arg]
+    return adapters
+
+
 class WalletRuntime:
     """The adapters of the stored provider accounts, the order service and the expiry sweep."""
 
@@ -86,18 +111,8 @@ class WalletRuntime:
         self.handle = handle
         self.city = city
         self.sweep_s = sweep_s
-        store, vault = handle.store, handle.vault
-        accounts = store.transact(stored_accounts)
-        adapters: dict[str, WalletAdapter] = {}
-        for provider, merchant_id in accounts.items():
-            if provider not in provider_urls:
-                continue
-            creds = store.transact(
-                lambda s, p=provider, m=merchant_id: open_credentials(s, vault, p, m, actor="wallets")
-            )
-            if creds is not None:
-                adapters[provider] = ADAPTERS[provider](creds, provider_urls[provider], timeout_s)  # type: ignore[call-arg]
-        self.orders = WalletOrders(store.sessions, adapters, notify_base.rstrip("/") + NOTIFY_PATH)
+        adapters = stored_adapters(handle, provider_urls, timeout_s)
+        self.orders = WalletOrders(handle.store.sessions, adapters, notify_base.rstrip("/") + NOTIFY_PATH)
         self._sweeper: asyncio.Task[None] | None = None
 
     @property

@@ -136,6 +136,7 @@ async def decide(request: Request, ctx: Ctx, application_id: Id) -> Response:
                 "mdr_debit_ppm": _int(form, "mdr_debit_ppm", 1, MAX_PPM),
                 "mdr_debit_cap_fen": _int(form, "mdr_debit_cap_fen", 1, MAX_CAP_FEN),
                 "mdr_credit_ppm": _int(form, "mdr_credit_ppm", 1, MAX_PPM),
+                "mdr_wallet_ppm": _int(form, "mdr_wallet_ppm", 1, MAX_PPM),
                 "settlement_cycle": _text(form, "settlement_cycle") or "T+1",
                 "d0_allowed": _text(form, "d0_allowed") == "true",
             }

@@ -43,6 +43,9 @@ class ApproveBody(BaseModel):
     mdr_credit_ppm: int | None = Field(
         default=None, ge=1, le=MAX_PPM, description="credit rate, ppm (default 6000 = 0.60 %)"
     )
+    mdr_wallet_ppm: int | None = Field(
+        default=None, ge=1, le=MAX_PPM, description="QR wallet rate, ppm (default 3800 = 0.38 %)"
+    )
     settlement_cycle: str | None = Field(default=None, description="T+1 (default) or D0")
     d0_allowed: bool | None = Field(default=None, description="default false")
     terminals: int = Field(
