@@ -25,6 +25,7 @@ class WalletOrder(Base):
         UniqueConstraint("tid", "idempotency_key", name="uq_wallet_orders_idempotency"),
         Index("ix_wallet_orders_state_expires", "state", "expires_at"),
         Index("ix_wallet_orders_created", "created_at"),
+        Index("ix_wallet_orders_updated", "updated_at"),  # the KPI rollup's changed days
     )
 
     order_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # our out_trade_no
@@ -52,7 +53,10 @@ class WalletRefund(Base):
     `succeeded`, `failed` (its reservation released) or `unknown` (no answer: reserved until resolved)."""
 
     __tablename__ = "wallet_refunds"
-    __table_args__ = (UniqueConstraint("order_id", "idempotency_key", name="uq_wallet_refunds_idempotency"),)
+    __table_args__ = (
+        UniqueConstraint("order_id", "idempotency_key", name="uq_wallet_refunds_idempotency"),
+        Index("ix_wallet_refunds_updated", "updated_at"),  # the KPI rollup's changed days
+    )
 
     refund_no: Mapped[str] = mapped_column(String(32), primary_key=True)  # our out_refund_no
     order_id: Mapped[str] = mapped_column(ForeignKey("wallet_orders.order_id"), index=True)

@@ -40,8 +40,10 @@ def scoped(
     channel: str | None,
 ) -> Filters:
     """The filters asked, within the caller's scope: a bank caller is held to its own issuer."""
-    if channel is not None and channel not in (*CHANNELS.values(), "other"):
-        raise FieldError("channel", f"must be one of {', '.join(CHANNELS.values())}, other; got {channel!r}")
+    if channel is not None and channel not in (*CHANNELS.values(), "other", "qr"):
+        raise FieldError(
+            "channel", f"must be one of {', '.join(CHANNELS.values())}, other, qr; got {channel!r}"
+        )
     if who.role == "bank":
         if not who.issuer:
             raise Forbidden("this bank user or key is not scoped to an issuer")
