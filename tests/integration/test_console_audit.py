@@ -8,6 +8,7 @@ path or typed as a username."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from posgate.api.audit_trail import CHANGING_METHODS
 from posgate.api.testing import DEMO_DEBIT_CARD, DEMO_PASSWORD, form_values, id_number, photo_files
 from posgate.bootstrap import StoreHandle, open_store
 from posgate.config import Settings
+from posgate.risk.alerts import open_alerts
+from posgate.risk.decision import Decision
 from posgate.store.models_onboarding import AuditEvent
 
 SOURCE = ("203.0.113.7", 50123)  # TEST-NET-3: the address every request here comes from
@@ -283,9 +286,86 @@ def test_every_state_changing_route_is_audited_when_done(bench: Bench) -> None:
         data={"mobile": "13900139001", "csrf_token": csrf},
     )
 
-    # risk: terminal and merchant lifecycle (API and console)
+    # risk: the alerts desk (API and console): lists, holds, an alert's assignment, actions and verdicts
     csrf = b.sign_in("risk")
     h = {"X-CSRF-Token": csrf}
+    first, second = _alerts(bench, mid, tid)
+    entry = b.call(
+        "POST /api/risk/lists",
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={"kind": "bin", "value": "622999", "reason": "compromised range"},
+    ).json()["id"]
+    b.call(
+        "POST /api/risk/lists/{entry_id}/remove",
+        {"entry_id": str(entry)},
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+    )
+    b.call(
+        "POST /risk/lists",
+        expect=303,
+        actor="risk",
+        role="risk",
+        data={"op": "add", "kind": "mcc", "value": "7995", "reason": "no gambling", "csrf_token": csrf},
+    )
+    b.call(
+        "POST /api/risk/lists/remove",
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={"kind": "mcc", "value": "7995"},
+    )
+    b.call(
+        "POST /api/risk/holds",
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={"mid": mid, "reason": "refunds"},
+    )
+    b.call(
+        "POST /api/risk/holds/{mid}/release",
+        {"mid": mid},
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={},
+    )
+    b.call(
+        "POST /api/risk/alerts/{alert_id}/assign",
+        {"alert_id": str(first)},
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={"username": "risk"},
+    )
+    b.call(
+        "POST /api/risk/alerts/{alert_id}/{step}",
+        {"alert_id": str(first), "step": "dismiss"},
+        expect=200,
+        actor="risk",
+        role="risk",
+        headers=h,
+        json={"note": "a regular customer"},
+    )
+    b.call(
+        "POST /risk/alerts/{alert_id}",
+        {"alert_id": str(second)},
+        expect=303,
+        actor="risk",
+        role="risk",
+        data={"action": "confirm", "csrf_token": csrf},
+    )
+
+    # risk: terminal and merchant lifecycle (API and console)
     why = {"reason": "chargebacks"}
     for action, body in (("suspend", why), ("resume", None), ("close", why)):
         b.call(
@@ -394,9 +474,47 @@ def test_every_state_changing_route_is_audited_when_done(bench: Bench) -> None:
     _no_secrets(bench, [tmk_hex])
 
 
+def _alerts(bench: Bench, mid: str, tid: str) -> tuple[int, int]:
+    """Two open alerts on the merchant's terminal, as the host's RaiseRiskAlerts step opens them."""
+    decision = Decision("2026.12.1", "review", 40, None, (), decided_by="card-many-merchants")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    def work(session: Any) -> list[int]:
+        return [
+            *open_alerts(
+                session,
+                decision,
+                now,
+                txn_id=None,
+                kind="sale",
+                tid=tid,
+                mid=mid,
+                pan_masked=None,
+                amount_fen=100,
+                response_code="00",
+            ),
+            *open_alerts(
+                session,
+                decision,
+                now,
+                txn_id=None,
+                kind="sale",
+                tid=tid,
+                mid=mid,
+                pan_masked=None,
+                amount_fen=200,
+                response_code="00",
+            ),
+        ]
+
+    first, second = bench.handle.store.transact(work)
+    return first, second
+
+
 def _sample(template: str) -> dict[str, str]:
     values = {"application_id": "1", "mid": "898440153110001", "tid": "10000001", "username": "operator"}
     values["key_id"] = "1"
+    values["alert_id"], values["step"], values["entry_id"] = "1", "dismiss", "1"
     values["order_id"], values["provider"] = "Q1", "wechat"
     return {name: values[name] for name in re.findall(r"{(\w+)}", template)}
 

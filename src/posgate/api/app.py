@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from posgate.api.audit_trail import AuditTrail, note_refusal
 from posgate.api.body_limit import BodyLimit
-from posgate.api.console import forms, kpi_pages, pages
+from posgate.api.console import forms, kpi_pages, pages, risk_pages
 from posgate.api.console import settlement as settlement_pages
 from posgate.api.console.render import LoginRequired, render
 from posgate.api.context import AppContext
@@ -38,7 +38,7 @@ from posgate.api.errors import (
 )
 from posgate.api.hash_worker import HashWorker
 from posgate.api.proxies import TrustedProxyHeaders
-from posgate.api.routes import admin, applications, auth, kpi, merchants, qr, settlement, transactions
+from posgate.api.routes import admin, applications, auth, kpi, merchants, qr, risk, settlement, transactions
 from posgate.api.sessions import cookie_key
 from posgate.api.throttle import Limits
 from posgate.api.users import ensure_admin, ensure_demo_users
@@ -165,11 +165,13 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         admin.router,
         kpi.router,
         qr.router,
+        risk.router,
     ):
         app.include_router(router)
     app.include_router(settlement_pages.router)
     app.include_router(pages.router)
     app.include_router(kpi_pages.router)
+    app.include_router(risk_pages.router)
     app.include_router(forms.router)
     # last added, so outermost: it sees the refusals of the other middleware too
     app.add_middleware(AuditTrail, ctx=app.state.ctx, routes=app.router.routes)

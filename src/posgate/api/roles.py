@@ -19,6 +19,8 @@ PERMISSIONS: dict[str, tuple[str, ...]] = {
     "users.manage": ("admin",),
     "console.dashboard": ("operator", "reviewer", "risk", "finance", "admin"),
     "kpi.read": ("operator", "risk", "finance", "admin", "bank"),
+    "risk.read": ("risk", "admin"),  # the alerts desk, lists and holds
+    "risk.decide": ("risk", "admin"),  # verdicts, holds, suspensions, list changes
     "reference.read": ROLES,
 }
 

@@ -130,6 +130,27 @@ def remove_entry(session: Session, kind: str, action: str, value: str, actor: st
     return len(entries)
 
 
+def remove_entry_by_id(session: Session, entry_id: int, actor: str, now: dt.datetime) -> dict[str, Any]:
+    """Take one entry in force off its list (the console's remove: a card's PAN is not at hand, its entry
+    is); what was removed (`ListError` when no such entry is in force)."""
+    entry = session.scalars(select(RiskListEntry).where(RiskListEntry.id == entry_id, _active(now))).first()
+    if entry is None:
+        raise ListError(f"no list entry {entry_id} in force")
+    entry.removed_at, entry.removed_by = now, actor
+    ref = entry.masked or entry.value
+    audit(
+        session,
+        actor,
+        "risk_list_removed",
+        f"risk_list.{entry.list_kind}",
+        ref,
+        now,
+        list=entry.action,
+        entry=entry.id,
+    )
+    return {"id": entry.id, "list": entry.list_kind, "action": entry.action, "value": ref}
+
+
 def active_entries(session: Session, now: dt.datetime, kind: str | None = None) -> list[dict[str, Any]]:
     """The entries in force (cards by masked PAN), newest first."""
     query = select(RiskListEntry).where(_active(now)).order_by(RiskListEntry.id.desc())

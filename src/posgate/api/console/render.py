@@ -48,6 +48,7 @@ def render(
         "yuan": yuan,
         "done": request.query_params.get("done"),
         "can_kpi": user is not None and allowed(user.role, "kpi.read"),
+        "can_risk": user is not None and allowed(user.role, "risk.read"),
         **values,
     }
     response = ctx.templates.TemplateResponse(request, template, context, status_code=status_code)
