@@ -25,6 +25,7 @@ from posgate.issuer.card_checks import ChipCheck, arpc_field, check_arqc, check_
 from posgate.issuer.messages import FinancialRequest, OriginalData, balance_field
 from posgate.issuer.rules import AuthRequest, Check, Effect, Kind, classify, decide
 from posgate.security.at_rest import CardVault
+from posgate.txnset import TxnState
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _repeat(
     a reversed authorization (a late original) or to a different request (`DUPLICATE`)."""
     if existing is None:  # cannot happen: the key was taken a moment ago
         code = network_code(Reason.SYSTEM_ERROR)
-    elif existing.state == books.REVERSED:
+    elif existing.state == TxnState.REVERSED:
         code = books.LATE_ORIGINAL_CODE
     elif (existing.processing_code, existing.amount_fen) != (request.processing_code, request.amount_fen):
         code = network_code(Reason.DUPLICATE)

@@ -40,13 +40,8 @@ from posgate.issuer.messages import AuthKey
 from posgate.issuer.rules import AccountSnapshot, CardSnapshot, Decision, Effect
 from posgate.security.at_rest import CardVault
 from posgate.store.models import SimAccount, SimAuthorization, SimBank, SimCard
+from posgate.txnset import TxnState
 
-APPROVED = "approved"
-DECLINED = "declined"
-REVERSED = "reversed"
-COMPLETED = "completed"
-VOIDED = "voided"
-PENDING = "pending"
 PREAUTH_MTI = "0100"
 #: What a request gets when it arrives after its own reversal (the tombstone's answer).
 LATE_ORIGINAL_CODE = "05"
@@ -185,7 +180,7 @@ def find_authorization(session: Session, key: AuthKey) -> Row[Any] | None:
 
 
 def find_preauth(
-    session: Session, bank: str, account_id: int, auth_code: str, state: str = APPROVED
+    session: Session, bank: str, account_id: int, auth_code: str, state: TxnState = TxnState.APPROVED
 ) -> Row[Any] | None:
     """The pre-authorization (0100 hold) of this account with this auth code, in `state`."""
     params = {"bank": bank, "account_id": account_id, "auth_code": auth_code, "state": state}
@@ -209,7 +204,7 @@ def claim(
         "rrn": rrn,
         "amount_fen": amount_fen,
         "effect": Effect.NONE.value,
-        "state": PENDING,
+        "state": TxnState.PENDING,
         "response_code": "96",
     }
     return _insert(session, values)
@@ -221,7 +216,7 @@ def finish(
     """Record the answer on a claimed authorization."""
     params = {
         "auth_id": auth_id,
-        "new_state": APPROVED if decision.approved else DECLINED,
+        "new_state": TxnState.APPROVED if decision.approved else TxnState.DECLINED,
         "new_response_code": decision.response_code,
         "new_effect": decision.effect.value,
         "new_auth_code": auth_code,
@@ -231,7 +226,7 @@ def finish(
 
 
 def _set_state(
-    session: Session, auth_id: int, old: str, new: str, reversed_at: dt.datetime | None = None
+    session: Session, auth_id: int, old: TxnState, new: TxnState, reversed_at: dt.datetime | None = None
 ) -> bool:
     """Move an authorization from `old` to `new` state (stamping `reversed_at` when given); False when it
     was not in `old` (someone else won)."""
@@ -309,19 +304,19 @@ def apply_effect(
     if preauth is None:
         return Reason.ORIGINAL_NOT_FOUND
     if effect is Effect.RELEASE:
-        if not _set_state(session, preauth.id, APPROVED, VOIDED):
+        if not _set_state(session, preauth.id, TxnState.APPROVED, TxnState.VOIDED):
             return Reason.ORIGINAL_NOT_FOUND
         _move(session, account_id, kind, hold_fen=-decision.released_fen)
         return None
     # COMPLETE: release the hold and spend, as one guarded update; a hold reversed meanwhile -> plain debit
     released = decision.released_fen
-    if not _set_state(session, preauth.id, APPROVED, COMPLETED):
+    if not _set_state(session, preauth.id, TxnState.APPROVED, TxnState.COMPLETED):
         debit = Decision(decision.reason, Effect.DEBIT, amount, forced=decision.forced)
         return apply_effect(session, account_id, kind, debit)
     need = None if decision.forced else amount - released
     if _move(session, account_id, kind, spend_fen=amount, hold_fen=-released, need_fen=need):
         return None
-    _set_state(session, preauth.id, COMPLETED, APPROVED)
+    _set_state(session, preauth.id, TxnState.COMPLETED, TxnState.APPROVED)
     return Reason.INSUFFICIENT_FUNDS
 
 
@@ -339,10 +334,10 @@ def _undo_effect(session: Session, row: Row[Any]) -> None:
     elif effect is Effect.CREDIT:
         _move(session, row.account_id, kind, spend_fen=amount)
     elif row.auth_code is not None:  # COMPLETE / RELEASE: put the pre-authorization's hold back
-        state = COMPLETED if effect is Effect.COMPLETE else VOIDED
+        state = TxnState.COMPLETED if effect is Effect.COMPLETE else TxnState.VOIDED
         preauth = find_preauth(session, row.bank, row.account_id, row.auth_code, state)
         released = 0
-        if preauth is not None and _set_state(session, preauth.id, state, APPROVED):
+        if preauth is not None and _set_state(session, preauth.id, state, TxnState.APPROVED):
             released = preauth.amount_fen
         spent = amount if effect is Effect.COMPLETE else 0
         _move(session, row.account_id, kind, spend_fen=-spent, hold_fen=released)
@@ -369,14 +364,14 @@ def reverse(
                 "processing_code": processing_code,
                 "amount_fen": amount_fen,
                 "effect": Effect.NONE.value,
-                "state": REVERSED,
+                "state": TxnState.REVERSED,
                 "response_code": LATE_ORIGINAL_CODE,
                 "reversed_at": now,
             }
             if _insert(session, tombstone) is not None:
                 return ReversalOutcome.TOMBSTONE
             continue  # the original was inserted meanwhile: reverse it
-        if _set_state(session, row.id, APPROVED, REVERSED, reversed_at=now):
+        if _set_state(session, row.id, TxnState.APPROVED, TxnState.REVERSED, reversed_at=now):
             _undo_effect(session, row)
             return ReversalOutcome.REVERSED
         return ReversalOutcome.NOTHING_TO_UNDO

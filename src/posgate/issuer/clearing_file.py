@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from posgate.files import FILE_MODE, private_dir
 from posgate.store.models import SimAuthorization
+from posgate.txnset import TxnState
 
 HEADER = (
     "bank",
@@ -37,7 +38,7 @@ HEADER = (
     "state",
     "effect",
 )
-CLEARING_STATES = ("approved", "completed", "voided")
+CLEARING_STATES = (TxnState.APPROVED, TxnState.COMPLETED, TxnState.VOIDED)
 MONEY_EFFECTS = ("debit", "credit", "hold", "release", "complete")
 
 

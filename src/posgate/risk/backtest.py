@@ -36,9 +36,10 @@ from posgate.risk.rules import RuleSet
 from posgate.risk.vocabulary import ASSESSED_KINDS
 from posgate.store.models import Transaction
 from posgate.store.models_risk import RiskAlert, RiskListEntry
+from posgate.txnset import TxnState
 
 WARM_UP = dt.timedelta(days=30)
-FINAL_STATES = ("approved", "declined", "reversed", "voided", "completed", "cancelled", "timed_out")
+FINAL_STATES = tuple(state for state in TxnState if state is not TxnState.PENDING)
 
 
 class MemoryCounters:

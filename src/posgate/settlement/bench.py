@@ -31,6 +31,7 @@ from posgate.settlement.rates import Rates
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import IssuerRoute, Merchant, Transaction
 from posgate.store.runtime import Store
+from posgate.txnset import TxnState
 
 BENCH_BANKS = (("Bench Debit Bank", "621000", "debit"), ("Bench Credit Bank", "625000", "credit"))
 MERCHANTS = 200
@@ -116,7 +117,7 @@ def generate_rows(
             "processing_code": "000000",
             "kind": "sale",
             "amount_fen": amount,
-            "state": "approved",
+            "state": TxnState.APPROVED,
             "issuer_name": bank,
             "card_kind": card_kind,
         }
@@ -124,10 +125,10 @@ def generate_rows(
             yield sale
             txn_id, made = txn_id + 1, made + 1
         elif roll < 0.85:
-            yield sale | {"state": "declined", "response_code": "51", "auth_code": None}
+            yield sale | {"state": TxnState.DECLINED, "response_code": "51", "auth_code": None}
             txn_id, made = txn_id + 1, made + 1
         elif roll < 0.87:  # reversed: the reversal repeats the sale's STAN
-            yield sale | {"state": "reversed"}
+            yield sale | {"state": TxnState.REVERSED}
             later = when + dt.timedelta(seconds=20)
             yield _base(txn_id + 1, later, tid, mid) | {
                 "stan": sale["stan"],
@@ -135,14 +136,14 @@ def generate_rows(
                 "processing_code": "000000",
                 "kind": "reversal",
                 "amount_fen": amount,
-                "state": "approved",
+                "state": TxnState.APPROVED,
                 "issuer_name": bank,
                 "card_kind": card_kind,
                 "original_id": txn_id,
             }
             txn_id, made = txn_id + 2, made + 2
         elif roll < 0.90:  # voided
-            yield sale | {"state": "voided"}
+            yield sale | {"state": TxnState.VOIDED}
             later = when + dt.timedelta(seconds=60)
             yield _base(txn_id + 1, later, tid, mid) | {
                 "stan": stan(tid),
@@ -150,7 +151,7 @@ def generate_rows(
                 "processing_code": "200000",
                 "kind": "void",
                 "amount_fen": amount,
-                "state": "approved",
+                "state": TxnState.APPROVED,
                 "issuer_name": bank,
                 "card_kind": card_kind,
                 "original_id": txn_id,
@@ -163,13 +164,18 @@ def generate_rows(
                 "processing_code": "200000",
                 "kind": "refund",
                 "amount_fen": max(1, amount // 3),
-                "state": "approved",
+                "state": TxnState.APPROVED,
                 "issuer_name": bank,
                 "card_kind": card_kind,
             }
             txn_id, made = txn_id + 1, made + 1
         elif roll < 0.97:  # pre-authorization, completed for less
-            yield sale | {"mti": "0100", "processing_code": "030000", "kind": "preauth", "state": "completed"}
+            yield sale | {
+                "mti": "0100",
+                "processing_code": "030000",
+                "kind": "preauth",
+                "state": TxnState.COMPLETED,
+            }
             later = when + dt.timedelta(seconds=90)
             yield _base(txn_id + 1, later, tid, mid) | {
                 "stan": stan(tid),
@@ -178,7 +184,7 @@ def generate_rows(
                 "condition_code": "06",
                 "kind": "completion",
                 "amount_fen": max(1, amount * 9 // 10),
-                "state": "approved",
+                "state": TxnState.APPROVED,
                 "issuer_name": bank,
                 "card_kind": card_kind,
                 "original_id": txn_id,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from posgate.store.models import IssuerRoute, Merchant, SimAuthorization, Transaction
 from posgate.store.runtime import Store
-from posgate.txnset import ROWS
+from posgate.txnset import ROWS, TxnState
 
 _TXN = Transaction.__table__
 _AUTH = SimAuthorization.__table__
@@ -33,7 +33,7 @@ SHAPES: dict[str, tuple[str, str, str, str]] = {
     if row.card
 }
 #: a pre-authorization's host state → its hold's state at the issuer
-_ISSUER_HOLD_STATE = {"completed": "completed", "cancelled": "voided"}
+_ISSUER_HOLD_STATE = {TxnState.COMPLETED: TxnState.COMPLETED, TxnState.CANCELLED: TxnState.VOIDED}
 #: what a reversal of each kind gives its own original back
 _RESTORES = {row.kind: row.reversal_restores for row in ROWS if row.reversal_restores is not None}
 
@@ -158,7 +158,7 @@ class DayBuilder:
                 card_kind=card.kind,
                 pan_masked=card.pan_masked,
                 state=state,
-                response_code="00" if state != "declined" else "51",
+                response_code="00" if state != TxnState.DECLINED else "51",
                 original_id=original_id,
                 transmission_dt=created.strftime("%m%d%H%M%S"),
                 created_at=created,
@@ -167,14 +167,14 @@ class DayBuilder:
             .returning(_TXN.c.id)
         ).scalar_one()
         rrn, network_stan = f"{txn_id:012d}", f"{txn_id % 1_000_000:06d}"
-        auth_code = f"{txn_id % 1_000_000:06d}" if state != "declined" else None
+        auth_code = f"{txn_id % 1_000_000:06d}" if state != TxnState.DECLINED else None
         self.session.execute(
             update(_TXN)
             .where(_TXN.c.id == txn_id)
             .values(rrn=rrn, network_stan=network_stan, auth_code=auth_code)
         )
-        if self.issuer_books and kind in SHAPES and state != "pending":
-            approved = state != "declined" and state != "timed_out"
+        if self.issuer_books and kind in SHAPES and state != TxnState.PENDING:
+            approved = state != TxnState.DECLINED and state != TxnState.TIMED_OUT
             self.session.execute(
                 insert(_AUTH).values(
                     bank=card.issuer,
@@ -186,7 +186,7 @@ class DayBuilder:
                     rrn=rrn,
                     amount_fen=amount_fen,
                     effect=shape[3] if approved else "none",
-                    state="approved" if approved else "declined",
+                    state=TxnState.APPROVED if approved else TxnState.DECLINED,
                     response_code="00" if approved else "51",
                     auth_code=auth_code,
                     created_at=created,
@@ -200,7 +200,7 @@ class DayBuilder:
     def _card_of(self, row) -> Card:  # type: ignore[no-untyped-def]
         return Card(row.issuer_name, row.card_kind, row.pan_masked)
 
-    def _move(self, txn_id: int, from_state: str, to_state: str, at: dt.datetime) -> bool:
+    def _move(self, txn_id: int, from_state: TxnState, to_state: TxnState, at: dt.datetime) -> bool:
         """The host's state change of a pre-authorization, sale or completion — and, for a
         pre-authorization, the issuer's (its hold completed or released, or given back by a reversal)."""
         moved = self.session.execute(
@@ -210,12 +210,12 @@ class DayBuilder:
         ).rowcount
         if moved and self.issuer_books:
             if to_state in _ISSUER_HOLD_STATE:
-                self._issuer_state(txn_id, "approved", _ISSUER_HOLD_STATE[to_state])
-            elif to_state == "approved" and from_state in _ISSUER_HOLD_STATE:
-                self._issuer_state(txn_id, _ISSUER_HOLD_STATE[from_state], "approved")
+                self._issuer_state(txn_id, TxnState.APPROVED, _ISSUER_HOLD_STATE[to_state])
+            elif to_state == TxnState.APPROVED and from_state in _ISSUER_HOLD_STATE:
+                self._issuer_state(txn_id, _ISSUER_HOLD_STATE[from_state], TxnState.APPROVED)
         return bool(moved)
 
-    def _issuer_state(self, txn_id: int, from_state: str, to_state: str) -> None:
+    def _issuer_state(self, txn_id: int, from_state: TxnState, to_state: TxnState) -> None:
         self.session.execute(
             update(_AUTH)
             .where(_AUTH.c.rrn == f"{txn_id:012d}", _AUTH.c.state == from_state)
@@ -229,7 +229,7 @@ class DayBuilder:
         mid: str,
         card: Card,
         tid: str = "10000001",
-        state: str = "approved",
+        state: TxnState = TxnState.APPROVED,
     ) -> int:
         return self._insert("sale", at, mid, tid, card, amount_fen, state)
 
@@ -240,7 +240,7 @@ class DayBuilder:
         mid: str,
         card: Card,
         tid: str = "10000001",
-        state: str = "approved",
+        state: TxnState = TxnState.APPROVED,
     ) -> int:
         return self._insert("preauth", at, mid, tid, card, amount_fen, state)
 
@@ -259,36 +259,42 @@ class DayBuilder:
             original_id=original_id,
         )
 
-    def void(self, at: dt.datetime, sale_id: int, state: str = "approved") -> int:
+    def void(self, at: dt.datetime, sale_id: int, state: TxnState = TxnState.APPROVED) -> int:
         txn_id = self._follow("void", at, sale_id, None, state)
-        if state == "approved":
-            self._move(sale_id, "approved", "voided", at)
+        if state == TxnState.APPROVED:
+            self._move(sale_id, TxnState.APPROVED, TxnState.VOIDED, at)
         return txn_id
 
-    def refund(self, at: dt.datetime, sale_id: int, amount_fen: int, state: str = "approved") -> int:
+    def refund(
+        self, at: dt.datetime, sale_id: int, amount_fen: int, state: TxnState = TxnState.APPROVED
+    ) -> int:
         txn_id = self._follow("refund", at, sale_id, amount_fen, state)
-        if state == "approved":
+        if state == TxnState.APPROVED:
             self.session.execute(
                 update(_TXN).where(_TXN.c.id == sale_id).values(refunded_fen=_TXN.c.refunded_fen + amount_fen)
             )
         return txn_id
 
-    def completion(self, at: dt.datetime, preauth_id: int, amount_fen: int, state: str = "approved") -> int:
+    def completion(
+        self, at: dt.datetime, preauth_id: int, amount_fen: int, state: TxnState = TxnState.APPROVED
+    ) -> int:
         txn_id = self._follow("completion", at, preauth_id, amount_fen, state)
-        if state == "approved":
-            self._move(preauth_id, "approved", "completed", at)
+        if state == TxnState.APPROVED:
+            self._move(preauth_id, TxnState.APPROVED, TxnState.COMPLETED, at)
         return txn_id
 
-    def completion_void(self, at: dt.datetime, completion_id: int, state: str = "approved") -> int:
+    def completion_void(
+        self, at: dt.datetime, completion_id: int, state: TxnState = TxnState.APPROVED
+    ) -> int:
         txn_id = self._follow("completion_void", at, completion_id, None, state)
-        if state == "approved":
-            self._move(completion_id, "approved", "voided", at)
+        if state == TxnState.APPROVED:
+            self._move(completion_id, TxnState.APPROVED, TxnState.VOIDED, at)
         return txn_id
 
-    def preauth_void(self, at: dt.datetime, preauth_id: int, state: str = "approved") -> int:
+    def preauth_void(self, at: dt.datetime, preauth_id: int, state: TxnState = TxnState.APPROVED) -> int:
         txn_id = self._follow("preauth_void", at, preauth_id, None, state)
-        if state == "approved":
-            self._move(preauth_id, "approved", "cancelled", at)
+        if state == TxnState.APPROVED:
+            self._move(preauth_id, TxnState.APPROVED, TxnState.CANCELLED, at)
         return txn_id
 
     def reversal(self, at: dt.datetime, original_id: int, linked: bool = True) -> int:
@@ -302,15 +308,15 @@ class DayBuilder:
             original.tid,
             self._card_of(original),
             original.amount_fen,
-            "approved",
+            TxnState.APPROVED,
             original_id=original_id if linked else None,
             stan=original.stan,
             mti="0400",
             processing_code=original.processing_code,
         )
-        if self._move(original_id, "approved", "reversed", at):
+        if self._move(original_id, TxnState.APPROVED, TxnState.REVERSED, at):
             if self.issuer_books:
-                self._issuer_state(original_id, "approved", "reversed")
+                self._issuer_state(original_id, TxnState.APPROVED, TxnState.REVERSED)
             if original.kind in _RESTORES and original.original_id is not None:
-                self._move(original.original_id, _RESTORES[original.kind], "approved", at)
+                self._move(original.original_id, _RESTORES[original.kind], TxnState.APPROVED, at)
         return txn_id

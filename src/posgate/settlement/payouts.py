@@ -52,6 +52,7 @@ from posgate.settlement.rates import Rates
 from posgate.store.models import Merchant, Transaction, utcnow
 from posgate.store.models_ledger import Payout
 from posgate.store.runtime import Store
+from posgate.txnset import TxnState
 
 PAYOUT_HEADER = ("payout_id", "mid", "merchant_name", "account", "amount_fen", "currency")
 # merchants whose settlement risk holds (risk.disposal): what the batch would have paid them, kept
@@ -288,7 +289,7 @@ def d0_available(
             t.created_at >= start,
             t.created_at <= now,
             t.kind.in_(CLEARING_KINDS),
-            t.state == "approved",
+            t.state == TxnState.APPROVED,
             t.amount_fen > 0,
         )
     )

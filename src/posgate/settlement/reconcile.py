@@ -31,6 +31,7 @@ from posgate.settlement.errors import FileFormatError
 from posgate.store.models import BatchSettlement, ReconciliationItem, Transaction, utcnow
 from posgate.store.models_ledger import ReconLine, ReconReport
 from posgate.store.runtime import Store
+from posgate.txnset import TxnState
 
 ISSUER_FILE_HEADER = (
     "bank",
@@ -45,7 +46,7 @@ ISSUER_FILE_HEADER = (
     "effect",
 )
 HOST_KINDS = ("sale", "void", "refund", "preauth", "preauth_void", "completion", "completion_void")
-HOST_STATES = ("approved", "voided", "completed", "cancelled")
+HOST_STATES = (TxnState.APPROVED, TxnState.VOIDED, TxnState.COMPLETED, TxnState.CANCELLED)
 MATCHED = "matched"
 MISSING_ON_HOST = "missing_on_host"
 MISSING_ON_ISSUER = "missing_on_issuer"

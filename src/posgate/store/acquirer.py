@@ -25,8 +25,9 @@ from posgate.store.models import (
     Transaction,
     utcnow,
 )
+from posgate.txnset import TxnState
 
-REVERSIBLE_STATES = ("approved",)
+REVERSIBLE_STATES = (TxnState.APPROVED,)
 
 
 # ---- host state and terminals ----------
@@ -227,7 +228,7 @@ _FINISH_COLUMNS = (
 # for the issuer, or a host node that resolved the row as in doubt (store/in_doubt.py), wins
 _FINISH_PENDING = (
     update(_TXN)
-    .where(_TXN.c.id == bindparam("txn_id"), _TXN.c.state == "pending")
+    .where(_TXN.c.id == bindparam("txn_id"), _TXN.c.state == TxnState.PENDING)
     .values(
         state=bindparam("new_state"),
         response_code=bindparam("new_response_code"),
@@ -329,8 +330,11 @@ def reverse_transaction(session: Session, txn_id: int, reason_code: str, now: dt
     and repeated terminal reversals cannot queue it twice)."""
     changed = session.execute(
         update(Transaction)
-        .where(Transaction.id == txn_id, Transaction.state.in_(("approved", "pending", "timed_out")))
-        .values(state="reversed", updated_at=now, rrn=rrn_of(txn_id))
+        .where(
+            Transaction.id == txn_id,
+            Transaction.state.in_((TxnState.APPROVED, TxnState.PENDING, TxnState.TIMED_OUT)),
+        )
+        .values(state=TxnState.REVERSED, updated_at=now, rrn=rrn_of(txn_id))
     ).rowcount
     if not changed:
         return False
@@ -354,8 +358,8 @@ def time_out_transaction(session: Session, txn_id: int, now: dt.datetime) -> Non
     """The issuer did not answer: mark the transaction timed out and queue its 0420 (reason 98)."""
     changed = session.execute(
         update(Transaction)
-        .where(Transaction.id == txn_id, Transaction.state == "pending")
-        .values(state="timed_out", response_code="98", updated_at=now, rrn=rrn_of(txn_id))
+        .where(Transaction.id == txn_id, Transaction.state == TxnState.PENDING)
+        .values(state=TxnState.TIMED_OUT, response_code="98", updated_at=now, rrn=rrn_of(txn_id))
     ).rowcount
     txn = session.get(Transaction, txn_id)
     if changed and txn is not None:
@@ -380,7 +384,7 @@ def queue_advice(session: Session, txn_id: int, issuer_name: str, now: dt.dateti
     in doubt and queued its reversal."""
     changed = session.execute(
         update(Transaction)
-        .where(Transaction.id == txn_id, Transaction.state == "pending")
+        .where(Transaction.id == txn_id, Transaction.state == TxnState.PENDING)
         .values(auth_code=auth_code)
         .execution_options(synchronize_session=False)
     ).rowcount
@@ -488,8 +492,8 @@ def saf_delivered(session: Session, entry_id: int, now: dt.datetime) -> None:
     if entry is not None and entry.mti == "0420":
         session.execute(
             update(Transaction)
-            .where(Transaction.id == entry.transaction_id, Transaction.state == "timed_out")
-            .values(state="reversed", updated_at=now)
+            .where(Transaction.id == entry.transaction_id, Transaction.state == TxnState.TIMED_OUT)
+            .values(state=TxnState.REVERSED, updated_at=now)
         )
 
 

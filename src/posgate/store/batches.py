@@ -102,7 +102,7 @@ def _counted(session: Session, tid: str, batch_no: str) -> list[Transaction]:
             Transaction.kind.in_(DEBIT_KINDS + CREDIT_KINDS),
         )
     )
-    return [t for t in rows if t.state in COUNTED_STATES.get(t.kind, ("approved",))]
+    return [t for t in rows if t.state in COUNTED_STATES.get(t.kind, (TxnState.APPROVED,))]
 
 
 def host_totals(session: Session, tid: str, batch_no: str) -> Totals:

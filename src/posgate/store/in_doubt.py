@@ -33,19 +33,20 @@ from posgate.store.acquirer import queue_reversal, rrn_of
 from posgate.store.audit import audit
 from posgate.store.models import Transaction
 from posgate.store.originals import release_refund, reverse_for_terminal
+from posgate.txnset import TxnState
 
 RECOVERY_REASON_CODE = "98"  # field 39 of the 0420: no answer in time
 # kinds whose request asked the issuer to move money: reversed when in doubt
 REVERSED_KINDS = ("sale", "preauth", "completion", "void", "completion_void", "preauth_void", "refund")
 # kind → (state, response code) the row is given
-RESOLUTION: dict[str, tuple[str, str]] = {
-    **dict.fromkeys(REVERSED_KINDS, ("timed_out", "98")),
-    "balance": ("timed_out", "98"),
-    "reversal": ("approved", "00"),
-    "settlement": ("declined", "96"),
-    "batch_upload": ("declined", "96"),
+RESOLUTION: dict[str, tuple[TxnState, str]] = {
+    **dict.fromkeys(REVERSED_KINDS, (TxnState.TIMED_OUT, "98")),
+    "balance": (TxnState.TIMED_OUT, "98"),
+    "reversal": (TxnState.APPROVED, "00"),
+    "settlement": (TxnState.DECLINED, "96"),
+    "batch_upload": (TxnState.DECLINED, "96"),
 }
-FALLBACK = ("declined", "96")
+FALLBACK = (TxnState.DECLINED, "96")
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def find_in_doubt(session: Session, cutoff: dt.datetime, limit: int = 100) -> li
     """Pending transactions that arrived before `cutoff` (UTC), oldest first."""
     rows = session.execute(
         select(Transaction.id, Transaction.kind)
-        .where(Transaction.state == "pending", Transaction.created_at < cutoff)
+        .where(Transaction.state == TxnState.PENDING, Transaction.created_at < cutoff)
         .order_by(Transaction.id)
         .limit(limit)
     )
@@ -106,7 +107,7 @@ def resolve_in_doubt(
         .where(
             Transaction.id == candidate.id,
             Transaction.kind == candidate.kind,
-            Transaction.state == "pending",
+            Transaction.state == TxnState.PENDING,
             Transaction.created_at < cutoff,
         )
         .values(

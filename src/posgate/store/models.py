@@ -26,6 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from posgate.txnset import TxnState
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -177,7 +179,7 @@ class Transaction(Base):
     rrn: Mapped[str | None] = mapped_column(String(12), unique=True, nullable=True)
     auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     response_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
-    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    state: Mapped[str] = mapped_column(String(16), default=TxnState.PENDING, index=True)
     original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"), nullable=True)
     condition_code: Mapped[str | None] = mapped_column(String(2), nullable=True)
     card_seq: Mapped[str | None] = mapped_column(String(3), nullable=True)
@@ -335,7 +337,9 @@ class SimAuthorization(Base):
     account_id: Mapped[int | None] = mapped_column(ForeignKey("sim_accounts.id"), nullable=True)
     amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
     effect: Mapped[str] = mapped_column(String(8), default="none")  # none | debit | hold | credit
-    state: Mapped[str] = mapped_column(String(10), default="approved")  # approved | declined | reversed
+    state: Mapped[str] = mapped_column(
+        String(10), default=TxnState.APPROVED
+    )  # approved | declined | reversed
     response_code: Mapped[str] = mapped_column(String(2))
     auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from posgate.store.acquirer import find_original, reverse_transaction, rrn_of
 from posgate.store.models import Transaction
-from posgate.txnset import ROWS, kinds_where
+from posgate.txnset import ROWS, TxnState, kinds_where
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def reverse_for_terminal(
     if not reverse_transaction(session, original.id, reason_code, now):
         return TerminalReversal(original.id)
     if original.kind in RESTORES_ORIGINAL and original.original_id is not None:
-        move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], "approved")
+        move_original(session, original.original_id, RESTORES_ORIGINAL[original.kind], TxnState.APPROVED)
     return TerminalReversal(original.id, reversed_kind=original.kind)
 
 
@@ -190,7 +190,7 @@ def reversed_before_recorded(
             Transaction.mti == "0400",
             Transaction.processing_code == processing_code,
             Transaction.business_date.in_((business_date, business_date - dt.timedelta(days=1))),
-            Transaction.state.in_(("pending", "approved")),
+            Transaction.state.in_((TxnState.PENDING, TxnState.APPROVED)),
             or_(Transaction.original_id.is_(None), Transaction.original_id == txn_id),
         )
         .order_by(Transaction.id.desc())
@@ -202,7 +202,9 @@ def reversed_before_recorded(
     session.execute(
         update(Transaction)
         .where(
-            Transaction.id == reversal_id, Transaction.original_id.is_(None), Transaction.state != "pending"
+            Transaction.id == reversal_id,
+            Transaction.original_id.is_(None),
+            Transaction.state != TxnState.PENDING,
         )
         .values(original_id=txn_id)
         .execution_options(synchronize_session=False)
@@ -217,7 +219,7 @@ def stand_in_total_today(session: Session, pan_hash: str, business_date: dt.date
             Transaction.pan_hash == pan_hash,
             Transaction.business_date == business_date,
             Transaction.stand_in.is_(True),
-            Transaction.state == "approved",
+            Transaction.state == TxnState.APPROVED,
         )
     )
     return sum(amounts)

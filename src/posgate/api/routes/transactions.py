@@ -13,9 +13,10 @@ from posgate.api.inputs import CheckedRoute
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
 from posgate.merchants.queries import search_transactions
+from posgate.txnset import TxnState
 
 router = APIRouter(prefix="/api/transactions", tags=["transactions"], route_class=CheckedRoute)
-STATES = ("pending", "approved", "declined", "timed_out", "reversed", "voided", "completed", "cancelled")
+STATES = tuple(TxnState)
 
 
 def parse_date(text: str | None, field: str) -> dt.date | None:
