@@ -13,6 +13,10 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+# every `posgate up` / `posgate host` a test starts as a child process: its operations port on any free port,
+# never the fixed default (9180), which another test or another worktree's suite may hold at the same time
+os.environ.setdefault("POSGATE_OPS_PORT", "0")
+
 PG_URL = os.environ.get("POSGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

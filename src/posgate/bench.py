@@ -367,31 +367,38 @@ async def generate_load(
     return report
 
 
-def _spawn(command: str, env: dict[str, str], ready_prefix: str) -> tuple[subprocess.Popen[str], str]:
+def _spawn(command: str, env: dict[str, str], ready_prefix: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `posgate <command>`; the lines it printed up to and including its ready line."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "posgate", command], env=env, stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
+    lines = []
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
         if not line:
             break
+        lines.append(line.strip())
         if line.startswith(ready_prefix):
-            return proc, line.strip()
+            return proc, lines
     proc.kill()
     raise RuntimeError(f"posgate {command} did not print {ready_prefix!r} within 60 s")
 
 
-def start_stack(settings: Settings, topology: str = "single") -> tuple[list[StackProcess], str, int]:
+def start_stack(
+    settings: Settings, topology: str = "single", extra_env: dict[str, str] | None = None
+) -> tuple[list[StackProcess], str, int]:
     """The stack under test as child processes on the bench's store: `posgate up` (single), or
-    `posgate issuer` and `posgate host` (split: two interpreters, two cores). Waits for the ready line."""
+    `posgate issuer` and `posgate host` (split: two interpreters, two cores). Waits for the ready line.
+    The host's operations port is on any free port (`StackProcess.ops_url`)."""
     env = dict(os.environ)
     env.update(
         {
             "POSGATE_DATA_DIR": str(settings.data_dir),
             "POSGATE_POS_PORT": "0",
             "POSGATE_CONSOLE_PORT": "0",
+            "POSGATE_OPS_PORT": "0",
             "POSGATE_ISSUER_PORTS": "0,0",
             "POSGATE_LOG_LEVEL": "WARNING",
             "POSGATE_RISK_RULES": settings.risk_rules,
@@ -402,17 +409,20 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[Stac
     env.setdefault("POSGATE_POS_MAX_IN_FLIGHT_PER_SOURCE", "100000")
     if settings.database_url:
         env["POSGATE_DATABASE_URL"] = settings.database_url
+    env.update(extra_env or {})
     procs = []
     if topology == "split":
-        issuer, line = _spawn("issuer", env, "posgate issuers ")
+        issuer, lines = _spawn("issuer", env, "posgate issuers ")
         procs.append(StackProcess("posgate issuer", issuer))
+        line = lines[-1]
         # the simulator's bound ports become the host's routes (bank names in the ready line, name order)
         ports = [part.rsplit("=", 1)[1] for part in line.removeprefix("posgate issuers ").split(",")]
         env["POSGATE_ISSUER_PORTS"] = ",".join(ports)
     command = "host" if topology == "split" else "up"
-    proc, line = _spawn(command, env, "posgate ready pos=")
-    procs.append(StackProcess(f"posgate {command}", proc))
-    host, port = line.split("=", 1)[1].rsplit(":", 1)
+    proc, lines = _spawn(command, env, "posgate ready pos=")
+    ops = [line.removeprefix("posgate ops ") for line in lines if line.startswith("posgate ops ")]
+    procs.append(StackProcess(f"posgate {command}", proc, ops[0] if ops else None))
+    host, port = lines[-1].split("=", 1)[1].rsplit(":", 1)
     return procs, host, int(port)
 
 
@@ -420,6 +430,7 @@ def start_stack(settings: Settings, topology: str = "single") -> tuple[list[Stac
 class StackProcess:
     role: str
     proc: subprocess.Popen[str]
+    ops_url: str | None = None  # the host's operations port, `http://HOST:PORT/`
 
 
 def stop_stack(procs: list[StackProcess]) -> None:

@@ -20,6 +20,7 @@ from posgate.host.saf import SafForwarder
 from posgate.host.server import PosServer
 from posgate.host.services import HostServices, TerminalCache
 from posgate.host.stans import StanAllocator
+from posgate.ops.metrics import HostMetrics
 from posgate.risk.engine import RiskEngine
 from posgate.risk.rules import RuleSet, default_rule_set, lists_only, load_rule_set
 from posgate.security.at_rest import CardVault, load_or_create_keyring
@@ -176,9 +177,13 @@ def _rule_set(choice: str) -> RuleSet:
 
 
 async def start_host(
-    settings: Settings, handle: StoreHandle, issuer_ports: dict[str, int] | None = None
+    settings: Settings,
+    handle: StoreHandle,
+    issuer_ports: dict[str, int] | None = None,
+    metrics: HostMetrics | None = None,
 ) -> HostRuntime:
-    """Issuer links (from the routes in the store), the SAF forwarder and the POS server, started."""
+    """Issuer links (from the routes in the store), the SAF forwarder and the POS server, started; with
+    `metrics`, the POS server, the links and the store's commits feed them."""
     tls = pos_tls_context(settings)  # before anything starts: a bad certificate file stops here
     routes = await handle.store.run(lambda s: load_routes(s, handle.vault))
     if issuer_ports:
@@ -219,7 +224,12 @@ async def start_host(
         stans=stans,
         terminals=TerminalCache(settings.terminal_cache_s),
         risk=risk_engine(settings, handle.store),
+        metrics=metrics,
     )
+    if metrics is not None:
+        for link in links.by_name.values():
+            link.observe_round_trip = metrics.issuer_observer(link.name)
+        handle.store.observe_commit = metrics.commit_seconds.observe
     links.start()
     saf.start()
     if services.risk is not None:

@@ -152,8 +152,15 @@ async def _serve(
     from posgate.logs import configure_logging
     from posgate.services import serve_forever, start_all
 
-    configure_logging(settings.data_dir, settings.log_level)
-    running = await start_all(settings, host=host, issuers=issuers, console=console, wallet_sims=wallet_sims)
+    configure_logging(settings.data_dir, settings.log_level, fmt=settings.log_format)
+    running = await start_all(
+        settings,
+        host=host,
+        issuers=issuers,
+        console=console,
+        wallet_sims=wallet_sims,
+        ops=host and settings.ops_enabled,
+    )
     if running.console_url is not None:
         print(f"posgate console {running.console_url}", flush=True)
     if running.wallet_sims is not None:
@@ -171,6 +178,8 @@ async def _serve(
     if running.issuers is not None:
         ports = ",".join(f"{name}={port}" for name, port in sorted(running.issuers.ports.items()))
         print(f"posgate issuers {ports}", flush=True)
+    if running.ops_address is not None:
+        print(f"posgate ops http://{running.ops_address[0]}:{running.ops_address[1]}/", flush=True)
     if running.host is not None:
         address = running.pos_address
         print(f"posgate ready pos={address[0]}:{address[1]}", flush=True)

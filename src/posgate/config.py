@@ -135,6 +135,14 @@ class Settings(BaseSettings):
     listen_host: str = "127.0.0.1"
     pos_port: int = Field(default=5000, ge=0, le=65535)
     console_port: int = Field(default=8000, ge=0, le=65535)
+    ops_enabled: bool = Field(
+        default=True, description="`posgate up` and `posgate host` serve /healthz, /readyz and /metrics"
+    )
+    ops_host: str = Field(default="127.0.0.1", description="address of the operations port (loopback)")
+    ops_port: int = Field(default=9180, ge=0, le=65535, description="operations port (0: any free port)")
+    ops_saf_ready_max: int = Field(
+        default=1000, ge=1, description="/readyz fails while this many SAF entries or more wait"
+    )
     console_tls_cert: SettingPath | None = Field(
         default=None, description="console and REST API TLS: certificate chain (PEM); absent: plain HTTP"
     )
@@ -275,6 +283,9 @@ class Settings(BaseSettings):
     )
     issuers: list[IssuerConfig] = Field(default_factory=list)
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text: one escaped line per event; json: one JSON object per line"
+    )
     wallet_sim_ports: Annotated[list[int], NoDecode] = Field(
         default_factory=lambda: [6101, 6102, 6103],
         description="wallet provider simulators' ports: WeChat Pay, Alipay, UnionPay QR (0: any free port)",

@@ -10,10 +10,16 @@ is exactly one line that starts with its own time stamp; the lines of a tracebac
 indented by two spaces and escaped the same way. This is done once, here, for every value from the wire,
 the console or anywhere else, so a log call never needs to escape its arguments. Masking runs before the
 escaping, so an escape sequence next to a PAN (`\x1b6229…`) cannot hide it from the mask.
+
+With `log_format = "json"` each record is one JSON object per line instead (`time`, `level`, `logger`,
+`message`, and `exception` with the traceback), masked the same way; JSON's own escaping (ASCII only)
+keeps it to one line.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import re
 from pathlib import Path
@@ -76,12 +82,42 @@ class MaskingFormatter(logging.Formatter):
         return line
 
 
-def configure_logging(data_dir: Path, level: str = "INFO", console: bool = True) -> None:
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object on one line, PANs and tracks masked.
+
+    >>> pan = ("6229990000000012",)
+    >>> record = logging.LogRecord("posgate.host", logging.INFO, "", 0, "sale pan=%s", pan, None)
+    >>> line = json.loads(JsonFormatter().format(record))
+    >>> line["level"], line["logger"], line["message"]
+    ('INFO', 'posgate.host', 'sale pan=622999******0012')
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, str] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": mask_card_data(record.getMessage()),
+        }
+        if record.exc_info:
+            document["exception"] = mask_card_data(self.formatException(record.exc_info))
+        elif record.exc_text:
+            document["exception"] = mask_card_data(record.exc_text)
+        if record.stack_info:
+            document["stack"] = mask_card_data(self.formatStack(record.stack_info))
+        return json.dumps(document, ensure_ascii=True)
+
+
+def configure_logging(data_dir: Path, level: str = "INFO", console: bool = True, fmt: str = "text") -> None:
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if fmt == "json"
+        else MaskingFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
     private_dir(data_dir, own=True)
     log_file = private_file(data_dir / "posgate.log")  # 0600, before the handler opens it for appending
     handlers: list[logging.Handler] = [logging.FileHandler(log_file, encoding="utf-8")]

@@ -18,6 +18,8 @@ from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
 from posgate.keyring_watch import KeyringWatch
+from posgate.ops.metrics import HostMetrics
+from posgate.ops.server import OpsEndpoints, OpsServer
 from posgate.security import tls_files
 from posgate.security.link_tls import simulator_server_context
 from posgate.store.models import SimBank
@@ -78,6 +80,8 @@ class Running:
     keyring_watch: KeyringWatch | None = None
     wallet_sims: Any = None  # wallets.sim.WalletSimulators (posgate up)
     wallets: Any = None  # wallets.runtime.WalletRuntime (with the console)
+    ops: OpsServer | None = None  # /healthz, /readyz, /metrics (a host with `ops`)
+    ops_address: tuple[str, int] | None = None
 
     @property
     def console_url(self) -> str | None:
@@ -93,6 +97,8 @@ class Running:
         return self.host.address
 
     async def stop(self) -> None:
+        if self.ops is not None:
+            await self.ops.stop()
         if self.keyring_watch is not None:
             await self.keyring_watch.stop()
         if self.console is not None:
@@ -178,7 +184,10 @@ async def start_all(
     issuers: bool = True,
     console: bool = False,
     wallet_sims: bool = False,
+    ops: bool = False,
 ) -> Running:
+    """Start what is asked for on one event loop; `ops`: the host's operations port (`ops_host`,
+    `ops_port`) with its metrics."""
     handle = await asyncio.to_thread(open_store, settings)
     simulator = None
     ports: dict[str, int] | None = None
@@ -192,12 +201,24 @@ async def start_all(
     elif "issuer_ports" in settings.model_fields_set:
         # host alone, told where the simulator listens: its banks' routes take those ports (name order)
         ports = sim_bank_ports(settings, await handle.store.run(simulated_bank_names))
-    runtime = await start_host(settings, handle, issuer_ports=ports) if host else None
+    metrics = HostMetrics() if ops and host else None
+    runtime = await start_host(settings, handle, issuer_ports=ports, metrics=metrics) if host else None
     if runtime is not None:
         await runtime.services.links.wait_up(settings.issuer_connect_timeout_s * 2)
     watch = KeyringWatch(settings.master_key_path, handle.vault, settings.master_key_reload_s)
     watch.start()  # a master key rotation reaches this process without a restart
     running = Running(handle=handle, issuers=simulator, host=runtime, keyring_watch=watch)
+    if metrics is not None and runtime is not None:
+        endpoints = OpsEndpoints(handle.store, runtime.services.links, metrics, settings.ops_saf_ready_max)
+        running.ops = OpsServer(endpoints)
+        try:
+            running.ops_address = await running.ops.start(settings.ops_host, settings.ops_port)
+        except OSError as exc:
+            await running.stop()
+            raise ConfigError(
+                f"the operations port could not listen on {settings.ops_host}:{settings.ops_port}"
+                f" ({exc.strerror}): set POSGATE_OPS_PORT (0: any free port) or POSGATE_OPS_ENABLED=false"
+            ) from None
     if console:
         running.console = Console(handle, settings)
         running.console_address = await running.console.start()

@@ -34,6 +34,7 @@ CHAOS_ENV = {
     "POSGATE_SAF_RETRY_S": "0.5",
     "POSGATE_IN_DOUBT_AFTER_S": "3.0",  # the least allowed: issuer_timeout_s + 2
     "POSGATE_RECOVERY_INTERVAL_S": "1.0",
+    "POSGATE_OPS_PORT": "0",  # two host nodes, and other runs on the machine: never the fixed default
     "PYTHONFAULTHANDLER": "1",  # a fatal error dumps its traceback to stderr (scanned too)
 }
 

@@ -42,6 +42,7 @@ def https_up(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[str
         POSGATE_CONSOLE_TLS_CERT=str(pki.console.cert),
         POSGATE_CONSOLE_TLS_KEY=str(pki.console.key),
         POSGATE_ENV="test",
+        POSGATE_OPS_PORT="0",
     )
     proc = subprocess.Popen(
         [

@@ -82,6 +82,8 @@ class IssuerLink:
         self.clock = clock
         self.up = asyncio.Event()
         self.on_up: list[Callable[[], None]] = []
+        #: called with the seconds from writing a request to its reply (the operations port's histogram)
+        self.observe_round_trip: Callable[[float], None] | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._session: _Session | None = None  # the current connection's
         self._timer: asyncio.TimerHandle | None = None
@@ -133,9 +135,13 @@ class IssuerLink:
         except SessionClosed as exc:
             raise IssuerUnavailable(f"issuer {self.name} link closed: {exc.why}") from None
         self._arm(session)
+        sent_at = loop.time()
         try:
             writer.write(frame)
-            return await future
+            reply = await future
+            if self.observe_round_trip is not None:
+                self.observe_round_trip(loop.time() - sent_at)
+            return reply
         finally:
             session.abandon(request)
 

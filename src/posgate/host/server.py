@@ -30,6 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -105,6 +106,8 @@ class PosServer:
         self._source_slots: dict[str, asyncio.Semaphore] = {}
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        if services.metrics is not None:
+            services.metrics.connections.set_function(lambda: len(self._connections))
 
     async def start(self, host: str, port: int) -> tuple[str, int]:
         self._server = await asyncio.start_server(self._serve, host, port, backlog=1024, limit=_READ_CHUNK)
@@ -308,6 +311,8 @@ class PosServer:
                 "could not answer %s stan=%s tid=%s", request.get("t"), request.get("11"), request.get("41")
             )
             fields = {"t": response_mti(request["t"]), "11": request.get("11", ""), "39": "96"}
+            if self.services.metrics is not None:
+                self.services.metrics.messages.labels("failed", "96").inc()
             if "41" in request:
                 fields["41"] = request["41"]
             return build_pos_frame(
@@ -336,6 +341,7 @@ class PosServer:
 
     async def handle(self, frame: PosFrame, request: Message) -> bytes:
         """One decoded request → the framed answer."""
+        started = time.perf_counter()
         now = self.services.clock()
         ctx = TxnContext(
             frame=frame,
@@ -360,6 +366,11 @@ class PosServer:
             ctx.trace_text(),
         )
         payload = self._encode(fields, ctx)
+        if self.services.metrics is not None:
+            steps = ((t.step, t.micros) for t in ctx.trace)
+            self.services.metrics.answered(
+                ctx.kind.value, fields.get("39", ""), time.perf_counter() - started, steps
+            )
         return build_pos_frame(
             response_tpdu(frame.tpdu),
             response_header(frame.header, ctx.result.processing_requirement),
@@ -400,6 +411,8 @@ class PosServer:
             self._warn(connection.peer, "cannot answer %s with 30 (%s); closing the connection", mti, error)
             connection.close()
             return None
+        if self.services.metrics is not None:
+            self.services.metrics.messages.labels("malformed", "30").inc()
         return build_pos_frame(response_tpdu(frame.tpdu), response_header(frame.header), payload)
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from posgate.host.links import IssuerLinks
     from posgate.host.saf import SafForwarder
     from posgate.host.stans import StanAllocator
+    from posgate.ops.metrics import HostMetrics
     from posgate.risk.engine import RiskEngine
 
 
@@ -93,6 +94,7 @@ class HostServices:
     )
     terminals: TerminalCache = field(default_factory=lambda: TerminalCache(ttl_s=0.0))
     risk: RiskEngine | None = None  # None: no inline risk rules (settings.risk_rules = "off")
+    metrics: HostMetrics | None = None  # the operations port's counters (ops.metrics); None: not counted
 
     def ports(self) -> HostPorts:
         from posgate.store.host_ports import SqlBatches, SqlTerminals, SqlTransactions

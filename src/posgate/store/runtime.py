@@ -4,6 +4,7 @@ dedicated thread pool inside one transaction (commit on return, rollback on exce
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -23,6 +24,8 @@ class Store:
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.inline = inline
+        #: called with the seconds each commit took (the operations port's histogram); None: not timed
+        self.observe_commit: Callable[[float], None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="posgate-db")
 
     @property
@@ -31,8 +34,16 @@ class Store:
 
     def transact(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one transaction, synchronously."""
-        with self.sessions() as session, session.begin():
-            return work(session)
+        observe = self.observe_commit
+        if observe is None:
+            with self.sessions() as session, session.begin():
+                return work(session)
+        with self.sessions() as session:
+            with session.begin():
+                result = work(session)
+                committing = time.perf_counter()  # the block's end flushes and commits
+            observe(time.perf_counter() - committing)
+            return result
 
     async def run(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in one transaction on the store's thread pool — or, for an embedded store
