@@ -159,13 +159,21 @@ def approve_command(
     ] = None,
     debit_cap_fen: Annotated[int | None, typer.Option("--debit-cap-fen", help="debit fee cap, fen")] = None,
     credit_ppm: Annotated[int | None, typer.Option("--credit-ppm", help="credit rate, ppm")] = None,
+    wallet_ppm: Annotated[
+        int | None, typer.Option("--wallet-ppm", help="QR wallet rate, ppm (3800 = 0.38 %)")
+    ] = None,
     d0: Annotated[bool, typer.Option("--d0", help="allow D0 settlement")] = False,
     mac: MacOpt = DEFAULT_MAC_ALGORITHM,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Approve: MID, fee plan and terminals (each with a fresh TMK); the merchant starts in testing."""
-    plan: dict[str, Any] = {"mdr_debit_ppm": debit_ppm, "mdr_credit_ppm": credit_ppm, "d0_allowed": d0}
+    plan: dict[str, Any] = {
+        "mdr_debit_ppm": debit_ppm,
+        "mdr_credit_ppm": credit_ppm,
+        "mdr_wallet_ppm": wallet_ppm,
+        "d0_allowed": d0,
+    }
     if debit_cap_fen is not None:
         plan["mdr_debit_cap_fen"] = debit_cap_fen
 

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session
 
 from posgate.errors import ConfigError
 from posgate.fixtures.document import DemoFixture, FixtureCard
+from posgate.merchants.wallet_ids import allocate as allocate_wallet_ids
 from posgate.security.at_rest import CardVault
 from posgate.security.keys import kcv
 from posgate.security.pin import pin_offset
 from posgate.store.keys import put_key
-from posgate.store.models import IssuerRoute, Merchant, SimAccount, SimBank, SimCard, Terminal
+from posgate.store.models import IssuerRoute, Merchant, SimAccount, SimBank, SimCard, Terminal, utcnow
 
 
 def store_is_empty(session: Session) -> bool:
@@ -45,6 +46,7 @@ def load_demo_fixture(session: Session, vault: CardVault, fixture: DemoFixture, 
         session.add(row)
         session.flush()
         merchant_ids[m.mid] = row.id
+        allocate_wallet_ids(session, m.mid, row.created_at or utcnow())
     for t in fixture.terminals:
         tmk = bytes.fromhex(t.tmk)
         if kcv(tmk) != t.tmk_kcv:

@@ -3,6 +3,7 @@ PostgreSQL (`database_url` parametrizes SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def test_the_whole_review_and_go_live_story(api_any_db) -> None:  # type: ignore
         "settlement_cycle": "T+1",
         "d0_allowed": False,
     }
+    subs = merchant["wallet_sub_merchants"]  # allocated at approval, in the providers' shapes
+    assert sorted(subs) == ["alipay", "unionpay", "wechat"] and subs["unionpay"] == mid
+    assert re.fullmatch(r"16\d{8}", subs["wechat"]) and re.fullmatch(r"2088\d{12}", subs["alipay"])
     tids = [t["tid"] for t in merchant["terminals"]]
     assert tids == ["10000002", "10000003"]
     assert all(t["status"] == "testing" for t in merchant["terminals"])

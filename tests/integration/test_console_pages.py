@@ -86,6 +86,9 @@ def test_the_whole_flow_through_the_console_forms(console) -> None:  # type: ign
     assert approved.status_code == 303
     merchant = client.get("/merchants/898440158120001").text
     assert "10000002" in merchant and "status s-testing" in merchant
+    # the wallet sub-merchant ids allocated at approval are shown
+    assert re.search(r'id="sub-merchant-wechat">16\d{8}<', merchant)
+    assert 'id="sub-merchant-unionpay">898440158120001<' in merchant
     terminal = client.post("/terminals/10000002/tr31", data={"csrf_token": csrf})
     assert terminal.status_code == 200 and re.search(
         r'id="key-block">B0096K0TD00N0000[0-9A-F]+<', terminal.text

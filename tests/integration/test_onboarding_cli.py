@@ -44,7 +44,9 @@ def test_apply_review_approve_provision_and_write_a_profile(env: Path) -> None:
     assert code == 0, out
     assert "application 1 submitted" in out and "pass  id_number" in out
     assert run("merchant", "review", "1", "--start")[1].strip() == "application 1: under_review"
-    code, out = run("merchant", "approve", "1", "--terminals", "1", "--debit-ppm", "4500")
+    code, out = run(
+        "merchant", "approve", "1", "--terminals", "1", "--debit-ppm", "4500", "--wallet-ppm", "3000"
+    )
     assert code == 0, out
     assert "merchant 898440158120001 (testing)" in out and "terminal 10000002 testing" in out
     code, out = run("merchant", "list", "--json")

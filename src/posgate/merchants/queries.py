@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from posgate.merchants.provisioning import get_merchant, get_terminal, key_kcv
+from posgate.merchants.wallet_ids import sub_merchants
 from posgate.store.audit import history
 from posgate.store.models import Merchant, Terminal, Transaction
 from posgate.store.models_onboarding import Application, ApplicationUpload
@@ -145,6 +146,7 @@ def merchant_view(session: Session, mid: str) -> dict[str, Any]:
     view.update(
         {
             "terminals": [terminal_summary(session, t) for t in terminals],
+            "wallet_sub_merchants": sub_merchants(session, merchant.mid),
             "application_id": application_id,
             "history": history(session, "merchant", mid),
         }

@@ -14,6 +14,7 @@ from posgate.merchants.errors import FieldError, StateConflict
 from posgate.merchants.feeplan import FeePlan
 from posgate.merchants.identifiers import insert_unique, mid_prefix, next_mid
 from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, provision_terminals
+from posgate.merchants.wallet_ids import allocate as allocate_wallet_ids
 from posgate.merchants.workflow import next_status
 from posgate.store.audit import audit
 from posgate.store.keys import KeySealer
@@ -112,6 +113,7 @@ def approve(
 
     merchant = insert_unique(session, lambda: next_mid(session, prefix), insert)
     tids = provision_terminals(session, sealer, merchant, terminals, actor, now, mac_algorithm)
+    wallet_ids = allocate_wallet_ids(session, merchant.mid, now)
     row.status, row.merchant_id, row.updated_at = status, merchant.id, now
     audit(
         session,
@@ -139,5 +141,6 @@ def approve(
         mdr_wallet_ppm=plan.mdr_wallet_ppm,
         settlement_cycle=plan.settlement_cycle,
         d0_allowed=plan.d0_allowed,
+        wallet_sub_merchants=wallet_ids,
     )
     return merchant.mid, tids
