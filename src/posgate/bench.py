@@ -399,6 +399,7 @@ def start_stack(
             "POSGATE_POS_PORT": "0",
             "POSGATE_CONSOLE_PORT": "0",
             "POSGATE_OPS_PORT": "0",
+            "POSGATE_WALLET_SIM_PORTS": "0,0,0",  # `posgate up` starts the wallet simulators too
             "POSGATE_ISSUER_PORTS": "0,0",
             "POSGATE_LOG_LEVEL": "WARNING",
             "POSGATE_RISK_RULES": settings.risk_rules,
