@@ -12,7 +12,8 @@ nothing else. Errors are the codec's, with byte positions counted from the start
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from posgate.errors import DecodeError, FramingError, ProtocolError
 from posgate.iso8583.codec import DIALECTS, decode
@@ -73,7 +74,10 @@ def _unframe(data: bytes) -> bytes:
     return data[LENGTH_PREFIX_LEN:]
 
 
-def _shifted(fn: Any, data: bytes, base: int, *args: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def _shifted(fn: Callable[..., _T], data: bytes, base: int, *args: object) -> _T:
     """Call `fn(data, *args)`; a ProtocolError it raises is re-raised with positions moved by `base`."""
     try:
         return fn(data, *args)

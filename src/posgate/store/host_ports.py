@@ -179,7 +179,7 @@ def _working(keys: dict[str, bytes]) -> WorkingKeys | None:
     return WorkingKeys(pik=keys["PIK"], mak=keys["MAK"], tdk=keys.get("TDK"))
 
 
-def _stored(keys: WorkingKeys) -> dict[str, tuple[bytes, bytes]]:
+def _stored(keys: WorkingKeys) -> dict[str, tuple[bytes, str]]:  # purpose → (key, KCV)
     clear = {"PIK": keys.pik, "MAK": keys.mak} | ({"TDK": keys.tdk} if keys.tdk is not None else {})
     return {purpose: (key, kcv(key)) for purpose, key in clear.items()}
 
