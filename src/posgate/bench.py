@@ -35,7 +35,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from posgate.bench_report import BenchReport, ProcessFigures, process_cpu_s, process_peak_rss_mb
+from posgate.bench_report import (
+    BenchReport,
+    ProcessFigures,
+    host_means_ms,
+    process_cpu_s,
+    process_peak_rss_mb,
+)
 from posgate.cards.pan import luhn_check_digit
 from posgate.config import Settings
 from posgate.fixtures.document import FixtureCard, read_demo_fixture
@@ -157,11 +163,13 @@ async def _signed_in(client: TerminalClient) -> PosPolicy:
 
 async def _one_sale(load: Load, client: TerminalClient, policy: PosPolicy, scheduled: float | None) -> None:
     """One 0.01 CNY sale under the POS policy (a sale without an answer in time is reversed, a `97` signs
-    in again), counted when it started after the warm-up. Latency: from `scheduled` (open loop) or from
+    in again), counted when it was sent after the warm-up began to end (so the rate is the window's
+    throughput, whatever the backlog). Latency: from `scheduled` (open loop: a backlog's wait counts) or from
     the start of the sale (closed loop) to the MAC-checked answer."""
     card = load.deck.next()
-    started = time.monotonic() if scheduled is None else scheduled
-    counted = started >= load.warmup_until
+    sent_at = time.monotonic()
+    started = sent_at if scheduled is None else scheduled
+    counted = sent_at >= load.warmup_until
     try:
         if load.connections == "per-transaction":
             await client.connect()
@@ -213,8 +221,7 @@ async def _open_loop_terminal(
             await client.close()
         while (scheduled := await arrivals.get()) is not None:
             if time.monotonic() >= load.until:  # the window is over: what is still queued was never sent
-                if scheduled >= load.warmup_until:
-                    load.report.unsent += 1
+                load.report.unsent += 1
                 continue
             await _one_sale(load, client, policy, scheduled)
     finally:
@@ -222,7 +229,12 @@ async def _open_loop_terminal(
 
 
 async def _schedule_arrivals(
-    rate: float, start: float, until: float, arrivals: asyncio.Queue[float | None], workers: int
+    rate: float,
+    start: float,
+    until: float,
+    arrivals: asyncio.Queue[float | None],
+    workers: int,
+    report: BenchReport,
 ) -> None:
     """Arrivals at `rate` per second from `start` to `until`, each queued at its scheduled time (late ones
     at once, with the time they were due: latency counts from then, so queueing shows)."""
@@ -233,6 +245,7 @@ async def _schedule_arrivals(
             await asyncio.sleep(delay)
         arrivals.put_nowait(due)
         n += 1
+        report.scheduled = n
     for _ in range(workers):
         arrivals.put_nowait(None)
 
@@ -260,6 +273,7 @@ class Watch:
     progress: bool = True
     every_s: float = 2.0
     postgres: bool = False
+    ops_url: str | None = None  # the host's operations port: /metrics read at both ends of the window
 
     async def run(self, load: Load) -> None:
         own = ProcessFigures("load generator (bench)", os.getpid())
@@ -268,6 +282,7 @@ class Watch:
         load.report.load_before = os.getloadavg()
         start = {p.pid: _cpu(p.pid) for p in watched}
         postgres_start = _postgres_cpu_s() if self.postgres else None
+        metrics_start = await _scrape(self.ops_url)
         last_approved, last_t = 0, time.monotonic()
         while (now := time.monotonic()) < load.until:
             await asyncio.sleep(min(self.every_s, max(0.0, load.until - now)))
@@ -292,6 +307,23 @@ class Watch:
             server.cpu_s = postgres_end - postgres_start
             load.report.processes.append(server)
         load.report.load_after = os.getloadavg()
+        metrics_end = await _scrape(self.ops_url)
+        if metrics_start is not None and metrics_end is not None:
+            load.report.host_means_ms = host_means_ms(metrics_start, metrics_end)
+
+
+async def _scrape(ops_url: str | None) -> str | None:
+    """The host's /metrics now (None without an operations port or when it does not answer)."""
+    if ops_url is None:
+        return None
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            answer = await http.get(ops_url + "metrics")
+        return answer.text if answer.status_code == 200 else None
+    except httpx.HTTPError:
+        return None
 
 
 async def _sleep_until(t: float) -> None:
@@ -357,7 +389,7 @@ async def generate_load(
     else:
         arrivals: asyncio.Queue[float | None] = asyncio.Queue()
         tasks = [_open_loop_terminal(load, s, arrivals) for s in states]
-        tasks.append(_schedule_arrivals(rate, start, load.until, arrivals, len(states)))
+        tasks.append(_schedule_arrivals(rate, start, load.until, arrivals, len(states), report))
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -578,6 +610,7 @@ def run_auth_bench(options: BenchOptions) -> tuple[BenchReport, dict[str, Any]]:
                 [ProcessFigures(p.role, p.proc.pid) for p in procs],
                 progress=options.progress,
                 postgres=url is not None,
+                ops_url=procs[-1].ops_url,
             )
 
             async def main() -> BenchReport:

@@ -114,10 +114,12 @@ class BenchReport:
     codes: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     sent: int = 0
-    unsent: int = 0  # open loop: arrivals scheduled in the window that no terminal was free to send
+    scheduled: int = 0  # open loop: arrivals scheduled over the whole run, warm-up included
+    unsent: int = 0  # open loop: arrivals still waiting for a free terminal when the window ended
     processes: list[ProcessFigures] = field(default_factory=list)
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    host_means_ms: dict[str, float] = field(default_factory=dict)
 
     @property
     def approved(self) -> int:
@@ -167,15 +169,66 @@ class BenchReport:
             "max_ms": round(max(self.latencies_ms), 2) if self.latencies_ms else 0.0,
             "sent": self.sent,
             "unsent": self.unsent,
+            "scheduled": self.scheduled,
             "histogram_ms": [[upper, count] for upper, count in self.histogram.buckets()],
             "processes": [p.as_json(self.duration_s) for p in self.processes],
             "stack_cpu_ms_per_approved": self.stack_cpu_ms_per_approved,
+            "host_means_ms": self.host_means_ms,
             "load_average_before": list(self.load_before),
             "load_average_after": list(self.load_after),
             "cpus": os.cpu_count(),
         }
         document.update({k: v for k, v in parameters.items() if k not in document})
         return document
+
+
+#: The host's histograms whose mean over the window `host_means_ms` gives: metric → its label, if any.
+_MEANS = {
+    "posgate_pipeline_step_seconds": "step",
+    "posgate_store_commit_seconds": None,
+    "posgate_issuer_round_trip_seconds": "issuer",
+    "posgate_pos_request_seconds": "kind",
+}
+
+
+def host_means_ms(before: str, after: str) -> dict[str, float]:
+    r"""Mean ms of each pipeline step, commit, issuer round trip and request kind between two scrapes of
+    the host's /metrics (the measured window), e.g. `{"step AskIssuer": 2.1, "commit": 0.4, …}`.
+
+    >>> scrape = '# TYPE posgate_store_commit_seconds histogram\n' + (
+    ...     'posgate_store_commit_seconds_sum {}\nposgate_store_commit_seconds_count {}\n')
+    >>> host_means_ms(scrape.format(1.0, 100), scrape.format(1.5, 300))
+    {'commit': 2.5}
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def totals(text: str) -> dict[tuple[str, str], list[float]]:
+        found: dict[tuple[str, str], list[float]] = {}
+        for family in text_string_to_metric_families(text):
+            label = _MEANS.get(family.name, "absent")
+            if label == "absent":
+                continue
+            for sample in family.samples:
+                if sample.name.endswith(("_sum", "_count")):
+                    key = (family.name, sample.labels.get(label, "") if label else "")
+                    pair = found.setdefault(key, [0.0, 0.0])
+                    pair[0 if sample.name.endswith("_sum") else 1] = sample.value
+        return found
+
+    start, end = totals(before), totals(after)
+    names = {
+        "posgate_pipeline_step_seconds": "step",
+        "posgate_store_commit_seconds": "commit",
+        "posgate_issuer_round_trip_seconds": "issuer",
+        "posgate_pos_request_seconds": "request",
+    }
+    means = {}
+    for (metric, label), (total, count) in sorted(end.items()):
+        old_total, old_count = start.get((metric, label), [0.0, 0.0])
+        if count > old_count:
+            name = f"{names[metric]} {label}".strip()
+            means[name] = round((total - old_total) / (count - old_count) * 1000, 3)
+    return means
 
 
 #: The figures `compare` sets side by side, and whether more is better.

@@ -132,6 +132,13 @@ def _print_bench_run(run: dict[str, Any]) -> None:
             f"{p['peak_rss_mb']:.0f}" if p["peak_rss_mb"] else "—",
         )
     console.print(processes)
+    if run.get("host_means_ms"):
+        means = Table(title="the host's own figures over the window (mean ms, from its /metrics)")
+        means.add_column("step, commit, issuer round trip, request")
+        means.add_column("mean ms")
+        for name, ms in run["host_means_ms"].items():
+            means.add_row(name, f"{ms:.3f}")
+        console.print(means)
     histogram = run["histogram_ms"]
     if histogram:
         peak = max(count for _, count in histogram)
