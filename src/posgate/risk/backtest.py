@@ -4,7 +4,8 @@ host keeps, warmed with the 30 days before the period) and the lists as they wer
 their history). Per rule: hits, would-be declines, the amount at risk, and precision/recall against the
 labels the risk officers gave (alerts confirmed as fraud or dismissed). Reads the store, writes nothing.
 
-What a stored transaction does not keep is not replayed: field 59 (so `terminal.distance_km` is -1).
+Field 59 is replayed from `transactions.location` (kept since migration 0016; older ones have none, so
+their `terminal.distance_km` is -1).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from posgate.risk.aggregates import (
+    RETENTION_S,
     CounterRow,
     Outcome,
     Request,
@@ -59,6 +61,19 @@ class MemoryCounters:
             members = self.seen[(s.key_kind, s.key_value)]
             if s.member not in members or members[s.member] < s.at:
                 members[s.member] = s.at
+
+    def prune(self, now: dt.datetime, seen_s: int = RETENTION_S["d"]) -> None:
+        """Drop the buckets no window reaches any more (as `counters_store.prune` does in the store), and the
+        distinct-count members last seen more than `seen_s` ago (the longest distinct window a rule set
+        reads): reads then scan only what they can use."""
+        for (_, _, resolution), slot in self.buckets.items():
+            oldest = now - dt.timedelta(seconds=RETENTION_S[resolution])
+            for at in [at for at in slot if at < oldest]:
+                del slot[at]
+        oldest = now - dt.timedelta(seconds=seen_s)
+        for members in self.seen.values():
+            for member in [m for m, at in members.items() if at < oldest]:
+                del members[member]
 
     def read(
         self, request: Request, aggregates: Iterable[tuple[str, str, str]], now: dt.datetime
