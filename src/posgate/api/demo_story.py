@@ -106,6 +106,14 @@ async def run_onboarding_story(
         merchant = (await client.get(f"/api/merchants/{mid}")).json()
         tid = merchant["terminals"][0]["tid"]
         add(StoryLine(f"merchant {mid} waits for the test swipe", "testing", merchant["status"]))
+        subs = merchant.get("wallet_sub_merchants") or {}
+        add(
+            StoryLine(
+                "wallet sub-merchant ids allocated (WeChat Pay, Alipay, UnionPay QR)",
+                "alipay, unionpay, wechat",
+                ", ".join(sorted(subs)) or "none",
+            )
+        )
         export = (await client.post(f"/api/terminals/{tid}/tmk/tr31", headers=headers)).json()
         ktk, _ktk_kcv = handle.store.transact(lambda s: key_transfer_key(s, handle.vault, "demo", utcnow()))
         tmk, delivered = open_delivered_tmk(tid, ktk, export)
