@@ -31,6 +31,7 @@ from posgate.settlement.factory import (
 from posgate.settlement.payouts import build_t1_payouts, import_confirmation, simulate_bank
 from posgate.settlement.rates import Rates
 from posgate.settlement.reports import fee_income
+from posgate.store.models_wallet import WalletOrder
 
 TZ = "Asia/Shanghai"
 D = dt.date(2026, 8, 3)
@@ -264,3 +265,39 @@ def test_the_statement_on_both_databases(tmp_path: Path, database_url: str) -> N
             assert [(p["mid"], p["payable_fen"]) for p in api] == [(EXAMPLE_MID_2, NET_2_FEN)]
     finally:
         handle.store.close()
+
+
+def test_the_statement_page_lists_wallet_payments_beside_the_cards(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data", env="test", timezone=TZ)
+    handle = open_store(settings, load_demo=False)
+    builder = DayBuilder(timezone=TZ)
+    with builder.writing(handle.store):
+        provision_example(builder)
+        builder.sale(at(9), 100_000, EXAMPLE_MID, DEBIT_CARD)
+    paid = builder.utc(at(10))
+    handle.store.transact(
+        lambda s: s.add(
+            WalletOrder(
+                order_id="Q260803020000ABCDEF012345",
+                provider="alipay",
+                flow="scan",
+                mid=EXAMPLE_MID,
+                tid="10000001",
+                amount_fen=2372,
+                refunded_fen=0,
+                state="paid",
+                created_at=paid,
+                expires_at=paid,
+                paid_at=paid,
+                updated_at=paid,
+            )
+        )
+    )
+    run_clearing(handle.store, D, Rates(), TZ, now=dt.datetime(2030, 1, 1))
+    with TestClient(create_app(handle, settings), follow_redirects=False) as client:
+        login(client, "admin")
+        page = client.get(f"/merchants/{EXAMPLE_MID}/statement?date={D}").text
+    handle.store.close()
+    lines = page.split('id="statement-lines"')[1].split("</table>")[0]
+    assert "Q260803020000ABCDEF012345" in lines and "alipay" in lines and "QR wallet" in lines
+    assert yuan(2372) in lines and yuan(9) in lines  # 23.72 and its 0.38 % wallet MDR
