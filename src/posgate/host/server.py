@@ -312,7 +312,7 @@ class PosServer:
             )
             fields = {"t": response_mti(request["t"]), "11": request.get("11", ""), "39": "96"}
             if self.services.metrics is not None:
-                self.services.metrics.messages.labels("failed", "96").inc()
+                self.services.metrics.count("failed", "96")
             if "41" in request:
                 fields["41"] = request["41"]
             return build_pos_frame(
@@ -412,7 +412,7 @@ class PosServer:
             connection.close()
             return None
         if self.services.metrics is not None:
-            self.services.metrics.messages.labels("malformed", "30").inc()
+            self.services.metrics.count("malformed", "30")
         return build_pos_frame(response_tpdu(frame.tpdu), response_header(frame.header), payload)
 
 
