@@ -2,10 +2,13 @@
 HTTP and TCP: `posgate terminal qr --json --pay-as demo` (merchant-presented, WeChat Pay–style), a merchant
 QR paid with `posgate wallet pay`, a code from `posgate wallet code` scanned with `posgate terminal scan`
 (Alipay–style), partial refunds with `posgate terminal qr-refund` (over the rest refused), an unknown
-prefix refused naming it; the orders and their states through the cashier API with the API key."""
+prefix refused naming it; the orders and their states through the cashier API with the API key; then
+`posgate clearing run` clears the wallet orders with the cards and `posgate reconcile wallets` finds each
+provider's bill in agreement."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -15,10 +18,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
+from posgate.settlement.clearing_day import clearing_date
 from posgate.wallets import emvqr
 
 POSGATE = [sys.executable, "-m", "posgate"]
@@ -176,3 +181,21 @@ def test_wallet_payments_against_posgate_up(up: Up) -> None:
     unknown = up.run("terminal", "scan", "991234567890123456", "1.00", "--json")
     assert unknown.returncode != 0 and unknown.stdout == ""
     assert unknown.stderr.strip().splitlines() == ["posgate: unknown payment code prefix '99'"]
+
+    # one settlement: the day's clearing takes the wallet orders with the cards; each provider's bill agrees
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    clearing_day = clearing_date(now, ZoneInfo("Asia/Shanghai"), dt.time(23, 0))
+    data = ["--data-dir", str(up.data)]
+    cleared = up.run("clearing", "run", "--date", clearing_day.isoformat(), "--allow-open-day", *data)
+    assert cleared.returncode == 0, cleared.stdout + cleared.stderr
+    # the WeChat Pay and UnionPay QR sales, the Alipay sale and its two refunds
+    assert "of which 5 wallet payments and refunds" in cleared.stdout, cleared.stdout
+    bill_day = (now + dt.timedelta(hours=8)).date()
+    if bill_day == (now + dt.timedelta(hours=8, seconds=-30)).date():  # not across Beijing midnight
+        checked = up.run("reconcile", "wallets", "--date", bill_day.isoformat(), *data)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        summary = {line.split()[2]: line for line in checked.stdout.splitlines() if line.startswith("reconc")}
+        assert "lines, matched 1, amount_mismatch 0" in summary["wechat"], checked.stdout
+        assert "lines, matched 3, amount_mismatch 0" in summary["alipay"], checked.stdout
+        assert "lines, matched 1, amount_mismatch 0" in summary["unionpay"], checked.stdout
+        assert all("missing_in_posgate 0, missing_at_provider 0" in line for line in summary.values())
