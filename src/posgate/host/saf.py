@@ -145,17 +145,10 @@ class SafForwarder:
         except (IssuerUnavailable, IssuerTimeout) as exc:
             await self._retry_later(item, str(exc))
             return False
-        except IssuerReplyUnverified:  # not the issuer's word
-            reply = {"39": UNAUTHENTICATED}
-        if reply.get("39") == UNAUTHENTICATED:  # its reply failed our MAC check, or it could not read ours
-            log.warning(
-                "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
-                "reversal" if item.mti == "0420" else "advice",
-                item.rrn,
-                item.issuer_name,
-            )
-            await self._retry_later(item, "the reply failed MAC verification (A0)")
-            return False
+        except IssuerReplyUnverified:  # its reply failed our MAC check: not the issuer's word
+            return await self._unverified(item)
+        if reply.get("39") == UNAUTHENTICATED:  # the issuer could not verify ours
+            return await self._unverified(item)
         now = self._now()
         await self.store.run(lambda s: saf_delivered(s, item.id, now))
         log.info(
@@ -166,6 +159,17 @@ class SafForwarder:
             reply.get("39"),
         )
         return True
+
+    async def _unverified(self, item: SafItem) -> bool:
+        """An answer whose MAC failed at either end: the entry stays queued (False)."""
+        log.warning(
+            "%s of RRN %s: %s's reply failed MAC verification (A0); it stays queued",
+            "reversal" if item.mti == "0420" else "advice",
+            item.rrn,
+            item.issuer_name,
+        )
+        await self._retry_later(item, "the reply failed MAC verification (A0)")
+        return False
 
     async def _retry_later(self, item: SafItem, error: str) -> None:
         retry_at = self._now() + dt.timedelta(seconds=self.retry_s)
