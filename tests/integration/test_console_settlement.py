@@ -297,7 +297,10 @@ def test_the_statement_page_lists_wallet_payments_beside_the_cards(tmp_path: Pat
     with TestClient(create_app(handle, settings), follow_redirects=False) as client:
         login(client, "admin")
         page = client.get(f"/merchants/{EXAMPLE_MID}/statement?date={D}").text
+        settlement = client.get(f"/settlement?date={D}").text
     handle.store.close()
     lines = page.split('id="statement-lines"')[1].split("</table>")[0]
     assert "Q260803020000ABCDEF012345" in lines and "alipay" in lines and "QR wallet" in lines
     assert yuan(2372) in lines and yuan(9) in lines  # 23.72 and its 0.38 % wallet MDR
+    assert 'id="wallet-fee-total">0.14<' in settlement  # Alipay's 0.60 % of 23.72
+    assert 'id="ledger-check">The ledger agrees with these figures.<' in settlement
