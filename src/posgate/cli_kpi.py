@@ -60,7 +60,9 @@ def kpi(
     mid: Annotated[str | None, typer.Option("--mid", help="one merchant")] = None,
     mcc: Annotated[str | None, typer.Option("--mcc", help="one merchant category code")] = None,
     issuer: Annotated[str | None, typer.Option("--issuer", help="one issuer (partner bank)")] = None,
-    channel: Annotated[str | None, typer.Option("--channel", help="chip, contactless, magstripe, qr (wallets), …")] = None,
+    channel: Annotated[
+        str | None, typer.Option("--channel", help="chip, contactless, magstripe, qr (wallets), …")
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print the JSON object of /api/kpi/summary")
     ] = False,
