@@ -423,6 +423,8 @@ class Settings(BaseSettings):
 _MAX_ERRORS_SHOWN = 3
 _MAX_KEY_SHOWN = 24
 _LONG_DIGITS = re.compile(r"\d{13,}")
+_KEY_LIKE = re.compile(r"[0-9A-Fa-f]{13,}")  # a PAN, or part of a key
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -438,7 +440,9 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(f"invalid configuration: {_describe(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"invalid configuration: {_toml_path()} is not valid TOML: {exc}") from None
+        raise ConfigError(
+            f"invalid configuration: {_toml_path()} is not valid TOML: {_toml_problem(exc)}"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"invalid configuration: {_toml_path()} is not UTF-8 text") from None
     except OSError as exc:
@@ -449,6 +453,22 @@ def load_settings(**overrides: Any) -> Settings:
 
 def _toml_path() -> str:
     return os.environ.get("POSGATE_CONFIG") or "posgate.toml"
+
+
+def _toml_problem(exc: tomllib.TOMLDecodeError) -> str:
+    """tomllib's message without what it quotes of the file's keys: a table declared twice or an inline
+    table extended names its keys, and a key pasted in the wrong place may be a ZAK or a PAN. Runs of 13 or
+    more hex digits become `…`, and a quoted key is cut to 24 characters.
+
+    >>> _toml_problem(tomllib.TOMLDecodeError("Cannot declare ('0123456789ABCDEF0123456789ABCDEF',) twice"))
+    "Cannot declare ('…',) twice"
+    """
+    return _one_line(_QUOTED.sub(_shortened_quote, _KEY_LIKE.sub("…", str(exc))))
+
+
+def _shortened_quote(match: re.Match[str]) -> str:
+    quoted = match[0]
+    return quoted if len(quoted) <= _MAX_KEY_SHOWN + 2 else f"{quoted[: _MAX_KEY_SHOWN + 1]}…{quoted[0]}"
 
 
 def _one_line(text: str) -> str:

@@ -166,6 +166,24 @@ def test_toml_that_does_not_parse_is_one_config_error(
     )
 
 
+def test_a_key_pasted_as_a_toml_key_is_not_echoed_by_the_parse_error(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # tomllib quotes the keys of a table declared twice or of an inline table extended: found by the fuzzer
+    zak = "0123456789ABCDEF0123456789ABCDEF"
+    text = _config_error(monkeypatch, f"[{zak}]\nport = 1\n[{zak}]\n".encode())
+    assert zak not in text and "0123456789ABC" not in text, text
+    assert text == (
+        f"invalid configuration: {clean_env / 'posgate.toml'} is not valid TOML: "
+        "Cannot declare ('…',) twice (at line 3, column 34)"
+    )
+    text = _config_error(monkeypatch, b"x = {R = {}, R.a.1111111111111111111111.b = 1}\n")
+    assert "1111111111111" not in text, text
+    assert text.endswith("Cannot mutate immutable namespace ('R', 'a', '…', 'b') (at line 1, column 46)"), (
+        text
+    )
+
+
 def test_toml_that_is_not_utf8_is_one_config_error(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = _config_error(monkeypatch, b'timezone = "\xff\xfe"\n')
     assert text == f"invalid configuration: {clean_env / 'posgate.toml'} is not UTF-8 text"
