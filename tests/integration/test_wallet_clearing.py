@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -27,12 +28,11 @@ from posgate.settlement.reports import fee_income, merchant_statement
 from posgate.settlement.wallet_reconcile import BEIJING, reconcile_wallet_bill
 from posgate.store.db import session_factory
 from posgate.store.models_ledger import ReconLine, ReconReport, WalletClearingEntry
+from posgate.store.models_wallet import WalletOrder, WalletRefund
 from posgate.store.runtime import Store
 from posgate.wallets import customer
 from posgate.wallets.orders import Merchant, WalletOrders
 from tests.integration.wallet_env import PROVIDERS, Bench, wallet_bench
-
-pytestmark = pytest.mark.asyncio
 
 TZ = "Asia/Shanghai"
 RATES = Rates()
@@ -72,6 +72,7 @@ def wallet_entries(store: Store) -> dict[str, WalletClearingEntry]:
     return store.transact(lambda s: {e.ref: e for e in s.scalars(select(WalletClearingEntry))})
 
 
+@pytest.mark.asyncio
 async def test_wallet_orders_clear_with_the_cards_into_one_payable_and_payout(
     example_store: Store, bench: Bench, tmp_path: Path
 ) -> None:
@@ -177,6 +178,7 @@ def trade_key(bench: Bench, provider: str, order_id: str) -> tuple[str, str]:
     return next(key for key in bench.sims.providers[provider].book.trades if key[1] == order_id)
 
 
+@pytest.mark.asyncio
 async def test_each_providers_bill_reconciles_and_injected_differences_are_reported_exactly(
     example_store: Store, bench: Bench
 ) -> None:
@@ -258,3 +260,41 @@ async def test_each_providers_bill_reconciles_and_injected_differences_are_repor
     }
     lines = store.transact(lambda s: sorted((x.status, x.detail) for x in s.scalars(select(ReconLine))))
     assert ("missing_in_posgate", f"pay order {stranger}: posgate has no record of it") in lines
+
+
+def test_concurrent_runs_clear_each_wallet_payment_once(example_store: Store) -> None:
+    """Two runs of the same date at once, in small chunks (PostgreSQL: they race on the unique constraints;
+    SQLite: they take turns): every paid order and refund is cleared once, the books balance."""
+    store = example_store
+    day = dt.date(2026, 3, 10)
+    start, _ = clearing_window(day, ZoneInfo(TZ), RATES.clearing.cut_off_local)
+
+    def fill(s) -> None:  # type: ignore[no-untyped-def]
+        for n in range(120):
+            at = start + dt.timedelta(minutes=n)
+            order_id = f"Q{n:024d}"
+            s.add(
+                WalletOrder(
+                    order_id=order_id, provider=("wechat", "alipay", "unionpay")[n % 3], flow="qr",
+                    mid=EXAMPLE_MID, tid=TID, amount_fen=1000 + n, refunded_fen=0, state="paid",
+                    created_at=at, expires_at=at, paid_at=at, updated_at=at,
+                )
+            )  # fmt: skip
+            if n % 4 == 0:
+                s.flush()
+                s.add(
+                    WalletRefund(
+                        refund_no=f"R{n:024d}", order_id=order_id, amount_fen=300, state="succeeded",
+                        created_at=at + dt.timedelta(seconds=30), updated_at=at,
+                    )
+                )  # fmt: skip
+
+    store.transact(fill)
+    small = RATES.model_copy(update={"clearing": RATES.clearing.model_copy(update={"chunk_size": 7})})
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda _: run_clearing(store, day, small, TZ, allow_open_day=True), range(2)))
+    assert sum(r.wallet_count for r in runs) == 120 + 30
+    got = wallet_entries(store)
+    assert len(got) == 150
+    assert sum(e.amount_fen for e in got.values()) == sum(1000 + n for n in range(120)) - 30 * 300
+    assert store.transact(trial_balance) == 0 and store.transact(verify_balances) == []

@@ -15,7 +15,11 @@ the date clears what has since ended (as with the cards' pending rows).
 
 Exactly once: `wallet_clearing_entries.ref` (the order id, or the refund number) is unique and so is each
 journal entry's key (`wallet:<order id>`, `wallet_refund:<refund no>`); a chunk selects only rows without a
-clearing entry, inside the unit of work that writes them.
+clearing entry, inside the unit of work that writes them. Concurrent runs take turns chunk by chunk: on
+PostgreSQL each chunk's unit of work holds a transaction-level advisory lock (`WALLET_CLEARING_LOCK`) from
+before its select to its commit, so the next one sees what the previous one wrote (two runs racing on the
+unique constraints instead lost the same chunks to each other again and again — measured: a run failed
+after five conflicts in a row); SQLite's write lock does the same.
 
 Journal entries (`ledger.wallet_lines`): Dr provider_receivable:<provider> A − p · Dr wallet_fee_expense p ·
 Cr merchant_payable:<MID> A − m · Cr fee_income:mdr m; a refund the same with every value negated. A payment
@@ -30,7 +34,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.orm import Session
 
 from posgate.settlement.fees import ppm_of
@@ -52,6 +56,7 @@ _ORDERS: Table = WalletOrder.__table__  # type: ignore[assignment]
 _REFUNDS: Table = WalletRefund.__table__  # type: ignore[assignment]
 
 SALE, REFUND = "sale", "refund"
+WALLET_CLEARING_LOCK = 0x706F73676174_01  # pg_advisory_xact_lock key: "posgat" + 1
 PENDING_ORDER_STATES = ("unknown", "paying")
 PENDING_REFUND_STATES = ("pending", "unknown")
 
@@ -209,6 +214,13 @@ class WalletTotals:
         self.provider_fee_fen += cleared.provider_fee_fen
 
 
+def _take_turn(session: Session) -> None:
+    """Wait for any other run's wallet chunk to commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
+    serializes writers)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WALLET_CLEARING_LOCK})
+
+
 def _not_cleared(ref: Any) -> Any:
     return ~select(_WCE.c.id).where(_WCE.c.ref == ref).exists()
 
@@ -288,6 +300,7 @@ def clear_sales_chunk(
     totals: WalletTotals,
 ) -> bool:
     """Clear up to `chunk_size` paid wallet orders of the window not cleared yet; True when none are left."""
+    _take_turn(session)
     o = _ORDERS.c
     rows = session.execute(
         select(o.order_id, o.provider, o.mid, o.tid, o.paid_at, o.amount_fen)
@@ -321,6 +334,7 @@ def clear_refunds_chunk(
 ) -> bool:
     """Clear up to `chunk_size` succeeded wallet refunds of the window not cleared yet; True when none are
     left."""
+    _take_turn(session)
     r, o = _REFUNDS.c, _ORDERS.c
     rows = session.execute(
         select(r.refund_no, r.order_id, o.provider, o.mid, o.tid, r.created_at, r.amount_fen)
