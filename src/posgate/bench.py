@@ -38,6 +38,7 @@ from sqlalchemy import select
 from posgate.bench_report import (
     BenchReport,
     ProcessFigures,
+    gauge_value,
     host_means_ms,
     process_cpu_s,
     process_peak_rss_mb,
@@ -310,6 +311,7 @@ class Watch:
         metrics_end = await _scrape(self.ops_url)
         if metrics_start is not None and metrics_end is not None:
             load.report.host_means_ms = host_means_ms(metrics_start, metrics_end)
+            load.report.host_connections_open = gauge_value(metrics_end, "posgate_pos_connections_open")
 
 
 async def _scrape(ops_url: str | None) -> str | None:
@@ -324,6 +326,16 @@ async def _scrape(ops_url: str | None) -> str | None:
         return answer.text if answer.status_code == 200 else None
     except httpx.HTTPError:
         return None
+
+
+async def open_idle_connections(host: str, port: int, count: int) -> list[asyncio.StreamWriter]:
+    """`count` TCP connections to the POS port that never send a byte (terminals between transactions), for
+    the host's memory with many connections; opened 100 at a time."""
+    writers: list[asyncio.StreamWriter] = []
+    for start in range(0, count, 100):
+        batch = [asyncio.open_connection(host, port) for _ in range(min(100, count - start))]
+        writers.extend(writer for _, writer in await asyncio.gather(*batch))
+    return writers
 
 
 async def _sleep_until(t: float) -> None:
@@ -438,6 +450,7 @@ def start_stack(
         }
     )
     # every bench terminal connects from this machine: one source address, as behind a load balancer
+    env.setdefault("POSGATE_POS_MAX_CONNECTIONS", "100000")
     env.setdefault("POSGATE_POS_MAX_CONNECTIONS_PER_SOURCE", "100000")
     env.setdefault("POSGATE_POS_MAX_IN_FLIGHT_PER_SOURCE", "100000")
     if settings.database_url:
@@ -494,6 +507,7 @@ class BenchOptions:
     risk_rules: str | None = None  # None: the setting (POSGATE_RISK_RULES, default `lists`)
     profile_dir: Path | None = None
     progress: bool = True
+    idle_connections: int = 0  # extra terminal connections opened first and held, silent, for the run
 
 
 #: At most this many sales per card at the bench's one merchant within 10 minutes: the default rules
@@ -592,6 +606,7 @@ def run_auth_bench(options: BenchOptions) -> tuple[BenchReport, dict[str, Any]]:
             "mix": options.mix,
             "cards": card_count,
             "warmup_s": options.warmup_s,
+            "idle_connections": options.idle_connections,
         }
         if options.profile_dir is not None:
             parameters["profiles"] = [
@@ -614,6 +629,14 @@ def run_auth_bench(options: BenchOptions) -> tuple[BenchReport, dict[str, Any]]:
             )
 
             async def main() -> BenchReport:
+                idle = await open_idle_connections(host, port, options.idle_connections)
+                try:
+                    return await measured()
+                finally:
+                    for writer in idle:
+                        writer.close()
+
+            async def measured() -> BenchReport:
                 load = generate_load(
                     host,
                     port,

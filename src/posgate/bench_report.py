@@ -120,6 +120,7 @@ class BenchReport:
     load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     host_means_ms: dict[str, float] = field(default_factory=dict)
+    host_connections_open: float | None = None  # the host's own count at the end of the window
 
     @property
     def approved(self) -> int:
@@ -174,6 +175,7 @@ class BenchReport:
             "processes": [p.as_json(self.duration_s) for p in self.processes],
             "stack_cpu_ms_per_approved": self.stack_cpu_ms_per_approved,
             "host_means_ms": self.host_means_ms,
+            "host_connections_open": self.host_connections_open,
             "load_average_before": list(self.load_before),
             "load_average_after": list(self.load_after),
             "cpus": os.cpu_count(),
@@ -229,6 +231,22 @@ def host_means_ms(before: str, after: str) -> dict[str, float]:
             name = f"{names[metric]} {label}".strip()
             means[name] = round((total - old_total) / (count - old_count) * 1000, 3)
     return means
+
+
+def gauge_value(text: str, name: str) -> float | None:
+    r"""The value of the unlabelled gauge `name` in a scrape (None when absent).
+
+    >>> gauge_value("# TYPE posgate_pos_connections_open gauge\nposgate_pos_connections_open 52.0\n",
+    ...             "posgate_pos_connections_open")
+    52.0
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    return None
 
 
 #: The figures `compare` sets side by side, and whether more is better.

@@ -56,6 +56,12 @@ def bench_auth_command(
     baseline: Annotated[
         Path | None, typer.Option("--baseline", help="a stored --json run: print the difference too")
     ] = None,
+    idle_connections: Annotated[
+        int,
+        typer.Option(
+            "--idle-connections", min=0, max=100_000, help="silent connections held open (host RSS)"
+        ),
+    ] = 0,
 ) -> None:
     """Approved sales per second and latency percentiles with N terminals against the stack."""
     from posgate.bench import BenchOptions, run_auth_bench
@@ -85,6 +91,7 @@ def bench_auth_command(
         connections=connections,
         risk_rules=risk_rules,
         profile_dir=profile,
+        idle_connections=idle_connections,
     )
     report, parameters = run_auth_bench(options)
     document = report.as_json(parameters)
@@ -147,6 +154,11 @@ def _print_bench_run(run: dict[str, Any]) -> None:
             console.print(f"  ≤ {upper:>10.2f}  {count:>7}  {'█' * max(1, round(40 * count / peak))}")
     before, after = run["load_average_before"], run["load_average_after"]
     console.print(f"load average (1 min) {before[0]:.2f} → {after[0]:.2f} on {run['cpus']} CPUs")
+    if run.get("idle_connections"):
+        console.print(
+            f"{run['idle_connections']} idle connections held; the host counted"
+            f" {run.get('host_connections_open')} connections open at the end"
+        )
     for path in run.get("profiles", []):
         console.print(f"flame graph: {path}")
     if run["unsent"]:

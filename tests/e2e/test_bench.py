@@ -60,6 +60,8 @@ def test_closed_loop_json_has_the_contract_keys_and_the_default_rules_see_normal
             "400",
             "--risk-rules",
             "default",
+            "--idle-connections",
+            "50",
         ],
         tmp_path,
     )
@@ -77,6 +79,9 @@ def test_closed_loop_json_has_the_contract_keys_and_the_default_rules_see_normal
     assert roles["posgate up"]["cpu_s"] > 0 and roles["posgate up"]["peak_rss_mb"] > 20
     assert roles["load generator (bench)"]["peak_rss_mb"] > 20
     assert "bench:" in done.stderr  # progress, on standard error: stdout stays parseable
+    # the 50 silent connections (and the 2 terminals' unless they hung up first), as the host counts them
+    # at the end of the window
+    assert run["idle_connections"] == 50 and 50.0 <= run["host_connections_open"] <= 52.0
     # the host's own view over the window, from its operations port
     means = run["host_means_ms"]
     assert (
