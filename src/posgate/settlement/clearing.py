@@ -17,9 +17,11 @@ date clears those that end approved, which is why a run waits `clearing.grace_s`
 
 Exactly once: `clearing_entries.transaction_id` is unique, and so is each journal entry's key
 (`clear:<txn id>`; `adjust:<original id>:<n>` for the n-th unwind or reclear of an original). A chunk
-selects only rows without a clearing entry, inside the unit of work that writes them; a concurrent run of
-the same date (PostgreSQL) that got there first makes the insert fail on a unique constraint, and the chunk
-is selected again. A re-run adds nothing.
+selects only rows without a clearing entry, inside the unit of work that writes them. Concurrent runs take
+turns chunk by chunk (`wallet_clearing.take_turn`: a PostgreSQL advisory lock held from a chunk's select to
+its commit; SQLite's write lock): racing on the unique constraints alone, the losing run lost the same
+chunks again and again and failed after `CONFLICT_RETRIES` conflicts (measured: two runs in chunks of 7).
+A constraint failure still makes the chunk be selected again. A re-run adds nothing.
 
 Wallet payments (paid wallet orders, succeeded wallet refunds) of the window clear in the same run, after
 the cards, into the same payables: `wallet_clearing`.
@@ -61,6 +63,7 @@ from posgate.settlement.wallet_clearing import (
     clear_refunds_chunk,
     clear_sales_chunk,
     pending_wallets,
+    take_turn,
 )
 from posgate.store.models import IssuerRoute, Merchant, Transaction, utcnow
 from posgate.store.models_ledger import ClearingEntry, ClearingRun, LedgerAccount, LedgerEntry, LedgerPosting
@@ -719,7 +722,7 @@ def _chunk(
         part = ClearingResult(result.run_id, result.clearing_date)
         try:
             with _gc_paused():
-                position = store.transact(lambda s, part=part: step(s, ctx, after, part))
+                position = store.transact(lambda s, part=part: take_turn(s) or step(s, ctx, after, part))
         except IntegrityError:
             ctx.accounts.forget()
             if attempt == CONFLICT_RETRIES - 1:

@@ -214,9 +214,9 @@ class WalletTotals:
         self.provider_fee_fen += cleared.provider_fee_fen
 
 
-def _take_turn(session: Session) -> None:
-    """Wait for any other run's wallet chunk to commit (PostgreSQL; SQLite's BEGIN IMMEDIATE already
-    serializes writers)."""
+def take_turn(session: Session) -> None:
+    """Wait for any other clearing run's chunk to commit (PostgreSQL: a transaction-level advisory lock;
+    SQLite's BEGIN IMMEDIATE already serializes writers)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WALLET_CLEARING_LOCK})
 
@@ -300,7 +300,7 @@ def clear_sales_chunk(
     totals: WalletTotals,
 ) -> bool:
     """Clear up to `chunk_size` paid wallet orders of the window not cleared yet; True when none are left."""
-    _take_turn(session)
+    take_turn(session)
     o = _ORDERS.c
     rows = session.execute(
         select(o.order_id, o.provider, o.mid, o.tid, o.paid_at, o.amount_fen)
@@ -334,7 +334,7 @@ def clear_refunds_chunk(
 ) -> bool:
     """Clear up to `chunk_size` succeeded wallet refunds of the window not cleared yet; True when none are
     left."""
-    _take_turn(session)
+    take_turn(session)
     r, o = _REFUNDS.c, _ORDERS.c
     rows = session.execute(
         select(r.refund_no, r.order_id, o.provider, o.mid, o.tid, r.created_at, r.amount_fen)
