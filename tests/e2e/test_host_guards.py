@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,8 +26,10 @@ from posgate.config import IssuerConfig
 from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
 from posgate.logs import configure_logging
+from posgate.security.keys import kcv
 from posgate.services import Running, start_all
 from posgate.store.models import Merchant, SafEntry, Terminal, Transaction
+from posgate.store.models_onboarding import AuditEvent
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
 from posgate.terminal.messages import (
     REQUEST_HEADER,
@@ -59,6 +62,24 @@ async def test_a_sale_without_a_mac_is_declined_a0_and_nothing_is_charged(termin
     answer = await _send_without_mac(terminal, msg)
     assert (answer["t"], answer["39"], answer["11"]) == ("0210", "A0", msg["11"])
     assert await available_fen(terminal, OK_CARD) == 1_000_000
+
+
+async def test_a_request_without_a_mac_is_in_the_key_trail_as_absent(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """The refused request stores no transaction: the audit trail says which terminal sent what without a
+    MAC, and under which MAK it would have been checked (the KCV, never the key)."""
+    msg = sale_request(terminal.state, terminal.state.next_stan(), OK_CARD, 5_000, None, "magstripe")
+    assert (await _send_without_mac(terminal, msg))["39"] == "A0"
+
+    def refusals(session):  # type: ignore[no-untyped-def]
+        events = session.scalars(select(AuditEvent).where(AuditEvent.action == "mac_verify_failed"))
+        return [(e.actor, e.subject_ref, json.loads(e.detail)) for e in events]
+
+    [(actor, ref, detail)] = await stack.handle.store.run(refusals)
+    assert (actor, ref) == ("host", "terminal/10000001")
+    assert (detail["mti"], detail["stan"], detail["why"]) == ("0200", msg["11"], "absent")
+    assert terminal.state.mak is not None and detail["mak_kcvs"] == [kcv(terminal.state.mak)]
 
 
 async def test_a_reversal_without_a_mac_does_not_undo_the_sale(terminal: TerminalClient) -> None:

@@ -96,13 +96,22 @@ async def started() -> AsyncIterator[Callable[..., object]]:
     issuers: list[MacIssuer] = []
     links: list[IssuerLink] = []
 
-    async def start(issuer: MacIssuer, mac_enabled: bool = True, zak: bytes | None = ZAK) -> IssuerLink:
+    async def start(
+        issuer: MacIssuer, mac_enabled: bool = True, zak: bytes | None = ZAK, echo_interval_s: float = 30.0
+    ) -> IssuerLink:
         await issuer.start()
         issuers.append(issuer)
         route = RouteRecord(
             "Mac Bank", ("622999",), "127.0.0.1", issuer.port, mac_enabled, "sim", bytes(16), zak
         )
-        link = IssuerLink(route, "12345678", Stans(), connect_timeout_s=2.0, reconnect_max_s=0.2)
+        link = IssuerLink(
+            route,
+            "12345678",
+            Stans(),
+            connect_timeout_s=2.0,
+            echo_interval_s=echo_interval_s,
+            reconnect_max_s=0.2,
+        )
         links.append(link)
         link.start()
         await asyncio.wait_for(link.up.wait(), 5)
@@ -215,3 +224,22 @@ async def test_the_sign_on_answer_says_once_when_the_mac_setting_does_not_fit(
     assert issuer.sign_ons >= 3
     said = [m for m in caplog.messages if "sign-on answer" in m or "answered sign-on" in m]
     assert said == expected
+
+
+async def test_echo_answers_without_a_mac_keep_the_link_up(started: Callable[..., object]) -> None:
+    """The host MACs no 0800 and judges only the first sign-on answer's MAC: an issuer that answers its
+    echo tests (0810, 70 = 301) without a MAC is not cut off and signed on again at every echo."""
+    issuer = MacIssuer()  # sign-on and financial replies MACed, echo answers not
+    link = await started(issuer, echo_interval_s=0.05)  # type: ignore[operator]
+
+    def echoes() -> int:
+        return sum(1 for msg, _ in issuer.received if msg.get("70") == "301")
+
+    for _ in range(200):
+        if echoes() >= 5:
+            break
+        await asyncio.sleep(0.05)
+    assert echoes() >= 5
+    assert issuer.sign_ons == 1 and link.is_up
+    reply = await link.request(sale("000900"), 2.0)
+    assert reply["39"] == "00"
