@@ -200,6 +200,7 @@ SIGN_ON_UNEXPECTED = (
         (True, "good", []),
         (True, "absent", [SIGN_ON_ABSENT]),
         (True, "bad", [SIGN_ON_BAD]),
+        (True, "misplaced", [SIGN_ON_BAD]),  # a MAC in 64 with 90 after it covers nothing: it does not verify
         (False, "absent", []),
         (False, "good", [SIGN_ON_UNEXPECTED]),
         (False, "bad", [SIGN_ON_UNEXPECTED]),
