@@ -17,8 +17,10 @@ import warnings
 from collections.abc import Callable
 
 from psec import des, mac
+from psec import pin as psec_pin
 
 from posgate.security import ciphers
+from posgate.security.pin import IBM3624_CONVERSION_TABLE, IBM3624_PAN_PAD, pin_offset
 
 SALE_LENGTH = 136  # bytes a 0200 sale covers with its MAC (MTI … field 63), about
 
@@ -37,6 +39,16 @@ def _psec_translate(keys: tuple[bytes, bytes], block: bytes) -> bytes:
 
 def _cached_translate(keys: tuple[bytes, bytes], block: bytes) -> bytes:
     return ciphers.tdes_ecb_encrypt(keys[1], ciphers.tdes_ecb_decrypt(keys[0], block))
+
+
+def _psec_offset(pvk: bytes, pan: str) -> str:
+    return psec_pin.generate_ibm3624_offset(
+        pvk, IBM3624_CONVERSION_TABLE, "123456", pan[-16:], 0, 16, IBM3624_PAN_PAD
+    )
+
+
+def _cached_offset(pvk: bytes, pan: str) -> str:
+    return pin_offset(pvk, "123456", pan)
 
 
 def _best_us(operation: Callable[[], object], n: int, rounds: int) -> float:
@@ -59,11 +71,13 @@ def main() -> None:
     keys, block = (os.urandom(16), os.urandom(16)), os.urandom(8)
     assert _psec_retail(key, data) == _cached_retail(key, data)
     assert _psec_translate(keys, block) == _cached_translate(keys, block)
+    assert _psec_offset(key, "6229990000000012") == _cached_offset(key, "6229990000000012")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'operation':<34}{'psec µs':>10}{'cached µs':>11}{'speed-up':>10}")
     cases = [
         (f"X9.19 retail MAC, {SALE_LENGTH} bytes", _psec_retail, _cached_retail, key, data),
         ("PIN block translation (2 × 3DES)", _psec_translate, _cached_translate, keys, block),
+        ("IBM 3624 PIN offset (issuer check)", _psec_offset, _cached_offset, key, "6229990000000012"),
     ]
     for name, slow, fast, k, d in cases:
         old = _best_us(lambda s=slow, k=k, d=d: s(k, d), args.n, args.rounds)

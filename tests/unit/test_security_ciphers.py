@@ -89,3 +89,23 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_partial_blocks_are_refused_by_ecb() -> None:
     with pytest.raises(ValueError, match="multiple of 8"):
         ciphers.tdes_ecb_encrypt(bytes(16), b"short")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pvk=DES_KEYS,
+    pin=st.text("0123456789", min_size=4, max_size=12),
+    pan=st.text("0123456789", min_size=13, max_size=19),
+)
+def test_the_pin_offset_is_psecs(pvk: bytes, pin: str, pan: str) -> None:
+    from psec import pin as psec_pin
+
+    from posgate.security.pin import IBM3624_CONVERSION_TABLE, IBM3624_PAN_PAD, pin_offset
+
+    validation = pan[-16:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = psec_pin.generate_ibm3624_offset(
+            pvk, IBM3624_CONVERSION_TABLE, pin, validation, 0, len(validation), IBM3624_PAN_PAD
+        )
+    assert pin_offset(pvk, pin, pan) == expected

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 
-from psec import pin as psec_pin
 from psec import pinblock
 
 from posgate.errors import SecurityError
@@ -24,6 +23,7 @@ from posgate.security.keys import DES_KEY_LENGTHS, check_key
 
 IBM3624_CONVERSION_TABLE = "0123456789012345"
 IBM3624_PAN_PAD = "F"
+_DECIMALIZE = str.maketrans("0123456789ABCDEF", IBM3624_CONVERSION_TABLE)
 PIN_MIN_DIGITS = 4
 PIN_MAX_DIGITS = 12
 
@@ -104,16 +104,11 @@ def pin_offset(pvk: bytes, pin: str, pan: str) -> str:
     _check_pin(pin)
     _check_pan(pan)
     check_key(pvk, "PVK", DES_KEY_LENGTHS)
-    validation = pan[-16:]
-    return psec_pin.generate_ibm3624_offset(
-        bytes(pvk),
-        conversion_table=IBM3624_CONVERSION_TABLE,
-        pin=pin,
-        pan=validation,
-        pan_verify_offset=0,
-        pan_verify_length=len(validation),
-        pan_pad=IBM3624_PAN_PAD,
-    )
+    # the natural PIN: the validation data encrypted under the PVK, decimalized; the offset is PIN − natural
+    # PIN digit by digit, mod 10 (psec's generate_ibm3624_offset, on the cached cipher context)
+    validation = pan[-16:].ljust(16, IBM3624_PAN_PAD)
+    natural = tdes_ecb_encrypt(pvk, bytes.fromhex(validation)).hex().upper().translate(_DECIMALIZE)
+    return "".join(str((int(digit) - int(natural[i])) % 10) for i, digit in enumerate(pin))
 
 
 def verify_pin_block(block: bytes, pan: str, zpk: bytes, pvk: bytes, offset: str) -> bool:
