@@ -298,9 +298,12 @@ def test_the_statement_page_lists_wallet_payments_beside_the_cards(tmp_path: Pat
         login(client, "admin")
         page = client.get(f"/merchants/{EXAMPLE_MID}/statement?date={D}").text
         settlement = client.get(f"/settlement?date={D}").text
+        csv_text = client.get(f"/merchants/{EXAMPLE_MID}/statement.csv?date={D}").text
     handle.store.close()
     lines = page.split('id="statement-lines"')[1].split("</table>")[0]
     assert "Q260803020000ABCDEF012345" in lines and "alipay" in lines and "QR wallet" in lines
     assert yuan(2372) in lines and yuan(9) in lines  # 23.72 and its 0.38 % wallet MDR
     assert 'id="wallet-fee-total">0.14<' in settlement  # Alipay's 0.60 % of 23.72
+    [wallet_line] = [row for row in csv.reader(io.StringIO(csv_text)) if "Q260803020000ABCDEF012345" in row]
+    assert wallet_line[5:11] == ["Q260803020000ABCDEF012345", "alipay", "wallet", "23.72", "0.09", "23.63"]
     assert 'id="ledger-check">The ledger agrees with these figures.<' in settlement

@@ -329,8 +329,8 @@ def statement_csv(view: dict[str, Any]) -> str:
                 x["local_time"],
                 _text(x["tid"]),
                 x["kind"],
-                _text(x["rrn"]),
-                _text(x["pan_masked"]),
+                _text(x["rrn"] or x["order_id"]),  # a wallet line: its order id
+                _text(x["pan_masked"] or x["provider"]),  # … and its provider
                 x["card_kind"],
                 _cny(x["amount_fen"]),
                 _cny(x["mdr_fen"]),
