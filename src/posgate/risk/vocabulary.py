@@ -30,7 +30,8 @@ PURCHASE_KINDS = frozenset({"sale", "preauth", "completion"})
 ASSESSED_KINDS = ("sale", "preauth", "completion", "refund")
 # issuer answers that say the card itself is bad: pick up, lost, stolen, expired, not permitted, restricted
 STOLEN_CODES = frozenset({"04", "41", "43", "54", "57", "62"})
-WRONG_PIN_CODES = frozenset({"55"})
+# wrong PIN, and the wrong PIN that used up the card's tries (the issuer then blocks the PIN)
+WRONG_PIN_CODES = frozenset({"55", "75"})
 
 # summed measures: counted per key in time buckets (risk.counters_store), meaning
 COUNTERS: dict[str, str] = {
@@ -40,7 +41,7 @@ COUNTERS: dict[str, str] = {
     "declined": "declined purchases (by an issuer or by risk)",
     "refunds": "approved refunds",
     "refund_amount": "sum of approved refunds, fen",
-    "wrong_pin": "answers 55 (wrong PIN), any kind of request",
+    "wrong_pin": "answers 55 (wrong PIN) or 75 (PIN tries exceeded), any kind of request",
     "stolen": "issuer answers 04, 41, 43, 54, 57 or 62 (pick up, lost, stolen, expired, not permitted)",
 }
 # distinct measures per key: measure → the member kind counted (table `risk_seen`, risk.counters_store)
