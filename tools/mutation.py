@@ -14,6 +14,13 @@ out of the score. The run fails when any group, or all of them together, scores 
     python tools/mutation.py --group ledger  # one group (repeatable)
     python tools/mutation.py --incremental   # keep build/mutation/<group>/mutants (mutmut's cache)
     python tools/mutation.py --retest-survivors  # after adding tests: re-test only what survived
+
+A function a module calls while it is imported (one that builds a table at module level) runs in
+mutmut's forked workers before any mutant is active: its mutants never take effect there, and its stats
+name only the test that happened to import it. A group lists such functions as `import_time`; after
+mutmut, each of their mutants it did not kill is tested again in a fresh interpreter that imports the
+module with the mutant active, against all of the group's tests (results in
+build/mutation/<group>/import_time.json, which override mutmut's).
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ WORK = ROOT / "build" / "mutation"
 MUTMUT = Path(sys.executable).with_name("mutmut")
 KILLED = {"killed", "timeout", "caught by type check"}
 TIMEOUT_MULTIPLIER = 60.0
+IMPORT_TIME_LIMIT_S = 1800.0  # one import-time mutant against all of its group's tests
+# pytest's exit code → verdict: 0 all passed; 1 a test failed; 2 or 4 the mutated import failed (the
+# selection collects without a mutant); -1 over IMPORT_TIME_LIMIT_S
+IMPORT_TIME_VERDICTS = {0: "survived", 1: "killed", 2: "killed", 4: "killed", -1: "timeout"}
 # pytest options for every mutant run: no cache, no doctests or -ra from pyproject's addopts, SQLite only
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-k", "not postgresql"]
 
@@ -73,6 +84,7 @@ class Group:
     targets: list[Target]
     tests: list[str]
     skip_lines: list[str] = field(default_factory=list)
+    import_time: list[str] = field(default_factory=list)  # "module.py::function": called at import
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     survivors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -83,9 +95,16 @@ def load_groups(config: dict) -> list[Group]:  # type: ignore[type-arg]
     for raw in config["group"]:
         targets = []
         for item in raw["mutate"]:
-            path, _, only = item.partition("::")
-            targets.append(Target(path, tuple(n.strip() for n in only.split(",") if n.strip())))
-        groups.append(Group(raw["name"], targets, list(raw["tests"]), list(raw.get("skip_lines", []))))
+            targets.append(Target(*_split(item)))
+        groups.append(
+            Group(
+                raw["name"],
+                targets,
+                list(raw["tests"]),
+                list(raw.get("skip_lines", [])),
+                list(raw.get("import_time", [])),
+            )
+        )
     return groups
 
 
@@ -185,18 +204,14 @@ def run_group(
     if done.returncode != 0:
         tail = (workdir / "mutmut.log").read_text(errors="replace")[-3000:]
         raise SystemExit(f"mutation: mutmut failed for group {group.name} (exit {done.returncode}):\n{tail}")
+    retest_import_time(group, workdir, deselect, max_children)
     if not survivors_only:
         (workdir / "seconds.txt").write_text(f"{time.monotonic() - started:.0f}\n")
     collect(group)
 
 
-def collect(group: Group) -> None:
-    """Read the results of the group's last run from build/mutation/<group>/."""
-    workdir = WORK / group.name
-    if not (workdir / "mutants").is_dir():
-        raise SystemExit(f"mutation: group {group.name} has not run yet (no {workdir}/mutants)")
-    seconds = workdir / "seconds.txt"
-    group.seconds = float(seconds.read_text()) if seconds.exists() else 0.0
+def _statuses(workdir: Path) -> dict[str, str]:
+    """mutmut's verdict for every mutant of the group's last run, by name."""
     listing = subprocess.run(
         [str(MUTMUT), "results", "--all", "true"],
         cwd=workdir,
@@ -209,6 +224,82 @@ def collect(group: Group) -> None:
         name, sep, status = line.strip().rpartition(": ")
         if sep:
             statuses[name] = status
+    return statuses
+
+
+def _import_time_patterns(group: Group) -> list[str]:
+    return [p for item in group.import_time for p in Target(*_split(item)).patterns()]
+
+
+def _split(item: str) -> tuple[str, tuple[str, ...]]:
+    """ "path.py::A.f,g" → ("path.py", ("A.f", "g"))."""
+    path, _, only = item.partition("::")
+    return path, tuple(n.strip() for n in only.split(",") if n.strip())
+
+
+def retest_import_time(group: Group, workdir: Path, deselect: list[str], max_children: int) -> None:
+    """Test each not-yet-killed mutant of the group's import-time functions in a fresh interpreter: the
+    mutant is active (MUTANT_UNDER_TEST) while `src/` of mutmut's copy is imported, so the module's tables
+    are built by the mutated function. First failing test kills it, as with mutmut."""
+    patterns = _import_time_patterns(group)
+    if not patterns:
+        return
+    record = workdir / "import_time.json"
+    verdicts: dict[str, str] = json.loads(record.read_text()) if record.exists() else {}
+    todo = [
+        name
+        for name, status in sorted(_statuses(workdir).items())
+        if status not in KILLED and any(fnmatch(name, p) for p in patterns)
+    ]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "--rootdir=.", "-p", "no:randomly", *PYTEST_ARGS]
+    command += [arg for test in deselect for arg in ("--deselect", test)] + group.tests
+    base_env = {**os.environ, "PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"}
+    # without a mutant the selection must collect: a usage error (4) under a mutant is then its import failing
+    baseline = subprocess.run(
+        [*command, "--collect-only"], cwd=workdir / "mutants", env=base_env, capture_output=True, check=False
+    )
+    if baseline.returncode != 0:
+        raise SystemExit(f"mutation: the import-time re-test does not collect:\n{baseline.stdout[-2000:]!r}")
+    running: dict[str, tuple[subprocess.Popen[bytes], float]] = {}
+    while todo or running:
+        while todo and len(running) < max_children:
+            name = todo.pop(0)
+            process = subprocess.Popen(
+                command,
+                cwd=workdir / "mutants",
+                env={**base_env, "MUTANT_UNDER_TEST": name},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            running[name] = (process, time.monotonic())
+        time.sleep(0.2)
+        for name, (process, started) in list(running.items()):
+            code = process.poll()
+            if code is None and time.monotonic() - started > IMPORT_TIME_LIMIT_S:
+                process.kill()
+                process.wait()
+                code = -1
+            if code is None:
+                continue
+            del running[name]
+            verdicts[name] = IMPORT_TIME_VERDICTS.get(code, "")
+            if not verdicts[name]:
+                raise SystemExit(f"mutation: pytest exited {code} for {name} (import-time re-test)")
+    record.write_text(json.dumps(verdicts, indent=1, sort_keys=True) + "\n")
+
+
+def collect(group: Group) -> None:
+    """Read the results of the group's last run from build/mutation/<group>/."""
+    workdir = WORK / group.name
+    if not (workdir / "mutants").is_dir():
+        raise SystemExit(f"mutation: group {group.name} has not run yet (no {workdir}/mutants)")
+    seconds = workdir / "seconds.txt"
+    group.seconds = float(seconds.read_text()) if seconds.exists() else 0.0
+    statuses = _statuses(workdir)
+    record = workdir / "import_time.json"
+    if record.exists():  # verdicts of the fresh-interpreter re-test override mutmut's for those mutants
+        fresh = json.loads(record.read_text())
+        statuses.update({name: status for name, status in fresh.items() if name in statuses})
     for target in group.targets:
         counts: Counter[str] = Counter()
         for name, status in sorted(statuses.items()):

@@ -137,6 +137,18 @@ REVERSAL = reversal_request(STATE, last_transaction(SALE, "sale"), "98")
             "field 3: '310000' with 25 = '00' is no reversible transaction",
         ),
         ("reversal", REVERSAL, {"60": "2300000100060"}, "field 60: 60.1 expected 22, got '23'"),
+        (  # a reversal of a pre-authorization void or a completion void: either type code, named both
+            "reversal",
+            REVERSAL,
+            {"3": "200000", "25": "06"},
+            "field 60: 60.1 expected 11, 21, got '22'",
+        ),
+        (
+            "balance",
+            _financial("balance", "magstripe"),
+            {"4": "000000000100"},
+            "field 4 is not expected in a balance",
+        ),
         (
             "sign-in",
             sign_in_request(STATE, "000001"),

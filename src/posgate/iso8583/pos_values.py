@@ -129,12 +129,12 @@ def problem(kind: str, msg: Mapping[str, str]) -> str | None:
         if field not in rule.fields:
             return f"field {field} is not expected in a {kind}"
     try:
-        return _field60(kind, rule, msg) or _coded(rule, msg) or _dates(msg) or _reversal(kind, msg)
+        return _field60(rule, msg) or _coded(rule, msg) or _dates(msg) or _reversal(kind, msg)
     except PosgateError as exc:  # 60 or 61 does not parse
         return str(exc)
 
 
-def _field60(kind: str, rule: Rule, msg: Mapping[str, str]) -> str | None:
+def _field60(rule: Rule, msg: Mapping[str, str]) -> str | None:
     if "60" not in msg:
         return None
     f60 = parse_field60(msg["60"])

@@ -37,6 +37,23 @@ async def test_check_fields_says_which_field_is_missing() -> None:
     assert ctx.detail == "missing field 4"
 
 
+async def test_check_fields_names_every_missing_field_and_the_missing_card() -> None:
+    for fields, detail in (
+        ({"4": "", "22": ""}, "missing field 4,22"),
+        ({"2": "", "14": ""}, "missing field 2/35"),
+    ):
+        ctx = context(sale(**fields))
+        await CheckFields(Kind.SALE, MAX_FEN).prepare(ctx)
+        assert ctx.result.code == "30" and ctx.detail == detail, fields
+
+
+async def test_check_fields_quotes_the_value_the_spec_does_not_list() -> None:
+    ctx = context(sale(**{"53": "7600000000000000"}))  # the forger's carrier of issue 9
+    await CheckFields(Kind.SALE, MAX_FEN).prepare(ctx)
+    assert ctx.result.code == "30"
+    assert ctx.detail == "field 53: expected 2600000000000000, got '7600000000000000'"
+
+
 async def test_check_fields_amounts_and_currency() -> None:
     for fields, code in (({"4": "000000000000"}, "13"), ({"4": "000099999999"}, "61"), ({"49": "840"}, "12")):
         ctx = context(sale(**fields))
@@ -55,6 +72,22 @@ async def test_an_unknown_transaction_is_40_and_an_unknown_network_code_30() -> 
     ctx = context({"t": "0800", "11": "000001", "41": "10000001", "60": "00000001999"})
     await RefuseUnsupported().prepare(ctx)
     assert ctx.result.code == "30" and "999" in (ctx.detail or "")
+
+
+async def test_a_network_message_the_host_does_not_list_is_30_and_the_log_says_why() -> None:
+    network = {"11": "000001", "41": "10000001", "42": "898440153110001"}
+    for request, detail in (
+        (network | {"t": "0800", "60": "00000001999"}, "60.3 '999' is not a network management code of 0800"),
+        (network | {"t": "0820"}, "60.3 'absent' is not a network management code of 0820"),
+        (
+            network | {"t": "0820", "60": "0000000"},
+            "expected 8 or at least 11 digits (60.1, 60.2, 60.3), got 7",
+        ),
+    ):
+        ctx = context(request)
+        assert ctx.kind is Kind.UNSUPPORTED
+        await RefuseUnsupported().prepare(ctx)
+        assert ctx.result.code == "30" and ctx.detail == "field 60: " + detail, request
 
 
 async def test_an_unknown_terminal_is_its_own_reason_97_on_the_wire() -> None:
