@@ -131,3 +131,21 @@ def test_open_loop_per_transaction_counts_every_scheduled_arrival_and_compare_re
         text=True,
     )
     assert broken.returncode == 2 and "missing.json" in broken.stderr
+
+
+def test_profile_writes_a_flame_graph_of_each_stack_process(tmp_path: Path) -> None:
+    py_spy = Path(sys.executable).with_name("py-spy")
+    if not py_spy.exists():
+        pytest.skip("py-spy is not installed (pip install 'posgate[profile]')")
+    run, _ = bench(
+        [
+            *("--terminals", "2", "--duration", "3", "--warmup", "0.5", "--cards", "100"),
+            *("--topology", "split", "--profile", str(tmp_path / "flames")),
+        ],
+        tmp_path,
+    )
+    assert run["profiles"] == [str(tmp_path / "flames" / f"posgate-{p}.svg") for p in ("issuer", "host")]
+    host = (tmp_path / "flames" / "posgate-host.svg").read_text()
+    # a flame graph of the host's own code: the pipeline and its steps are on it
+    assert host.lstrip().startswith("<?xml") and "<svg" in host and "run_pipeline" in host
+    assert "<svg" in (tmp_path / "flames" / "posgate-issuer.svg").read_text()
