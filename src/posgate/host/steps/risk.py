@@ -76,7 +76,9 @@ class CountForRisk(Step):
 
 class RaiseRiskAlerts(Step):
     """A finishing step, after RecordOutcome: opens the alerts an assessed request's decision asks for (a
-    review, `alert` hits, proposed holds and suspensions) for the risk officers. Needs: ctx.risk."""
+    review, `alert` hits, holds and suspensions) for the risk officers, and does what the rules do by
+    themselves — a `hold_settlement` hit holds the merchant's settlement, an automatic suspension suspends
+    (`risk.disposal`). Needs: ctx.risk."""
 
     def __init__(self, risk: Risk | None) -> None:
         self.risk = risk
