@@ -1,5 +1,6 @@
 """Settings: environment variables `POSGATE_*`, then `posgate.toml` (in the working directory or
-`POSGATE_CONFIG`), then defaults. One `Settings` object is built by `bootstrap` and passed down.
+`POSGATE_CONFIG`), then defaults. One `Settings` object is built by the composition root (`bootstrap`)
+and passed down.
 `load_settings` is how a command builds it: anything invalid (a value, an unknown key, a file that is not
 TOML or not UTF-8, an environment variable that does not parse) is one `ConfigError` line naming the setting,
 never the value (it may be a key), never a traceback.

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, demo_terminal_state
 
 

@@ -3,11 +3,11 @@ PostgreSQL): application, approval, TR-31 delivery, sign-in with the delivered T
 
 from __future__ import annotations
 
-from posgate.api.demo_story import run_onboarding_story
+from posgate.bootstrap.stack import Running
 from posgate.config import Settings
 from posgate.merchants.provisioning import key_kcv
 from posgate.security.keys import kcv
-from posgate.services import Running
+from posgate.tools.demo_onboarding import run_onboarding_story
 
 
 async def test_the_onboarding_story_ends_with_a_live_merchant(stack: Running) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from posgate.bootstrap.stack import Running
 from posgate.security.keys import kcv
-from posgate.services import Running
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 
 OK_CARD = demo_card("6229990000000012")  # 10,000.00 CNY

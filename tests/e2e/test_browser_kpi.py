@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from posgate.api.testing import DEMO_PASSWORD
 from posgate.kpi.history import seed_history
+from posgate.tools.onboarding_data import DEMO_PASSWORD
 from tests.e2e.test_browser_onboarding import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, need_chromium
 from tests.integration.live_console import live_console
 

@@ -18,10 +18,10 @@ import uvicorn
 from sqlalchemy import select
 
 from posgate.api.app import create_app
-from posgate.api.testing import DEMO_PASSWORD, form_values, photo_files
-from posgate.services import start_all
+from posgate.bootstrap.stack import start_all
 from posgate.store.models import Merchant, Terminal
 from posgate.terminal import TerminalClient, TerminalState, demo_card
+from posgate.tools.onboarding_data import DEMO_PASSWORD, form_values, photo_files
 from tests.e2e.conftest import stack_settings
 
 CHROMIUM = Path("/usr/bin/chromium")

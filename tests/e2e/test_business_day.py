@@ -11,8 +11,8 @@ import random
 
 from sqlalchemy import select
 
+from posgate.bootstrap.stack import Running
 from posgate.security.keys import generate_key, kcv
-from posgate.services import Running
 from posgate.store.acquirer import pending_saf_count, provision_terminal
 from posgate.store.models import BatchSettlement, Transaction
 from posgate.terminal import CardProfile, TerminalClient, TerminalState, demo_card, play_day

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from sqlalchemy import inspect, text
 
+from posgate.bootstrap.stack import Running
 from posgate.fixtures.document import read_demo_fixture
 from posgate.security.pin import encode_pin_block
-from posgate.services import Running
 from posgate.terminal import TerminalClient, demo_card
 
 

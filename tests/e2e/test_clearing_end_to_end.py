@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from posgate.bootstrap.stack import Running
 from posgate.issuer.clearing_file import HEADER, write_clearing_file
-from posgate.services import Running
 from posgate.settlement import bankfile
 from posgate.settlement.clearing import run_clearing
 from posgate.settlement.clearing_day import clearing_date, clearing_window

@@ -26,10 +26,10 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from posgate.api.testing import form_values, photo_files
+from posgate.bootstrap.stack import Running, start_all
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.models_onboarding import AuditEvent
+from posgate.tools.onboarding_data import form_values, photo_files
 
 from .conftest import stack_settings
 

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from posgate.api.testing import form_values, photo_files
 from posgate.fixtures.document import read_demo_fixture
 from posgate.iso8583.codec import encode_pos
 from posgate.iso8583.framing import build_pos_frame
@@ -28,6 +27,7 @@ from posgate.store.db import make_engine
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import REQUEST_HEADER, request_tpdu, sale_request
 from posgate.tools.card_scan import CardSecrets, Finding, scan_bytes, scan_database, scan_path
+from posgate.tools.onboarding_data import form_values, photo_files
 
 pytestmark = pytest.mark.slow
 

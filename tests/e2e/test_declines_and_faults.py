@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from posgate.services import Running
+from posgate.bootstrap.stack import Running
 from posgate.store.acquirer import pending_saf_count, rotate_key_period
 from posgate.terminal import TerminalClient, demo_card, manual_card
 from posgate.terminal.messages import sale_request

@@ -4,7 +4,7 @@ just inside each bound are served."""
 
 from __future__ import annotations
 
-from posgate.services import Running
+from posgate.bootstrap.stack import Running
 from posgate.terminal import TerminalClient, demo_card
 from posgate.terminal.messages import echo_request, sale_request, sign_in_request
 

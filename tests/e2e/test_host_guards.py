@@ -21,13 +21,13 @@ import psec
 import pytest
 from sqlalchemy import select, update
 
-from posgate.bootstrap import start_host
+from posgate.bootstrap.host import start_host
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import IssuerConfig
 from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
 from posgate.logs import configure_logging
 from posgate.security.keys import kcv
-from posgate.services import Running, start_all
 from posgate.store.models import Merchant, SafEntry, Terminal, Transaction
 from posgate.store.models_onboarding import AuditEvent
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card

@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from posgate.bootstrap import HostRuntime, start_host
+from posgate.bootstrap.host import HostRuntime, start_host
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.issuer import books
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.models import SafEntry, SimAuthorization, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.client import TerminalError

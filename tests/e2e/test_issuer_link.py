@@ -17,10 +17,10 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from posgate.bootstrap import HostRuntime, start_host
+from posgate.bootstrap.host import HostRuntime, start_host
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 
 from .conftest import stack_settings

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import trustme
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import IssuerConfig, IssuerTls, Settings
 from posgate.errors import ConfigError
 from posgate.fixtures.document import read_demo_fixture
-from posgate.services import Running, start_all
 from posgate.terminal import CardProfile, TerminalClient, demo_card, demo_terminal_state
 
 from .conftest import stack_settings

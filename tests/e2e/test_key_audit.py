@@ -8,8 +8,8 @@ import json
 
 from sqlalchemy import select
 
+from posgate.bootstrap.stack import Running
 from posgate.security.keys import kcv
-from posgate.services import Running
 from posgate.store.models import Transaction
 from posgate.store.models_onboarding import AuditEvent
 from posgate.terminal import TerminalClient, demo_card

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posgate.bootstrap import start_host
+from posgate.bootstrap.host import start_host
+from posgate.bootstrap.stack import Running, start_all
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.acquirer import rotate_key_period
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 

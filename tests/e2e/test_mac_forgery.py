@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from posgate.services import Running
+from posgate.bootstrap.stack import Running
 from posgate.terminal import TerminalClient, TerminalTimeout, demo_card, demo_terminal_state
 
 from . import spec_wire

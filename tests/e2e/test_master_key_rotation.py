@@ -17,15 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from posgate.api.testing import form_values, photo_files
+from posgate.bootstrap.stack import Running, start_all
 from posgate.logs import configure_logging
 from posgate.security.at_rest import CardVault
 from posgate.security.keyring import read_keyring
 from posgate.security.keys import kcv
-from posgate.services import Running, start_all
 from posgate.store.acquirer import pending_saf_count, provision_terminal
 from posgate.store.rekey import SEALED_COLUMNS, reseal_batch
 from posgate.terminal import TerminalClient, TerminalState, demo_card, demo_terminal_state
+from posgate.tools.onboarding_data import form_values, photo_files
 
 from .conftest import stack_settings
 from .helpers import eventually

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posgate.bootstrap import start_host
+from posgate.bootstrap.host import start_host
+from posgate.bootstrap.stack import start_all
 from posgate.logs import configure_logging
-from posgate.services import start_all
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import sale_request
 

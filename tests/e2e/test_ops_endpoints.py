@@ -15,11 +15,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from posgate.bench import BENCH_PIN, provision, start_stack, stop_stack
 from posgate.config import Settings
 from posgate.terminal import TerminalClient
 from posgate.terminal.journal import SALE
 from posgate.terminal.policy import PosPolicy
+from posgate.tools.bench_auth import BENCH_PIN, provision, start_stack, stop_stack
 
 pytestmark = pytest.mark.slow
 

@@ -17,10 +17,10 @@ import iso8583
 import psec
 import pytest
 
+from posgate.bootstrap.stack import start_all
 from posgate.config import IssuerConfig
 from posgate.fixtures.document import read_demo_fixture
 from posgate.logs import configure_logging
-from posgate.services import start_all
 from posgate.store.acquirer import pending_saf_count
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state, manual_card
 

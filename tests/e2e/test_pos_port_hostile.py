@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.iso8583.framing import build_pos_frame
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import REQUEST_HEADER, request_tpdu, sale_request
 

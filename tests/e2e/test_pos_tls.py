@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.logs import configure_logging
 from posgate.security.pos_tls import client_context
-from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, TerminalConnectionError, demo_card, demo_terminal_state
 
 from . import pos_wire

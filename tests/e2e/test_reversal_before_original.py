@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from posgate.services import Running, start_all
+from posgate.bootstrap.stack import Running, start_all
 from posgate.store.models import SafEntry, SimAuthorization, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import last_transaction, reversal_request, sale_request

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.cli import app
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.terminal import TerminalClient, demo_card
 from tests.e2e.conftest import stack_settings
 from tests.e2e.helpers import eventually

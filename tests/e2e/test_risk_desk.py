@@ -18,12 +18,12 @@ import httpx
 import pytest
 from sqlalchemy import update
 
-from posgate.api.testing import DEMO_PASSWORD
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.models import Terminal
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+from posgate.tools.onboarding_data import DEMO_PASSWORD
 from tests.e2e.conftest import stack_settings
 from tests.e2e.helpers import eventually
 

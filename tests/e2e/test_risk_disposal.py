@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.cli import app
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.settlement import bankfile
 from posgate.settlement.clearing_day import clearing_date
 from posgate.settlement.payouts import PAYOUT_HEADER, WITHHELD_HEADER

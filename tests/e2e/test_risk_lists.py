@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.cli import app
 from posgate.config import Settings
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.models_onboarding import AuditEvent
 from posgate.store.models_risk import RiskListEntry
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from posgate.bootstrap import start_host
+from posgate.bootstrap.host import start_host
+from posgate.bootstrap.stack import Running, start_all
 from posgate.logs import configure_logging
-from posgate.services import Running, start_all
 from posgate.store.acquirer import reverse_transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 

@@ -9,7 +9,7 @@ import logging
 
 from sqlalchemy import select
 
-from posgate.services import Running
+from posgate.bootstrap.stack import Running
 from posgate.store.models import BatchSettlement, Transaction
 from posgate.terminal import TerminalClient
 

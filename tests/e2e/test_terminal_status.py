@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select, update
 
-from posgate.services import Running
+from posgate.bootstrap.stack import Running
 from posgate.store.models import Merchant, Terminal
 from posgate.terminal import TerminalClient, demo_card
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
+from posgate.bootstrap.stack import Running, start_all
 from posgate.config import IssuerConfig
-from posgate.services import Running, start_all
 from posgate.store.acquirer import pending_saf_count
 from posgate.store.models import ReconciliationItem, Terminal, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state

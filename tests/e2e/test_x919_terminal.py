@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from posgate.bootstrap.stack import Running
 from posgate.merchants.provisioning import get_merchant, provision_terminals, simulator_profile
 from posgate.security.pos_mac import MacAlgorithm
-from posgate.services import Running
 from posgate.store.acquirer import load_terminal
 from posgate.store.models import utcnow
 from posgate.terminal import TerminalClient, TerminalState, demo_card

@@ -30,10 +30,10 @@ from urllib.parse import unquote
 
 from posgate.api.app import create_app
 from posgate.api.inputs import MAX_ID
-from posgate.api.testing import form_values, photo_files
 from posgate.api.users import create_api_key
-from posgate.bootstrap import open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
+from posgate.tools.onboarding_data import form_values, photo_files
 from tests.fuzz._harness import INSTRUMENTED, fuzz
 
 RUNS_CAP = 200_000

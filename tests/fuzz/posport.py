@@ -227,9 +227,9 @@ COLLECT_EVERY = 200
 
 def _start_host() -> tuple[tuple[str, int], LogWatch]:
     """A whole stack (issuer simulator + host) on SQLite in a background thread's event loop."""
+    from posgate.bootstrap.stack import start_all
     from posgate.config import Settings
     from posgate.logs import configure_logging
-    from posgate.services import start_all
 
     workdir = Path(tempfile.mkdtemp(prefix="posgate-fuzz-posport-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)

@@ -33,13 +33,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from posgate.bootstrap.stack import (
+    start_all,  # imported here: atheris instruments what is loaded before the run
+)
 from posgate.config import Settings
 from posgate.errors import FramingError
 from posgate.host.server import PosServer
 from posgate.iso8583.codec import decode_pos
 from posgate.iso8583.framing import FrameBuffer, split_pos_frame
 from posgate.logs import configure_logging
-from posgate.services import start_all  # imported here: atheris instruments what is loaded before the run
 from tests.fuzz._harness import fuzz
 from tests.fuzz.posport import ANSWER_WAIT_S, LogWatch, check_answers, legit_echo
 

@@ -23,12 +23,13 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from posgate.bootstrap import open_store, start_host
+from posgate.bootstrap.host import start_host
+from posgate.bootstrap.stack import sim_bank_ports
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.iso8583.codec import decode_network, decode_pos
 from posgate.iso8583.framing import FrameBuffer, split_pos_frame
 from posgate.issuer.server import IssuerSimulator
-from posgate.services import sim_bank_ports
 from posgate.terminal import TerminalClient, demo_terminal_state
 from posgate.terminal.cards import demo_card
 from tests.contract.test_pos_frames import PUBLIC_FRAME
@@ -185,7 +186,7 @@ def seed(pos_frames: list[bytes], network_frames: list[bytes]) -> dict[str, int]
 def _api_bodies() -> list[tuple[str, str, bytes]]:
     """(route path, content type, body) of a valid request to each body route, and the hostile ones of
     issue 9 (ids beyond 64 bits, lone surrogates, NUL)."""
-    from posgate.api.testing import form_values, photo_files
+    from posgate.tools.onboarding_data import form_values, photo_files
 
     reason = {"reason": "documents are blurred"}
     form = "&".join(f"{k}={v}" for k, v in form_values().items() if k != "address")
@@ -231,7 +232,7 @@ def _api_bodies() -> list[tuple[str, str, bytes]]:
 
 def seed_api() -> dict[str, int]:
     """Seeds of the API targets: a valid and a hostile body per route, and hostile photos."""
-    from posgate.api.testing import photo
+    from posgate.tools.onboarding_data import photo
     from tests.fuzz import api_asgi, api_bodies
     from tests.integration.test_upload_polyglots import jpeg_svg, jpeg_zip, png_bomb, png_zip
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from posgate.bootstrap.stack import Running
 from posgate.iso8583.codec import decode_pos, encode_pos
 from posgate.iso8583.framing import build_pos_frame, split_pos_frame
-from posgate.services import Running
 from posgate.terminal import TerminalClient, demo_terminal_state
 from posgate.terminal.cards import demo_card
 from tests.e2e.conftest import stack  # noqa: F401  (the e2e fixture, used here as is)

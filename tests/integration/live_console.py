@@ -17,10 +17,11 @@ import uvicorn
 from fastapi import FastAPI
 
 from posgate.api.app import create_app
-from posgate.api.testing import DEMO_PASSWORD, form_values, photo_files
 from posgate.api.users import create_api_key
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import DEMO_PASSWORD, form_values, photo_files
 
 
 @dataclass

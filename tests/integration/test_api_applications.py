@@ -12,11 +12,19 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from posgate.api.app import create_app
-from posgate.api.testing import DEMO_CREDIT_CARD, form_values, id_number, photo, photo_files, sign_in
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.merchants.images import MAX_BYTES
 from posgate.store.models_onboarding import Application, ApplicationUpload, AuditEvent
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import (
+    DEMO_CREDIT_CARD,
+    form_values,
+    id_number,
+    photo,
+    photo_files,
+    sign_in,
+)
 
 
 @pytest.fixture

@@ -12,12 +12,13 @@ from sqlalchemy import func, select
 
 from posgate.api.app import create_app
 from posgate.api.roles import PERMISSIONS
-from posgate.api.testing import sign_in
 from posgate.api.users import ensure_demo_users
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.store.models_onboarding import LoginThrottle, User
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import sign_in
 
 
 @pytest.fixture

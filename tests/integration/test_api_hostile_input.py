@@ -224,7 +224,7 @@ def test_every_json_string_refuses_invalid_unicode_and_nul(
 
 
 def test_multipart_text_and_file_names_refuse_nul(console: LiveConsole, admin_key: str) -> None:
-    from posgate.api.testing import form_values, photo_files
+    from posgate.tools.onboarding_data import form_values, photo_files
 
     with console.client(admin_key) as client:
         openapi = client.get("/openapi.json").json()

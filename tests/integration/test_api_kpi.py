@@ -14,11 +14,12 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from posgate.api.app import create_app
-from posgate.api.testing import sign_in
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.cli import app as cli_app
 from posgate.config import Settings
 from posgate.kpi.history import seed_history
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import sign_in
 
 END = dt.date(2026, 11, 30)
 PERIOD = {"from": "2026-11-17", "to": "2026-11-30"}

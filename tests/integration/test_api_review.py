@@ -12,8 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from posgate.api.app import create_app
-from posgate.api.testing import form_values, photo_files, sign_in
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.merchants.keyblock import unwrap_tmk
 from posgate.merchants.lifecycle import complete_test_swipe
@@ -21,6 +20,8 @@ from posgate.security.keys import kcv
 from posgate.store.keys import get_keys
 from posgate.store.models import Merchant, Terminal
 from posgate.store.models_onboarding import AuditEvent
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import form_values, photo_files, sign_in
 
 
 def make_api(tmp_path: Path, database_url: str | None = None) -> tuple[TestClient, StoreHandle]:

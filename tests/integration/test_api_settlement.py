@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from posgate.api.app import create_app
-from posgate.api.testing import sign_in
-from posgate.bootstrap import StoreHandle
-from posgate.settlement.factory import EXAMPLE_MID, EXAMPLE_MID_2
 from posgate.settlement.reports import fee_income
+from posgate.store.runtime import StoreHandle
+from posgate.tools.clearing_day_factory import EXAMPLE_MID, EXAMPLE_MID_2
+from posgate.tools.onboarding_data import sign_in
 from tests.integration.test_console_settlement import (
     GROSS_FEN,
     MDR_FEN,

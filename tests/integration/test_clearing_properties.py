@@ -37,14 +37,6 @@ from sqlalchemy import select
 
 from posgate.settlement.clearing import CANCELLATION_KINDS, CLEARING_KINDS, run_clearing
 from posgate.settlement.clearing_day import clearing_date
-from posgate.settlement.factory import (
-    CREDIT_CARD,
-    DEBIT_CARD,
-    EXAMPLE_MID,
-    EXAMPLE_MID_2,
-    DayBuilder,
-    provision_example,
-)
 from posgate.settlement.ledger_store import balances, trial_balance, unbalanced_entries, verify_balances
 from posgate.settlement.payouts import build_t1_payouts, import_confirmation, payable_balances, simulate_bank
 from posgate.settlement.rates import Rates
@@ -52,6 +44,14 @@ from posgate.store.db import make_engine, migrate
 from posgate.store.models import Transaction
 from posgate.store.models_ledger import ClearingEntry, Payout
 from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import (
+    CREDIT_CARD,
+    DEBIT_CARD,
+    EXAMPLE_MID,
+    EXAMPLE_MID_2,
+    DayBuilder,
+    provision_example,
+)
 
 TZ = "Asia/Shanghai"
 ZONE = ZoneInfo(TZ)

@@ -19,18 +19,18 @@ from posgate.settlement import bankfile
 from posgate.settlement.clearing import run_clearing
 from posgate.settlement.clearing_day import clearing_window
 from posgate.settlement.errors import FileChecksumError
-from posgate.settlement.factory import (
+from posgate.settlement.rates import Rates
+from posgate.settlement.reconcile import reconcile_issuer_file, terminal_batches
+from posgate.store.models import BatchSettlement, ReconciliationItem
+from posgate.store.models_ledger import ReconLine, ReconReport
+from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import (
     CREDIT_CARD,
     DEBIT_CARD,
     EXAMPLE_MID,
     EXAMPLE_MID_2,
     DayBuilder,
 )
-from posgate.settlement.rates import Rates
-from posgate.settlement.reconcile import reconcile_issuer_file, terminal_batches
-from posgate.store.models import BatchSettlement, ReconciliationItem
-from posgate.store.models_ledger import ReconLine, ReconReport
-from posgate.store.runtime import Store
 
 TZ = "Asia/Shanghai"
 RATES = Rates()

@@ -10,17 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from posgate.settlement.clearing import DayNotClosed, run_clearing
-from posgate.settlement.factory import (
+from posgate.settlement.ledger_store import entry_lines, trial_balance, unbalanced_entries, verify_balances
+from posgate.settlement.rates import Rates
+from posgate.store.models_ledger import ClearingEntry, ClearingRun
+from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import (
     CREDIT_CARD,
     DEBIT_CARD,
     EXAMPLE_MID,
     EXAMPLE_MID_2,
     DayBuilder,
 )
-from posgate.settlement.ledger_store import entry_lines, trial_balance, unbalanced_entries, verify_balances
-from posgate.settlement.rates import Rates
-from posgate.store.models_ledger import ClearingEntry, ClearingRun
-from posgate.store.runtime import Store
 
 TZ = "Asia/Shanghai"
 D = dt.date(2026, 3, 10)

@@ -23,12 +23,13 @@ from sqlalchemy import select
 
 from posgate.api.app import create_app
 from posgate.api.audit_trail import CHANGING_METHODS
-from posgate.api.testing import DEMO_DEBIT_CARD, DEMO_PASSWORD, form_values, id_number, photo_files
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.risk.alerts import open_alerts
 from posgate.risk.decision import Decision
 from posgate.store.models_onboarding import AuditEvent
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import DEMO_DEBIT_CARD, DEMO_PASSWORD, form_values, id_number, photo_files
 
 SOURCE = ("203.0.113.7", 50123)  # TEST-NET-3: the address every request here comes from
 

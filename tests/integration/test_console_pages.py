@@ -12,10 +12,11 @@ from fastapi.testclient import TestClient
 
 from posgate.api.app import create_app
 from posgate.api.console.i18n import LABELS
-from posgate.api.testing import DEMO_PASSWORD, form_values, photo_files
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.store.models import Transaction
+from posgate.store.runtime import StoreHandle
+from posgate.tools.onboarding_data import DEMO_PASSWORD, form_values, photo_files
 
 
 @pytest.fixture

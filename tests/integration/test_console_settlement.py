@@ -16,11 +16,15 @@ from fastapi.testclient import TestClient
 
 from posgate.api.app import create_app
 from posgate.api.console.render import yuan
-from posgate.api.testing import DEMO_PASSWORD
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.settlement.clearing import run_clearing
-from posgate.settlement.factory import (
+from posgate.settlement.payouts import build_t1_payouts, import_confirmation, simulate_bank
+from posgate.settlement.rates import Rates
+from posgate.settlement.reports import fee_income
+from posgate.store.models_wallet import WalletOrder
+from posgate.store.runtime import StoreHandle
+from posgate.tools.clearing_day_factory import (
     CREDIT_CARD,
     DEBIT_CARD,
     EXAMPLE_MID,
@@ -28,10 +32,7 @@ from posgate.settlement.factory import (
     DayBuilder,
     provision_example,
 )
-from posgate.settlement.payouts import build_t1_payouts, import_confirmation, simulate_bank
-from posgate.settlement.rates import Rates
-from posgate.settlement.reports import fee_income
-from posgate.store.models_wallet import WalletOrder
+from posgate.tools.onboarding_data import DEMO_PASSWORD
 
 TZ = "Asia/Shanghai"
 D = dt.date(2026, 8, 3)

@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from posgate.fixtures.document import read_demo_fixture
 from posgate.security.at_rest import CardVault
-from posgate.seed import load_demo_fixture
 from posgate.store.acquirer import finish_transaction, insert_transaction
 from posgate.store.db import make_engine, migrate
 from posgate.store.in_doubt import InDoubt, find_in_doubt, resolve_in_doubt
@@ -26,6 +25,7 @@ from posgate.store.models import SafEntry, Transaction
 from posgate.store.models_onboarding import AuditEvent
 from posgate.store.originals import reserve_refund
 from posgate.store.runtime import Store
+from posgate.store.seed import load_demo_fixture
 
 NOW = dt.datetime(2026, 11, 26, 10, 15)
 OLD = NOW - dt.timedelta(minutes=5)

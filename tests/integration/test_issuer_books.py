@@ -20,10 +20,10 @@ from posgate.issuer import books
 from posgate.issuer.messages import AuthKey
 from posgate.issuer.rules import Decision, Effect
 from posgate.security.at_rest import CardVault
-from posgate.seed import load_demo_fixture
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import SimAccount, SimAuthorization, SimCard
 from posgate.store.runtime import Store
+from posgate.store.seed import load_demo_fixture
 
 BANK = "Demo Bank A"
 NOW = dt.datetime(2026, 11, 26, 10, 15)

@@ -34,9 +34,9 @@ from posgate.issuer.server import IssuerSimulator
 from posgate.security.at_rest import CardVault
 from posgate.security.network_mac import network_mac, verify_network_mac
 from posgate.security.pin import encode_pin_block
-from posgate.seed import load_demo_fixture
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
+from posgate.store.seed import load_demo_fixture
 
 SPEC = iso8583.specs.default_ascii
 VECTORS = json.loads(pathlib.Path("/work/shared/spec/fixture-vectors.json").read_text())

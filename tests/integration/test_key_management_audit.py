@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from posgate.bootstrap import open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.security.keyring import read_keyring
 from posgate.store.models_onboarding import AuditEvent

@@ -10,17 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.errors import SecurityError
-from posgate.key_rotation import RotationError, rotate
 from posgate.security.at_rest import CardVault
 from posgate.security.keyring import read_keyring
 from posgate.store.acquirer import insert_transaction
+from posgate.store.key_rotation import RotationError, rotate
 from posgate.store.keys import key_label
 from posgate.store.models import SealedKey, SimCard, Transaction
 from posgate.store.models_onboarding import AuditEvent
 from posgate.store.rekey import SEALED_COLUMNS, reseal_batch
+from posgate.store.runtime import StoreHandle
 
 PANS = ["6229990000000012", "6228880000000016", "6229990000000020"]
 

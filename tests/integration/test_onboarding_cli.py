@@ -10,9 +10,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from posgate.api.testing import form_values, photo_files
-from posgate.cli_merchants import merchant_app, provision_terminal_command
+from posgate.cli.merchants import merchant_app, provision_terminal_command
 from posgate.terminal.state import TerminalState
+from posgate.tools.onboarding_data import form_values, photo_files
 
 app = typer.Typer()
 app.add_typer(merchant_app, name="merchant")

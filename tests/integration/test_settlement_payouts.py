@@ -12,13 +12,6 @@ import pytest
 from posgate.settlement import bankfile
 from posgate.settlement.clearing import run_clearing
 from posgate.settlement.errors import ClearingNotRun, D0Refused, FileChecksumError, FileFormatError
-from posgate.settlement.factory import (
-    CREDIT_CARD,
-    DEBIT_CARD,
-    EXAMPLE_MID,
-    EXAMPLE_MID_2,
-    DayBuilder,
-)
 from posgate.settlement.ledger_store import balances, trial_balance, verify_balances
 from posgate.settlement.payouts import (
     CONFIRMATION_HEADER,
@@ -31,6 +24,13 @@ from posgate.settlement.payouts import (
 )
 from posgate.settlement.rates import Rates, parse_rates
 from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import (
+    CREDIT_CARD,
+    DEBIT_CARD,
+    EXAMPLE_MID,
+    EXAMPLE_MID_2,
+    DayBuilder,
+)
 
 TZ = "Asia/Shanghai"
 D = dt.date(2026, 4, 20)

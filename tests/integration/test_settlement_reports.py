@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from posgate.cli_settlement import (
+from posgate.cli.settlement import (
     bench_clearing_command,
     clearing_app,
     issuer_file_command,
@@ -22,7 +22,12 @@ from posgate.cli_settlement import (
     settlement_app,
 )
 from posgate.settlement.clearing import run_clearing
-from posgate.settlement.factory import (
+from posgate.settlement.payouts import build_t1_payouts, import_confirmation, simulate_bank
+from posgate.settlement.rates import Rates
+from posgate.settlement.reports import fee_income, merchant_statement, outstanding_payables
+from posgate.store.db import make_engine, migrate
+from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import (
     CREDIT_CARD,
     DEBIT_CARD,
     EXAMPLE_MID,
@@ -30,11 +35,6 @@ from posgate.settlement.factory import (
     DayBuilder,
     provision_example,
 )
-from posgate.settlement.payouts import build_t1_payouts, import_confirmation, simulate_bank
-from posgate.settlement.rates import Rates
-from posgate.settlement.reports import fee_income, merchant_statement, outstanding_payables
-from posgate.store.db import make_engine, migrate
-from posgate.store.runtime import Store
 
 TZ = "Asia/Shanghai"
 D = dt.date(2026, 8, 3)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from PIL import Image
 
-from posgate.api.testing import form_values, id_number, photo, photo_files
+from posgate.tools.onboarding_data import form_values, id_number, photo, photo_files
 from tests.integration.live_console import LiveConsole, live_console
 
 PAYLOAD = b"<html><body><script>alert(document.cookie)</script></body></html>"

@@ -20,7 +20,6 @@ from sqlalchemy import select
 
 from posgate.settlement.clearing import run_clearing
 from posgate.settlement.clearing_day import clearing_date, clearing_window, to_local
-from posgate.settlement.factory import DEBIT_CARD, EXAMPLE_MID, DayBuilder
 from posgate.settlement.ledger_store import balances, entry_lines, trial_balance, verify_balances
 from posgate.settlement.payouts import build_t1_payouts
 from posgate.settlement.rates import Rates
@@ -30,6 +29,7 @@ from posgate.store.db import session_factory
 from posgate.store.models_ledger import ReconLine, ReconReport, WalletClearingEntry
 from posgate.store.models_wallet import WalletOrder, WalletRefund
 from posgate.store.runtime import Store
+from posgate.tools.clearing_day_factory import DEBIT_CARD, EXAMPLE_MID, DayBuilder
 from posgate.wallets import customer
 from posgate.wallets.orders import Merchant, WalletOrders
 from tests.integration.wallet_env import PROVIDERS, Bench, wallet_bench

@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from posgate.api.app import create_app
+from posgate.bootstrap.stack import console_ssl_context
 from posgate.config import Settings
 from posgate.errors import ConfigError
-from posgate.services import console_ssl_context
 from tests.e2e.certs import CertificateAuthority
 
 
@@ -60,7 +60,7 @@ def test_inconsistent_settings_are_refused(values: dict[str, object], message: s
 
 @pytest.fixture
 def client_for(tmp_path: Path) -> Iterator[object]:
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
 
     handles = []
 

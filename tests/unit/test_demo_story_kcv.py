@@ -3,9 +3,9 @@ the TR-31 block — against the KCV the export announced, so it can fail."""
 
 from __future__ import annotations
 
-from posgate.api.demo_story import open_delivered_tmk
 from posgate.merchants.keyblock import wrap_tmk
 from posgate.security.keys import kcv
+from posgate.tools.demo_onboarding import open_delivered_tmk
 
 KTK = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
 TMK = bytes.fromhex("404142434445464748494A4B4C4D4E4F")

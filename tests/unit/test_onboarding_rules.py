@@ -8,7 +8,6 @@ import datetime as dt
 
 import pytest
 
-from posgate.api.testing import id_number, photo
 from posgate.errors import ConfigError
 from posgate.merchants.areas import parse_areas
 from posgate.merchants.business import business_types, parse_business_types
@@ -21,6 +20,7 @@ from posgate.merchants.images import MAX_BYTES, inspect_image
 from posgate.merchants.keyblock import unwrap_tmk, wrap_tmk
 from posgate.merchants.uscc import parse_uscc
 from posgate.merchants.workflow import next_status
+from posgate.tools.onboarding_data import id_number, photo
 
 ROUTES = [Route("Demo Bank A", ("622999",), "debit"), Route("Demo Bank B", ("622888",), "credit")]
 TODAY = dt.date(2026, 11, 26)

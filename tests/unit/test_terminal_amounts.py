@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from posgate.terminal.cli import parse_amount_fen
+from posgate.cli.terminal import parse_amount_fen
 
 
 @pytest.mark.parametrize(

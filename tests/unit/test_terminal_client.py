@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from posgate.cli.terminal import app
 from posgate.errors import SecurityError
 from posgate.iso8583.codec import decode_pos, encode_pos, encode_pos_with_mac, mac_payload
 from posgate.iso8583.framing import (
@@ -32,7 +33,6 @@ from posgate.terminal import (
     demo_card,
     demo_terminal_state,
 )
-from posgate.terminal.cli import app
 from posgate.terminal.messages import REQUEST_HEADER, echo_request, request_tpdu
 
 TMK = bytes.fromhex("404142434445464748494A4B4C4D4E4F")

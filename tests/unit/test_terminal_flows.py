@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from posgate.cards.tlv import decode_tlv, encode_tlv
 from posgate.cards.track2 import parse_track2
+from posgate.cli.terminal import app
 from posgate.iso8583.codec import (
     decode_pos,
     encode_pos,
@@ -48,7 +49,6 @@ from posgate.terminal import (
     demo_terminal_state,
     play_day,
 )
-from posgate.terminal.cli import app
 from posgate.terminal.day import _Day
 from posgate.terminal.journal import open_pan
 from posgate.terminal.messages import MACED_RESPONSE_MTIS

@@ -42,10 +42,10 @@ from posgate.api.routes import admin, applications, auth, kpi, merchants, qr, ri
 from posgate.api.sessions import cookie_key
 from posgate.api.throttle import Limits
 from posgate.api.users import ensure_admin, ensure_demo_users
-from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.merchants.errors import OnboardingError
 from posgate.merchants.uploads import UploadStore
+from posgate.store.runtime import StoreHandle
 
 log = logging.getLogger("posgate.api")
 PACKAGE_DIR = Path(str(resources.files("posgate.api")))

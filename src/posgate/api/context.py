@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 
 from posgate.api.hash_worker import HashWorker
 from posgate.api.throttle import Limits
-from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.merchants.uploads import UploadStore
+from posgate.store.runtime import StoreHandle
 
 T = TypeVar("T")
 

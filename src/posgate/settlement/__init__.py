@@ -13,5 +13,5 @@ reports (docs/settlement.md). The public face, by module:
 - `factory.DayBuilder` — days of transactions (and the issuer's books) for tests and demos;
 - `bench.run_clearing_bench(n)` — `posgate bench clearing`.
 
-Depends on `store` only (and `errors`); the shells are `posgate.cli_settlement` and the console.
+Depends on `store` only (and `errors`); the shells are `posgate.cli.settlement` and the console.
 """

@@ -1,5 +1,7 @@
 """`Store`: the asyncio shells' door to the database. Work is a plain function of a `Session`, run in a
-dedicated thread pool inside one transaction (commit on return, rollback on exception) — one unit of work."""
+dedicated thread pool inside one transaction (commit on return, rollback on exception) — one unit of work.
+`StoreHandle`: an opened store with the card vault of its master key (what `bootstrap.store.open_store`
+returns and the API, the wallets and the tools are given)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from posgate.security.at_rest import CardVault
 from posgate.store.db import session_factory
 
 T = TypeVar("T")
@@ -57,3 +61,11 @@ class Store:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=False)
         self.engine.dispose()
+
+
+@dataclass
+class StoreHandle:
+    """An opened store and the card vault of its master key."""
+
+    store: Store
+    vault: CardVault

@@ -1,5 +1,6 @@
 """The POS terminal's policy: what a terminal does around each transaction, written once for
-`posgate terminal` (`cli`), `posgate terminal day` (`day`) and `posgate bench` (`bench`).
+`posgate terminal` (`cli/terminal.py`), `posgate terminal day` (`day`) and `posgate bench auth`
+(`tools/bench_auth.py`).
 
 The rules (shared/spec/pos-8583.md and the cashier's routine):
 

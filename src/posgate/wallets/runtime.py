@@ -16,11 +16,11 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.files import private_file
 from posgate.store.models import Merchant as MerchantRow
 from posgate.store.models import SealedKey, Terminal
+from posgate.store.runtime import StoreHandle
 from posgate.wallets import rsakeys
 from posgate.wallets.adapters import ADAPTERS, WalletAdapter
 from posgate.wallets.codes import PROVIDERS

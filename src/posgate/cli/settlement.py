@@ -1,12 +1,6 @@
 """`posgate clearing …`, `posgate settlement …`, `posgate reconcile …`, `posgate issuer clearing-file` and
 `posgate bench clearing`: thin Typer shells over `posgate.settlement` (and the issuer simulator's clearing
-file), straight against the store (`bootstrap.open_store`). The lead mounts them (docs/settlement.md):
-
-    app.add_typer(clearing_app, name="clearing")
-    app.add_typer(settlement_app, name="settlement")
-    app.add_typer(reconcile_app, name="reconcile")
-    bench_app.command("clearing")(bench_clearing_command)
-    issuer_app.command("clearing-file")(issuer_file_command)   # `issuer` as a group, see the docs
+file), straight against the store (`bootstrap.store.open_store`). `cli.root` mounts them.
 
 Money on the command line is CNY with up to two decimals (`--amount 500.00`), fen everywhere else.
 Exit codes: 0 done (reconciliation: also when it found differences — it prints them), 2 refused or bad
@@ -25,6 +19,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from posgate.cli.common import build_settings
 from posgate.config import Settings
 from posgate.errors import PosgateError
 from posgate.money import yuan
@@ -65,8 +60,6 @@ def _date(text: str) -> dt.date:
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
-    from posgate.cli import build_settings  # late: cli.py imports this module to mount it
-
     return build_settings(data_dir=data_dir, database_url=database_url)
 
 
@@ -74,7 +67,7 @@ def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
 def _opened(
     data_dir: Path | None, database_url: str | None, rates_file: Path | None
 ) -> Iterator[tuple[Settings, Store, Rates]]:
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
 
     settings = _settings(data_dir, database_url)
     try:
@@ -546,7 +539,7 @@ def reconcile_wallets(
     whatever it finds; 2 when a bill cannot be had."""
     import asyncio
 
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.settlement.wallet_reconcile import BEIJING, STATUSES, reconcile_wallet_bill
     from posgate.wallets.errors import WalletError
     from posgate.wallets.runtime import provider_urls, stored_adapters
@@ -658,8 +651,8 @@ def bench_clearing_command(
     from rich.console import Console
     from rich.table import Table
 
-    from posgate.bench import scratch_database
-    from posgate.settlement.bench import run_clearing_bench
+    from posgate.tools.bench_auth import scratch_database
+    from posgate.tools.bench_clearing import run_clearing_bench
 
     with scratch_database(database_url) as url:  # PostgreSQL: a fresh database, dropped afterwards
         report = _run(lambda: run_clearing_bench(transactions, database_url=url, data_dir=data_dir))

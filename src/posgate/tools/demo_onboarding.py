@@ -15,14 +15,14 @@ import httpx
 from psec import tr31
 
 from posgate.api.app import create_app
-from posgate.api.testing import form_values, photo_files
-from posgate.bootstrap import StoreHandle
 from posgate.config import Settings
 from posgate.merchants.keyblock import unwrap_tmk
 from posgate.merchants.provisioning import key_transfer_key
 from posgate.security.keys import kcv
 from posgate.store.models import utcnow
+from posgate.store.runtime import StoreHandle
 from posgate.terminal import TerminalClient, TerminalState, demo_card
+from posgate.tools.onboarding_data import form_values, photo_files
 
 DEMO_PASSWORD = "posgate-demo"
 

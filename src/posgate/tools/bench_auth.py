@@ -35,14 +35,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from posgate.bench_report import (
-    BenchReport,
-    ProcessFigures,
-    gauge_value,
-    host_means_ms,
-    process_cpu_s,
-    process_peak_rss_mb,
-)
 from posgate.cards.pan import luhn_check_digit
 from posgate.config import Settings
 from posgate.fixtures.document import FixtureCard, read_demo_fixture
@@ -51,6 +43,14 @@ from posgate.terminal import TerminalClient, TerminalState, TxnResult, demo_card
 from posgate.terminal.cards import CardProfile, card_profile
 from posgate.terminal.journal import SALE
 from posgate.terminal.policy import PosPolicy
+from posgate.tools.bench_report import (
+    BenchReport,
+    ProcessFigures,
+    gauge_value,
+    host_means_ms,
+    process_cpu_s,
+    process_peak_rss_mb,
+)
 
 BENCH_MID = "898440153110001"
 BENCH_PIN = "123456"
@@ -69,11 +69,11 @@ def provision(
     settings: Settings, terminals: int, cards: int
 ) -> tuple[list[TerminalState], list[CardProfile]]:
     """Create the bench's terminals and cards in the store `settings` points at (demo fixture first)."""
-    from posgate.bootstrap import open_store
-    from posgate.seed import add_cards
+    from posgate.bootstrap.store import open_store
     from posgate.store.acquirer import provision_terminal
     from posgate.store.keys import put_key
     from posgate.store.models import SimCard, Terminal
+    from posgate.store.seed import add_cards
 
     handle = open_store(settings)
     fixture = read_demo_fixture()

@@ -1,6 +1,7 @@
 """`posgate bench auth` and `posgate bench compare`: the authorization bench's options, its printed report
 (a table, the processes, the latency histogram; or one JSON object as the last line of standard output with
-`--json`) and the comparison of two runs. A thin Typer shell over `posgate.bench` (docs/performance.md).
+`--json`) and the comparison of two runs. A thin Typer shell over `posgate.tools.bench_auth`
+(docs/performance.md).
 
 Exit codes: 0 done, 2 refused (the message says why).
 """
@@ -64,7 +65,7 @@ def bench_auth_command(
     ] = 0,
 ) -> None:
     """Approved sales per second and latency percentiles with N terminals against the stack."""
-    from posgate.bench import BenchOptions, run_auth_bench
+    from posgate.tools.bench_auth import BenchOptions, run_auth_bench
 
     checks = [
         ("--topology", topology, ("single", "split")),
@@ -171,7 +172,7 @@ def _print_comparison(baseline_path: Path, current: dict[str, Any], to_stderr: b
     from rich.console import Console
     from rich.table import Table
 
-    from posgate.bench_report import compare, describe_settings, read_run
+    from posgate.tools.bench_report import compare, describe_settings, read_run
 
     baseline = read_run(baseline_path)
     console = Console(stderr=to_stderr)
@@ -196,8 +197,8 @@ def bench_compare_command(
     database_url: DatabaseUrl = None,
 ) -> None:
     """The difference between a stored run and another one (or a new run with the same parameters)."""
-    from posgate.bench import BenchOptions, run_auth_bench
-    from posgate.bench_report import read_run
+    from posgate.tools.bench_auth import BenchOptions, run_auth_bench
+    from posgate.tools.bench_report import read_run
 
     try:
         stored = read_run(baseline)

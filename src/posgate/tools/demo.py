@@ -20,17 +20,17 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from posgate.api.demo_story import OnboardingOutcome, run_onboarding_story
+from posgate.bootstrap.stack import Running, serve_forever, start_all
 from posgate.config import Settings
 from posgate.files import private_dir
 from posgate.money import yuan
-from posgate.services import Running, serve_forever, start_all
 from posgate.settlement.clearing import ClearingResult, run_clearing
 from posgate.settlement.ledger_store import trial_balance
 from posgate.settlement.rates import load_rates
 from posgate.settlement.reports import MerchantStatement, merchant_statement
 from posgate.terminal import TerminalClient, TxnResult, demo_card, demo_terminal_state
-from posgate.wallets.demo_story import WalletOutcome, play_wallets
+from posgate.tools.demo_onboarding import OnboardingOutcome, run_onboarding_story
+from posgate.tools.demo_wallets import WalletOutcome, play_wallets
 
 DEMO_MID = "898440153110001"
 

@@ -19,12 +19,13 @@ import typer
 from posgate.api import operations
 from posgate.api.context import AppContext
 from posgate.api.users import Principal
-from posgate.bootstrap import StoreHandle, open_store
+from posgate.bootstrap.store import open_store
 from posgate.config import load_settings
 from posgate.errors import ConfigError, PosgateError
 from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
 from posgate.merchants.queries import list_applications, merchant_view
 from posgate.merchants.uploads import UploadStore
+from posgate.store.runtime import StoreHandle
 
 T = TypeVar("T")
 CLI_USER = Principal(username="cli", role="admin", via="cli")

@@ -72,7 +72,7 @@ def kpi(
     """The headline KPIs of a period (default: the last 30 business days up to today)."""
     if ctx.invoked_subcommand is not None:
         return
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.kpi.queries import Filters, check_period, summary_fresh
 
     settings = _settings(data_dir, database_url)
@@ -118,7 +118,7 @@ def kpi_refresh(
     """Run the rollup job now (KPI reads run it themselves when it is over 30 s old)."""
     import time
 
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.kpi.rollup import refresh
 
     settings = _settings(data_dir, database_url)
@@ -148,7 +148,7 @@ def seed_history_command(
     (test data: refused in production)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.kpi.history import seed_history
 
     settings = _settings(data_dir, database_url)
@@ -194,7 +194,7 @@ def bench_kpi_command(
     import statistics
     import time
 
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.kpi import queries
     from posgate.kpi.queries import Filters
     from posgate.kpi.rollup import refresh

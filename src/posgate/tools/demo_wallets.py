@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from posgate.bootstrap.stack import Running
 from posgate.config import Settings
 from posgate.money import yuan
-from posgate.services import Running
 from posgate.terminal.state import DEMO_TID
 from posgate.wallets import customer
 from posgate.wallets.codes import PROVIDERS

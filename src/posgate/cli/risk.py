@@ -115,7 +115,7 @@ def _change(
     database_url: str | None,
     work,  # type: ignore[no-untyped-def]
 ):  # type: ignore[no-untyped-def]
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
 
     settings = _settings(data_dir, database_url)
     handle = open_store(settings, load_demo=False)
@@ -202,7 +202,7 @@ def show(
     database_url: DatabaseUrl = None,
 ) -> None:
     """The entries in force, newest first (cards masked)."""
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.risk.lists import active_entries
 
     settings = _settings(data_dir, database_url)
@@ -231,7 +231,7 @@ def alerts(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Risk alerts, newest first: the rule that raised each, the terminal, merchant, masked card, state."""
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.risk.alerts import ALERT_STATES, list_alerts
 
     if state is not None and state not in ALERT_STATES:
@@ -260,7 +260,7 @@ risk_app.add_typer(alert_app, name="alert", no_args_is_help=True)
 
 
 def _decide(alert_id: int, verdict: str, note: str, data_dir: Path | None, database_url: str | None) -> None:
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.risk.alerts import decide_alert
 
     settings = _settings(data_dir, database_url)
@@ -318,7 +318,7 @@ def _act(alert_id: int, action: str, note: str, data_dir: Path | None, database_
 
 def _store_work(data_dir: Path | None, database_url: str | None, work):  # type: ignore[no-untyped-def]
     """Run `work(session, now)` in one unit of work on the store; a refusal exits 2 with its message."""
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
 
     settings = _settings(data_dir, database_url)
     handle = open_store(settings, load_demo=False)
@@ -499,7 +499,7 @@ def backtest(
 ) -> None:
     """Replay stored transactions through a rule set, with aggregates and lists as they were at each one:
     hits, would-be declines, amount at risk, precision and recall against the alerts' labels, per rule."""
-    from posgate.bootstrap import open_store
+    from posgate.bootstrap.store import open_store
     from posgate.risk.backtest import run_backtest
     from posgate.risk.rules import default_rule_set, load_rule_set
 

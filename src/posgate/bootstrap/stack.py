@@ -13,16 +13,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.bootstrap import HostRuntime, StoreHandle, open_store, start_host
+from posgate.bootstrap.host import HostRuntime, start_host
+from posgate.bootstrap.keyring_watch import KeyringWatch
+from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.errors import ConfigError
 from posgate.issuer.server import IssuerSimulator
-from posgate.keyring_watch import KeyringWatch
 from posgate.ops.metrics import HostMetrics
 from posgate.ops.server import OpsEndpoints, OpsServer
 from posgate.security import tls_files
 from posgate.security.link_tls import simulator_server_context
 from posgate.store.models import SimBank
+from posgate.store.runtime import StoreHandle
 
 
 class Console:

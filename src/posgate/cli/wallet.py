@@ -20,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from posgate.cli.common import build_settings
 from posgate.config import Settings
 from posgate.errors import PosgateError
 from posgate.wallets import customer, qrimage
@@ -41,8 +42,6 @@ Customer = Annotated[
 
 
 def _settings(**overrides: object) -> Settings:
-    from posgate.cli import build_settings
-
     return build_settings(**overrides)
 
 

@@ -27,6 +27,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from posgate.cli.common import build_settings
+from posgate.cli.terminal import parse_amount_fen
 from posgate.errors import PosgateError
 from posgate.money import yuan
 from posgate.terminal.state import DEMO_TID
@@ -66,7 +68,6 @@ class _Cashier:
     def __init__(
         self, host: str, console_port: int | None, api_key: str | None, data_dir: Path | None
     ) -> None:
-        from posgate.cli import build_settings
         from posgate.wallets.runtime import CASHIER_KEY_FILE
 
         self.settings = build_settings(data_dir=data_dir, console_port=console_port)
@@ -111,8 +112,6 @@ class _Cashier:
 
 
 def _fen(amount: str) -> int:
-    from posgate.terminal.cli import parse_amount_fen
-
     try:
         return parse_amount_fen(amount)
     except ValueError as exc:

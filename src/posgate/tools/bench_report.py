@@ -2,7 +2,7 @@
 log-bucketed, HDR-style histogram), CPU seconds and peak RSS of every process, the machine's load — and
 their JSON form (the Contract keys of issue 14, last line of standard output) and `posgate bench compare`.
 
-Nothing here talks to the stack; `bench` fills a `BenchReport` and prints what this module renders.
+Nothing here talks to the stack; `bench_auth` fills a `BenchReport` and prints what this module renders.
 """
 
 from __future__ import annotations
