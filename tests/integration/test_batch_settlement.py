@@ -25,7 +25,14 @@ from posgate.store.batches import (
     store_upload,
 )
 from posgate.store.db import make_engine, migrate
-from posgate.store.models import BatchSettlement, BatchUploadRecord, ReconciliationItem, Transaction
+from posgate.store.models import (
+    BatchSettlement,
+    BatchUploadRecord,
+    Merchant,
+    ReconciliationItem,
+    Terminal,
+    Transaction,
+)
 from posgate.store.runtime import Store
 
 TID, MID, BATCH = "10000001", "898440153110001", "000001"
@@ -52,13 +59,17 @@ def store(database_url: str) -> Iterator[Store]:
     store.close()
 
 
-def _add(store: Store, kind: str, amount_fen: int, state: str = "approved", tid: str = TID) -> None:
+def _add(
+    store: Store, kind: str, amount_fen: int, state: str = "approved", tid: str = TID, batch_no: str = BATCH
+) -> None:
     mti, code = MTI_CODE[kind]
+    n = next(_stans)
     row = Transaction(
         tid=tid,
         mid=MID,
-        batch_no=BATCH,
-        stan=f"{next(_stans):06d}",
+        batch_no=batch_no,
+        stan=f"{n:06d}",
+        rrn=f"{n:012d}",  # written by finish_transaction in the host
         mti=mti,
         processing_code=code,
         business_date=DAY,
@@ -260,3 +271,91 @@ def test_reconciliation_reports_each_difference_and_closes_the_batch(store: Stor
     row = store.transact(lambda s: s.get(BatchSettlement, outcome.settlement_id))
     assert (row.result, row.differences, row.completed_at) == ("reconciled", 5, later)
     assert _unsettled(store) == 0  # the batch is closed
+
+
+# ---- one terminal's batch: its settlement touches no other terminal's or batch's rows
+
+
+def _terminals(store: Store, *tids: str) -> None:
+    def provision(session) -> None:  # type: ignore[no-untyped-def]
+        merchant = Merchant(mid=MID, name="Shop", mcc="5411", created_at=NOW, live_at=NOW)
+        session.add(merchant)
+        session.flush()
+        for tid in tids:
+            session.add(Terminal(tid=tid, merchant_id=merchant.id, batch_no=BATCH, created_at=NOW))
+
+    store.transact(provision)
+
+
+def _batch_numbers(store: Store) -> dict[str, str]:
+    return store.transact(lambda s: dict(s.execute(select(Terminal.tid, Terminal.batch_no)).all()))
+
+
+def _settlement_of(store: Store) -> dict[tuple[str, str, int], int | None]:
+    rows = store.transact(
+        lambda s: s.execute(
+            select(Transaction.tid, Transaction.batch_no, Transaction.amount_fen, Transaction.settlement_id)
+        ).all()
+    )
+    return {(tid, batch_no, amount): settlement for tid, batch_no, amount, settlement in rows}
+
+
+def test_a_balanced_batch_closes_only_its_own_transactions_and_advances_only_its_terminal(
+    store: Store,
+) -> None:
+    _terminals(store, TID, "10000002")
+    _add(store, "sale", 1_000)
+    _add(store, "sale", 2_000, batch_no="000002")  # the same terminal's next batch, already begun
+    _add(store, "sale", 3_000, tid="10000002")  # another terminal's batch of the same number
+    outcome = _settle(store, _field48(Totals(debit_fen=1_000, debit_count=1)))
+    assert outcome.balanced
+    assert _settlement_of(store) == {
+        (TID, BATCH, 1_000): outcome.settlement_id,
+        (TID, "000002", 2_000): None,
+        ("10000002", BATCH, 3_000): None,
+    }
+    assert _batch_numbers(store) == {TID: "000002", "10000002": BATCH}
+
+
+def test_settling_a_closed_batch_again_leaves_its_transactions_with_their_settlement(store: Store) -> None:
+    _add(store, "sale", 1_000)
+    first = _settle(store, _field48(Totals(debit_fen=1_000, debit_count=1)))
+    assert first.balanced
+    # the terminal sends the same batch's 0500 again the next day: nothing of it is left to count
+    again = store.transact(
+        lambda s: settle_batch(s, TID, MID, BATCH, DAY + dt.timedelta(days=1), _field48(Totals()), NOW)
+    )
+    assert again.balanced and again.settlement_id != first.settlement_id
+    assert _settlement_of(store) == {(TID, BATCH, 1_000): first.settlement_id}
+
+
+def test_each_terminal_and_batch_has_its_own_settlement_row(store: Store) -> None:
+    unbalanced = _field48(Totals(debit_fen=1, debit_count=1))
+    other = store.transact(lambda s: settle_batch(s, "10000002", MID, BATCH, DAY, unbalanced, NOW))
+    mine = _settle(store, unbalanced)
+    next_batch = store.transact(lambda s: settle_batch(s, TID, MID, "000002", DAY, unbalanced, NOW))
+    assert len({other.settlement_id, mine.settlement_id, next_batch.settlement_id}) == 3
+    rows = store.transact(
+        lambda s: sorted(s.execute(select(BatchSettlement.tid, BatchSettlement.batch_no)).all())
+    )
+    assert rows == [(TID, BATCH), (TID, "000002"), ("10000002", BATCH)]
+
+
+def test_the_open_settlement_is_the_latest_unbalanced_one_of_this_terminal_and_batch(store: Store) -> None:
+    unbalanced = _field48(Totals(debit_fen=1, debit_count=1))
+
+    def settle(tid: str, batch_no: str, day: dt.date, field48: str = unbalanced) -> int:
+        return store.transact(lambda s: settle_batch(s, tid, MID, batch_no, day, field48, NOW)).settlement_id
+
+    def open_id(tid: str, batch_no: str) -> int | None:
+        row = store.transact(lambda s: open_settlement(s, tid, batch_no))
+        return row.id if row is not None else None
+
+    settle("10000002", BATCH, DAY)  # another terminal's
+    settle(TID, "000002", DAY)  # another batch of this terminal
+    assert open_id(TID, BATCH) is None
+    settle(TID, "000003", DAY, _field48(Totals()))  # balanced: not awaiting an upload
+    assert open_id(TID, "000003") is None
+    older = settle(TID, BATCH, DAY)
+    newer = settle(TID, BATCH, DAY + dt.timedelta(days=1))  # settled again the next day, still unbalanced
+    assert open_id(TID, BATCH) == newer != older

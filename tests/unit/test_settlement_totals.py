@@ -45,6 +45,7 @@ def test_the_settlement_code_is_one_digit(code: str) -> None:
     with pytest.raises(EncodeError) as raised:
         Totals().field48_part(code)
     assert str(raised.value) == f"field 48: settlement code must be one digit, got {code!r}"
+    assert raised.value.field == 48  # the error names the field it is about
 
 
 @pytest.mark.parametrize("code", ["0", "9"])
@@ -94,6 +95,10 @@ def test_upload_records_are_read_field_by_field() -> None:
     ]
     assert parse_upload_records("01" + _record("00", "000001", "", 1)) == [
         UploadRecord("00", "000001", "", 1)
+    ]
+    # all 20 digits of the PAN field are read: none is taken for padding unless it is a leading zero
+    assert parse_upload_records("01" + _record("00", "000001", "12345678901234567890", 1)) == [
+        UploadRecord("00", "000001", "12345678901234567890", 1)
     ]
 
 
