@@ -27,9 +27,6 @@ from posgate.store.models import (
 )
 from posgate.txnset import TxnState
 
-REVERSIBLE_STATES = (TxnState.APPROVED,)
-
-
 # ---- host state and terminals ----------
 
 
