@@ -32,8 +32,8 @@ def txn_list(
     from rich.table import Table
 
     from posgate.bootstrap.store import open_store
+    from posgate.money import yuan
     from posgate.store.txn_queries import LIST_COLUMNS, TxnFilter, list_transactions
-    from posgate.tools.demo import yuan
 
     try:
         day = dt.date.fromisoformat(date) if date else None
