@@ -5,14 +5,19 @@ PIN translation) are named by each transaction's trace instead of an event each.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sqlalchemy import select
 
-from posgate.bootstrap.stack import Running
+from posgate.bootstrap.stack import Running, start_all
+from posgate.logs import configure_logging
 from posgate.security.keys import kcv
+from posgate.store.acquirer import rotate_key_period
 from posgate.store.models import Transaction
 from posgate.store.models_onboarding import AuditEvent
-from posgate.terminal import TerminalClient, demo_card
+from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+
+from .conftest import stack_settings
 
 CARD = demo_card("6229990000000012")
 
@@ -84,3 +89,26 @@ async def test_a_mac_that_does_not_verify_is_a_key_use_in_the_trail(
     assert detail["why"] == "does not verify"
     text = json.dumps(detail).upper()
     assert genuine_mak.hex().upper() not in text and "11" * 16 not in text
+
+
+async def test_a_wrong_mac_from_a_cached_terminal_whose_keys_a_rotation_ended_is_a0_and_audited(
+    tmp_path: Path, database_url: str
+) -> None:
+    """The node caches the terminal with the keys of its first sign-in, pending (none in use yet); then
+    `posgate keys rotate` starts a new period. A request whose MAC fails makes the node read the terminal
+    again: it now holds no keys of any period, and the refusal is still an audited `A0`, with no KCV."""
+    settings = stack_settings(tmp_path, database_url, terminal_cache_s=30.0)
+    configure_logging(settings.data_dir, "INFO", console=False)
+    stack = await start_all(settings)
+    try:
+        async with TerminalClient(*stack.pos_address, demo_terminal_state()) as terminal:
+            assert (await terminal.sign_in()).approved  # keys pending until a MAC under them
+            terminal.state.mak_hex = "11" * 16  # MACs under a key the host never issued
+            assert (await terminal.sale(CARD, "123456", 100)).response_code == "A0"  # caches the terminal
+            await stack.handle.store.run(rotate_key_period)
+            assert (await terminal.sale(CARD, "123456", 100)).response_code == "A0"
+        refusals = [d for _, action, _, d in await _events(stack) if action == "mac_verify_failed"]
+        assert len(refusals) == 2
+        assert refusals[-1]["mak_kcvs"] == [] and refusals[-1]["why"] == "does not verify"
+    finally:
+        await stack.stop()
