@@ -340,3 +340,22 @@ def quiescent(engine: Engine) -> bool:
         " + (select count(*) from saf_entries where status = 'pending')",
     )
     return rows[0][0] == 0
+
+
+def timed_out_sales_reversed(engine: Engine, sales: list[Sale]) -> Check:
+    """Every sale a terminal got no answer to was reversed by that terminal (its 0400 answered `00`), and
+    the host holds it reversed or declined — or never recorded it. For runs where every terminal reverses
+    (the POS policy); the chaos runs' abandoning terminals are checked by `nothing_left_pending`."""
+    check = Check("timed-out sale reversed")
+    states = {(r.tid, r.batch_no, r.stan): r.state for r in _sales(engine)}
+    for sale in sales:
+        if sale.outcome != "unknown":
+            continue
+        check.checked += 1
+        where = f"TID {sale.tid} STAN {sale.stan}"
+        if not sale.reversed_by_terminal:
+            check.fail(f"{where}: no answer, and its reversal was never answered 00")
+        state = states.get((sale.tid, sale.batch, sale.stan))
+        if state is not None and state not in ("reversed", "declined"):
+            check.fail(f"{where}: left {state} at the host")
+    return check
