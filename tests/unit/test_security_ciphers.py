@@ -85,6 +85,18 @@ def test_the_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(ciphers._cache.by_key) <= 3
 
 
+def test_a_keys_contexts_are_made_once_and_reused() -> None:
+    # the point of the module: a second operation under a key finds the first one's contexts
+    key = os.urandom(16)
+    ciphers.tdes_ecb_encrypt(key, bytes(8))
+    contexts = ciphers._cache.by_key[key]
+    encryptor, cbc = contexts.encryptor(), contexts.cbc()
+    ciphers.tdes_ecb_encrypt(key, bytes(8))
+    ciphers.retail_mac(key, key[8:], b"x")  # the CBC pass under the same key (as its left key)
+    assert ciphers._cache.by_key[key] is contexts
+    assert contexts.encryptor() is encryptor and contexts.cbc() is cbc
+
+
 def test_partial_blocks_are_refused_by_ecb() -> None:
     with pytest.raises(ValueError, match="multiple of 8"):
         ciphers.tdes_ecb_encrypt(bytes(16), b"short")
