@@ -44,10 +44,10 @@ def provision(
 ) -> tuple[list[TerminalState], list[CardProfile]]:
     """Create the run's terminals and cards (half at each demo bank, amounts that never run out) in the
     store `settings` points at, loading the demo fixture first."""
+    from posgate.bootstrap.seed import add_cards
     from posgate.bootstrap.store import open_store
     from posgate.store.acquirer import provision_terminal
     from posgate.store.models import Terminal
-    from posgate.store.seed import add_cards
 
     handle = open_store(settings)
     fixture = read_demo_fixture()

@@ -31,13 +31,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 
-from posgate.api import operations
 from posgate.api.console import forms as console_forms
 from posgate.api.errors import http_error_response, onboarding_error_response, validation_error_response
 from posgate.api.inputs import CheckedRequest, InvalidText, first_bad, parse_int
 from posgate.api.passwords import check_password_policy
 from posgate.api.routes import admin, applications, auth, merchants, transactions
 from posgate.api.users import check_role
+from posgate.merchants import operations
 from posgate.merchants.applications import check_photos
 from posgate.merchants.errors import OnboardingError
 from posgate.merchants.feeplan import MAX_CAP_FEN, MAX_PPM, fee_plan_from

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from posgate.bootstrap.seed import load_demo_fixture
 from posgate.fixtures.document import read_demo_fixture
 from posgate.security.at_rest import CardVault
 from posgate.store.acquirer import finish_transaction, insert_transaction
@@ -25,7 +26,6 @@ from posgate.store.models import SafEntry, Transaction
 from posgate.store.models_onboarding import AuditEvent
 from posgate.store.originals import reserve_refund
 from posgate.store.runtime import Store
-from posgate.store.seed import load_demo_fixture
 
 NOW = dt.datetime(2026, 11, 26, 10, 15)
 OLD = NOW - dt.timedelta(minutes=5)

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from posgate.bootstrap.seed import load_demo_fixture
 from posgate.fixtures.document import read_demo_fixture
 from posgate.iso8583.reasons import Reason
 from posgate.issuer import books
@@ -23,7 +24,6 @@ from posgate.security.at_rest import CardVault
 from posgate.store.db import make_engine, migrate
 from posgate.store.models import SimAccount, SimAuthorization, SimCard
 from posgate.store.runtime import Store
-from posgate.store.seed import load_demo_fixture
 
 BANK = "Demo Bank A"
 NOW = dt.datetime(2026, 11, 26, 10, 15)

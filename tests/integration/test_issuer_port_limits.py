@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from posgate.bootstrap.seed import load_demo_fixture
 from posgate.fixtures.document import read_demo_fixture
 from posgate.issuer.server import IssuerSimulator
 from posgate.security.at_rest import CardVault
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
-from posgate.store.seed import load_demo_fixture
 
 BANK_A = "Demo Bank A"
 # an 0800 echo in the network dialect (ASCII MTI, hex bitmap, field 11, field 70 = 301), length-prefixed

@@ -28,6 +28,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from posgate.bootstrap.seed import load_demo_fixture
 from posgate.errors import ConfigError
 from posgate.fixtures.document import read_demo_fixture
 from posgate.issuer.server import IssuerSimulator
@@ -36,7 +37,6 @@ from posgate.security.network_mac import network_mac, verify_network_mac
 from posgate.security.pin import encode_pin_block
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store
-from posgate.store.seed import load_demo_fixture
 
 SPEC = iso8583.specs.default_ascii
 VECTORS = json.loads(pathlib.Path("/work/shared/spec/fixture-vectors.json").read_text())

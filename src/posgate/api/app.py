@@ -32,6 +32,7 @@ from posgate.api.console.render import LoginRequired, render
 from posgate.api.context import AppContext
 from posgate.api.errors import (
     http_error_response,
+    http_status,
     onboarding_error_response,
     validation_error_response,
     wants_json,
@@ -129,9 +130,9 @@ def create_app(handle: StoreHandle, settings: Settings) -> FastAPI:
         note_refusal(request, exc.code, exc.field)
         if wants_json(request):
             return onboarding_error_response(exc)
-        if exc.status == 401:
+        if http_status(exc) == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-        return render(request, app.state.ctx, "error.html", status_code=exc.status, error=str(exc))
+        return render(request, app.state.ctx, "error.html", status_code=http_status(exc), error=str(exc))
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

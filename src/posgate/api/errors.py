@@ -1,7 +1,9 @@
-"""Errors as the API answers them: `{"error": {"code", "field", "message"}}` with the status the error
-carries (422 invalid field, 401/403 auth and role, 404, 409 state conflict, 413 upload too large, 429 login
-rate limit and 503 too many password checks at once, both with Retry-After). The console shows the same
-message on its pages."""
+"""Errors as the API answers them: `{"error": {"code", "field", "message"}}` with the HTTP status
+`http_status` gives: the API's own errors carry theirs (401/403 auth and role, 413 request too large, 429
+login rate limit and 503 too many password checks at once, both with Retry-After); the onboarding domain's
+carry none and are mapped here by class (`DOMAIN_STATUS`: 422 invalid field, 413 upload too large, 409 state
+conflict, 404 not found, 403 refused in this deployment). The console shows the same message on its
+pages."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from posgate.merchants.errors import OnboardingError
+from posgate.merchants.errors import FieldError, NotFound, OnboardingError, StateConflict, UploadTooLarge
+from posgate.merchants.provisioning import Refused
 
 
 class Unauthenticated(OnboardingError):
@@ -51,6 +54,28 @@ class RequestTooLarge(OnboardingError):
     code = "request_too_large"
 
 
+# the onboarding domain's refusals, most specific first (a class not listed takes its nearest base's)
+DOMAIN_STATUS: dict[type[OnboardingError], int] = {
+    UploadTooLarge: 413,
+    FieldError: 422,
+    StateConflict: 409,
+    NotFound: 404,
+    Refused: 403,
+    OnboardingError: 400,
+}
+
+
+def http_status(exc: OnboardingError) -> int:
+    """The HTTP status of a refusal: an API error's own `status`, else the domain class's mapping."""
+    own = getattr(type(exc), "status", None)
+    if isinstance(own, int):
+        return own
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_STATUS:
+            return DOMAIN_STATUS[cls]
+    return 400
+
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -72,11 +97,12 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
 
 
 def onboarding_error_response(exc: OnboardingError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+    status = http_status(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     retry_after = getattr(exc, "retry_after_s", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse(error_body(exc.code, str(exc), exc.field), status_code=exc.status, headers=headers)
+    return JSONResponse(error_body(exc.code, str(exc), exc.field), status_code=status, headers=headers)
 
 
 def validation_error_response(exc: RequestValidationError) -> JSONResponse:

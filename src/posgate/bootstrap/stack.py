@@ -8,16 +8,19 @@ import contextlib
 import signal
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from posgate.api.users import create_api_key, principal_for_api_key
 from posgate.bootstrap.host import HostRuntime, start_host
 from posgate.bootstrap.keyring_watch import KeyringWatch
 from posgate.bootstrap.store import open_store
 from posgate.config import Settings
 from posgate.errors import ConfigError
+from posgate.files import private_file
 from posgate.issuer.server import IssuerSimulator
 from posgate.ops.metrics import HostMetrics
 from posgate.ops.server import OpsEndpoints, OpsServer
@@ -237,3 +240,21 @@ async def serve_forever(running: Running) -> None:
             loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await running.stop()
+
+
+def cashier_api_key(handle: StoreHandle, data_dir: Path) -> str:
+    """The cashier API key of this data dir: read from `<data dir>/cashier-api-key`, or created (role
+    `operator`) and written there (0600) for the terminal commands."""
+    from posgate.wallets.runtime import CASHIER_KEY_FILE
+
+    path = data_dir / CASHIER_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if handle.store.transact(lambda s: principal_for_api_key(s, key)) is not None:
+            return key
+    _, key = handle.store.transact(
+        lambda s: create_api_key(s, "cashier (posgate up)", "operator", "posgate up")
+    )
+    private_file(path)
+    path.write_text(key + "\n")
+    return key

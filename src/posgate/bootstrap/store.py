@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from posgate.bootstrap.seed import load_demo_fixture, store_is_empty
 from posgate.config import IssuerTls, Settings
 from posgate.files import private_dir, restrict_umask
 from posgate.fixtures.document import read_demo_fixture
@@ -17,7 +18,6 @@ from posgate.store.acquirer import RouteTls, current_key_period, upsert_route
 from posgate.store.audit import audit
 from posgate.store.db import make_engine, migrate
 from posgate.store.runtime import Store, StoreHandle
-from posgate.store.seed import load_demo_fixture, store_is_empty
 
 log = logging.getLogger("posgate")
 

@@ -1,6 +1,6 @@
 """`posgate merchant …` and `posgate terminal provision`: onboarding from the command line, straight against
 the store (`open_store`), acting as user "cli". A thin Typer shell over `posgate.merchants` and
-`posgate.api.operations`; the lead mounts `merchant_app` and `provision_terminal_command`.
+its use cases (`merchants.operations`); `cli.root` mounts `merchant_app` and `provision_terminal_command`.
 
 Exit codes: 0 done · 2 refused (the message names the field or the state) or bad usage.
 """
@@ -16,19 +16,18 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from posgate.api import operations
-from posgate.api.context import AppContext
-from posgate.api.users import Principal
 from posgate.bootstrap.store import open_store
 from posgate.config import load_settings
 from posgate.errors import ConfigError, PosgateError
-from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM
+from posgate.merchants import operations
+from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, ProfileData
 from posgate.merchants.queries import list_applications, merchant_view
 from posgate.merchants.uploads import UploadStore
 from posgate.store.runtime import StoreHandle
+from posgate.terminal.state import TerminalState
 
 T = TypeVar("T")
-CLI_USER = Principal(username="cli", role="admin", via="cli")
+CLI_USER = operations.Operator(username="cli")
 
 merchant_app = typer.Typer(
     name="merchant", help="Merchant onboarding: apply, review, approve, list.", no_args_is_help=True
@@ -52,7 +51,7 @@ def _fail(message: str) -> NoReturn:
 
 
 @contextmanager
-def _context(data_dir: Path | None, database_url: str | None) -> Iterator[AppContext]:
+def _context(data_dir: Path | None, database_url: str | None) -> Iterator[operations.StoreDesk]:
     overrides = {
         k: v for k, v in {"data_dir": data_dir, "database_url": database_url}.items() if v is not None
     }
@@ -62,12 +61,12 @@ def _context(data_dir: Path | None, database_url: str | None) -> Iterator[AppCon
         _fail(str(exc))
     handle: StoreHandle = open_store(settings)
     try:
-        yield AppContext(handle, settings, UploadStore(settings.data_dir / "uploads"), b"", None)  # type: ignore[arg-type]
+        yield operations.StoreDesk(handle, settings, UploadStore(settings.data_dir / "uploads"))
     finally:
         handle.store.close()
 
 
-def _run(data_dir: Path | None, database_url: str | None, work: Callable[[AppContext], T]) -> T:
+def _run(data_dir: Path | None, database_url: str | None, work: Callable[[operations.StoreDesk], T]) -> T:
     with _context(data_dir, database_url) as ctx:
         try:
             return work(ctx)
@@ -178,7 +177,7 @@ def approve_command(
     if debit_cap_fen is not None:
         plan["mdr_debit_cap_fen"] = debit_cap_fen
 
-    def work(ctx: AppContext) -> dict[str, Any]:
+    def work(ctx: operations.StoreDesk) -> dict[str, Any]:
         view = operations.decide(
             ctx, CLI_USER, application_id, "approve", fee_plan=plan, terminals=terminals, mac_algorithm=mac
         )
@@ -234,10 +233,10 @@ def provision_terminal_command(
     if profile_file is not None and count != 1:
         _fail("--profile-file writes one terminal's profile: use it with --count 1")
 
-    def work(ctx: AppContext) -> list[str]:
+    def work(ctx: operations.StoreDesk) -> list[str]:
         tids = [tid] if tid else operations.provision(ctx, CLI_USER, str(merchant), count, mac)
         if profile_file is not None:
-            operations.terminal_profile(ctx, CLI_USER, tids[0]).save(profile_file)
+            _profile_state(operations.terminal_profile(ctx, CLI_USER, tids[0])).save(profile_file)
         return tids
 
     tids = _run(data_dir, database_url, work)
@@ -245,3 +244,14 @@ def provision_terminal_command(
         typer.echo(
             f"terminal {one}" + (f": profile written to {profile_file}" if profile_file else " provisioned")
         )
+
+
+def _profile_state(profile: ProfileData) -> TerminalState:
+    """The terminal simulator's state file for a provisioned terminal."""
+    return TerminalState(
+        tid=profile.tid,
+        mid=profile.mid,
+        tmk_hex=profile.tmk_hex,
+        nii=profile.nii,
+        mac_algorithm=profile.mac_algorithm,
+    )

@@ -92,7 +92,8 @@ async def _serve(
         for name, url in running.wallet_sims.urls().items():
             print(f"posgate wallet {name} {url}", flush=True)
     if running.wallets is not None:
-        from posgate.wallets.runtime import CASHIER_KEY_FILE, cashier_api_key
+        from posgate.bootstrap.stack import cashier_api_key
+        from posgate.wallets.runtime import CASHIER_KEY_FILE
 
         await asyncio.to_thread(cashier_api_key, running.handle, settings.data_dir)
         print(

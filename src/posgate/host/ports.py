@@ -1,7 +1,7 @@
 """The narrow ports host steps depend on, as protocols: the transactions repository, the terminal
 directory (records, keys, sign-in), the batches, the issuers (routing, zone PIN keys, the network request),
 the store-and-forward queue, the network STAN counters, the card vault and the inline risk engine.
-SQLAlchemy and asyncio implementations live in `posgate.store.host_ports` and `posgate.host.services`
+SQLAlchemy and asyncio implementations live in `posgate.host.sql_ports` and `posgate.host.services`
 (built by `bootstrap`); tests use in-memory fakes (`tests/unit/host/fakes.py`). Nothing here does I/O:
 the host core imports no database or network library.
 """

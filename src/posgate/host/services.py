@@ -97,7 +97,7 @@ class HostServices:
     metrics: HostMetrics | None = None  # the operations port's counters (ops.metrics); None: not counted
 
     def ports(self) -> HostPorts:
-        from posgate.store.host_ports import SqlBatches, SqlTerminals, SqlTransactions
+        from posgate.host.sql_ports import SqlBatches, SqlTerminals, SqlTransactions
 
         settings = self.settings
         return HostPorts(

@@ -1,5 +1,6 @@
-"""Onboarding errors: each carries the HTTP status and error code the API answers with, and names the field
-(or the record) that is wrong. Messages never hold a full ID number, card number or key."""
+"""Onboarding errors: each names the field (or the record) that is wrong and carries a stable `code` (the
+kind of refusal, e.g. `invalid_field`); the faces decide what it becomes (the API's HTTP status is mapped in
+`api/errors.py`). Messages never hold a full ID number, card number or key."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from posgate.errors import PosgateError
 
 
 class OnboardingError(PosgateError):
-    """Root of onboarding's refusals; `status` and `code` are what the API answers."""
+    """Root of onboarding's refusals; `code` names the kind of refusal."""
 
-    status = 400
     code = "bad_request"
 
     def __init__(self, message: str, field: str | None = None) -> None:
@@ -18,9 +18,8 @@ class OnboardingError(PosgateError):
 
 
 class FieldError(OnboardingError):
-    """An input is invalid: 422, message starting with the field's name."""
+    """An input is invalid; the message starts with the field's name."""
 
-    status = 422
     code = "invalid_field"
 
     def __init__(self, field: str, problem: str) -> None:
@@ -28,21 +27,18 @@ class FieldError(OnboardingError):
 
 
 class UploadTooLarge(FieldError):
-    """An upload exceeds its size limit: 413."""
+    """An upload exceeds its size limit."""
 
-    status = 413
     code = "upload_too_large"
 
 
 class StateConflict(OnboardingError):
-    """The record is not in a state that allows the action (e.g. approving a rejected application): 409."""
+    """The record is not in a state that allows the action (e.g. approving a rejected application)."""
 
-    status = 409
     code = "state_conflict"
 
 
 class NotFound(OnboardingError):
-    """No such application, merchant or terminal: 404."""
+    """No such application, merchant or terminal."""
 
-    status = 404
     code = "not_found"

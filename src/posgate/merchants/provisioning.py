@@ -27,9 +27,8 @@ KTK_OWNER = ("acquirer", "KTK")
 
 
 class Refused(OnboardingError):
-    """The action is not allowed in this deployment (403)."""
+    """The action is not allowed in this deployment."""
 
-    status = 403
     code = "forbidden"
 
 

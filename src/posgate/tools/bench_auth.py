@@ -69,11 +69,11 @@ def provision(
     settings: Settings, terminals: int, cards: int
 ) -> tuple[list[TerminalState], list[CardProfile]]:
     """Create the bench's terminals and cards in the store `settings` points at (demo fixture first)."""
+    from posgate.bootstrap.seed import add_cards
     from posgate.bootstrap.store import open_store
     from posgate.store.acquirer import provision_terminal
     from posgate.store.keys import put_key
     from posgate.store.models import SimCard, Terminal
-    from posgate.store.seed import add_cards
 
     handle = open_store(settings)
     fixture = read_demo_fixture()

@@ -1,8 +1,9 @@
 """Wallet payments inside a running posgate: the provider accounts sealed in the store (`credentials`)
 turned into adapters, the order service (`orders.WalletOrders`) and its expiry sweep (`WalletRuntime`); and
 for `posgate up`, the demo acquirer's accounts at the three simulators (`register_demo_accounts`: made and
-sealed on first start, registered with the simulators — which forget merchants — on every start) and the
-cashier API key the terminal commands use (`cashier_api_key`, `<data dir>/cashier-api-key`, mode 0600)."""
+sealed on first start, registered with the simulators — which forget merchants — on every start). The
+cashier API key the terminal commands use lives in `<data dir>/cashier-api-key` (`CASHIER_KEY_FILE`, made by
+`bootstrap.stack.cashier_api_key`)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from pathlib import Path
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from posgate.config import Settings
-from posgate.files import private_file
 from posgate.store.models import Merchant as MerchantRow
 from posgate.store.models import SealedKey, Terminal
 from posgate.store.runtime import StoreHandle
@@ -187,21 +186,3 @@ async def register_demo_accounts(
             raise WalletError(f"{provider} simulator refused the demo account: HTTP {answer.status_code}")
         done[provider] = merchant_id
     return done
-
-
-def cashier_api_key(handle: StoreHandle, data_dir: Path) -> str:
-    """The cashier API key of this data dir: read from `<data dir>/cashier-api-key`, or created (role
-    `operator`) and written there (0600) for the terminal commands."""
-    from posgate.api.users import create_api_key, principal_for_api_key
-
-    path = data_dir / CASHIER_KEY_FILE
-    if path.exists():
-        key = path.read_text().strip()
-        if handle.store.transact(lambda s: principal_for_api_key(s, key)) is not None:
-            return key
-    _, key = handle.store.transact(
-        lambda s: create_api_key(s, "cashier (posgate up)", "operator", "posgate up")
-    )
-    private_file(path)
-    path.write_text(key + "\n")
-    return key

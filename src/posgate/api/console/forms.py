@@ -13,22 +13,23 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from posgate.api import operations
 from posgate.api.audit_trail import note_actor
 from posgate.api.auth import check_csrf
 from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context, over_tls
-from posgate.api.errors import Overloaded, RateLimited, Unauthenticated
+from posgate.api.errors import Overloaded, RateLimited, Unauthenticated, http_status
 from posgate.api.inputs import CheckedRoute, Id, parse_int
 from posgate.api.login import login, logout
 from posgate.api.routes.auth import client_ip, set_session_cookie
 from posgate.api.sessions import COOKIE_NAME
+from posgate.merchants import operations
 from posgate.merchants.errors import OnboardingError
 from posgate.merchants.feeplan import MAX_CAP_FEN, MAX_PPM
 from posgate.merchants.form import TEXT_FIELDS
 from posgate.merchants.images import PHOTO_KINDS
 from posgate.merchants.provisioning import MAX_TERMINALS_PER_REQUEST
+from posgate.terminal.state import TerminalState
 
 router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]
@@ -79,7 +80,9 @@ async def login_form(request: Request, ctx: Ctx) -> Response:
             login, ctx, _text(form, "username") or "", _text(form, "password") or "", client_ip(request)
         )
     except (Unauthenticated, RateLimited, Overloaded) as exc:
-        page = render(request, ctx, "login.html", status_code=exc.status, error=str(exc), next_url=next_url)
+        page = render(
+            request, ctx, "login.html", status_code=http_status(exc), error=str(exc), next_url=next_url
+        )
         retry_after = getattr(exc, "retry_after_s", None)
         if retry_after is not None:
             page.headers["Retry-After"] = str(retry_after)
@@ -107,7 +110,7 @@ async def new_application(request: Request, ctx: Ctx) -> Response:
         view = await run_in_threadpool(lambda: operations.submit(ctx, who, values, _files(form)))
     except OnboardingError as exc:
         safe = {k: v for k, v in values.items() if k not in ("settlement_card",)}
-        return pages.new_application_page(request, ctx, safe, str(exc), exc.status)
+        return pages.new_application_page(request, ctx, safe, str(exc), http_status(exc))
     return _see(f"/applications/{view['id']}", "submit")
 
 
@@ -119,7 +122,7 @@ async def resubmit(request: Request, ctx: Ctx, application_id: Id) -> Response:
         await run_in_threadpool(lambda: operations.resubmit(ctx, who, application_id, values, _files(form)))
     except OnboardingError as exc:
         return await run_in_threadpool(
-            pages.application_page, request, ctx, application_id, str(exc), exc.status
+            pages.application_page, request, ctx, application_id, str(exc), http_status(exc)
         )
     return _see(f"/applications/{application_id}", "resubmit")
 
@@ -148,7 +151,7 @@ async def decide(request: Request, ctx: Ctx, application_id: Id) -> Response:
         )
     except OnboardingError as exc:
         return await run_in_threadpool(
-            pages.application_page, request, ctx, application_id, str(exc), exc.status
+            pages.application_page, request, ctx, application_id, str(exc), http_status(exc)
         )
     return _see(f"/applications/{application_id}", action)
 
@@ -167,7 +170,7 @@ async def _lifecycle_form(
     try:
         await run_in_threadpool(change, ctx, who, key, action, _text(form, "reason"))
     except OnboardingError as exc:
-        return await run_in_threadpool(page, request, ctx, key, str(exc), exc.status)
+        return await run_in_threadpool(page, request, ctx, key, str(exc), http_status(exc))
     return _see(url, action)
 
 
@@ -185,7 +188,7 @@ async def provision(request: Request, ctx: Ctx, mid: str) -> Response:
         count = _int(form, "count", 1, MAX_TERMINALS_PER_REQUEST, 1) or 0
         await run_in_threadpool(operations.provision, ctx, who, mid, count)
     except OnboardingError as exc:
-        return await run_in_threadpool(pages.merchant_page, request, ctx, mid, str(exc), exc.status)
+        return await run_in_threadpool(pages.merchant_page, request, ctx, mid, str(exc), http_status(exc))
     return _see(f"/merchants/{mid}", "provision")
 
 
@@ -202,7 +205,7 @@ async def tr31(request: Request, ctx: Ctx, tid: str) -> Response:
     try:
         export = await run_in_threadpool(operations.tr31_export, ctx, who, tid)
     except OnboardingError as exc:
-        return await run_in_threadpool(pages.terminal_page, request, ctx, tid, str(exc), exc.status)
+        return await run_in_threadpool(pages.terminal_page, request, ctx, tid, str(exc), http_status(exc))
     return await run_in_threadpool(lambda: pages.terminal_page(request, ctx, tid, export=export))
 
 
@@ -210,7 +213,14 @@ async def tr31(request: Request, ctx: Ctx, tid: str) -> Response:
 async def profile(request: Request, ctx: Ctx, tid: str) -> Response:
     """The simulator's TerminalState file (clear TMK): test deployments only."""
     who, _form = await _guarded_form(request, ctx, "terminals.keys")
-    state = await run_in_threadpool(operations.terminal_profile, ctx, who, tid)
+    profile = await run_in_threadpool(operations.terminal_profile, ctx, who, tid)
+    state = TerminalState(
+        tid=profile.tid,
+        mid=profile.mid,
+        tmk_hex=profile.tmk_hex,
+        nii=profile.nii,
+        mac_algorithm=profile.mac_algorithm,
+    )
     return Response(
         json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n",
         media_type="application/json",

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from posgate.api import operations
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
 from posgate.api.inputs import CheckedRoute, Id
 from posgate.api.users import Principal
+from posgate.merchants import operations
 from posgate.merchants.applications import get_application
 from posgate.merchants.errors import FieldError, NotFound
 from posgate.merchants.feeplan import MAX_CAP_FEN, MAX_PPM

@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from posgate.api import operations
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
 from posgate.api.inputs import CheckedRoute
 from posgate.api.users import Principal
+from posgate.merchants import operations
 from posgate.merchants.errors import FieldError
 from posgate.merchants.provisioning import DEFAULT_MAC_ALGORITHM, MAX_TERMINALS_PER_REQUEST, key_kcv
 from posgate.merchants.queries import list_merchants, merchant_view, terminal_view

@@ -1,18 +1,19 @@
-"""What the API routes and the console pages both do, as plain functions of the app context and the
-caller: one unit of work each, errors as `OnboardingError` (the shells turn them into JSON or a page).
-Photos are checked before the unit of work opens and written inside it; `uploads.with_files` removes the
-files again if it fails, so nothing is stored on any error."""
+"""The onboarding use cases: what the API routes, the console pages and `posgate merchant` do, as plain
+functions of a `Desk` (one unit of work, the vault, the upload folder, the settings) and the `Actor` on
+whose behalf: one unit of work each, errors as `OnboardingError` (each face turns them into JSON, a page or
+a message). Photos are checked before the unit of work opens and written inside it; `uploads.with_files`
+removes the files again if it fails, so nothing is stored on any error."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.api.context import AppContext
-from posgate.api.users import Principal
+from posgate.config import Settings
 from posgate.merchants import lifecycle, review
 from posgate.merchants.applications import (
     Photo,
@@ -26,6 +27,7 @@ from posgate.merchants.feeplan import fee_plan_from
 from posgate.merchants.images import MAX_BYTES
 from posgate.merchants.provisioning import (
     DEFAULT_MAC_ALGORITHM,
+    ProfileData,
     Tr31Export,
     export_tr31,
     get_merchant,
@@ -33,13 +35,57 @@ from posgate.merchants.provisioning import (
     simulator_profile,
 )
 from posgate.merchants.queries import application_view, merchant_view, terminal_view
-from posgate.merchants.uploads import Staging, with_files
+from posgate.merchants.uploads import Staging, UploadStore, with_files
+from posgate.security.at_rest import CardVault
 from posgate.store.models import utcnow
 from posgate.store.models_onboarding import ApplicationUpload
-from posgate.terminal.state import TerminalState
+from posgate.store.runtime import StoreHandle
 
 REVIEW_ACTIONS = ("start_review", "request_more_info", "reject", "approve")
 LIFECYCLE_ACTIONS = ("suspend", "resume", "close")
+T = TypeVar("T")
+
+
+class Desk(Protocol):
+    """What the use cases need of their caller (the API's `AppContext`, the command line's `StoreDesk`)."""
+
+    settings: Settings
+    uploads: UploadStore
+
+    @property
+    def vault(self) -> CardVault: ...
+
+    def transact(self, work: Callable[[Session], T]) -> T: ...
+
+
+class Actor(Protocol):
+    """Who acts: a console user, an API key, the command line. Audited by name."""
+
+    @property
+    def username(self) -> str: ...
+
+
+@dataclass
+class StoreDesk:
+    """A `Desk` straight over an opened store (the command line's)."""
+
+    handle: StoreHandle
+    settings: Settings
+    uploads: UploadStore
+
+    @property
+    def vault(self) -> CardVault:
+        return self.handle.vault
+
+    def transact(self, work: Callable[[Session], T]) -> T:
+        return self.handle.store.transact(work)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An `Actor` named by the caller (`cli` for the command line)."""
+
+    username: str
 
 
 def read_upload(stream: BinaryIO | None, filename: str | None, field: str) -> tuple[bytes, str] | None:
@@ -54,7 +100,7 @@ def read_upload(stream: BinaryIO | None, filename: str | None, field: str) -> tu
     return data, filename or field
 
 
-def _referenced(ctx: AppContext, sha256: str) -> bool:
+def _referenced(ctx: Desk, sha256: str) -> bool:
     return ctx.transact(
         lambda s: (
             s.scalar(select(ApplicationUpload.id).where(ApplicationUpload.sha256 == sha256).limit(1))
@@ -64,7 +110,7 @@ def _referenced(ctx: AppContext, sha256: str) -> bool:
 
 
 def submit(
-    ctx: AppContext, who: Principal, values: Mapping[str, str | None], files: Mapping[str, tuple[bytes, str]]
+    ctx: Desk, who: Actor, values: Mapping[str, str | None], files: Mapping[str, tuple[bytes, str]]
 ) -> dict[str, Any]:
     photos = check_photos(files)
 
@@ -76,8 +122,8 @@ def submit(
 
 
 def resubmit(
-    ctx: AppContext,
-    who: Principal,
+    ctx: Desk,
+    who: Actor,
     application_id: int,
     values: Mapping[str, str | None],
     files: Mapping[str, tuple[bytes, str]],
@@ -94,8 +140,8 @@ def resubmit(
 
 
 def decide(
-    ctx: AppContext,
-    who: Principal,
+    ctx: Desk,
+    who: Actor,
     application_id: int,
     action: str,
     reason: str | None = None,
@@ -127,8 +173,8 @@ def decide(
 
 
 def _lifecycle(
-    ctx: AppContext,
-    who: Principal,
+    ctx: Desk,
+    who: Actor,
     key: str,
     action: str,
     reason: str | None,
@@ -152,22 +198,18 @@ def _lifecycle(
     return ctx.transact(work)
 
 
-def merchant_lifecycle(
-    ctx: AppContext, who: Principal, mid: str, action: str, reason: str | None
-) -> dict[str, Any]:
+def merchant_lifecycle(ctx: Desk, who: Actor, mid: str, action: str, reason: str | None) -> dict[str, Any]:
     steps = (lifecycle.suspend_merchant, lifecycle.resume_merchant, lifecycle.close_merchant)
     return _lifecycle(ctx, who, mid, action, reason, steps, merchant_view)
 
 
-def terminal_lifecycle(
-    ctx: AppContext, who: Principal, tid: str, action: str, reason: str | None
-) -> dict[str, Any]:
+def terminal_lifecycle(ctx: Desk, who: Actor, tid: str, action: str, reason: str | None) -> dict[str, Any]:
     steps = (lifecycle.suspend_terminal, lifecycle.resume_terminal, lifecycle.close_terminal)
     return _lifecycle(ctx, who, tid, action, reason, steps, terminal_view)
 
 
 def provision(
-    ctx: AppContext, who: Principal, mid: str, count: int, mac_algorithm: str = DEFAULT_MAC_ALGORITHM
+    ctx: Desk, who: Actor, mid: str, count: int, mac_algorithm: str = DEFAULT_MAC_ALGORITHM
 ) -> list[str]:
     return ctx.transact(
         lambda s: provision_terminals(
@@ -176,15 +218,13 @@ def provision(
     )
 
 
-def tr31_export(ctx: AppContext, who: Principal, tid: str) -> Tr31Export:
+def tr31_export(ctx: Desk, who: Actor, tid: str) -> Tr31Export:
     return ctx.transact(lambda s: export_tr31(s, ctx.vault, tid, who.username, utcnow()))
 
 
-def terminal_profile(ctx: AppContext, who: Principal, tid: str) -> TerminalState:
-    """A simulator profile (TerminalState) for the terminal; refused in production."""
-    data = ctx.transact(
+def terminal_profile(ctx: Desk, who: Actor, tid: str) -> ProfileData:
+    """What the terminal simulator's profile (its `TerminalState`) holds, clear TMK included; refused in
+    production."""
+    return ctx.transact(
         lambda s: simulator_profile(s, ctx.vault, tid, ctx.settings.env, who.username, utcnow())
-    )
-    return TerminalState(
-        tid=data.tid, mid=data.mid, tmk_hex=data.tmk_hex, nii=data.nii, mac_algorithm=data.mac_algorithm
     )
