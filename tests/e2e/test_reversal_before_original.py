@@ -28,7 +28,7 @@ from sqlalchemy import select
 from posgate.bootstrap.stack import Running, start_all
 from posgate.store.models import SafEntry, SimAuthorization, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
-from posgate.terminal.messages import last_transaction, reversal_request, sale_request
+from posgate.terminal.messages import financial_request, last_transaction, reversal_request, sale_request
 
 from .conftest import stack_settings
 from .helpers import available_fen, eventually
@@ -92,6 +92,27 @@ async def test_a_sale_arriving_after_its_own_reversal_is_not_carried_out(
     again = await terminal.exchange(msg)  # the terminal repeats it: the same answer, nothing charged
     assert again.response_code == "05"
     assert await available_fen(terminal, OK_CARD) == before
+
+
+async def test_a_preauthorization_arriving_after_its_own_reversal_places_no_hold(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """The same for a request whose processing code is not a sale's (030000): the reversal is matched by
+    the request's own code."""
+    before = await available_fen(terminal, OK_CARD)
+    msg = financial_request("preauth", terminal.state, terminal.state.next_stan(), OK_CARD, amount_fen=800)
+    terminal.state.last = last_transaction(msg, "preauth")
+    assert (await terminal.reverse_last("98")).response_code == "00"  # the host has not seen it
+    late = await terminal.exchange(msg)
+    assert late.response_code == "05", late.summary()
+
+    def state(session) -> str | None:  # type: ignore[no-untyped-def]
+        return session.scalar(
+            select(Transaction.state).where(Transaction.mti == "0100", Transaction.stan == msg["11"])
+        )
+
+    assert await stack.handle.store.run(state) == "reversed"
+    assert await available_fen(terminal, OK_CARD) == before, "the pre-authorization holds money"
 
 
 async def test_a_sale_and_its_reversal_pipelined_never_leave_the_sale_approved(
