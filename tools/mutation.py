@@ -3,8 +3,9 @@
 Each group in tools/mutation.toml names the code whose mutants count (whole modules, or only some of their
 functions and methods) and the fast tests that cover it. A group runs in build/mutation/<group>/: a copy
 of src/ and tests/ and a pyproject.toml whose [tool.mutmut] table restricts mutmut to that code and those
-tests (SQLite only: `-k "not postgresql"`). mutmut then runs each mutant against just the tests of the
-selection that execute the mutated function, stopping at the first failure.
+tests (SQLite only: `-k "not postgresql"`, but for the tests a group lists in `postgresql`). mutmut then
+runs each mutant against just the tests of the selection that execute the mutated function, stopping at
+the first failure.
 
 Killed = killed or timed out. Survived = survived, or no selected test reaches the function. A mutant
 listed in tools/mutation.toml's [equivalent] table (with the reason it cannot change behaviour) is left
@@ -48,8 +49,10 @@ IMPORT_TIME_LIMIT_S = 1800.0  # one import-time mutant against all of its group'
 # pytest's exit code → verdict: 0 all passed; 1 a test failed; 2 or 4 the mutated import failed (the
 # selection collects without a mutant); -1 over IMPORT_TIME_LIMIT_S
 IMPORT_TIME_VERDICTS = {0: "survived", 1: "killed", 2: "killed", 4: "killed", -1: "timeout"}
-# pytest options for every mutant run: no cache, no doctests or -ra from pyproject's addopts, SQLite only
-PYTEST_ARGS = ["-p", "no:cacheprovider", "-o", "addopts=--strict-markers", "-k", "not postgresql"]
+# pytest options for every mutant run: no cache, no doctests or -ra from pyproject's addopts; SQLite only,
+# but for the tests a group names in `postgresql` (what only PostgreSQL can show: its row locks), see
+# `_selection`
+PYTEST_ARGS = ["-p", "no:cacheprovider", "-o", "addopts=--strict-markers"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class Group:
     tests: list[str]
     skip_lines: list[str] = field(default_factory=list)
     import_time: list[str] = field(default_factory=list)  # "module.py::function": called at import
+    postgresql: list[str] = field(default_factory=list)  # test names run on PostgreSQL too
     counts: dict[str, Counter[str]] = field(default_factory=dict)
     survivors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -103,9 +107,15 @@ def load_groups(config: dict) -> list[Group]:  # type: ignore[type-arg]
                 list(raw["tests"]),
                 list(raw.get("skip_lines", [])),
                 list(raw.get("import_time", [])),
+                list(raw.get("postgresql", [])),
             )
         )
     return groups
+
+
+def _selection(group: Group) -> list[str]:
+    """SQLite runs only, but the PostgreSQL runs of the tests the group names in `postgresql`."""
+    return ["-k", " or ".join(["not postgresql", *group.postgresql])]
 
 
 def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
@@ -121,7 +131,9 @@ def prepare(group: Group, incremental: bool, deselect: list[str]) -> Path:
         "source_paths": ["src/posgate"],
         "only_mutate": sorted({f"src/{t.path}" for t in group.targets}),
         "pytest_add_cli_args_test_selection": group.tests,
-        "pytest_add_cli_args": PYTEST_ARGS + [arg for test in deselect for arg in ("--deselect", test)],
+        "pytest_add_cli_args": PYTEST_ARGS
+        + _selection(group)
+        + [arg for test in deselect for arg in ("--deselect", test)],
         "also_copy": ["conftest.py"],
         "do_not_mutate_patterns": group.skip_lines,
         # mutmut stops a mutant after 15× its tests' measured time; on a shared, loaded machine an
@@ -252,6 +264,7 @@ def retest_import_time(group: Group, workdir: Path, deselect: list[str], max_chi
         if status not in KILLED and any(fnmatch(name, p) for p in patterns)
     ]
     command = [sys.executable, "-m", "pytest", "-x", "-q", "--rootdir=.", "-p", "no:randomly", *PYTEST_ARGS]
+    command += _selection(group)
     command += [arg for test in deselect for arg in ("--deselect", test)] + group.tests
     base_env = {**os.environ, "PYTHONPATH": "src", "PYTHONDONTWRITEBYTECODE": "1"}
     # without a mutant the selection must collect: a usage error (4) under a mutant is then its import failing

@@ -46,6 +46,16 @@ async def test_a_sign_in_naming_another_terminal_does_not_lock_it_out(
     assert sale.response_code == "00" and sale.mac_ok, sale.summary()
 
 
+async def test_a_sign_in_naming_a_terminal_whose_keys_are_in_use_does_not_lock_it_out(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    assert (await terminal.sale(CARD, "123456", 100)).approved  # its keys are in use from now on
+    answer = await _forged_sign_in(stack.pos_address)
+    assert answer[39].value == "00"  # new keys are offered (under the TMK), the keys in use stay valid
+    sale = await terminal.sale(CARD, "123456", 200)
+    assert sale.response_code == "00" and sale.mac_ok, sale.summary()
+
+
 async def test_the_host_keeps_the_keys_in_use_until_the_terminal_uses_its_new_ones(
     stack: Running, terminal: TerminalClient
 ) -> None:
@@ -92,6 +102,18 @@ async def test_after_a_key_rotation_a_third_party_sign_in_does_not_keep_the_term
     assert (await terminal.sign_in()).approved
     await _forged_sign_in(stack.pos_address, "900002")
     assert (await terminal.sale(CARD, "123456", 100)).approved
+
+
+async def test_after_a_key_rotation_the_keys_in_use_before_it_stay_refused_once_new_keys_are_pending(
+    stack: Running, terminal: TerminalClient
+) -> None:
+    """A rotation (`posgate keys rotate`, e.g. after a suspected key compromise) ends the keys in use; an
+    0800 naming the terminal, which leaves new keys pending, must not bring them back."""
+    assert (await terminal.sale(CARD, "123456", 100)).approved  # its keys are in use
+    await stack.handle.store.run(rotate_key_period)
+    await _forged_sign_in(stack.pos_address)
+    stale = await terminal.sale(CARD, "123456", 100)  # under the keys of the earlier period
+    assert stale.response_code == "97" and stale.sign_in_required, stale.summary()
 
 
 async def test_a_settlement_without_a_mac_neither_reads_nor_closes_the_batch(
