@@ -20,6 +20,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
@@ -38,6 +39,7 @@ fuzz: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy
 
 # Mutation testing of the guard modules (tools/mutation.toml; docs/testing.md). MUTATION_ARGS: e.g.

@@ -28,7 +28,8 @@ from posgate.bootstrap.stack import Running, start_all
 from posgate.config import Settings
 from posgate.issuer import books
 from posgate.logs import configure_logging
-from posgate.store.models import SafEntry, SimAuthorization, Transaction
+from posgate.store.models import SafEntry, Transaction
+from posgate.store.models_simulator import SimAuthorization
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.client import TerminalError
 from posgate.terminal.messages import last_transaction, sale_request

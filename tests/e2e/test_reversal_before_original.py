@@ -26,7 +26,8 @@ import pytest
 from sqlalchemy import select
 
 from posgate.bootstrap.stack import Running, start_all
-from posgate.store.models import SafEntry, SimAuthorization, Transaction
+from posgate.store.models import SafEntry, Transaction
+from posgate.store.models_simulator import SimAuthorization
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.terminal.messages import financial_request, last_transaction, reversal_request, sale_request
 

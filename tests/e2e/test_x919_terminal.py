@@ -13,7 +13,7 @@ from posgate.bootstrap.stack import Running
 from posgate.merchants.provisioning import get_merchant, provision_terminals, simulator_profile
 from posgate.security.pos_mac import MacAlgorithm
 from posgate.store.acquirer import load_terminal
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.terminal import TerminalClient, TerminalState, demo_card
 
 from . import spec_wire

@@ -22,7 +22,7 @@ from posgate.issuer.messages import AuthKey
 from posgate.issuer.rules import Decision, Effect
 from posgate.security.at_rest import CardVault
 from posgate.store.db import make_engine, migrate
-from posgate.store.models import SimAccount, SimAuthorization, SimCard
+from posgate.store.models_simulator import SimAccount, SimAuthorization, SimCard
 from posgate.store.runtime import Store
 
 BANK = "Demo Bank A"

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from posgate.kpi import queries
 from posgate.kpi.queries import Filters
 from posgate.kpi.rollup import refresh
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.models_wallet import WalletOrder, WalletRefund
 from posgate.store.runtime import Store
 from tests.integration.test_kpi import DAY, kpi_store  # noqa: F401  (the fixture)

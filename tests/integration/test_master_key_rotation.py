@@ -18,8 +18,9 @@ from posgate.security.keyring import read_keyring
 from posgate.store.acquirer import insert_transaction
 from posgate.store.key_rotation import RotationError, rotate
 from posgate.store.keys import key_label
-from posgate.store.models import SealedKey, SimCard, Transaction
+from posgate.store.models import SealedKey, Transaction
 from posgate.store.models_onboarding import AuditEvent
+from posgate.store.models_simulator import SimCard
 from posgate.store.rekey import SEALED_COLUMNS, reseal_batch
 from posgate.store.runtime import StoreHandle
 

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from posgate.store.db import alembic_config, make_engine, migrate
-from posgate.store.models import Base
+from posgate.store.schema import metadata
 
 
 def test_migrations_reach_the_models_schema_and_go_back(database_url: str) -> None:
@@ -17,7 +17,7 @@ def test_migrations_reach_the_models_schema_and_go_back(database_url: str) -> No
     try:
         migrate(engine)
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn), metadata)
         assert diff == [], f"models and migrations disagree: {diff}"
         assert {"transactions", "saf_entries", "keys", "sim_cards"} <= set(inspect(engine).get_table_names())
         command.downgrade(alembic_config(engine), "base")

@@ -42,6 +42,11 @@ _HEX_RUN = re.compile(r"[0-9A-Fa-f]{16,}")
 _MID = re.compile(r"\d{15}")
 
 
+def client_ip(request: Request) -> str:
+    """The caller's address as the server sees it (after the trusted proxies' headers, `api/proxies.py`)."""
+    return request.client.host if request.client else "unknown"
+
+
 def note_actor(request: Request, username: str, role: str | None = None) -> None:
     """Who a request says it is before it is signed in (the username a sign-in tries; with `role`, the
     user it signed in)."""
@@ -169,8 +174,6 @@ class AuditTrail:
     def _record(
         self, request: Request, method: str, matched: tuple[str, dict[str, Any]], status: int
     ) -> None:
-        from posgate.api.routes.auth import client_ip
-
         template, params = matched
         state = request.state
         principal = getattr(state, "principal", None)

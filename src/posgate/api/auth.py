@@ -14,7 +14,7 @@ from posgate.api.errors import Forbidden, Unauthenticated
 from posgate.api.roles import allowed
 from posgate.api.sessions import COOKIE_NAME, principal_for_token, read_cookie
 from posgate.api.users import Principal, principal_for_api_key
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 

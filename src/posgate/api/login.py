@@ -14,7 +14,7 @@ from posgate.api.passwords import verify_password
 from posgate.api.sessions import close_session, make_cookie, open_session
 from posgate.api.users import Principal, find_user
 from posgate.store.audit import audit
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 
 
 @dataclass(frozen=True)

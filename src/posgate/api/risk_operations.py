@@ -19,7 +19,7 @@ from posgate.risk.alerts import AlertError, decide_alert
 from posgate.risk.desk import alert_case, assign_alert
 from posgate.risk.disposal import DisposalError, act_on_alert, place_hold, release_hold
 from posgate.risk.lists import LIST_KINDS, ListError, add_entry, mcc_value, remove_entry, remove_entry_by_id
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 
 T = TypeVar("T")
 VERDICTS = ("dismiss", "confirm")

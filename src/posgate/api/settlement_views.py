@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from posgate.api.console.render import yuan
 from posgate.merchants.errors import FieldError
 from posgate.merchants.provisioning import get_merchant
+from posgate.money import yuan
 from posgate.settlement import reports
 from posgate.settlement.clearing_day import to_local
 from posgate.store.models import Merchant

@@ -20,7 +20,8 @@ from posgate.api.roles import ROLES
 from posgate.errors import ConfigError
 from posgate.merchants.errors import FieldError, NotFound, StateConflict
 from posgate.store.audit import audit
-from posgate.store.models import IssuerRoute, utcnow
+from posgate.store.base import utcnow
+from posgate.store.models import IssuerRoute
 from posgate.store.models_onboarding import ApiKey, User
 
 DEMO_PASSWORD = "posgate-demo"

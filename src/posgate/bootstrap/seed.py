@@ -16,8 +16,10 @@ from posgate.merchants.wallet_ids import allocate as allocate_wallet_ids
 from posgate.security.at_rest import CardVault
 from posgate.security.keys import kcv
 from posgate.security.pin import pin_offset
+from posgate.store.base import utcnow
 from posgate.store.keys import put_key
-from posgate.store.models import IssuerRoute, Merchant, SimAccount, SimBank, SimCard, Terminal, utcnow
+from posgate.store.models import IssuerRoute, Merchant, Terminal
+from posgate.store.models_simulator import SimAccount, SimBank, SimCard
 
 
 def store_is_empty(session: Session) -> bool:

@@ -26,7 +26,7 @@ from posgate.ops.metrics import HostMetrics
 from posgate.ops.server import OpsEndpoints, OpsServer
 from posgate.security import tls_files
 from posgate.security.link_tls import simulator_server_context
-from posgate.store.models import SimBank
+from posgate.store.models_simulator import SimBank
 from posgate.store.runtime import StoreHandle
 
 

@@ -39,7 +39,7 @@ from posgate.iso8583.reasons import Reason
 from posgate.issuer.messages import AuthKey
 from posgate.issuer.rules import AccountSnapshot, CardSnapshot, Decision, Effect
 from posgate.security.at_rest import CardVault
-from posgate.store.models import SimAccount, SimAuthorization, SimBank, SimCard
+from posgate.store.models_simulator import SimAccount, SimAuthorization, SimBank, SimCard
 from posgate.txnset import TxnState
 
 PREAUTH_MTI = "0100"

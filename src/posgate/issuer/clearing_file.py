@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from posgate.files import FILE_MODE, private_dir
-from posgate.store.models import SimAuthorization
+from posgate.store.models_simulator import SimAuthorization
 from posgate.txnset import TxnState
 
 HEADER = (

@@ -32,7 +32,8 @@ from sqlalchemy import case, delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from posgate.kpi.definitions import APPROVED, CHANNELS, PURCHASE_KINDS
-from posgate.store.models import Transaction, utcnow
+from posgate.store.base import utcnow
+from posgate.store.models import Transaction
 from posgate.store.models_kpi import KpiDaily, KpiIssuerDaily, KpiRefreshState, KpiTerminalDaily
 from posgate.store.models_wallet import WalletOrder, WalletRefund
 from posgate.txnset import Kind, kinds_where

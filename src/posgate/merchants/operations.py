@@ -37,7 +37,7 @@ from posgate.merchants.provisioning import (
 from posgate.merchants.queries import application_view, merchant_view, terminal_view
 from posgate.merchants.uploads import Staging, UploadStore, with_files
 from posgate.security.at_rest import CardVault
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.models_onboarding import ApplicationUpload
 from posgate.store.runtime import StoreHandle
 

@@ -65,7 +65,8 @@ from posgate.settlement.wallet_clearing import (
     pending_wallets,
     take_turn,
 )
-from posgate.store.models import IssuerRoute, Merchant, Transaction, utcnow
+from posgate.store.base import utcnow
+from posgate.store.models import IssuerRoute, Merchant, Transaction
 from posgate.store.models_ledger import ClearingEntry, ClearingRun, LedgerAccount, LedgerEntry, LedgerPosting
 from posgate.store.runtime import Store
 from posgate.txnset import Clearing, Kind, TxnState, kinds_where, row_of

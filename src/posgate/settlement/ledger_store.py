@@ -12,7 +12,7 @@ from sqlalchemy import Table, case, func, select, text
 from sqlalchemy.orm import Session
 
 from posgate.settlement.ledger import Entry, account_type
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.models_ledger import LedgerAccount, LedgerBalance, LedgerEntry, LedgerPosting
 
 _ACCOUNTS: Table = LedgerAccount.__table__  # type: ignore[assignment]

@@ -49,7 +49,8 @@ from posgate.settlement.fees import FeePlan, FeeTable, ppm_of
 from posgate.settlement.ledger import MERCHANT_PAYABLE, payout_entry
 from posgate.settlement.ledger_store import balances, post
 from posgate.settlement.rates import Rates
-from posgate.store.models import Merchant, Transaction, utcnow
+from posgate.store.base import utcnow
+from posgate.store.models import Merchant, Transaction
 from posgate.store.models_ledger import Payout
 from posgate.store.runtime import Store
 from posgate.txnset import TxnState

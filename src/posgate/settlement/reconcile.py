@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session
 from posgate.settlement import bankfile
 from posgate.settlement.clearing_day import clearing_date, clearing_window
 from posgate.settlement.errors import FileFormatError
-from posgate.store.models import BatchSettlement, ReconciliationItem, Transaction, utcnow
+from posgate.store.base import utcnow
+from posgate.store.models import BatchSettlement, ReconciliationItem, Transaction
 from posgate.store.models_ledger import ReconLine, ReconReport
 from posgate.store.runtime import Store
 from posgate.txnset import TxnState

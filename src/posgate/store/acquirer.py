@@ -14,17 +14,9 @@ from sqlalchemy.orm import Session
 
 from posgate.errors import ConfigError
 from posgate.store.audit import audit
+from posgate.store.base import utcnow
 from posgate.store.keys import KeySealer, get_keys, put_key
-from posgate.store.models import (
-    HostState,
-    IssuerRoute,
-    Merchant,
-    SafEntry,
-    SealedKey,
-    Terminal,
-    Transaction,
-    utcnow,
-)
+from posgate.store.models import HostState, IssuerRoute, Merchant, SafEntry, SealedKey, Terminal, Transaction
 from posgate.txnset import TxnState
 
 # ---- host state and terminals ----------

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.models_onboarding import AuditEvent
 
 

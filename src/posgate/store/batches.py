@@ -11,13 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from posgate.errors import DecodeError, EncodeError
-from posgate.store.models import (
-    BatchSettlement,
-    BatchUploadRecord,
-    ReconciliationItem,
-    Terminal,
-    Transaction,
-)
+from posgate.store.models import BatchSettlement, BatchUploadRecord, ReconciliationItem, Terminal, Transaction
 from posgate.txnset import Side, TxnState, kinds_where
 
 DEBIT_KINDS = kinds_where(lambda row: row.totals is Side.DEBIT)

@@ -31,7 +31,7 @@ from posgate.errors import SecurityError
 from posgate.security.at_rest import CardVault
 from posgate.security.keyring import Keyring, read_keyring, write_keyring
 from posgate.store.audit import audit
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.rekey import SEALED_COLUMNS, Batch, SealedColumn, reseal_batch
 from posgate.store.runtime import Store
 

@@ -1,6 +1,6 @@
 """SQLAlchemy models: the acquirer's records (merchants, terminals, issuer routes, transactions, the
-store-and-forward queue, sealed keys) and the issuer simulator's books (banks, cards, accounts,
-authorizations).
+store-and-forward queue, sealed keys). The issuer simulator's books are in `models_simulator`, the other
+capabilities' tables in `models_*`, `Base` and `utcnow` in `base`; `schema` gathers them all.
 
 Card data at rest: a PAN is kept only as AES-GCM ciphertext + keyed hash (look-up) + masked form. No track,
 CVV, PIN or PIN block is ever a column. Keys are sealed under the local master key (`security.at_rest`).
@@ -24,17 +24,10 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from posgate.store.base import Base, utcnow
 from posgate.txnset import TxnState
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-class Base(DeclarativeBase):
-    pass
 
 
 class Merchant(Base):
@@ -271,86 +264,3 @@ class SafEntry(Base):
     # carry the same ones (a 0420's; a 0220 advice keeps its transaction's)
     network_stan: Mapped[str | None] = mapped_column(String(6), nullable=True)
     transmission_dt: Mapped[str | None] = mapped_column(String(10), nullable=True)
-
-
-# ---- issuer simulator's books --------------------------------------------------------------------------
-
-
-class SimBank(Base):
-    __tablename__ = "sim_banks"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
-    bins: Mapped[str] = mapped_column(Text)
-    port: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(10))
-    mac_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-
-
-class SimAccount(Base):
-    __tablename__ = "sim_accounts"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bank: Mapped[str] = mapped_column(String(64), index=True)
-    kind: Mapped[str] = mapped_column(String(10))  # debit | credit
-    currency: Mapped[str] = mapped_column(String(3), default="156")
-    balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)  # debit: funds; credit: used (owed)
-    credit_limit_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    held_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-
-
-class SimCard(Base):
-    __tablename__ = "sim_cards"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    bank: Mapped[str] = mapped_column(String(64), index=True)
-    pan_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    pan_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    pan_masked: Mapped[str] = mapped_column(String(19))
-    expiry: Mapped[str] = mapped_column(String(4))
-    service_code: Mapped[str] = mapped_column(String(3))
-    psn: Mapped[str | None] = mapped_column(String(3), nullable=True)
-    state: Mapped[str] = mapped_column(String(10), default="active")  # active | lost | stolen | blocked
-    pin_offset: Mapped[str] = mapped_column(String(12))
-    pin_failures: Mapped[int] = mapped_column(Integer, default=0)
-    account_id: Mapped[int] = mapped_column(ForeignKey("sim_accounts.id"))
-
-
-class SimAuthorization(Base):
-    """What the issuer simulator approved; a reversal finds it by (bank, acquirer, STAN, date-time, MTI)."""
-
-    __tablename__ = "sim_authorizations"
-    __table_args__ = (
-        UniqueConstraint(
-            "bank", "acquirer_id", "stan", "transmission_dt", "mti", name="uq_sim_auth_original"
-        ),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    bank: Mapped[str] = mapped_column(String(64))
-    acquirer_id: Mapped[str] = mapped_column(String(11))
-    stan: Mapped[str] = mapped_column(String(6))
-    transmission_dt: Mapped[str] = mapped_column(String(10))
-    mti: Mapped[str] = mapped_column(String(4))
-    processing_code: Mapped[str] = mapped_column(String(6))
-    rrn: Mapped[str | None] = mapped_column(String(12), nullable=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("sim_accounts.id"), nullable=True)
-    amount_fen: Mapped[int] = mapped_column(BigInteger, default=0)
-    effect: Mapped[str] = mapped_column(String(8), default="none")  # none | debit | hold | credit
-    state: Mapped[str] = mapped_column(
-        String(10), default=TxnState.APPROVED
-    )  # approved | declined | reversed
-    response_code: Mapped[str] = mapped_column(String(2))
-    auth_code: Mapped[str | None] = mapped_column(String(6), nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
-    reversed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-
-
-# the other capabilities' tables join the same metadata (and so the migrations' autogenerate check)
-from posgate.store import (  # noqa: E402, F401
-    models_kpi,
-    models_ledger,
-    models_onboarding,
-    models_risk,
-    models_wallet,
-)

@@ -26,7 +26,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from posgate.store.models import Base, utcnow
+from posgate.store import models as _acquirer  # noqa: F401 (transactions: its foreign keys name them)
+from posgate.store import models_wallet as _wallet  # noqa: F401 (wallet_orders: its foreign key names them)
+from posgate.store.base import Base, utcnow
 
 _BIGID = BigInteger().with_variant(Integer, "sqlite")
 

@@ -25,7 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from posgate.store.models import Base, utcnow
+from posgate.store import models as _acquirer  # noqa: F401 (the table its foreign key names)
+from posgate.store.base import Base, utcnow
 
 # Application.status: submitted → under_review → approved | rejected | more_info_needed;
 #   more_info_needed → submitted (the operator resubmits)

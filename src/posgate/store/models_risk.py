@@ -12,7 +12,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from posgate.store.models import Base
+from posgate.store.base import Base
 
 
 class RiskCounter(Base):

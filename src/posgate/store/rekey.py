@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from posgate.errors import SecurityError
 from posgate.store.keys import key_label
-from posgate.store.models import Base
 from posgate.store.models_onboarding import CARD_LABEL, ID_NUMBER_LABEL
+from posgate.store.schema import metadata
 
 
 class Resealer(Protocol):
@@ -96,7 +96,7 @@ def reseal_batch(
 ) -> Batch:
     """The next `limit` rows after `after_id` (by id): each value not under the current version is sealed
     again (`write`), or only counted (`write=False`: a census)."""
-    table: Table = Base.metadata.tables[spec.table]
+    table: Table = metadata.tables[spec.table]
     column = table.c[spec.column]
     rows = session.execute(
         select(table.c.id, column, *(table.c[c] for c in spec.label_columns))

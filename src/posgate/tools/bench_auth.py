@@ -73,7 +73,8 @@ def provision(
     from posgate.bootstrap.store import open_store
     from posgate.store.acquirer import provision_terminal
     from posgate.store.keys import put_key
-    from posgate.store.models import SimCard, Terminal
+    from posgate.store.models import Terminal
+    from posgate.store.models_simulator import SimCard
 
     handle = open_store(settings)
     fixture = read_demo_fixture()

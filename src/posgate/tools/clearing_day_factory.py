@@ -19,7 +19,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from posgate.store.models import IssuerRoute, Merchant, SimAuthorization, Transaction
+from posgate.store.models import IssuerRoute, Merchant, Transaction
+from posgate.store.models_simulator import SimAuthorization
 from posgate.store.runtime import Store
 from posgate.txnset import ROWS, TxnState
 

@@ -19,7 +19,7 @@ from posgate.config import Settings
 from posgate.merchants.keyblock import unwrap_tmk
 from posgate.merchants.provisioning import key_transfer_key
 from posgate.security.keys import kcv
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 from posgate.store.runtime import StoreHandle
 from posgate.terminal import TerminalClient, TerminalState, demo_card
 from posgate.tools.onboarding_data import form_values, photo_files

@@ -23,9 +23,11 @@ import datetime as dt
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from posgate.wallets.sim.book import BillRow
+if TYPE_CHECKING:  # the simulator's books make the rows; this module only writes them
+    from posgate.wallets.sim.book import BillRow
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 WECHAT_COLUMNS = [

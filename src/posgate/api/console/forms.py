@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from posgate.api.audit_trail import note_actor
+from posgate.api.audit_trail import client_ip, note_actor
 from posgate.api.auth import check_csrf
 from posgate.api.console import pages
 from posgate.api.console.render import console_user, render
@@ -21,7 +21,7 @@ from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Overloaded, RateLimited, Unauthenticated, http_status
 from posgate.api.inputs import CheckedRoute, Id, parse_int
 from posgate.api.login import login, logout
-from posgate.api.routes.auth import client_ip, set_session_cookie
+from posgate.api.routes.auth import set_session_cookie
 from posgate.api.sessions import COOKIE_NAME
 from posgate.merchants import operations
 from posgate.merchants.errors import OnboardingError

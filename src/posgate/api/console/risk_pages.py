@@ -26,7 +26,7 @@ from posgate.merchants.errors import FieldError
 from posgate.risk.alerts import ALERT_STATES
 from posgate.risk.desk import alert_queue, queue_rules
 from posgate.risk.lists import FLAGS, LIST_KINDS, active_entries
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 
 router = APIRouter(include_in_schema=False, route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from posgate.api.audit_trail import note_actor
+from posgate.api.audit_trail import client_ip, note_actor
 from posgate.api.auth import check_csrf, identify
 from posgate.api.context import AppContext, app_context, over_tls
 from posgate.api.errors import Unauthenticated
@@ -34,10 +34,6 @@ def set_session_cookie(response: Response, request: Request, cookie: str) -> Non
         secure=over_tls(request),
         path="/",
     )
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 @router.post("/login", summary="Sign in (console session cookie); 429 after 5 failures in 5 minutes")

@@ -20,7 +20,7 @@ from posgate.risk.alerts import ALERT_STATES
 from posgate.risk.desk import alert_queue
 from posgate.risk.disposal import list_holds
 from posgate.risk.lists import active_entries
-from posgate.store.models import utcnow
+from posgate.store.base import utcnow
 
 router = APIRouter(prefix="/api/risk", tags=["risk"], route_class=CheckedRoute)
 Ctx = Annotated[AppContext, Depends(app_context)]

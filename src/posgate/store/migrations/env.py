@@ -2,12 +2,12 @@
 
 from alembic import context
 
-from posgate.store.models import Base
+from posgate.store.schema import metadata
 
 config = context.config
 engine = config.attributes["engine"]
 
 with engine.begin() as connection:
-    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+    context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
