@@ -175,6 +175,8 @@ def test_roles_table_is_enforced(api, permission) -> None:  # type: ignore[no-un
         "console.dashboard": ("GET", "/"),
         "qr.pay": ("GET", "/api/qr/orders/Q1"),
         "qr.refund": ("POST", "/api/qr/orders/Q1/refunds"),
+        "risk.read": ("GET", "/api/risk/alerts"),
+        "risk.decide": ("POST", "/api/risk/alerts/1/dismiss"),
     }
     method, url = probes[permission]
     for role in ("operator", "reviewer", "risk", "finance", "admin"):

@@ -20,7 +20,7 @@ from posgate.api import risk_operations as ops
 from posgate.api.auth import check_csrf
 from posgate.api.console.render import console_user, render
 from posgate.api.context import AppContext, app_context
-from posgate.api.inputs import CheckedRoute, parse_int
+from posgate.api.inputs import CheckedRoute, Id, parse_int
 from posgate.api.roles import allowed
 from posgate.merchants.errors import FieldError
 from posgate.risk.alerts import ALERT_STATES
@@ -144,7 +144,7 @@ def alerts_page(
 
 
 @router.get("/risk/alerts/{alert_id}", response_class=HTMLResponse)
-def case_page(request: Request, ctx: Ctx, alert_id: int) -> HTMLResponse:
+def case_page(request: Request, ctx: Ctx, alert_id: Id) -> HTMLResponse:
     who = console_user(request, ctx, "risk.read")
     case = ops.case(ctx, alert_id)
     merchant = case["merchant"]
@@ -164,7 +164,7 @@ def case_page(request: Request, ctx: Ctx, alert_id: int) -> HTMLResponse:
 
 
 @router.post("/risk/alerts/{alert_id}")
-async def case_form(request: Request, ctx: Ctx, alert_id: int) -> Response:
+async def case_form(request: Request, ctx: Ctx, alert_id: Id) -> Response:
     who = await run_in_threadpool(console_user, request, ctx, "risk.decide")
     form = await request.form()
     check_csrf(who, _text(form.get("csrf_token")))

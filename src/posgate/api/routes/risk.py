@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from posgate.api import risk_operations as ops
 from posgate.api.auth import require
 from posgate.api.context import AppContext, app_context
-from posgate.api.inputs import CheckedRoute
+from posgate.api.inputs import CheckedRoute, Id
 from posgate.api.users import Principal
 from posgate.merchants.errors import FieldError
 from posgate.risk.alerts import ALERT_STATES
@@ -83,12 +83,12 @@ def get_alerts(
     summary="One case: the alert, its transaction and rule hits, the card's "
     "recent history (masked), the merchant's profile and 30 days, the terminal's locations",
 )
-def get_alert(alert_id: int, ctx: Ctx, who: Reader) -> dict[str, Any]:
+def get_alert(alert_id: Id, ctx: Ctx, who: Reader) -> dict[str, Any]:
     return ops.case(ctx, alert_id)
 
 
 @router.post("/alerts/{alert_id}/assign", summary="Give the alert to an officer (null: back to the queue)")
-def assign_alert(alert_id: int, body: AssignBody, ctx: Ctx, who: Officer) -> dict[str, Any]:
+def assign_alert(alert_id: Id, body: AssignBody, ctx: Ctx, who: Officer) -> dict[str, Any]:
     return ops.assign(ctx, who, alert_id, body.username)
 
 
@@ -97,7 +97,7 @@ def assign_alert(alert_id: int, body: AssignBody, ctx: Ctx, who: Officer) -> dic
     summary="dismiss | confirm (fraud: the card is blocked) | hold | release (the merchant's settlement) | "
     "suspend-terminal | suspend-merchant",
 )
-def decide_alert(alert_id: int, step: str, body: NoteBody, ctx: Ctx, who: Officer) -> dict[str, Any]:
+def decide_alert(alert_id: Id, step: str, body: NoteBody, ctx: Ctx, who: Officer) -> dict[str, Any]:
     if step not in STEPS:
         raise FieldError("step", f"must be one of {', '.join(STEPS)}, got {step!r}")
     return ops.decide(ctx, who, alert_id, step.replace("-", "_"), body.note)
@@ -122,7 +122,7 @@ def remove_list_entry(body: ListBody, ctx: Ctx, who: Officer) -> dict[str, Any]:
 
 
 @router.post("/lists/{entry_id}/remove", summary="Take one entry in force off its list, by its id")
-def remove_list_entry_by_id(entry_id: int, ctx: Ctx, who: Officer) -> dict[str, Any]:
+def remove_list_entry_by_id(entry_id: Id, ctx: Ctx, who: Officer) -> dict[str, Any]:
     return ops.remove_list_entry(ctx, who, entry_id)
 
 
