@@ -17,6 +17,18 @@ from sqlalchemy.engine import make_url
 # never the fixed default (9180), which another test or another worktree's suite may hold at the same time
 os.environ.setdefault("POSGATE_OPS_PORT", "0")
 
+
+@pytest.fixture(autouse=True)
+def _list_risk_rules_unless_marked(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests that are not about risk send many sales on one demo card within seconds — far faster than any
+    shopper — and the default risk rules would rightly decline them (`65`, `59`): they run the list rules
+    only (`POSGATE_RISK_RULES=lists`, also for the `posgate` processes they start). Tests marked
+    `default_risk_rules` (risk, the demo, `posgate up`, `posgate terminal day`) run the host's real
+    default."""
+    if request.node.get_closest_marker("default_risk_rules") is None:
+        monkeypatch.setenv("POSGATE_RISK_RULES", "lists")
+
+
 PG_URL = os.environ.get("POSGATE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 

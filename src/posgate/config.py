@@ -170,10 +170,10 @@ class Settings(BaseSettings):
     )
     timezone: str = Field(default="Asia/Shanghai", description="acquirer local time for fields 12/13/15")
     risk_rules: str = Field(
-        default="lists",
+        default="default",
         max_length=1024,
-        description="inline risk rules (docs/risk.md): 'lists' (block/allow/watch lists only), 'default' (the"
-        " shipped rule set), a rule-set TOML file, or 'off'",
+        description="inline risk rules (docs/risk.md): 'default' (the shipped rule set), 'lists' (block/"
+        "allow/watch lists only), a rule-set TOML file, or 'off'",
     )
     risk_shadow_rules: str | None = Field(
         default=None,

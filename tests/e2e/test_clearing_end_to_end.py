@@ -37,7 +37,8 @@ RATES = Rates()
 async def test_a_played_day_clears_and_reconciles_with_both_issuers(
     stack: Running, terminal: TerminalClient, tmp_path: Path
 ) -> None:
-    report = await play_day(terminal, CARDS, 90, random.Random(2026))
+    # the day's full mix on five cards within seconds, on the list rules (tests/conftest.py)
+    report = await play_day(terminal, CARDS, 90, random.Random(2026), mind_risk_rules=False)
     assert report.settled and report.unresolved == 0
     assert await eventually(lambda: _drained(stack), timeout_s=20)
     assert stack.host is not None

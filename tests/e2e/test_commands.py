@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.default_risk_rules  # the host's own default risk rules
+
 POSGATE = [sys.executable, "-m", "posgate"]
 PUBLIC_FRAME = (
     "007F600003000060321032007202003020048000C08015000000000000001234000002030099303030303030303139"

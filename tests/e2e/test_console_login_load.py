@@ -22,6 +22,8 @@ import pytest
 
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 
+# not marked `default_risk_rules`: its sales hammer one card within seconds, so it runs the list rules
+# (tests/conftest.py)
 pytestmark = pytest.mark.slow
 
 CARD = demo_card("6229990000000012")

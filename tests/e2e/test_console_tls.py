@@ -18,6 +18,8 @@ import pytest
 
 from .certs import CertificateAuthority, Issued
 
+pytestmark = pytest.mark.default_risk_rules  # the host's own default risk rules
+
 POSGATE = [sys.executable, "-m", "posgate"]
 
 

@@ -29,6 +29,8 @@ from posgate.terminal.messages import REQUEST_HEADER, request_tpdu, sale_request
 from posgate.tools.card_scan import CardSecrets, Finding, scan_bytes, scan_database, scan_path
 from posgate.tools.onboarding_data import form_values, photo_files
 
+# not marked `default_risk_rules`: its traffic is a wrong PIN on every demo card and many sales on one card
+# within seconds (card testing to the default rules), so it runs the list rules (tests/conftest.py)
 pytestmark = pytest.mark.slow
 
 POSGATE_UP = [sys.executable, "-m", "posgate", "up"]

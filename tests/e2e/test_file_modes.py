@@ -18,6 +18,8 @@ import pytest
 from posgate.merchants.images import ImageInfo
 from posgate.merchants.uploads import UploadStore
 
+pytestmark = pytest.mark.default_risk_rules  # the host's own default risk rules
+
 POSGATE = [sys.executable, "-m", "posgate"]
 LOOSE_UMASK = 0o022  # a usual login shell's
 

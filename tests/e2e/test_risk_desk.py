@@ -1,5 +1,5 @@
 """The alerts desk end to end, on SQLite and PostgreSQL: a running `posgate up` stack (host over real TCP, the
-console over real HTTP) with the default list rules. A watched terminal's sale opens an alert; a risk officer
+console over real HTTP) with the default rules. A watched terminal's sale opens an alert; a risk officer
 works it over the REST API (`/api/risk/…`) and over the console's pages and forms (a real HTTP client, CSRF
 tokens from the pages): the queue with its filters, the case with the transaction, the rules that hit, the
 card's history masked, the merchant's chart and the terminal's locations; assign, hold and release
@@ -26,6 +26,8 @@ from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
 from posgate.tools.onboarding_data import DEMO_PASSWORD
 from tests.e2e.conftest import stack_settings
 from tests.e2e.helpers import eventually
+
+pytestmark = pytest.mark.default_risk_rules  # the host's own default risk rules
 
 PAN = "6229990000000012"
 CARD = demo_card(PAN)

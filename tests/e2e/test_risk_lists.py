@@ -1,4 +1,4 @@
-"""Risk lists end to end, on SQLite and PostgreSQL: with the host's default settings (`risk_rules = lists`)
+"""Risk lists end to end, on SQLite and PostgreSQL: with the list rules (`risk_rules = lists`)
 `posgate risk list add card --pan …` blocks the card at once for a running host — its next sale gets 59 and
 never reaches the issuer — and `remove` lets it through again; a blocked terminal gets 58; an expired entry
 no longer blocks; every change is audited with the masked PAN, never the PAN."""
@@ -30,7 +30,7 @@ CARD = demo_card(PAN)  # 10,000.00 CNY
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
-    return stack_settings(tmp_path, database_url)  # risk_rules left at its default
+    return stack_settings(tmp_path, database_url, risk_rules="lists")
 
 
 @pytest.fixture

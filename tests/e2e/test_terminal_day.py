@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from posgate.terminal import CardProfile, TerminalClient, demo_card, play_day
 from posgate.terminal.client import default_entry
 
@@ -23,6 +25,7 @@ async def _available(terminal: TerminalClient, card: CardProfile) -> int:
     return result.balance_fen
 
 
+@pytest.mark.default_risk_rules  # the day looks like real shoppers to the host's own default risk rules
 async def test_a_day_settles_balanced_and_moves_exactly_the_predicted_money(terminal: TerminalClient) -> None:
     before = {card: await _available(terminal, card) for card in CARDS}
     report = await play_day(terminal, CARDS, 150, random.Random(2026))

@@ -26,6 +26,8 @@ import pytest
 from posgate.settlement.clearing_day import clearing_date
 from posgate.wallets import emvqr
 
+pytestmark = pytest.mark.default_risk_rules  # the host's own default risk rules
+
 POSGATE = [sys.executable, "-m", "posgate"]
 
 

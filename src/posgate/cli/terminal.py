@@ -846,7 +846,9 @@ def day_command(
     tls_server_name: TlsServerNameOpt = None,
 ) -> None:
     """Play a realistic trading day on this terminal (sales, declines, voids, refunds, pre-authorizations
-    and completions, reversals), then settle; prints a summary. Exit 0 when the settlement balanced."""
+    and completions, reversals), then settle; prints a summary. Exit 0 when the settlement balanced.
+    The day stays under the host's default risk rules: a card rests after 4 purchases in 10 minutes
+    (its steps become balance inquiries), and it plans few declines (docs/risk.md)."""
     try:
         profiles = [demo_card(ref.strip()) for ref in cards.split(",") if ref.strip()]
     except PosgateError as exc:

@@ -322,8 +322,8 @@ def load_rule_set(path: Path) -> RuleSet:
 
 
 def lists_only(rules: RuleSet) -> RuleSet:
-    """The rules of `rules` that read nothing but `lists.*`: list checks without aggregates (the host's
-    default, `risk_rules = lists`)."""
+    """The rules of `rules` that read nothing but `lists.*`: list checks without aggregates
+    (`risk_rules = lists`)."""
     kept = tuple(
         rule
         for rule in rules.rules

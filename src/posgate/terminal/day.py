@@ -22,6 +22,18 @@ MAC or ARPC fails is reversed (`A0` / `96`), a time-out on a reversible transact
 `97` signs in again and retries once. The batch is settled when it reaches `batch_limit` counted
 transactions and at the end of the day (a transaction still waiting for its reversal is reversed first).
 
+The day stays under the default risk rules (docs/risk.md), as real shoppers do, however fast it is played:
+a card rests once it has `PURCHASES_PER_CARD` approved purchases in the rules' 10 minutes
+(`card-merchant-velocity`: the 6th gets `65`); the terminal's purchase declines stay below
+`DECLINES_PER_WINDOW` in 10 minutes (`card-testing-terminal`: 5 declines over 4 cards, then `59` for every
+card), so a wrong PIN or a sale beyond the funds is drawn only while there is room for it; a card gets
+at most `WRONG_PINS_PER_CARD` wrong PINs an hour (`wrong-pin-burst`). Each card's available amount is asked
+once (a balance inquiry) before its first purchase and followed from the day's own approvals, so an
+ordinary sale never asks for more than the card holds (a smaller basket, or another card). When every card
+is resting, the step is a balance inquiry. A long day therefore wants many cards: the demo fixture's six
+cards carry about 24 purchases per 10 minutes. `mind_risk_rules=False` plays the day without any of this
+(a host without risk rules, or a test of the day's own mechanics).
+
 The `DayReport` counts every response by kind and code and gives, per card, the money the issuer should
 have moved because of the day: `effect_fen` = approved and not reversed sales and completions − voids and
 refunds (postings), `held_fen` = the change in open pre-authorization holds. Both are read from the
@@ -31,7 +43,8 @@ terminal's journal (the same records it settles), before each settlement and at 
 from __future__ import annotations
 
 import random
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -70,6 +83,20 @@ LOW_FUNDS_AMOUNT_FEN = 50_000_000
 RECENT = 10
 DEFAULT_BATCH_LIMIT = 500
 WRONG_PIN = "000000"
+#: The default risk rules' 10-minute window, counted in minute buckets (a window may count 59 s more).
+RULE_WINDOW_S = 11 * 60
+#: Approved purchases (sales, pre-authorizations, completions) a card takes in `RULE_WINDOW_S` before it
+#: rests: `card-merchant-velocity` declines a sale after 5 (`65`).
+PURCHASES_PER_CARD = 4
+#: Purchase declines at the terminal in `RULE_WINDOW_S` the day allows: `card-testing-terminal` declines
+#: everything after 5 declines over 4 cards (`59`).
+DECLINES_PER_WINDOW = 4
+#: Wrong PINs a card gets in an hour (plus the bucket's minute): `wrong-pin-burst` declines after 3 (`59`).
+WRONG_PINS_PER_CARD = 2
+WRONG_PIN_WINDOW_S = 61 * 60
+#: Wrong PINs at the terminal in `RULE_WINDOW_S`: `wrong-pin-terminal` alerts on 4 over 3 cards.
+WRONG_PINS_PER_WINDOW = 3
+PURCHASES = ("sale", "preauth", "completion")
 
 
 @dataclass
@@ -127,6 +154,8 @@ class _Day:
         cards: Sequence[CardProfile],
         rng: random.Random,
         batch_limit: int,
+        mind_risk_rules: bool = True,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not cards:
             raise ValueError("play_day needs at least one card")
@@ -142,15 +171,24 @@ class _Day:
         self.effect: Counter[str] = Counter()
         self.start_postings = _postings(self.state)
         self.start_holds = _holds(self.state)
+        self.mind_risk_rules, self.clock = mind_risk_rules, clock
+        self.purchases: dict[str, deque[float]] = {}  # PAN -> when its approved purchases were answered
+        self.declines: deque[float] = deque()  # purchase declines at the terminal
+        self.wrong_pins: dict[str, deque[float]] = {}  # PAN -> when its wrong PINs were answered
+        self.funds: dict[str, int] = {}  # PAN -> at least this much is available (from its balance inquiry)
+        self.sending_pan = ""
 
     # ----------------------------------------------------------------------------------- sending
 
     def count_sign_in(self, result: TxnResult) -> None:
         self.report.counts[("sign_in", result.response_code)] += 1
 
-    async def send(self, kind: str, send: Callable[[], Awaitable[TxnResult]]) -> TxnResult | None:
+    async def send(
+        self, kind: str, send: Callable[[], Awaitable[TxnResult]], pan: str = ""
+    ) -> TxnResult | None:
         """Send one transaction under the POS policy (`policy.PosPolicy`: sign in again on `97`; reverse
         when its answer is lost or fails the MAC / ARPC) and count what happened."""
+        self.sending_pan = pan
         outcome = await self.policy.transact(kind, send)
         if outcome.refused is not None:
             self.report.counts[(kind, outcome.refused.response_code)] += 1
@@ -159,6 +197,7 @@ class _Day:
             if not outcome.sign_in.approved:
                 return outcome.refused
         result = outcome.result
+        self._remember(kind, outcome.refused or result)
         if result is None:
             self.report.counts[(kind, "timeout")] += 1
         else:
@@ -180,6 +219,78 @@ class _Day:
         self.report.counts[("reversal", code)] += 1
         if result is None or not result.approved:
             self.report.unresolved += 1
+
+    # ----------------------------------------------------------------------------------- the rules' view
+
+    def _recent(self, times: deque[float], window_s: float = RULE_WINDOW_S) -> int:
+        while times and times[0] <= self.clock() - window_s:
+            times.popleft()
+        return len(times)
+
+    def _remember(self, kind: str, result: TxnResult | None) -> None:
+        """What the risk rules will count of this answer: approved purchases per card, purchase declines at
+        the terminal, wrong PINs per card."""
+        if kind not in PURCHASES or result is None:
+            return
+        now, pan = self.clock(), self.sending_pan
+        if result.approved:
+            self.purchases.setdefault(pan, deque()).append(now)
+        else:
+            self.declines.append(now)
+            if result.response_code in ("55", "75"):
+                self.wrong_pins.setdefault(pan, deque()).append(now)
+
+    def resting(self, card: CardProfile) -> bool:
+        """The card has its `PURCHASES_PER_CARD` approved purchases in the window: its next sale would be
+        a velocity decline."""
+        recent = self._recent(self.purchases.get(card.pan, deque()))
+        return self.mind_risk_rules and recent >= PURCHASES_PER_CARD
+
+    def room_for_declines(self) -> bool:
+        return not self.mind_risk_rules or self._recent(self.declines) < DECLINES_PER_WINDOW
+
+    def room_for_wrong_pin(self, card: CardProfile) -> bool:
+        if not self.mind_risk_rules:
+            return True
+        at_terminal = sum(self._recent(t) for t in self.wrong_pins.values())
+        on_card = self._recent(self.wrong_pins.get(card.pan, deque()), WRONG_PIN_WINDOW_S)
+        return at_terminal < WRONG_PINS_PER_WINDOW and on_card < WRONG_PINS_PER_CARD
+
+    async def known_funds(self, card: CardProfile) -> int | None:
+        """At least what `card` has available (None: not followed, or its inquiry failed — asked again next
+        time): asked once by a balance inquiry, then lowered by the day's own approvals (credits are not added
+        back: the figure stays a floor)."""
+        if not self.mind_risk_rules:
+            return None
+        if card.pan not in self.funds:
+            result = await self.send(
+                "balance", lambda: self.client.balance(card, card.default_pin, default_entry(card))
+            )
+            if result is None or not result.approved or result.balance_fen is None:
+                return None
+            self.funds[card.pan] = result.balance_fen
+        return self.funds[card.pan]
+
+    def spend(self, card: CardProfile, amount_fen: int) -> None:
+        if card.pan in self.funds:
+            self.funds[card.pan] = max(0, self.funds[card.pan] - amount_fen)
+
+    async def shopper(self) -> tuple[CardProfile, int] | None:
+        """A card that is not resting and an amount it can pay (a smaller basket if funds are short), or
+        None when every card rests or is spent."""
+        if not self.mind_risk_rules:
+            card = self.rng.choice(self.cards)
+            return card, self.amount()
+        cards = [c for c in self.cards if not self.resting(c)]
+        self.rng.shuffle(cards)
+        amount = self.amount()
+        for card in cards:
+            funds = await self.known_funds(card)
+            if funds is None or amount <= funds:
+                return card, amount
+            if funds >= 100:
+                return card, self.rng.randint(100, funds)
+        return None
 
     # ----------------------------------------------------------------------------------- choices
 
@@ -244,28 +355,42 @@ class _Day:
         self.report.transactions += 1
 
     async def _sale(self, card: CardProfile, amount: int, pin: str | None, entry: str) -> TxnResult | None:
-        result = await self.send("sale", lambda: self.client.sale(card, pin, amount, entry))
+        result = await self.send("sale", lambda: self.client.sale(card, pin, amount, entry), card.pan)
         if result is not None and pin == card.default_pin and result.response_code in ("00", "51"):
             self.wrong_pin_streak[card.pan] = 0  # the issuer checked the right PIN: its count is reset
+        if result is not None and result.approved:
+            self.spend(card, amount)
         return result
 
     async def do_sale(self) -> None:
-        card = self.rng.choice(self.cards)
-        amount = self.amount()
+        chosen = await self.shopper()
+        if chosen is None:
+            return await self.do_balance()  # every card rests: the shopper only asks the balance
+        card, amount = chosen
         entry = self.entry_for(card)
         await self._sale(card, amount, self.pin_for(card, entry, amount), entry)
 
     async def do_wrong_pin(self) -> None:
-        allowed = [c for c in self.cards if not self.wrong_pin_streak[c.pan] and c.default_pin != WRONG_PIN]
-        if not allowed:
+        allowed = [
+            c
+            for c in self.cards
+            if not self.wrong_pin_streak[c.pan]
+            and c.default_pin != WRONG_PIN
+            and not self.resting(c)
+            and self.room_for_wrong_pin(c)
+        ]
+        if not allowed or not self.room_for_declines():
             return await self.do_sale()
         card = self.rng.choice(allowed)
         self.wrong_pin_streak[card.pan] += 1
         entry = default_entry(card)
-        await self.send("sale", lambda: self.client.sale(card, WRONG_PIN, self.amount(), entry))
+        await self.send("sale", lambda: self.client.sale(card, WRONG_PIN, self.amount(), entry), card.pan)
 
     async def do_low_funds(self) -> None:
-        card = self.rng.choice(self.cards)
+        cards = [c for c in self.cards if not self.resting(c)]
+        if not cards or not self.room_for_declines():
+            return await self.do_sale()
+        card = self.rng.choice(cards)
         entry = default_entry(card)
         await self._sale(card, LOW_FUNDS_AMOUNT_FEN, card.default_pin, entry)
 
@@ -286,19 +411,30 @@ class _Day:
         await self._acting("refund", lambda: self.client.refund(entry.rrn or "", card, amount))
 
     async def do_preauth(self) -> None:
-        card = self.rng.choice(self.cards)
-        amount = self.amount()
+        chosen = await self.shopper()
+        if chosen is None:
+            return await self.do_balance()
+        card, amount = chosen
         entry = self.entry_for(card)
         if entry == "contactless":
             entry = "chip"
         pin = card.default_pin
-        await self.send("preauth", lambda: self.client.preauth(card, pin, amount, entry))
+        result = await self.send("preauth", lambda: self.client.preauth(card, pin, amount, entry), card.pan)
+        if result is not None and result.approved:
+            self.spend(card, amount)
 
     async def do_completion(self) -> None:
         entry, card = self.rng.choice(self.candidates("completion"))
         ceiling = entry.amount_fen * 115 // 100
         amount = max(1, min(ceiling, int(entry.amount_fen * self.rng.uniform(0.6, 1.15))))
-        await self._acting("completion", lambda: self.client.complete(entry.rrn or "", card, amount))
+        funds = await self.known_funds(card)
+        if funds is not None and amount - entry.amount_fen > funds:
+            amount = entry.amount_fen  # the card cannot pay the tip: complete what was held
+        result = await self._acting(
+            "completion", lambda: self.client.complete(entry.rrn or "", card, amount), card.pan
+        )
+        if result is not None and result.approved:
+            self.spend(card, max(0, amount - entry.amount_fen))
 
     async def do_preauth_void(self) -> None:
         entry, card = self.rng.choice(self.candidates("preauth_void"))
@@ -315,16 +451,20 @@ class _Day:
             entry, card = self.rng.choice(voids)
             result = await self._acting("void", lambda: self.client.void(entry.rrn or "", card))
         else:
-            card = self.rng.choice(self.cards)
-            amount = self.amount()
+            chosen = await self.shopper()
+            if chosen is None:
+                return await self.do_balance()
+            card, amount = chosen
             entry_mode = self.entry_for(card)
             result = await self._sale(card, amount, self.pin_for(card, entry_mode, amount), entry_mode)
         if result is not None and not result.needs_reversal and self.state.last is not None:
             await self.reverse("98")
 
-    async def _acting(self, kind: str, send: Callable[[], Awaitable[TxnResult]]) -> TxnResult | None:
+    async def _acting(
+        self, kind: str, send: Callable[[], Awaitable[TxnResult]], pan: str = ""
+    ) -> TxnResult | None:
         try:
-            return await self.send(kind, send)
+            return await self.send(kind, send, pan)
         except UnknownOriginal:
             self.report.counts[(kind, "no original")] += 1
             return None
@@ -376,10 +516,12 @@ async def play_day(
     *,
     settle: bool = True,
     batch_limit: int = DEFAULT_BATCH_LIMIT,
+    mind_risk_rules: bool = True,
 ) -> DayReport:
     """Play `transactions` steps of a mixed day on `client` (connected; signed in here if needed) with
-    `cards`, then settle (unless `settle=False`). Returns the `DayReport`; the caller saves the state."""
-    day = _Day(client, cards, rng, batch_limit)
+    `cards`, then settle (unless `settle=False`). Returns the `DayReport`; the caller saves the state.
+    `mind_risk_rules=False`: the day without regard to the default risk rules (see the module's docstring)."""
+    day = _Day(client, cards, rng, batch_limit, mind_risk_rules)
     signed = await day.policy.ensure_signed_in()
     if signed is not None:
         day.count_sign_in(signed)

@@ -262,8 +262,9 @@ async def _day_loop(load: Load, state: TerminalState, cards: list[CardProfile]) 
     rng = random.Random(state.tid)
     async with _MeasuredClient(load.host, load.port, state, load.report, load.warmup_until) as client:
         while time.monotonic() < load.until:
-            await play_day(client, cards, 25, rng, settle=False)
-        await play_day(client, cards, 0, rng, settle=True)
+            # the bench's own mix, as before (its budget would restart every 25 steps anyway)
+            await play_day(client, cards, 25, rng, settle=False, mind_risk_rules=False)
+        await play_day(client, cards, 0, rng, settle=True, mind_risk_rules=False)
 
 
 @dataclass
@@ -505,7 +506,7 @@ class BenchOptions:
     mix: str = "sale"
     rate: float | None = None
     connections: str = "persistent"
-    risk_rules: str | None = None  # None: the setting (POSGATE_RISK_RULES, default `lists`)
+    risk_rules: str | None = None  # None: the setting (POSGATE_RISK_RULES, default `default`)
     profile_dir: Path | None = None
     progress: bool = True
     idle_connections: int = 0  # extra terminal connections opened first and held, silent, for the run

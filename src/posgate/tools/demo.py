@@ -263,9 +263,9 @@ class RiskOutcome:
 
 
 async def play_risk(running: Running, client: TerminalClient) -> list[RiskOutcome]:
-    """The risk desk at work (the host's default list rules, docs/risk.md): a card the desk put on the block
-    list is declined `59` before its issuer is asked; a sale at a terminal on the watch list is approved and
-    opens an alert (then reversed). Both list entries are removed afterwards."""
+    """The risk desk at work (the host's default rules, docs/risk.md): a sale at a terminal on the watch list
+    is approved and opens an alert (then reversed); a card the desk put on the block list is declined `59`
+    before its issuer is asked. Both list entries are removed afterwards."""
     from sqlalchemy import func, select
 
     from posgate.risk.lists import add_entry, remove_entry
@@ -283,11 +283,6 @@ async def play_risk(running: Running, client: TerminalClient) -> list[RiskOutcom
         )
 
     outcomes = []
-    reason = "demo: reported stolen"
-    masked = demo_card(blocked_pan).masked_pan
-    await store.run(lambda s: add_entry(s, "card", "block", blocked, reason, "demo", now, masked=masked))
-    declined = await client.sale(demo_card(blocked_pan), "888888", 1_000)
-    outcomes.append(RiskOutcome("sale on a card on the block list", "59", declined.response_code, 0, 0))
     await store.run(lambda s: add_entry(s, "terminal", "watch", watched_tid, "demo: new owner", "demo", now))
     watched = await client.sale(demo_card("6229990000000012"), "123456", 1_000)
     opened = await store.run(alerts_of(watched.rrn))
@@ -295,6 +290,13 @@ async def play_risk(running: Running, client: TerminalClient) -> list[RiskOutcom
     if watched.approved:  # taken back, so the day's clearing is the story's alone
         await client.reverse_last("98")
     await store.run(lambda s: remove_entry(s, "terminal", "watch", watched_tid, "demo", now))
+    # the decline last: the story's four issuer declines and this one make five at the terminal within
+    # minutes, and the default rules refuse what follows as card testing (`card-testing-terminal`)
+    reason = "demo: reported stolen"
+    masked = demo_card(blocked_pan).masked_pan
+    await store.run(lambda s: add_entry(s, "card", "block", blocked, reason, "demo", now, masked=masked))
+    declined = await client.sale(demo_card(blocked_pan), "888888", 1_000)
+    outcomes.append(RiskOutcome("sale on a card on the block list", "59", declined.response_code, 0, 0))
     await store.run(lambda s: remove_entry(s, "card", "block", blocked, "demo", now))
     return outcomes
 
