@@ -13,6 +13,7 @@ from posgate.config import IssuerConfig
 from posgate.store.acquirer import pending_saf_count
 from posgate.store.models import ReconciliationItem, Terminal, Transaction
 from posgate.terminal import TerminalClient, demo_card, demo_terminal_state
+from posgate.terminal.messages import Original, financial_request
 
 from .conftest import stack_settings
 from .helpers import available_fen, eventually
@@ -321,3 +322,19 @@ async def test_a_malformed_field_61_is_a_format_error(terminal: TerminalClient) 
 
 def _entry_date(result) -> str:  # type: ignore[no-untyped-def]
     return result.fields.get("13", "")
+
+
+async def test_a_preauth_void_without_field_61_is_found_by_its_rrn(terminal: TerminalClient) -> None:
+    """Field 61 is optional in a pre-authorization void: without it the host finds the pre-authorization
+    by its RRN (37) alone and releases the hold."""
+    preauth = await terminal.preauth(CREDIT, "123456", 30_000)
+    assert preauth.rrn and preauth.auth_code
+    state = terminal.state
+    original = Original(rrn=preauth.rrn, batch=state.batch, stan=preauth.stan, auth_code=preauth.auth_code)
+    msg = financial_request(
+        "preauth_void", state, state.next_stan(), CREDIT, amount_fen=30_000, original=original
+    )
+    del msg["61"]
+    answer = await terminal.exchange(msg)
+    assert answer.response_code == "00", answer.summary()
+    assert await available_fen(terminal, CREDIT) == 200_000
