@@ -98,8 +98,10 @@ async def test_the_master_key_is_rotated_while_two_nodes_take_traffic(
             ",".join(str(ports[n]) for n in sorted(ports)),
         )
         assert node_b.stdout is not None
-        line = (await asyncio.wait_for(node_b.stdout.readline(), 60)).decode()
-        assert line.startswith("posgate ready pos="), line
+        line = ""
+        while not line.startswith("posgate ready pos="):  # `posgate ops …` and others come first
+            line = (await asyncio.wait_for(node_b.stdout.readline(), 60)).decode()
+            assert line, "posgate host ended before its ready line"
         host_b, port_b = line.strip().split("=", 1)[1].rsplit(":", 1)
         # before: an application with a settlement card, and a reversal that cannot be delivered yet
         base = f"http://{running.console_address[0]}:{running.console_address[1]}"
